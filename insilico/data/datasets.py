@@ -1,0 +1,114 @@
+"""Image datasets: CIFAR-10 (JPEG tarballs), the MNIST test set (IDX) and scikit-learn's digits.
+
+Every loader returns a :class:`Dataset` of float32 images in [0, 1], NHWC, and int32 labels.
+"""
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import tarfile
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+from ._paths import cache_dir, dataset_path
+
+CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer",
+                   "dog", "frog", "horse", "ship", "truck")
+DIGIT_CLASSES = tuple(str(i) for i in range(10))
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """Images ``x`` (N, H, W, C) float32 in [0, 1], labels ``y`` (N,) int32, and class names."""
+
+    x: np.ndarray
+    y: np.ndarray
+    class_names: Sequence[str]
+    name: str
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    def subset(self, index) -> "Dataset":
+        """A dataset of the selected rows (slice, index array or boolean mask)."""
+        return Dataset(self.x[index], self.y[index], self.class_names, self.name)
+
+
+def _decode_jpeg_tar(path) -> tuple[np.ndarray, np.ndarray]:
+    from PIL import Image
+
+    images, labels = [], []
+    with tarfile.open(path) as tar:
+        members = sorted((m for m in tar.getmembers() if m.name.endswith(".jpg")), key=lambda m: m.name)
+        for m in members:
+            cls = m.name.split("/")[-2]
+            data = tar.extractfile(m).read()
+            images.append(np.asarray(Image.open(io.BytesIO(data)).convert("RGB")))
+            labels.append(CIFAR10_CLASSES.index(cls))
+    return np.stack(images), np.asarray(labels, np.int32)
+
+
+def _cached(key: str, source, build) -> tuple[np.ndarray, np.ndarray]:
+    """Decode once and cache as .npz, keyed on the source file's size and mtime."""
+    stat = source.stat()
+    tag = hashlib.sha256(f"{source}:{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()[:12]
+    path = cache_dir() / f"{key}-{tag}.npz"
+    if path.exists():
+        try:
+            with np.load(path) as f:
+                return f["x"], f["y"]
+        except (OSError, ValueError, KeyError):
+            path.unlink(missing_ok=True)
+    x, y = build(source)
+    tmp = path.with_suffix(".tmp.npz")
+    np.savez(tmp, x=x, y=y)
+    tmp.replace(path)
+    return x, y
+
+
+def cifar10(split: str = "test") -> Dataset:
+    """CIFAR-10 (Krizhevsky 2009) from ``$INSILICO_DATA/cifar10_jpeg``: 50,000 train or 10,000 test images.
+
+    Images are 32x32 RGB JPEGs (quality ~75), returned in [0, 1], sorted by class then file name.
+    Example: ``test = cifar10("test"); test.x.shape == (10000, 32, 32, 3)``.
+    """
+    files = {"train": "cifar10_train_50000_jpg.tar.gz", "test": "cifar10_test_10000_jpg.tar.gz"}
+    if split not in files:
+        raise ValueError(f"unknown CIFAR-10 split {split!r}; valid: {', '.join(files)}")
+    source = dataset_path("cifar10_jpeg", files[split]) / files[split]
+    x, y = _cached(f"cifar10-{split}", source, _decode_jpeg_tar)
+    return Dataset(x.astype(np.float32) / 255.0, y, CIFAR10_CLASSES, f"cifar10-{split}")
+
+
+def _read_idx(path) -> np.ndarray:
+    raw = gzip.open(path).read()
+    ndim = raw[3]
+    dims = np.frombuffer(raw, ">i4", count=ndim, offset=4)
+    return np.frombuffer(raw, np.uint8, offset=4 + 4 * ndim).reshape(dims)
+
+
+def mnist_test(split: str = "all") -> Dataset:
+    """The MNIST test set (LeCun et al. 1998) from ``$INSILICO_DATA/mnist_test``, 28x28x1 in [0, 1].
+
+    ``split``: "all" (10,000), "train" (the first 8,000, used to train the zoo's MNIST model) or
+    "heldout" (the last 2,000, never trained on).
+    """
+    splits = {"all": slice(None), "train": slice(0, 8000), "heldout": slice(8000, None)}
+    if split not in splits:
+        raise ValueError(f"unknown MNIST split {split!r}; valid: {', '.join(splits)}")
+    folder = dataset_path("mnist_test", "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
+    x = _read_idx(folder / "t10k-images-idx3-ubyte.gz")[..., None].astype(np.float32) / 255.0
+    y = _read_idx(folder / "t10k-labels-idx1-ubyte.gz").astype(np.int32)
+    return Dataset(x, y, DIGIT_CLASSES, f"mnist-{split}").subset(splits[split])
+
+
+def digits() -> Dataset:
+    """scikit-learn's 1,797 handwritten digits (8x8x1, in [0, 1]); bundled with scikit-learn, no download."""
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    x = (d.images.astype(np.float32) / 16.0)[..., None]
+    return Dataset(x, d.target.astype(np.int32), DIGIT_CLASSES, "digits")

@@ -1,0 +1,73 @@
+"""CIFAR ResNets (He et al. 2016, section 4.2): depth 6n+2, three stages of n basic blocks."""
+from __future__ import annotations
+
+from typing import Sequence
+
+import flax.linen as nn
+import jax.numpy as jnp
+
+from ._stage import ConvStage, Normalize, Readout, Stage
+
+
+class BasicBlock(Stage):
+    """conv-bn-relu-conv-bn + shortcut, then ReLU. Output: the post-ReLU block output.
+
+    The shortcut is the identity, or a strided 1x1 conv + bn when the shape changes (option B).
+    """
+
+    features: int
+    stride: int = 1
+
+    @nn.compact
+    def __call__(self, x, train: bool = False):
+        bn = lambda name: nn.BatchNorm(use_running_average=not train, momentum=0.9, name=name)  # noqa: E731
+        s = (self.stride, self.stride)
+        y = nn.Conv(self.features, (3, 3), strides=s, padding="SAME", use_bias=False, name="conv1")(x)
+        y = nn.relu(bn("bn1")(y))
+        y = nn.Conv(self.features, (3, 3), padding="SAME", use_bias=False, name="conv2")(y)
+        y = bn("bn2")(y)
+        if self.stride != 1 or x.shape[-1] != self.features:
+            x = nn.Conv(self.features, (1, 1), strides=s, use_bias=False, name="shortcut")(x)
+            x = bn("bn_shortcut")(x)
+        return nn.relu(x + y)
+
+
+class ResNetStage(nn.Module):
+    """A stage of ``blocks`` basic blocks named ``block1 …`` (not itself a site)."""
+
+    features: int
+    blocks: int
+    stride: int
+
+    @nn.compact
+    def __call__(self, x, train: bool = False):
+        for i in range(1, self.blocks + 1):
+            x = BasicBlock(self.features, self.stride if i == 1 else 1, name=f"block{i}")(x, train)
+        return x
+
+
+class ResNet(nn.Module):
+    """CIFAR ResNet-(6n+2). ``ResNet(depth=20)`` is ResNet-20 (0.27 M parameters).
+
+    Sites: ``conv1`` (stem), ``stage{s}/block{b}`` for s = 1..3, b = 1..n, and ``logits``.
+
+    Args: depth = 6n + 2; widths: channels of the three stages; mean/std: input normalization.
+    """
+
+    depth: int = 20
+    widths: Sequence[int] = (16, 32, 64)
+    num_classes: int = 10
+    mean: Sequence[float] = (0.5,)
+    std: Sequence[float] = (0.25,)
+
+    @nn.compact
+    def __call__(self, x, train: bool = False):
+        if (self.depth - 2) % 6 or self.depth < 8:
+            raise ValueError(f"ResNet depth must be 6n+2 with n >= 1 (8, 14, 20, 32, ...); got {self.depth}")
+        n = (self.depth - 2) // 6
+        x = Normalize(self.mean, self.std, name="normalize")(x)
+        x = ConvStage(self.widths[0], 3, name="conv1")(x, train)
+        for s, w in enumerate(self.widths, start=1):
+            x = ResNetStage(w, n, 1 if s == 1 else 2, name=f"stage{s}")(x, train)
+        x = jnp.mean(x, axis=(1, 2))
+        return Readout(self.num_classes, name="logits")(x, train)

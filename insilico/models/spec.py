@@ -1,0 +1,40 @@
+"""Models as data: a JSON-able spec ``{"class": "ConvNet", "config": {...}}`` and back."""
+from __future__ import annotations
+
+import dataclasses
+
+import flax.linen as nn
+
+from .convnet import VGG, ConvNet
+from .mlp import MLP
+from .resnet import ResNet
+
+MODEL_CLASSES = {cls.__name__: cls for cls in (ConvNet, VGG, ResNet, MLP)}
+
+
+def model_spec(model: nn.Module) -> dict:
+    """The spec of a zoo model class instance: its class name and constructor fields (lists for tuples).
+
+    Example: ``build_model(model_spec(ConvNet())) == ConvNet()``.
+    """
+    name = type(model).__name__
+    if name not in MODEL_CLASSES:
+        raise ValueError(f"no spec for model class {name}; known: {', '.join(MODEL_CLASSES)}")
+
+    def plain(v):
+        return [plain(i) for i in v] if isinstance(v, (tuple, list)) else v
+
+    config = {f.name: plain(getattr(model, f.name)) for f in dataclasses.fields(model)
+              if f.init and f.name not in ("parent", "name")}
+    return {"class": name, "config": config}
+
+
+def build_model(spec: dict) -> nn.Module:
+    """Instantiate a model from :func:`model_spec` output (lists become tuples)."""
+    if spec.get("class") not in MODEL_CLASSES:
+        raise ValueError(f"unknown model class {spec.get('class')!r}; known: {', '.join(MODEL_CLASSES)}")
+
+    def frozen(v):
+        return tuple(frozen(i) for i in v) if isinstance(v, list) else v
+
+    return MODEL_CLASSES[spec["class"]](**{k: frozen(v) for k, v in spec["config"].items()})

@@ -1,0 +1,93 @@
+"""Checkpoints: one msgpack file per save (flax.serialization) with a header that is checked on load.
+
+A checkpoint holds a pytree ``state`` and ``meta`` (JSON-able: model spec, epoch, metrics). Loading checks the
+file's magic, its integrity (sha256 of the payload) and that the stored tree matches the target's structure and
+shapes, and raises :class:`CheckpointError` naming what is wrong.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import jax
+import numpy as np
+from flax import serialization
+
+MAGIC = b"INSILICO-CKPT-1\n"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file is corrupt or does not match the model it is loaded into."""
+
+
+def save_checkpoint(path, state, meta: dict | None = None) -> Path:
+    """Write ``state`` (any pytree of arrays) and ``meta`` atomically to ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = serialization.to_bytes(jax.device_get(state))
+    header = json.dumps({"meta": meta or {}, "sha256": hashlib.sha256(payload).hexdigest()}).encode()
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as f:
+        f.write(MAGIC + len(header).to_bytes(8, "little") + header + payload)
+    os.replace(tmp, path)
+    return path
+
+
+def read_meta(path) -> dict:
+    """The ``meta`` dict of a checkpoint, without reading its arrays."""
+    return _read(path)[0]["meta"]
+
+
+def _read(path):
+    path = Path(path)
+    if not path.exists():
+        raise CheckpointError(f"checkpoint {path} does not exist")
+    raw = path.read_bytes()
+    if not raw.startswith(MAGIC):
+        raise CheckpointError(f"{path} is not an insilico checkpoint (bad magic bytes)")
+    try:
+        n = int.from_bytes(raw[len(MAGIC):len(MAGIC) + 8], "little")
+        start = len(MAGIC) + 8
+        header = json.loads(raw[start:start + n])
+        payload = raw[start + n:]
+    except (ValueError, UnicodeDecodeError) as e:
+        raise CheckpointError(f"{path} is corrupt: unreadable header ({e})") from None
+    if hashlib.sha256(payload).hexdigest() != header.get("sha256"):
+        raise CheckpointError(f"{path} is corrupt: payload checksum mismatch (truncated or modified file)")
+    return header, payload
+
+
+def load_checkpoint(path, target):
+    """Restore a checkpoint into the structure of ``target``; returns ``(state, meta)``.
+
+    Raises :class:`CheckpointError` if the file is corrupt or its arrays differ from ``target`` in
+    structure, shape or dtype kind (e.g. a checkpoint of another architecture).
+    """
+    header, payload = _read(path)
+    raw = serialization.msgpack_restore(payload)
+    target_raw = serialization.to_state_dict(target)
+    problems = _compare(raw, target_raw, "")
+    if problems:
+        shown = "; ".join(problems[:5]) + (f"; and {len(problems) - 5} more" if len(problems) > 5 else "")
+        raise CheckpointError(f"{path} does not match the model: {shown}")
+    return serialization.from_state_dict(target, raw), header["meta"]
+
+
+def _compare(stored, target, prefix) -> list[str]:
+    if isinstance(target, dict):
+        if not isinstance(stored, dict):
+            return [f"{prefix or '/'}: expected a mapping"]
+        out = [f"{prefix}/{k}: missing in checkpoint" for k in target if k not in stored]
+        out += [f"{prefix}/{k}: not in the model" for k in stored if k not in target]
+        for k in target:
+            if k in stored:
+                out += _compare(stored[k], target[k], f"{prefix}/{k}")
+        return out
+    if target is None or isinstance(target, (int, float, str)):
+        return []
+    s, t = np.asarray(stored), np.asarray(target)
+    if s.shape != t.shape:
+        return [f"{prefix}: shape {s.shape} in checkpoint, {t.shape} in model"]
+    return []

@@ -1,0 +1,147 @@
+"""Named models shipped with the package: ``load("cifar_convnet") -> Subject``.
+
+Trained weights live in ``insilico/weights/NAME.ckpt`` and were produced by ``experiments/train_zoo.py``; each
+file's metadata records the command, hardware, date and accuracy. ``NAME_untrained`` gives the same
+architecture at its deterministic random initialization (key 0) for control experiments.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+import flax.linen as nn
+import jax
+
+from .data.datasets import CIFAR10_CLASSES, DIGIT_CLASSES
+from .models import ConvNet, ResNet
+from .subject import InputSpec, Subject, make_subject
+from .train.loop import TrainConfig, init_variables
+
+WEIGHTS_DIR = Path(__file__).parent / "weights"
+
+CIFAR_MEAN = (0.4914, 0.4822, 0.4465)
+CIFAR_STD = (0.2470, 0.2435, 0.2616)
+MNIST_MEAN, MNIST_STD = (0.1307,), (0.3081,)
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How a zoo model is built and trained: architecture, input spec, dataset and training config."""
+
+    model: nn.Module
+    input_spec: InputSpec
+    class_names: tuple
+    dataset: str
+    train: TrainConfig = field(default_factory=TrainConfig)
+    description: str = ""
+
+
+RECIPES: dict[str, Recipe] = {
+    "cifar_convnet": Recipe(
+        ConvNet(widths=(32, 64, 128), kernels=(5, 3, 3), pools="max", fc=(256,), num_classes=10,
+                mean=CIFAR_MEAN, std=CIFAR_STD),
+        InputSpec((32, 32, 3), (0.0, 1.0), CIFAR_MEAN, CIFAR_STD), CIFAR10_CLASSES, "cifar10",
+        TrainConfig(epochs=15, batch_size=128, lr=0.1, augment="flip_crop"),
+        "AlexNet-style ConvNet: conv 5x5/32, 3x3/64, 3x3/128 (batch norm, ReLU, 2x2 max pool), fc 256"),
+    "cifar_resnet": Recipe(
+        ResNet(depth=8, widths=(16, 32, 64), num_classes=10, mean=CIFAR_MEAN, std=CIFAR_STD),
+        InputSpec((32, 32, 3), (0.0, 1.0), CIFAR_MEAN, CIFAR_STD), CIFAR10_CLASSES, "cifar10",
+        TrainConfig(epochs=15, batch_size=128, lr=0.1, augment="flip_crop"),
+        "CIFAR ResNet-8 (He et al. 2016 family, n=1): stem 16, stages 16/32/64, global average pool"),
+    "mnist_convnet": Recipe(
+        ConvNet(widths=(16, 32), kernels=(5, 5), pools="max", fc=(128,), num_classes=10,
+                mean=MNIST_MEAN, std=MNIST_STD),
+        InputSpec((28, 28, 1), (0.0, 1.0), MNIST_MEAN, MNIST_STD), DIGIT_CLASSES, "mnist",
+        TrainConfig(epochs=12, batch_size=64, lr=0.05, augment="crop"),
+        "LeNet-style ConvNet: conv 5x5/16, 5x5/32 (batch norm, ReLU, max pool), fc 128; trained on the "
+        "first 8,000 MNIST test images, evaluated on the last 2,000"),
+}
+
+UNTRAINED_SUFFIX = "_untrained"
+
+
+def available() -> list[str]:
+    """Names accepted by :func:`load`: trained models with shipped weights and their untrained controls."""
+    trained = [n for n in RECIPES if (WEIGHTS_DIR / f"{n}.ckpt").exists()]
+    return trained + [n + UNTRAINED_SUFFIX for n in RECIPES]
+
+
+def load(name: str) -> Subject:
+    """Load a zoo model as a ready-to-probe :class:`Subject`.
+
+    Example: ``subject = load("cifar_convnet"); subject.sites["conv3"] == (8, 8, 128)``.
+    """
+    return _load(name)
+
+
+@lru_cache(maxsize=None)
+def _load(name: str) -> Subject:
+    from .train.checkpoint import load_checkpoint
+
+    base = name[: -len(UNTRAINED_SUFFIX)] if name.endswith(UNTRAINED_SUFFIX) else name
+    if base not in RECIPES or (base == name and not (WEIGHTS_DIR / f"{name}.ckpt").exists()):
+        raise KeyError(f"unknown zoo model {name!r}; available: {', '.join(available())}")
+    recipe = RECIPES[base]
+    variables = init_variables(recipe.model, recipe.input_spec.shape, jax.random.PRNGKey(0))
+    meta = {"description": recipe.description, "trained": base == name}
+    if base == name:
+        variables, stored = load_checkpoint(WEIGHTS_DIR / f"{name}.ckpt", variables)
+        meta.update(stored)
+    return make_subject(name, recipe.model, variables, recipe.input_spec, recipe.class_names, meta)
+
+
+def _datasets(dataset: str):
+    from .data import cifar10, mnist_test
+
+    if dataset == "cifar10":
+        return cifar10("train"), cifar10("test")
+    if dataset == "mnist":
+        return mnist_test("train"), mnist_test("heldout")
+    raise ValueError(f"unknown recipe dataset {dataset!r}")
+
+
+def train(name: str, weights_dir=WEIGHTS_DIR, *, epochs: int | None = None, limit: int | None = None,
+          checkpoint_dir=None, progress: bool = True) -> dict:
+    """Train zoo model ``name`` from its recipe and write ``weights_dir/NAME.ckpt``; returns its metadata.
+
+    ``epochs`` overrides the recipe; ``limit`` trains on the first ``limit`` shuffled images only (quick
+    runs). Training resumes from ``checkpoint_dir`` when it holds a checkpoint of the same run.
+    """
+    import datetime
+    import os
+    import platform
+    import sys
+    from dataclasses import asdict, replace
+
+    import numpy as np
+
+    from .models.spec import model_spec
+    from .train.checkpoint import save_checkpoint
+    from .train.loop import fit
+
+    if name not in RECIPES:
+        raise KeyError(f"unknown zoo recipe {name!r}; valid: {', '.join(RECIPES)}")
+    recipe = RECIPES[name]
+    cfg = recipe.train if epochs is None else replace(recipe.train, epochs=epochs)
+    train_set, test_set = _datasets(recipe.dataset)
+    if limit is not None:
+        order = np.random.default_rng(cfg.seed).permutation(len(train_set))[:limit]
+        train_set = train_set.subset(np.sort(order))
+    result = fit(recipe.model, train_set, test_set, cfg, checkpoint_dir=checkpoint_dir, progress=progress)
+    meta = {
+        "name": name, "model": model_spec(recipe.model), "train_config": asdict(cfg),
+        "train_set": f"{train_set.name} ({len(train_set)} images)",
+        "test_set": f"{test_set.name} ({len(test_set)} images)",
+        "test_accuracy": result.history[-1]["test_acc"], "history": result.history,
+        "command": " ".join(["python"] + [os.path.relpath(sys.argv[0])] + sys.argv[1:]) if sys.argv[0] else "",
+        "hardware": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+                    f"{jax.devices()[0].platform}",
+        "versions": {"jax": jax.__version__, "python": platform.python_version()},
+        "date": datetime.date.today().isoformat(),
+    }
+    path = save_checkpoint(os.path.join(weights_dir, f"{name}.ckpt"), result.variables, meta)
+    _load.cache_clear()
+    if progress:
+        print(f"{name}: test accuracy {meta['test_accuracy']:.4f} -> {path}", flush=True)
+    return meta
