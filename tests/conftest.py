@@ -1,0 +1,67 @@
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from insilico.models import ConvNet, MLP, ResNet
+from insilico.subject import InputSpec, make_subject
+
+
+def _randomize_batch_stats(variables, key):
+    """Give batch norm non-trivial running statistics so tests exercise them."""
+    if "batch_stats" not in variables:
+        return variables
+    leaves, tree = jax.tree.flatten(variables["batch_stats"])
+    keys = jax.random.split(key, len(leaves))
+    new = [jax.random.uniform(k, l.shape, minval=0.5, maxval=1.5) if i % 2 else
+           jax.random.normal(k, l.shape) * 0.1 for i, (k, l) in enumerate(zip(keys, leaves))]
+    # flattening order of {"mean", "var"} is alphabetical: mean (even), var (odd)
+    return {**variables, "batch_stats": jax.tree.unflatten(tree, new)}
+
+
+def tiny(model, shape=(8, 8, 3), name="tiny"):
+    v = model.init(jax.random.PRNGKey(0), jnp.zeros((1, *shape)))
+    v = _randomize_batch_stats(dict(v), jax.random.PRNGKey(1))
+    return make_subject(name, model, v, InputSpec(shape))
+
+
+@pytest.fixture(scope="session")
+def tiny_convnet():
+    return tiny(ConvNet(widths=(4, 6), kernels=(3, 3), fc=(8,), num_classes=5, mean=(0.4,), std=(0.3,)))
+
+
+@pytest.fixture(scope="session")
+def tiny_resnet():
+    return tiny(ResNet(depth=8, widths=(4, 6, 8), num_classes=5))
+
+
+@pytest.fixture(scope="session")
+def tiny_mlp():
+    return tiny(MLP(widths=(12, 7), num_classes=4))
+
+
+@pytest.fixture
+def images():
+    return jax.random.uniform(jax.random.PRNGKey(2), (6, 8, 8, 3))
+
+
+def data_or_skip():
+    """The INSILICO_DATA directory; skip the test when unset, fail when INSILICO_REQUIRE_DATA=1."""
+    root = os.environ.get("INSILICO_DATA")
+    if not root or not os.path.isdir(root):
+        msg = "INSILICO_DATA is not set (or not a directory): test needs the real data"
+        if os.environ.get("INSILICO_REQUIRE_DATA") == "1":
+            pytest.fail(msg + " and INSILICO_REQUIRE_DATA=1")
+        pytest.skip(msg)
+    return root
+
+
+@pytest.fixture
+def data_dir():
+    return data_or_skip()
+
+
+def assert_close(a, b, rtol=1e-5, atol=1e-5):
+    np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=rtol, atol=atol)
