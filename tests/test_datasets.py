@@ -1,0 +1,34 @@
+import numpy as np
+import pytest
+
+from insilico.data import DataNotFoundError, cifar10, digits, mnist_test
+
+
+def test_cifar10_test_set(data_dir):
+    d = cifar10("test")
+    assert d.x.shape == (10000, 32, 32, 3) and d.x.dtype == np.float32
+    assert np.bincount(d.y).tolist() == [1000] * 10
+    assert 0.4 < d.x.mean() < 0.55 and d.class_names[3] == "cat"
+
+
+def test_mnist_splits(data_dir):
+    full, train, held = mnist_test("all"), mnist_test("train"), mnist_test("heldout")
+    assert full.x.shape == (10000, 28, 28, 1) and len(train) == 8000 and len(held) == 2000
+    assert np.bincount(full.y).tolist() == [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
+    assert np.array_equal(held.x, full.x[8000:])
+
+
+def test_digits_offline():
+    d = digits()
+    assert d.x.shape == (1797, 8, 8, 1) and d.x.max() == 1.0 and set(np.unique(d.y)) == set(range(10))
+
+
+def test_bad_split_and_missing_data(monkeypatch, tmp_path):
+    with pytest.raises(ValueError, match="unknown CIFAR-10 split 'val'; valid: train, test"):
+        cifar10("val")
+    monkeypatch.delenv("INSILICO_DATA", raising=False)
+    with pytest.raises(DataNotFoundError, match="INSILICO_DATA is not set"):
+        mnist_test()
+    monkeypatch.setenv("INSILICO_DATA", str(tmp_path))
+    with pytest.raises(DataNotFoundError, match="mnist_test is missing"):
+        mnist_test()

@@ -1,0 +1,90 @@
+import jax
+import numpy as np
+import pytest
+
+from insilico.data import digits
+from insilico.models import MLP, ConvNet, build_model, model_spec
+from insilico.train import CheckpointError, TrainConfig, evaluate, fit, load_checkpoint, save_checkpoint
+from insilico.train import loop as loop_module
+from insilico.train.augment import random_crop, random_flip
+
+
+@pytest.fixture(scope="module")
+def digit_split():
+    d = digits()
+    return d.subset(slice(0, 1400)), d.subset(slice(1400, None))
+
+
+CFG = TrainConfig(epochs=3, batch_size=50, lr=0.05, augment="none", weight_decay=1e-4)
+
+
+def test_fit_learns_digits(digit_split):
+    train, test = digit_split
+    model = ConvNet(widths=(8,), kernels=3, fc=(32,), num_classes=10)
+    result = fit(model, train, test, CFG, progress=False)
+    assert len(result.history) == 3
+    assert result.history[-1]["loss"] < result.history[0]["loss"]
+    assert evaluate(model, result.variables, test.x, test.y) > 0.85
+
+
+def test_interrupted_training_resumes_to_the_same_weights(digit_split, tmp_path, monkeypatch):
+    train, test = digit_split
+    model = MLP(widths=(32,), num_classes=10)
+    full = fit(model, train, test, CFG, progress=False)
+    calls = {"n": 0}
+    real_evaluate = loop_module.evaluate
+
+    def interrupting(*a, **k):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+        return real_evaluate(*a, **k)
+
+    monkeypatch.setattr(loop_module, "evaluate", interrupting)
+    with pytest.raises(KeyboardInterrupt):
+        fit(model, train, test, CFG, checkpoint_dir=tmp_path, progress=False)
+    monkeypatch.setattr(loop_module, "evaluate", real_evaluate)
+    resumed = fit(model, train, test, CFG, checkpoint_dir=tmp_path, progress=False)
+    assert [h["epoch"] for h in resumed.history] == [1, 2, 3]
+    for a, b in zip(jax.tree.leaves(full.variables), jax.tree.leaves(resumed.variables)):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-6)
+    with pytest.raises(CheckpointError, match="another model or config"):
+        fit(MLP(widths=(16,), num_classes=10), train, test, CFG, checkpoint_dir=tmp_path, progress=False)
+
+
+def test_checkpoint_roundtrip_and_errors(tmp_path):
+    model = ConvNet(widths=(4,), fc=(), num_classes=3)
+    v = model.init(jax.random.PRNGKey(0), np.zeros((1, 8, 8, 1), np.float32))
+    path = save_checkpoint(tmp_path / "a.ckpt", v, {"note": "x"})
+    restored, meta = load_checkpoint(path, v)
+    assert meta == {"note": "x"}
+    for a, b in zip(jax.tree.leaves(v), jax.tree.leaves(restored)):
+        np.testing.assert_array_equal(a, b)
+    other = ConvNet(widths=(5,), fc=(), num_classes=3).init(jax.random.PRNGKey(0), np.zeros((1, 8, 8, 1), np.float32))
+    with pytest.raises(CheckpointError, match=r"does not match the model: .*conv1/conv/kernel: shape \(3, 3, 1, 4\)"):
+        load_checkpoint(path, other)
+    raw = path.read_bytes()
+    (tmp_path / "trunc.ckpt").write_bytes(raw[:-10])
+    with pytest.raises(CheckpointError, match="corrupt: payload checksum mismatch"):
+        load_checkpoint(tmp_path / "trunc.ckpt", v)
+    (tmp_path / "junk.ckpt").write_bytes(b"hello")
+    with pytest.raises(CheckpointError, match="not an insilico checkpoint"):
+        load_checkpoint(tmp_path / "junk.ckpt", v)
+    with pytest.raises(CheckpointError, match="does not exist"):
+        load_checkpoint(tmp_path / "none.ckpt", v)
+
+
+def test_augmentations_are_per_sample():
+    x = np.tile(np.arange(8, dtype=np.float32)[None, None, :, None], (64, 8, 1, 1))
+    flipped = np.asarray(random_flip(jax.random.PRNGKey(0), x))
+    n_flipped = int((flipped[:, 0, 0, 0] == 7).sum())
+    assert 16 < n_flipped < 48                                 # ~half, drawn independently per sample
+    crops = np.asarray(random_crop(jax.random.PRNGKey(1), x, pad=2))
+    assert crops.shape == x.shape and len({c.tobytes() for c in crops}) > 1
+
+
+def test_model_spec_roundtrip():
+    m = ConvNet(widths=(8, 16), kernels=(5, 3), fc=(32,), num_classes=7)
+    assert build_model(model_spec(m)) == m
+    with pytest.raises(ValueError, match="unknown model class 'Foo'"):
+        build_model({"class": "Foo", "config": {}})
