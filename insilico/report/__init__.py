@@ -1,0 +1,4 @@
+"""Figures (matplotlib, headless) and a static HTML report."""
+from .html import Report
+
+__all__ = ["Report"]

@@ -1,0 +1,90 @@
+"""Figures for the report: filters, activation statistics, tuning curves, lesion sweeps."""
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+
+def filters(kernel, title: str = "", max_filters: int = 64):
+    """Grid of first-layer filters from a conv kernel (kh, kw, C_in, C_out); each normalized to [0, 1]."""
+    k = np.asarray(kernel)[..., :max_filters]
+    n = k.shape[-1]
+    cols = int(np.ceil(np.sqrt(n)))
+    rows = int(np.ceil(n / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(cols * 0.8, rows * 0.8 + 0.4))
+    for i, ax in enumerate(np.atleast_1d(axes).ravel()):
+        ax.axis("off")
+        if i < n:
+            f = k[..., i]
+            f = (f - f.min()) / (f.max() - f.min() + 1e-8)
+            ax.imshow(f if f.shape[-1] == 3 else f[..., 0], cmap=None if f.shape[-1] == 3 else "gray",
+                      interpolation="nearest")
+    fig.suptitle(title, fontsize=10)
+    return fig
+
+
+def site_statistics(stats: dict, title: str = ""):
+    """Bar charts per site: mean activation, fraction of responses > 0, fraction of silent units.
+
+    ``stats``: {site: {"mean": float, "active": float, "silent_units": float}}.
+    """
+    sites = list(stats)
+    fig, axes = plt.subplots(1, 3, figsize=(12, 3.2))
+    for ax, key, label in zip(axes, ("mean", "active", "silent_units"),
+                              ("mean activation", "fraction of responses > 0", "fraction of silent units")):
+        ax.bar(range(len(sites)), [stats[s][key] for s in sites], color="#4a7ab5")
+        ax.set_xticks(range(len(sites)), sites, rotation=45, ha="right", fontsize=8)
+        ax.set_title(label, fontsize=9)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def tuning_curves(selectivity, units, title: str = ""):
+    """Orientation tuning curves (at each unit's preferred sf) of ``units`` from
+    :func:`insilico.probes.rf.orientation_selectivity` output."""
+    units = list(units)
+    fig, axes = plt.subplots(1, len(units), figsize=(2.2 * len(units), 2.2), squeeze=False)
+    ori = selectivity.orientation.values
+    for ax, u in zip(axes[0], units):
+        curve = selectivity.curve.sel(unit=u).values
+        ax.plot(ori, curve, "o-", color="#b5554a", ms=3)
+        ax.set_title(f"unit {u}  OSI {float(selectivity.osi.sel(unit=u)):.2f}", fontsize=8)
+        ax.set_xticks([0, 45, 90, 135])
+        ax.set_xlabel("orientation (deg)", fontsize=7)
+    axes[0][0].set_ylabel("response", fontsize=8)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def osi_histograms(osi_by_label: dict, title: str = ""):
+    """Overlaid histograms of orientation selectivity, e.g. trained vs untrained."""
+    fig, ax = plt.subplots(figsize=(4.5, 3))
+    for label, osi in osi_by_label.items():
+        ax.hist(np.asarray(osi), bins=np.linspace(0, 1, 21), alpha=0.55, label=label)
+    ax.set_xlabel("orientation selectivity index")
+    ax.set_ylabel("units")
+    ax.legend(fontsize=8)
+    ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def lesion_sweep(ds, title: str = ""):
+    """Per-unit lesion effects (sorted): agreement with the intact model and mean |Δ logit|."""
+    order = np.argsort(ds.agreement.values)
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3))
+    axes[0].bar(range(len(order)), ds.agreement.values[order], color="#4a7ab5")
+    axes[0].set_ylim(min(0.5, float(ds.agreement.min()) - 0.05), 1.0)
+    axes[0].set_ylabel("agreement with intact")
+    axes[0].set_xlabel("units, sorted")
+    axes[1].bar(range(len(order)), ds.logit_change.values[order], color="#b5554a")
+    axes[1].set_ylabel("mean |Δ logit|")
+    axes[1].set_xlabel("units, sorted as left")
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
