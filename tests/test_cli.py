@@ -1,0 +1,46 @@
+import subprocess
+import sys
+
+import pytest
+import xarray as xr
+
+from insilico.cli import main
+
+
+def test_sites_command(capsys):
+    main(["sites", "mnist_convnet"])
+    out = capsys.readouterr().out
+    assert "conv2" in out and "(14, 14, 32)" in out and "6272 units" in out
+
+
+def test_unknown_model_exits_with_listing():
+    r = subprocess.run([sys.executable, "-m", "insilico.cli", "sites", "vgg99"], capture_output=True, text=True)
+    assert r.returncode == 2 and "unknown zoo model 'vgg99'; available:" in r.stderr
+
+
+def test_data_verify(data_dir, capsys):
+    main(["data", "verify", "mnist_test"])
+    assert "all 2 files ok" in capsys.readouterr().out
+
+
+def test_data_verify_detects_tampering(tmp_path, monkeypatch):
+    folder = tmp_path / "mnist_test"
+    folder.mkdir()
+    (folder / "t10k-labels-idx1-ubyte.gz").write_bytes(b"not the labels")
+    monkeypatch.setenv("INSILICO_DATA", str(tmp_path))
+    with pytest.raises(SystemExit) as e:
+        main(["data", "verify", "mnist_test"])
+    assert e.value.code == 1
+
+
+def test_quick_demo(tmp_path):
+    main(["demo", "--out", str(tmp_path), "--models", "mnist_convnet", "--quick"])
+    html = (tmp_path / "index.html").read_text()
+    for section in ("First-layer filters", "Activation statistics", "Orientation tuning", "Single-unit lesions"):
+        assert section in html
+    for png in ("filters_mnist_convnet.png", "stats_mnist_convnet.png", "lesions_mnist_convnet.png"):
+        assert (tmp_path / png).stat().st_size > 1000 and png in html
+    ds = xr.open_dataset(tmp_path / "mnist_convnet.nc")
+    assert ds.lesion_agreement.sizes["lesion_unit"] == 32
+    assert 0 <= float(ds.lesion_agreement.min()) <= 1 and list(ds.site.values)[-1] == "logits"
+    assert ds.osi_conv1.sizes["conv1_unit"] == 16

@@ -1,0 +1,55 @@
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from insilico import electrode as el
+from insilico.data.stimuli import gabor
+from insilico.models import ConvNet
+from insilico.probes.lesion import single_unit_sweep
+from insilico.probes.rf import grating_tuning, orientation_selectivity
+from insilico.subject import InputSpec, make_subject
+
+
+def test_single_unit_sweep_equals_loop(tiny_convnet, images):
+    labels = jnp.arange(6) % 5
+    ds = single_unit_sweep(tiny_convnet, images, "conv2", labels=labels, batch_size=4)
+    intact = el.record(tiny_convnet, images)[0]
+    for u in range(6):
+        out, _ = el.run(tiny_convnet, images, {"conv2": el.lesion(jnp.eye(6)[u])})
+        assert ds.agreement.values[u] == pytest.approx(float(jnp.mean(out.argmax(-1) == intact.argmax(-1))))
+        assert ds.accuracy.values[u] == pytest.approx(float(jnp.mean(out.argmax(-1) == labels)))
+        assert ds.logit_change.values[u] == pytest.approx(float(jnp.mean(jnp.abs(out - intact))), rel=1e-5)
+    assert ds.attrs["intact_agreement"] == 1.0
+
+
+def test_mean_ablation_sweep(tiny_convnet, images):
+    ds = single_unit_sweep(tiny_convnet, images, "fc1", mode="mean")
+    _, rec = el.record(tiny_convnet, images, "fc1")
+    mean = rec["fc1"].mean(0)
+    intact = el.record(tiny_convnet, images)[0]
+    out, _ = el.run(tiny_convnet, images, {"fc1": el.mean_ablation(jnp.eye(8)[3], mean)})
+    assert ds.logit_change.values[3] == pytest.approx(float(jnp.mean(jnp.abs(out - intact))), rel=1e-5)
+    with pytest.raises(ValueError, match="unknown ablation mode 'noise'"):
+        single_unit_sweep(tiny_convnet, images, "fc1", mode="noise")
+    with pytest.raises(el.SiteError, match="valid: conv1"):
+        single_unit_sweep(tiny_convnet, images, "conv7")
+
+
+def test_tuning_recovers_gabor_orientation():
+    """Units whose filters are Gabors at 30 and 120 degrees prefer those orientations."""
+    model = ConvNet(widths=(2,), kernels=(11,), pools=None, fc=(), num_classes=2, norm=False, mean=(0.5,),
+                    std=(1.0,))
+    v = model.init(jax.random.PRNGKey(0), jnp.zeros((1, 33, 33, 1)))
+    kernel = np.stack([np.asarray(gabor(11, o, 0.15, sigma=2.5))[..., 0] - 0.5 for o in (30.0, 120.0)], -1)
+    params = jax.tree.map(lambda a: a, v["params"])
+    params["conv1"]["conv"]["kernel"] = jnp.asarray(kernel[:, :, None, :])
+    params["conv1"]["conv"]["bias"] = jnp.zeros(2)
+    s = make_subject("gabors", model, {"params": params}, InputSpec((33, 33, 1)))
+    tuning = grating_tuning(s, "conv1", orientations=range(0, 180, 5), sfs=(0.1, 0.15, 0.2),
+                            phases=range(0, 360, 45))["conv1"]
+    sel = orientation_selectivity(tuning)
+    pref = sel.preferred_orientation.values
+    assert abs(pref[0] - 30) < 5 and abs(pref[1] - 120) < 5
+    assert np.all(sel.preferred_sf.values == 0.15)
+    assert np.all(sel.osi.values > 0.5)
