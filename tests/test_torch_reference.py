@@ -1,0 +1,45 @@
+"""The electrode's recordings and lesions equal PyTorch forward hooks on the same weights."""
+import jax
+import numpy as np
+import pytest
+
+from insilico import electrode as el
+from insilico import zoo
+
+torch = pytest.importorskip("torch", reason="PyTorch reference tests need `pip install torch`")
+from insilico.interop.torch_port import to_nchw, to_torch  # noqa: E402
+
+
+@pytest.mark.parametrize("name", ["mnist_convnet", "cifar_resnet_untrained", "cifar_convnet"])
+def test_recordings_equal_torch_hooks(name):
+    s = zoo.load(name)
+    x = np.asarray(jax.random.uniform(jax.random.PRNGKey(0), (8, *s.input_spec.shape)))
+    model = to_torch(s)
+    store = {}
+    for site, m in model.sites().items():
+        m.register_forward_hook(lambda mod, inp, out, site=site: store.__setitem__(site, out.detach().numpy()))
+    with torch.no_grad():
+        out = model(to_nchw(x)).numpy()
+    jout, rec = el.record(s, x)
+    assert set(store) == set(rec)
+    for site, a in rec.items():
+        t = store[site] if a.ndim == 2 else np.transpose(store[site], (0, 2, 3, 1))
+        np.testing.assert_allclose(np.asarray(a), t, rtol=1e-4, atol=1e-4, err_msg=site)
+    np.testing.assert_allclose(np.asarray(jout), out, rtol=1e-4, atol=1e-4)
+
+
+def test_lesion_equals_torch_zeroing_hook():
+    s = zoo.load("mnist_convnet")
+    x = np.asarray(jax.random.uniform(jax.random.PRNGKey(1), (8, 28, 28, 1)))
+    model = to_torch(s)
+
+    def zero5(mod, inp, out):
+        out = out.clone()
+        out[:, 5] = 0
+        return out
+
+    model.sites()["conv2"].register_forward_hook(zero5)
+    with torch.no_grad():
+        ref = model(to_nchw(x)).numpy()
+    out, _ = el.run(s, x, {"conv2": el.lesion(np.eye(32)[5])})
+    np.testing.assert_allclose(np.asarray(out), ref, rtol=1e-4, atol=1e-4)
