@@ -1,0 +1,18 @@
+"""Experiment scripts run in their --quick form."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).parent.parent
+
+
+def test_train_zoo_quick(data_dir, tmp_path):
+    r = subprocess.run([sys.executable, str(ROOT / "experiments" / "train_zoo.py"), "mnist_convnet", "--quick",
+                        "--out", str(tmp_path)], capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    acc = json.loads((tmp_path / "train_zoo_results.json").read_text())["mnist_convnet"]
+    assert 0.5 < acc <= 1.0                                   # one epoch on 2,000 digits already learns
+    from insilico.train import load_checkpoint, read_meta
+    meta = read_meta(tmp_path / "mnist_convnet.ckpt")
+    assert meta["train_set"] == "mnist-train (2000 images)" and meta["test_accuracy"] == acc
