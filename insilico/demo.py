@@ -65,6 +65,8 @@ def filters_section(ctx: Context):
                            "the untrained control shows noise.")
     for name, sub in ctx.subjects.items():
         first = next(iter(sub.sites))
+        if "conv" not in sub.params[first]:
+            continue
         kernel = sub.params[first]["conv"]["kernel"]
         ctx.report.figure(s, figs.filters(kernel, f"{name}: {first} ({kernel.shape[-1]} filters)"),
                           f"filters_{name}", f"{name} {first} kernels {tuple(kernel.shape)}")
@@ -123,8 +125,8 @@ def lesion_section(ctx: Context):
                            "as agreement of the top-1 class with the intact model.")
     rows = []
     for name, sub in ctx.subjects.items():
-        conv_sites = [k for k, v in sub.sites.items() if len(v) == 3]
-        site = conv_sites[len(conv_sites) // 2]
+        sites = [k for k, v in sub.sites.items() if len(v) == 3] or list(sub.sites)[:-1]
+        site = sites[len(sites) // 2]
         x = ctx.stimuli(sub)["patches"]
         t = time.perf_counter()
         ds = single_unit_sweep(sub, x, site)

@@ -53,3 +53,12 @@ def test_tuning_recovers_gabor_orientation():
     assert abs(pref[0] - 30) < 5 and abs(pref[1] - 120) < 5
     assert np.all(sel.preferred_sf.values == 0.15)
     assert np.all(sel.osi.values > 0.5)
+
+
+def test_sweep_compiles_once_per_site(tiny_convnet, images):
+    single_unit_sweep(tiny_convnet, images, "conv1", batch_size=2)
+    before = el.trace_count()
+    for seed in range(3):
+        x = jax.random.uniform(jax.random.PRNGKey(seed), images.shape)
+        single_unit_sweep(tiny_convnet, x, "conv1", batch_size=2)
+    assert el.trace_count() == before
