@@ -21,7 +21,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import environment, peak_rss_mb, run_worker, timed, update_docs  # noqa: E402
 
-MODEL, SITE = "cifar_convnet", "conv3"
+MODEL, SITE = os.environ.get("BENCH_MODEL", "cifar_convnet"), "conv3"
 
 
 def images(n):

@@ -194,6 +194,14 @@ def _check_sites(subject, names: Iterable[str], what: str):
             raise SiteError(f"unknown site {name!r} for {what} on {subject.name}; valid: {_valid(subject)}")
 
 
+def _concrete(x):
+    """``x`` as a NumPy array, or None while it is being traced (inside jit/vmap/grad)."""
+    try:
+        return np.asarray(x)
+    except (jax.errors.TracerArrayConversionError, jax.errors.ConcretizationTypeError):
+        return None
+
+
 def _check_input(subject, x):
     spec = subject.input_spec
     shape = tuple(getattr(x, "shape", ()))
@@ -208,8 +216,9 @@ def _check_input(subject, x):
     if len(shape) != 4 or shape[1:] != tuple(spec.shape):
         raise InputError(f"input shape {shape} does not match {subject.name}'s input (N, "
                          f"{', '.join(map(str, spec.shape))}) (NHWC)")
-    if not isinstance(x, jax.core.Tracer):
-        bad = ~np.isfinite(np.asarray(x))
+    concrete = _concrete(x)
+    if concrete is not None:
+        bad = ~np.isfinite(concrete)
         if bad.any():
             first = tuple(int(i) for i in np.argwhere(bad)[0])
             raise InputError(f"input contains {int(bad.sum())} NaN/inf value(s), the first at index {first}")
