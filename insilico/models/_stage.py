@@ -92,3 +92,11 @@ class Readout(Stage):
         if self.dropout > 0:
             x = nn.Dropout(self.dropout, deterministic=not train)(x)
         return nn.Dense(self.num_classes, name="dense")(x)
+
+
+def classifier_head(x, fc, num_classes: int, dropout: float, train: bool):
+    """Flatten, dense stages ``fc1 … fcM`` and the ``logits`` readout; call inside a compact ``__call__``."""
+    x = x.reshape(x.shape[0], -1)
+    for j, w in enumerate(fc, start=1):
+        x = DenseStage(w, dropout=dropout, name=f"fc{j}")(x, train)
+    return Readout(num_classes, dropout=dropout, name="logits")(x, train)

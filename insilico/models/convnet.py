@@ -5,7 +5,7 @@ from typing import Optional, Sequence
 
 import flax.linen as nn
 
-from ._stage import POOLS, ConvStage, DenseStage, Normalize, Readout
+from ._stage import POOLS, ConvStage, Normalize, classifier_head
 
 
 class ConvNet(nn.Module):
@@ -44,10 +44,7 @@ class ConvNet(nn.Module):
         for i, (w, k, p) in enumerate(zip(self.widths, kernels, pools), start=1):
             x = ConvStage(w, k, norm=self.norm, name=f"conv{i}")(x, train)
             x = POOLS[p](x)
-        x = x.reshape(x.shape[0], -1)
-        for j, w in enumerate(self.fc, start=1):
-            x = DenseStage(w, dropout=self.dropout, name=f"fc{j}")(x, train)
-        return Readout(self.num_classes, dropout=self.dropout, name="logits")(x, train)
+        return classifier_head(x, self.fc, self.num_classes, self.dropout, train)
 
 
 class VGG(nn.Module):
@@ -73,7 +70,4 @@ class VGG(nn.Module):
             for i, w in enumerate(block, start=1):
                 x = ConvStage(w, 3, norm=self.norm, name=f"conv{b}_{i}")(x, train)
             x = POOLS["max"](x)
-        x = x.reshape(x.shape[0], -1)
-        for j, w in enumerate(self.fc, start=1):
-            x = DenseStage(w, dropout=self.dropout, name=f"fc{j}")(x, train)
-        return Readout(self.num_classes, dropout=self.dropout, name="logits")(x, train)
+        return classifier_head(x, self.fc, self.num_classes, self.dropout, train)

@@ -5,7 +5,7 @@ from typing import Sequence
 
 import flax.linen as nn
 
-from ._stage import DenseStage, Normalize, Readout
+from ._stage import Normalize, classifier_head
 
 
 class MLP(nn.Module):
@@ -23,7 +23,4 @@ class MLP(nn.Module):
     @nn.compact
     def __call__(self, x, train: bool = False):
         x = Normalize(self.mean, self.std, name="normalize")(x)
-        x = x.reshape(x.shape[0], -1)
-        for j, w in enumerate(self.widths, start=1):
-            x = DenseStage(w, dropout=self.dropout, name=f"fc{j}")(x, train)
-        return Readout(self.num_classes, dropout=self.dropout, name="logits")(x, train)
+        return classifier_head(x, self.widths, self.num_classes, self.dropout, train)
