@@ -194,11 +194,11 @@ def _check_sites(subject, names: Iterable[str], what: str):
             raise SiteError(f"unknown site {name!r} for {what} on {subject.name}; valid: {_valid(subject)}")
 
 
-def _concrete(x):
-    """``x`` as a NumPy array, or None while it is being traced (inside jit/vmap/grad)."""
+def _all_finite(x) -> bool | None:
+    """Whether every value of ``x`` is finite (reduced on the device); None while ``x`` is being traced."""
     try:
-        return np.asarray(x)
-    except (jax.errors.TracerArrayConversionError, jax.errors.ConcretizationTypeError):
+        return bool(jnp.isfinite(x).all()) if isinstance(x, jax.Array) else bool(np.isfinite(x).all())
+    except (jax.errors.TracerBoolConversionError, jax.errors.ConcretizationTypeError):
         return None
 
 
@@ -216,12 +216,10 @@ def _check_input(subject, x):
     if len(shape) != 4 or shape[1:] != tuple(spec.shape):
         raise InputError(f"input shape {shape} does not match {subject.name}'s input (N, "
                          f"{', '.join(map(str, spec.shape))}) (NHWC)")
-    concrete = _concrete(x)
-    if concrete is not None:
-        bad = ~np.isfinite(concrete)
-        if bad.any():
-            first = tuple(int(i) for i in np.argwhere(bad)[0])
-            raise InputError(f"input contains {int(bad.sum())} NaN/inf value(s), the first at index {first}")
+    if _all_finite(x) is False:
+        bad = ~np.isfinite(np.asarray(x))
+        first = tuple(int(i) for i in np.argwhere(bad)[0])
+        raise InputError(f"input contains {int(bad.sum())} NaN/inf value(s), the first at index {first}")
 
 
 def _check_edits(subject, edits: Mapping):

@@ -219,3 +219,11 @@ def test_edit_shape_errors(tiny_convnet, images):
         el.run(tiny_convnet, images, {"conv2": el.lesion(jnp.ones(5))})
     with pytest.raises(TypeError, match="must be an insilico.electrode.Edit"):
         el.run(tiny_convnet, images, {"conv2": jnp.ones(6)})
+
+
+def test_nan_check_on_device_arrays_and_skipped_under_jit(tiny_convnet, images):
+    bad = jnp.asarray(images).at[0, 0, 0, 1].set(jnp.inf)
+    with pytest.raises(el.InputError, match=r"the first at index \(0, 0, 0, 1\)"):
+        el.record(tiny_convnet, bad)
+    out = jax.jit(lambda x: el.record(tiny_convnet, x)[0])(images)       # traced input: no host check
+    assert out.shape == (6, 5)
