@@ -1,0 +1,197 @@
+"""The sweep engine: a batch of items (edits, seeds, units, ε, ...) with a leading axis through one compiled
+function, chunked, sharded across devices, streamed to disk and resumable.
+
+``run_sweep(fn, items, shared)`` evaluates ``fn(item, shared) -> {name: array}`` for every item along the
+leading axis of the pytree ``items``. Inside one compiled call per chunk, ``jax.lax.map(..., batch_size=B)``
+vmaps ``B`` items at a time, so peak memory is ~B evaluations whatever the number of items; ``B`` is chosen
+from a memory budget with ``compiled.memory_analysis()``. With several devices, each chunk's sweep axis is
+sharded over a 1-D mesh (``shard_map``). With ``store=DIR`` every finished chunk is written to
+``DIR/chunk_NNNNN.nc`` (NetCDF) atomically, and a rerun of an interrupted sweep loads finished chunks instead
+of recomputing them. Reduce inside ``fn`` (accuracy, not per-image outputs): results are items x metric.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from functools import lru_cache
+from pathlib import Path
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import xarray as xr
+from jax.sharding import Mesh, PartitionSpec
+
+__all__ = ["run_sweep", "choose_batch_size", "SweepError"]
+
+
+class SweepError(ValueError):
+    """An empty sweep, a metric that is NaN, or a store that belongs to another sweep."""
+
+
+def _n_items(items) -> int:
+    leaves = jax.tree.leaves(items)
+    if not leaves:
+        raise SweepError("empty sweep: items has no arrays")
+    n = {int(np.shape(a)[0]) if np.ndim(a) else -1 for a in leaves}
+    if len(n) != 1 or -1 in n:
+        raise SweepError(f"every array in items needs the same leading (sweep) axis; got lengths {sorted(n)}")
+    n = n.pop()
+    if n == 0:
+        raise SweepError("empty sweep: zero items")
+    return n
+
+
+def _slice(items, start, stop):
+    return jax.tree.map(lambda a: a[start:stop], items)
+
+
+def _pad(items, size):
+    """Pad the leading axis to ``size`` by repeating the first item (results of pads are dropped)."""
+    def pad(a):
+        extra = size - a.shape[0]
+        return a if extra == 0 else jnp.concatenate([a, jnp.repeat(a[:1], extra, axis=0)])
+    return jax.tree.map(pad, items)
+
+
+def _struct(tree, lead=None):
+    """ShapeDtypeStructs of a pytree; ``lead`` replaces the leading axis."""
+    def one(a):
+        shape = tuple(np.shape(a)) if lead is None else (lead, *np.shape(a)[1:])
+        return jax.ShapeDtypeStruct(shape, a.dtype if hasattr(a, "dtype") else np.result_type(a))
+    return jax.tree.map(one, tree)
+
+
+def choose_batch_size(fn: Callable, items, shared=None, budget_bytes: float = 2e9, max_batch: int = 1024) -> int:
+    """Largest batch ``B`` (items vmapped at once) whose compiled temporary memory fits ``budget_bytes``.
+
+    Compiles ``vmap(fn)`` for B = 1 and B = 8, fits memory = a + b·B and solves for the budget. Cached per
+    (fn, item and shared shapes, budget).
+    """
+    key = (fn, jax.tree.structure(items), str(_struct(items, 1)), str(_struct(shared)), budget_bytes, max_batch)
+    if key not in _BATCH_CACHE:
+        def temp(b):
+            compiled = jax.jit(jax.vmap(fn, in_axes=(0, None))).lower(_struct(items, b), _struct(shared)).compile()
+            stats = compiled.memory_analysis()
+            return None if stats is None else float(stats.temp_size_in_bytes + stats.output_size_in_bytes)
+
+        m1, m8 = temp(1), temp(8)
+        if m1 is None or m8 is None:
+            batch = min(32, max_batch)
+        else:
+            per_item = max((m8 - m1) / 7.0, 1.0)
+            batch = int(max(1, min(max_batch, (budget_bytes - m1) // per_item + 1)))
+        _BATCH_CACHE[key] = batch
+    return _BATCH_CACHE[key]
+
+
+_BATCH_CACHE: dict = {}
+
+
+def _fingerprint(items, n, tag) -> str:
+    h = hashlib.sha256(str(tag).encode())
+    for leaf in jax.tree.leaves(items):
+        a = np.asarray(leaf)
+        h.update(str((a.shape, a.dtype)).encode())
+        h.update(np.ascontiguousarray(a).tobytes())
+    h.update(str(n).encode())
+    return h.hexdigest()[:16]
+
+
+@lru_cache(maxsize=64)
+def _compile_chunk(fn, batch_size, devices: tuple):
+    """One jitted chunk function per (fn, batch size, devices): repeated sweeps never retrace."""
+    def body(chunk, shared):
+        return jax.lax.map(lambda it: fn(it, shared), chunk, batch_size=batch_size)
+
+    if len(devices) == 1:
+        return jax.jit(body)
+    mesh = Mesh(np.array(devices), ("sweep",))
+    spec = PartitionSpec("sweep")
+    return jax.jit(jax.shard_map(body, mesh=mesh, in_specs=(spec, PartitionSpec()), out_specs=spec,
+                                 check_vma=False))
+
+
+def _to_dataset(results: dict, dim: str, coords) -> xr.Dataset:
+    data = {}
+    for name, arr in results.items():
+        dims = (dim,) + tuple(f"{name}_{i}" for i in range(1, arr.ndim))
+        data[name] = (dims, arr)
+    return xr.Dataset(data, coords={dim: coords})
+
+
+def run_sweep(fn: Callable, items, shared=None, *, dim: str = "item", coords=None, batch_size: int | None = None,
+              chunk_size: int | None = None, memory_budget: float = 2e9, store=None, tag: str = "",
+              devices=None, progress: bool = True, desc: str = "sweep") -> xr.Dataset:
+    """Evaluate ``fn(item, shared) -> {name: array}`` for every item of ``items`` (leading axis = sweep).
+
+    Args:
+        shared: pytree passed unbatched to every call (weights, images, labels).
+        dim/coords: name and coordinates of the sweep dimension in the result.
+        batch_size: items vmapped per ``lax.map`` step (default: from ``memory_budget`` bytes).
+        chunk_size: items per compiled call, the unit of progress and of resume (default 8 batches).
+        store: directory for per-chunk NetCDF files; a rerun resumes from them. ``tag`` distinguishes
+            sweeps over the same items (e.g. the metric or model name) in the fingerprint.
+        devices: devices for the 1-D mesh (default all local devices; one device: no sharding).
+    Returns: ``xarray.Dataset`` with one variable per metric, dims (dim, name_1, ...).
+    Example: ``run_sweep(lambda e, x: {"mean": (e * x).mean()}, jnp.arange(10.), jnp.ones(3), dim="gain")``.
+    """
+    from tqdm.auto import tqdm
+
+    n = _n_items(items)
+    devices = list(devices if devices is not None else jax.local_devices())
+    n_dev = len(devices)
+    if batch_size is None:
+        batch_size = choose_batch_size(fn, _slice(items, 0, 1), shared, memory_budget / n_dev)
+    batch_size = max(1, min(int(batch_size), math.ceil(n / n_dev)))
+    steps = math.ceil(n / (n_dev * batch_size))
+    batch_size = math.ceil(n / (n_dev * steps))             # balance batches so padding stays small
+    if chunk_size is None:
+        chunk_size = batch_size * 8 * n_dev
+    chunk_size = max(n_dev * batch_size, int(math.ceil(chunk_size / (n_dev * batch_size)) * n_dev * batch_size))
+    chunk_size = min(chunk_size, int(math.ceil(n / (n_dev * batch_size))) * n_dev * batch_size)
+    compiled = _compile_chunk(fn, batch_size, tuple(devices))
+    n_chunks = math.ceil(n / chunk_size)
+
+    store = Path(store) if store is not None else None
+    if store is not None:
+        store.mkdir(parents=True, exist_ok=True)
+        manifest = {"n": n, "chunk_size": chunk_size, "fingerprint": _fingerprint(items, n, tag)}
+        mpath = store / "manifest.json"
+        if mpath.exists():
+            old = json.loads(mpath.read_text())
+            if old != manifest:
+                raise SweepError(f"{store} holds another sweep ({old}); now {manifest}. Use another store "
+                                 "directory (or delete it) to start over")
+        else:
+            mpath.write_text(json.dumps(manifest))
+
+    parts, resumed = [], 0
+    bar = tqdm(range(n_chunks), desc=desc, unit="chunk", disable=not progress)
+    for c in bar:
+        start, stop = c * chunk_size, min(n, (c + 1) * chunk_size)
+        path = store / f"chunk_{c:05d}.nc" if store is not None else None
+        if path is not None and path.exists():
+            with xr.open_dataset(path) as ds:
+                parts.append({k: ds[k].values for k in ds.data_vars})
+            resumed += 1
+            continue
+        out = compiled(_pad(_slice(items, start, stop), chunk_size), shared)
+        out = {k: np.asarray(v)[: stop - start] for k, v in out.items()}
+        for k, v in out.items():
+            if np.issubdtype(v.dtype, np.floating) and np.isnan(v).any():
+                first = start + int(np.argwhere(np.isnan(v).reshape(len(v), -1).any(1))[0, 0])
+                raise SweepError(f"metric {k!r} is NaN for item {first} (chunk {c}); check the function "
+                                 "and its inputs for that item")
+        if path is not None:
+            tmp = path.with_name(path.name + ".tmp")
+            _to_dataset(out, dim, np.arange(start, stop)).to_netcdf(tmp)
+            tmp.replace(path)
+        parts.append(out)
+    ds = _to_dataset({k: np.concatenate([p[k] for p in parts]) for k in parts[0]}, dim,
+                     np.arange(n) if coords is None else np.asarray(coords))
+    ds.attrs.update({"n_items": n, "batch_size": batch_size, "chunk_size": chunk_size, "n_chunks": n_chunks,
+                     "resumed_chunks": resumed, "devices": n_dev})
+    return ds

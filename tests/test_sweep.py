@@ -1,0 +1,119 @@
+"""The sweep engine: equals a loop, bounded batches, sharding over fake devices, resume after a kill."""
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from insilico.sweep import SweepError, choose_batch_size, run_sweep
+
+
+def metric(item, shared):
+    w, b = item
+    return {"score": jnp.tanh(shared @ w + b).sum(), "vec": jnp.sin(w * b)}
+
+
+@pytest.fixture
+def items():
+    k1, k2 = jax.random.split(jax.random.PRNGKey(0))
+    return jax.random.normal(k1, (37, 5)), jax.random.normal(k2, (37,))
+
+
+def test_equals_python_loop(items):
+    shared = jnp.arange(15.0).reshape(3, 5) / 10
+    ds = run_sweep(metric, items, shared, dim="lesion", batch_size=4, chunk_size=8, progress=False)
+    assert ds.score.dims == ("lesion",) and ds.vec.dims == ("lesion", "vec_1") and ds.sizes["lesion"] == 37
+    for i in range(37):
+        ref = metric((items[0][i], items[1][i]), shared)
+        np.testing.assert_allclose(ds.score.values[i], ref["score"], rtol=1e-5)
+        np.testing.assert_allclose(ds.vec.values[i], ref["vec"], rtol=1e-5)
+    assert ds.attrs["n_chunks"] == 5
+
+
+def test_batch_size_follows_memory_budget():
+    def big(e, x):
+        return {"m": jnp.sort((jnp.outer(x, x) * e).ravel())[7]}       # materializes a 4 MB matrix per item
+
+    sizes = [choose_batch_size(big, jnp.ones(4), jnp.ones(1000), budget_bytes=b) for b in (1e7, 1e8, 1e9)]
+    assert sizes[0] < sizes[1] < sizes[2] and sizes[0] <= 3 and 15 <= sizes[1] <= 30
+
+
+def test_bad_sweeps(items, tmp_path):
+    with pytest.raises(SweepError, match="empty sweep"):
+        run_sweep(metric, (jnp.zeros((0, 5)), jnp.zeros((0,))), jnp.ones((3, 5)), progress=False)
+    with pytest.raises(SweepError, match="same leading"):
+        run_sweep(metric, (jnp.zeros((4, 5)), jnp.zeros((3,))), jnp.ones((3, 5)), progress=False)
+    nan_at_5 = (items[0], items[1].at[5].set(jnp.nan))
+    with pytest.raises(SweepError, match="metric 'score' is NaN for item 5"):
+        run_sweep(metric, nan_at_5, jnp.ones((3, 5)), batch_size=4, progress=False)
+    run_sweep(metric, items, jnp.ones((3, 5)), store=tmp_path, batch_size=4, progress=False)
+    with pytest.raises(SweepError, match="holds another sweep"):
+        run_sweep(metric, (items[0] + 1, items[1]), jnp.ones((3, 5)), store=tmp_path, batch_size=4, progress=False)
+
+
+SLOW = textwrap.dedent("""
+    import sys, time, jax, jax.numpy as jnp
+    from insilico.sweep import run_sweep
+    def slow(i, shared):
+        jax.debug.callback(lambda v: time.sleep(0.15), i)
+        return {"sq": (i * shared) ** 2}
+    run_sweep(slow, jnp.arange(40.0), jnp.float32(3.0), batch_size=1, chunk_size=4, store=sys.argv[1],
+              progress=False)
+""")
+
+
+def test_killed_sweep_resumes_without_recomputing(tmp_path):
+    store = tmp_path / "store"
+    proc = subprocess.Popen([sys.executable, "-c", SLOW, str(store)])
+    deadline = time.time() + 120
+    while time.time() < deadline and len(list(store.glob("chunk_*.nc"))) < 3:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done = len(list(store.glob("chunk_*.nc")))
+    assert 3 <= done < 10, "the sweep must be killed part-way"
+    ds = run_sweep(lambda i, s: {"sq": (i * s) ** 2}, jnp.arange(40.0), jnp.float32(3.0), batch_size=1,
+                   chunk_size=4, store=store, progress=False)
+    assert ds.attrs["resumed_chunks"] == done
+    np.testing.assert_allclose(ds.sq.values, (np.arange(40.0) * 3) ** 2)
+    assert len(list(store.glob("chunk_*.nc"))) == 10 and not list(store.glob("*.tmp"))
+
+
+SHARDED = textwrap.dedent("""
+    import jax, jax.numpy as jnp, numpy as np
+    assert len(jax.devices()) == 8, jax.devices()
+    from insilico.sweep import run_sweep
+    from insilico import electrode as el
+    from insilico.models import ConvNet
+    from insilico.subject import InputSpec, make_subject
+    def metric(item, shared):
+        w, b = item
+        return {"score": jnp.tanh(shared @ w + b).sum()}
+    items = (jax.random.normal(jax.random.PRNGKey(0), (37, 5)), jnp.linspace(-1, 1, 37))
+    shared = jnp.ones((3, 5))
+    one = run_sweep(metric, items, shared, batch_size=2, devices=jax.devices()[:1], progress=False)
+    eight = run_sweep(metric, items, shared, batch_size=2, progress=False)
+    assert eight.attrs["devices"] == 8
+    np.testing.assert_allclose(one.score.values, eight.score.values, rtol=1e-6)
+    m = ConvNet(widths=(4, 6), kernels=3, fc=(8,), num_classes=5)
+    s = make_subject("t", m, m.init(jax.random.PRNGKey(0), jnp.zeros((1, 8, 8, 3))), InputSpec((8, 8, 3)))
+    x = jax.random.uniform(jax.random.PRNGKey(1), (16, 8, 8, 3))
+    def lesion(edit, x):
+        return {"out": el.run(s, x, {"conv2": edit})[0].mean(0)}
+    a = run_sweep(lesion, el.unit_edits(6), x, batch_size=1, devices=jax.devices()[:1], progress=False)
+    b = run_sweep(lesion, el.unit_edits(6), x, batch_size=1, progress=False)
+    np.testing.assert_allclose(a.out.values, b.out.values, rtol=1e-5, atol=1e-6)
+    print("SHARDED-OK")
+""")
+
+
+def test_sharded_over_8_fake_devices_equals_single_device():
+    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=8", "JAX_PLATFORMS": "cpu"}
+    r = subprocess.run([sys.executable, "-c", SHARDED], capture_output=True, text=True, env=env, timeout=600)
+    assert r.returncode == 0 and "SHARDED-OK" in r.stdout, r.stderr[-3000:]
