@@ -1,0 +1,1 @@
+"""Comparisons and statistics of unit responses: selectivity, (later) RSA, encoding, similarity."""
