@@ -6,7 +6,7 @@ import pytest
 from insilico import electrode as el
 from insilico.data.stimuli import gabor
 from insilico.models import ConvNet
-from insilico.probes.lesion import single_unit_sweep
+from insilico.probes.lesion import mask_sweep, single_unit_sweep
 from insilico.probes.rf import grating_tuning, orientation_selectivity
 from insilico.subject import InputSpec, make_subject
 
@@ -30,8 +30,8 @@ def test_mean_ablation_sweep(tiny_convnet, images):
     intact = el.record(tiny_convnet, images)[0]
     out, _ = el.run(tiny_convnet, images, {"fc1": el.mean_ablation(jnp.eye(8)[3], mean)})
     assert ds.logit_change.values[3] == pytest.approx(float(jnp.mean(jnp.abs(out - intact))), rel=1e-5)
-    with pytest.raises(ValueError, match="unknown ablation mode 'noise'"):
-        single_unit_sweep(tiny_convnet, images, "fc1", mode="noise")
+    with pytest.raises(ValueError, match="unknown ablation mode 'bogus'; valid: zero, mean, noise"):
+        single_unit_sweep(tiny_convnet, images, "fc1", mode="bogus")
     with pytest.raises(el.SiteError, match="valid: conv1"):
         single_unit_sweep(tiny_convnet, images, "conv7")
 
@@ -62,3 +62,32 @@ def test_sweep_compiles_once_per_site(tiny_convnet, images):
         x = jax.random.uniform(jax.random.PRNGKey(seed), images.shape)
         single_unit_sweep(tiny_convnet, x, "conv1", batch_size=2)
     assert el.trace_count() == before
+
+
+def test_pairwise_masks_and_unit_subsets(tiny_convnet, images):
+    pairs = [(0, 1), (2, 5), (3, 4)]
+    masks = jnp.stack([jnp.zeros(6).at[jnp.array(p)].set(1.0) for p in pairs])
+    ds = mask_sweep(tiny_convnet, images, "conv2", masks)
+    intact = el.record(tiny_convnet, images)[0]
+    for i, m in enumerate(masks):
+        out, _ = el.run(tiny_convnet, images, {"conv2": el.lesion(m)})
+        assert ds.logit_change.values[i] == pytest.approx(float(jnp.mean(jnp.abs(out - intact))), rel=1e-5)
+    sub = single_unit_sweep(tiny_convnet, images, "conv2", units=[4, 1])
+    full = single_unit_sweep(tiny_convnet, images, "conv2")
+    assert list(sub.unit.values) == [4, 1]
+    np.testing.assert_allclose(sub.logit_change.values, full.logit_change.values[[4, 1]], rtol=1e-6)
+    with pytest.raises(ValueError, match=r"units must be channel indices in \[0, 6\)"):
+        single_unit_sweep(tiny_convnet, images, "conv2", units=[7])
+    with pytest.raises(ValueError, match=r"masks must be \(M, 6\)"):
+        mask_sweep(tiny_convnet, images, "conv2", jnp.ones((3, 5)))
+
+
+def test_noise_ablation(tiny_convnet, images):
+    with pytest.raises(ValueError, match="needs a PRNG key"):
+        mask_sweep(tiny_convnet, images, "fc1", jnp.eye(8), mode="noise")
+    a = mask_sweep(tiny_convnet, images, "fc1", jnp.eye(8), mode="noise", key=jax.random.PRNGKey(0))
+    b = mask_sweep(tiny_convnet, images, "fc1", jnp.eye(8), mode="noise", key=jax.random.PRNGKey(0))
+    np.testing.assert_array_equal(a.logit_change.values, b.logit_change.values)
+    _, rec = el.record(tiny_convnet, images, "fc1")
+    moving = np.asarray(rec["fc1"].std(0)) > 0
+    assert np.all(a.logit_change.values[moving] > 0)

@@ -14,6 +14,8 @@ import xarray as xr
 from .. import electrode as el
 from ..sweep import run_sweep
 
+__all__ = ["single_unit_sweep", "mask_sweep", "ablation_edits", "MODES"]
+
 
 def _metrics(logits, intact, labels):
     pred, pred0 = jnp.argmax(logits, -1), jnp.argmax(intact, -1)
@@ -28,42 +30,88 @@ def _metrics(logits, intact, labels):
 def _lesion_fn(subject, site):
     """``(edit, shared) -> metrics`` for one lesion of ``site``; cached so sweeps compile once per site."""
     def fn(edit, shared):
-        variables, x, labels, intact = shared
-        logits, _ = el.run(subject, x, {site: edit}, variables=variables)
+        variables, x, labels, intact, key = shared
+        logits, _ = el.run(subject, x, {site: edit}, variables=variables, key=key)
         return _metrics(logits, intact, labels)
     return fn
 
 
-def single_unit_sweep(subject, x, site: str, labels=None, mode: str = "zero", reference=None,
-                      batch_size: int | None = None, store=None, progress: bool = False) -> xr.Dataset:
-    """Ablate each channel of ``site`` in turn on images ``x`` (N, H, W, C); one compiled call.
+MODES = ("zero", "mean", "noise")
+
+
+def _check_site(subject, site):
+    if site not in subject.sites:
+        raise el.SiteError(f"unknown site {site!r}; valid: {', '.join(subject.sites)}")
+
+
+def ablation_edits(subject, site: str, masks, mode: str = "zero", reference=None, noise_scale: float = 1.0):
+    """Stacked edits for a batch of 0/1 ``masks`` (M, C) or (M, *unit_shape) at ``site``.
+
+    mode: "zero" (clamp to 0), "mean" (clamp to each channel's mean over ``reference`` images), "noise" (add
+    Gaussian noise of ``noise_scale`` x each channel's std over ``reference``; needs a key when run).
+    """
+    _check_site(subject, site)
+    if mode not in MODES:
+        raise ValueError(f"unknown ablation mode {mode!r}; valid: {', '.join(MODES)}")
+    masks = jnp.asarray(masks, jnp.float32)
+    unit_shape = tuple(subject.sites[site])
+    try:
+        fits = masks.ndim >= 2 and jnp.broadcast_shapes(masks.shape[1:], unit_shape) == unit_shape
+    except ValueError:
+        fits = False
+    if not fits:
+        raise ValueError(f"masks must be (M, {unit_shape[-1]}) or (M, {', '.join(map(str, unit_shape))}) for site "
+                         f"{site!r}; got {masks.shape}")
+    if mode == "zero":
+        return el.lesion(masks)
+    if reference is None:
+        raise ValueError(f"mode {mode!r} needs reference images to estimate each unit's statistics")
+    _, rec = el.record(subject, reference, site)
+    a = rec[site].reshape(-1, unit_shape[-1])
+    if mode == "mean":
+        return el.mean_ablation(masks, jnp.broadcast_to(a.mean(0), masks.shape))
+    return el.noise(masks * noise_scale * a.std(0))
+
+
+def mask_sweep(subject, x, site: str, masks, labels=None, mode: str = "zero", reference=None, key=None,
+               batch_size: int | None = None, store=None, progress: bool = False, dim: str = "mask",
+               coords=None) -> xr.Dataset:
+    """Ablate a batch of unit groups (one 0/1 mask per row) at ``site`` on images ``x``; one compiled sweep.
 
     Args:
-        labels: (N,) class labels; adds per-lesion ``accuracy``.
-        mode: "zero" (lesion) or "mean" (clamp each channel to its mean over ``reference`` images, default x).
-        batch_size: lesions vmapped per step of ``lax.map`` (default: from a 2 GB memory budget).
+        masks: (M, C) channel masks or (M, *unit_shape) single-unit masks (group and pairwise lesions).
+        labels: (N,) class labels; adds per-mask ``accuracy``. mode/reference: see :func:`ablation_edits`
+            (reference defaults to ``x``). key: PRNG key for mode="noise" (the same draw for every mask).
+        batch_size: masks vmapped per step (default: from a 2 GB memory budget).
         store: directory to stream finished chunks to; an interrupted sweep rerun with it resumes.
-    Returns: ``xarray.Dataset`` over dim ``unit`` with ``agreement`` (fraction of images whose top-1 class is
+    Returns: ``xarray.Dataset`` over ``dim`` with ``agreement`` (fraction of images whose top-1 class is
     unchanged), ``logit_change`` (mean |Δ logit|) and ``accuracy``; attrs hold the intact values.
-    Example: ``single_unit_sweep(load("cifar_convnet"), x, "conv3", labels=y).accuracy``.
     """
-    if isinstance(site, str) and site not in subject.sites:
-        raise el.SiteError(f"unknown site {site!r}; valid: {', '.join(subject.sites)}")
-    n_units = subject.sites[site][-1]
-    if mode == "zero":
-        edits = el.unit_edits(n_units, "lesion")
-    elif mode == "mean":
-        means = el.site_means(subject, x if reference is None else reference, site, over="space")[site]
-        edits = el.unit_edits(n_units, "clamp", means)
-    else:
-        raise ValueError(f"unknown ablation mode {mode!r}; valid: zero, mean")
     x = jnp.asarray(x)
+    edits = ablation_edits(subject, site, masks, mode, x if reference is None else reference)
+    if mode == "noise" and key is None:
+        raise ValueError("mode='noise' needs a PRNG key: mask_sweep(..., key=jax.random.PRNGKey(0))")
     intact, _ = el.run(subject, x)
     labels = None if labels is None else jnp.asarray(labels, jnp.int32)
-    ds = run_sweep(_lesion_fn(subject, site), edits, (subject.variables, x, labels, intact), dim="unit",
-                   batch_size=batch_size, store=store, tag=f"{subject.name}/{site}/{mode}", progress=progress,
-                   desc=f"lesions {site}")
+    ds = run_sweep(_lesion_fn(subject, site), edits, (subject.variables, x, labels, intact, key), dim=dim,
+                   coords=coords, batch_size=batch_size, store=store, tag=f"{subject.name}/{site}/{mode}",
+                   progress=progress, desc=f"lesions {site}")
     for k, v in _metrics(intact, intact, labels).items():
         ds.attrs[f"intact_{k}"] = float(v)
     ds.attrs.update({"site": site, "mode": mode, "n_images": int(x.shape[0]), "subject": subject.name})
     return ds
+
+
+def single_unit_sweep(subject, x, site: str, labels=None, mode: str = "zero", units=None, **kwargs) -> xr.Dataset:
+    """Ablate each channel (or each of ``units``) of ``site`` in turn on images ``x`` (N, H, W, C).
+
+    Returns a Dataset over dim ``unit`` (see :func:`mask_sweep` for metrics and options).
+    Example: ``single_unit_sweep(load("cifar_convnet"), x, "conv3", labels=y).accuracy``.
+    """
+    _check_site(subject, site)
+    n_units = subject.sites[site][-1]
+    units = jnp.arange(n_units) if units is None else jnp.asarray(units)
+    if units.ndim != 1 or units.size == 0 or int(units.min()) < 0 or int(units.max()) >= n_units:
+        raise ValueError(f"units must be channel indices in [0, {n_units}) of site {site!r}; got {units}")
+    masks = jnp.eye(n_units, dtype=jnp.float32)[units]
+    return mask_sweep(subject, x, site, masks, labels, mode, dim="unit", coords=units, **kwargs)
