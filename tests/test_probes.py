@@ -6,7 +6,7 @@ import pytest
 from insilico import electrode as el
 from insilico.data.stimuli import gabor
 from insilico.models import ConvNet
-from insilico.probes.lesion import mask_sweep, single_unit_sweep
+from insilico.probes.lesion import ablation_curve, mask_sweep, single_unit_sweep
 from insilico.probes.rf import grating_tuning, orientation_selectivity
 from insilico.subject import InputSpec, make_subject
 
@@ -91,3 +91,44 @@ def test_noise_ablation(tiny_convnet, images):
     _, rec = el.record(tiny_convnet, images, "fc1")
     moving = np.asarray(rec["fc1"].std(0)) > 0
     assert np.all(a.logit_change.values[moving] > 0)
+
+
+def test_ablation_curve_matches_masks(tiny_convnet, images):
+    from insilico.probes.importance import order_by, random_orders
+    labels = jnp.arange(6) % 5
+    orders = {"random": random_orders(jax.random.PRNGKey(0), 3, 6), "fixed": jnp.array([5, 4, 3, 2, 1, 0])}
+    ds = ablation_curve(tiny_convnet, images, "conv2", orders, labels, fractions=[0, 0.5, 1.0])
+    assert list(ds.order.values) == ["random/0", "random/1", "random/2", "fixed"]
+    assert list(ds.n_removed.values) == [0, 3, 6]
+    np.testing.assert_allclose(ds.agreement.sel(fraction=0.0).values, 1.0)
+    out, _ = el.run(tiny_convnet, images, {"conv2": el.lesion(jnp.zeros(6).at[jnp.array([5, 4, 3])].set(1))})
+    assert ds.accuracy.sel(order="fixed", fraction=0.5).item() == pytest.approx(float(jnp.mean(out.argmax(-1) == labels)))
+    everything = ds.logit_change.sel(fraction=1.0).values
+    np.testing.assert_allclose(everything, everything[0], rtol=1e-6)      # all orders end with all removed
+    assert list(order_by(jnp.array([0.1, 0.9, 0.5]))) == [1, 2, 0]
+    with pytest.raises(ValueError, match="must be a permutation"):
+        ablation_curve(tiny_convnet, images, "conv2", {"bad": jnp.array([0, 0, 1, 2, 3, 4])})
+
+
+def test_importance_scores(tiny_convnet, images):
+    from insilico.probes.importance import l1_weight_norm, taylor_importance
+    k = tiny_convnet.params["conv2"]["conv"]["kernel"]
+    np.testing.assert_allclose(l1_weight_norm(tiny_convnet, "conv2"), np.abs(k).sum((0, 1, 2)), rtol=1e-6)
+    labels = jnp.arange(6) % 5
+    t = taylor_importance(tiny_convnet, images, "conv2", labels)
+    # reference: per-image finite differences of the loss w.r.t. each channel's gain
+    import optax
+
+    def loss(g, i):
+        out, _ = el.run(tiny_convnet, images[i:i + 1], {"conv2": el.gain(g)})
+        return float(optax.softmax_cross_entropy_with_integer_labels(out, labels[i:i + 1]).sum())
+
+    eps, ref = 1e-2, np.zeros(6)
+    for i in range(6):
+        for u in range(6):
+            g = np.ones(6, np.float32)
+            g[u] += eps
+            up = loss(jnp.asarray(g), i)
+            g[u] -= 2 * eps
+            ref[u] += abs((up - loss(jnp.asarray(g), i)) / (2 * eps)) / 16 / 6      # 16 positions (4x4)
+    np.testing.assert_allclose(t, ref, rtol=0.05, atol=1e-4)

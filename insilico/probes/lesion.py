@@ -9,12 +9,13 @@ from __future__ import annotations
 from functools import lru_cache
 
 import jax.numpy as jnp
+import numpy as np
 import xarray as xr
 
 from .. import electrode as el
 from ..sweep import run_sweep
 
-__all__ = ["single_unit_sweep", "mask_sweep", "ablation_edits", "MODES"]
+__all__ = ["single_unit_sweep", "mask_sweep", "ablation_curve", "ablation_edits", "MODES"]
 
 
 def _metrics(logits, intact, labels):
@@ -115,3 +116,37 @@ def single_unit_sweep(subject, x, site: str, labels=None, mode: str = "zero", un
         raise ValueError(f"units must be channel indices in [0, {n_units}) of site {site!r}; got {units}")
     masks = jnp.eye(n_units, dtype=jnp.float32)[units]
     return mask_sweep(subject, x, site, masks, labels, mode, dim="unit", coords=units, **kwargs)
+
+
+def ablation_curve(subject, x, site: str, orders: dict, labels=None, fractions=None, mode: str = "zero",
+                   **kwargs) -> xr.Dataset:
+    """Cumulative ablation: remove the units of ``site`` in each order and measure after every step.
+
+    Args:
+        orders: ``{name: permutation (C,) or permutations (n, C)}`` — e.g. random orders (many seeds),
+            :func:`~insilico.probes.importance.order_by` of selectivity, L1 norm, Taylor or single-unit impact.
+        fractions: fractions of units removed (default 0, 1/8, ..., 1).
+    Returns: Dataset with dims (order, fraction) — ``order`` is "name" or "name/i" for stacked orders — and
+    the metrics of :func:`mask_sweep`; one compiled sweep over all (order, fraction) masks.
+    """
+    _check_site(subject, site)
+    n_units = subject.sites[site][-1]
+    fractions = np.linspace(0, 1, 9) if fractions is None else np.asarray(fractions, float)
+    counts = np.round(fractions * n_units).astype(int)
+    names, perms = [], []
+    for name, order in orders.items():
+        order = np.asarray(order)
+        order = order[None] if order.ndim == 1 else order
+        if order.shape[1] != n_units or not all(np.array_equal(np.sort(o), np.arange(n_units)) for o in order):
+            raise ValueError(f"order {name!r} must be a permutation of the {n_units} units of {site!r}")
+        names += [name] if len(order) == 1 else [f"{name}/{i}" for i in range(len(order))]
+        perms.append(order)
+    perms = np.concatenate(perms)
+    rank = np.argsort(perms, axis=1)                                     # position of each unit in its order
+    masks = (rank[:, None, :] < counts[None, :, None]).astype(np.float32)  # orders x fractions x units
+    ds = mask_sweep(subject, x, site, masks.reshape(-1, n_units), labels, mode, **kwargs)
+    out = xr.Dataset({k: (("order", "fraction"), v.values.reshape(len(names), len(counts)))
+                      for k, v in ds.data_vars.items()},
+                     coords={"order": names, "fraction": fractions, "n_removed": ("fraction", counts)},
+                     attrs=ds.attrs)
+    return out
