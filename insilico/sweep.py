@@ -114,22 +114,26 @@ def _compile_chunk(fn, batch_size, devices: tuple):
                                  check_vma=False))
 
 
-def _to_dataset(results: dict, dim: str, coords) -> xr.Dataset:
+def _to_dataset(results: dict, dim: str, coords, extra_dims=None) -> xr.Dataset:
+    """Metrics as variables over (dim, *extra dims); ``extra_dims`` names them per metric (default name_i)."""
     data = {}
     for name, arr in results.items():
-        dims = (dim,) + tuple(f"{name}_{i}" for i in range(1, arr.ndim))
-        data[name] = (dims, arr)
+        names = tuple((extra_dims or {}).get(name, ()))
+        if len(names) != arr.ndim - 1:
+            names = tuple(f"{name}_{i}" for i in range(1, arr.ndim))
+        data[name] = ((dim, *names), arr)
     return xr.Dataset(data, coords={dim: coords})
 
 
 def run_sweep(fn: Callable, items, shared=None, *, dim: str = "item", coords=None, batch_size: int | None = None,
-              chunk_size: int | None = None, memory_budget: float = 2e9, store=None, tag: str = "",
+              chunk_size: int | None = None, memory_budget: float = 2e9, store=None, tag: str = "", extra_dims=None,
               devices=None, progress: bool = True, desc: str = "sweep") -> xr.Dataset:
     """Evaluate ``fn(item, shared) -> {name: array}`` for every item of ``items`` (leading axis = sweep).
 
     Args:
         shared: pytree passed unbatched to every call (weights, images, labels).
-        dim/coords: name and coordinates of the sweep dimension in the result.
+        dim/coords: name and coordinates of the sweep dimension in the result. extra_dims: ``{metric:
+            (dim names of its trailing axes)}``, e.g. ``{"class_accuracy": ("class",)}``.
         batch_size: items vmapped per ``lax.map`` step (default: from ``memory_budget`` bytes).
         chunk_size: items per compiled call, the unit of progress and of resume (default 8 batches).
         store: directory for per-chunk NetCDF files; a rerun resumes from them. ``tag`` distinguishes
@@ -191,7 +195,7 @@ def run_sweep(fn: Callable, items, shared=None, *, dim: str = "item", coords=Non
             tmp.replace(path)
         parts.append(out)
     ds = _to_dataset({k: np.concatenate([p[k] for p in parts]) for k in parts[0]}, dim,
-                     np.arange(n) if coords is None else np.asarray(coords))
+                     np.arange(n) if coords is None else np.asarray(coords), extra_dims)
     ds.attrs.update({"n_items": n, "batch_size": batch_size, "chunk_size": chunk_size, "n_chunks": n_chunks,
                      "resumed_chunks": resumed, "devices": n_dev})
     return ds

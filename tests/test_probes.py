@@ -132,3 +132,17 @@ def test_importance_scores(tiny_convnet, images):
             g[u] -= 2 * eps
             ref[u] += abs((up - loss(jnp.asarray(g), i)) / (2 * eps)) / 16 / 6      # 16 positions (4x4)
     np.testing.assert_allclose(t, ref, rtol=0.05, atol=1e-4)
+
+
+def test_per_class_accuracy_and_loss(tiny_convnet, images):
+    import optax
+    labels = jnp.array([0, 1, 1, 2, 2, 2])
+    ds = single_unit_sweep(tiny_convnet, images, "conv1", labels=labels)
+    assert ds.class_accuracy.dims == ("unit", "class") and ds.class_accuracy.shape == (4, 5)
+    out, _ = el.run(tiny_convnet, images, {"conv1": el.lesion(jnp.eye(4)[2])})
+    correct = np.asarray(out.argmax(-1) == labels)
+    expected = [correct[np.asarray(labels) == k].mean() if (labels == k).any() else 0.0 for k in range(5)]
+    np.testing.assert_allclose(ds.class_accuracy.values[2], expected, rtol=1e-6)
+    loss = optax.softmax_cross_entropy_with_integer_labels(out, labels).mean()
+    assert ds.loss.values[2] == pytest.approx(float(loss), rel=1e-5)
+    assert ds.intact_class_accuracy.dims == ("class",)

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from functools import lru_cache
 
+import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import xarray as xr
 
 from .. import electrode as el
@@ -19,11 +21,17 @@ __all__ = ["single_unit_sweep", "mask_sweep", "ablation_curve", "ablation_edits"
 
 
 def _metrics(logits, intact, labels):
+    """Reduced inside the compiled sweep: agreement and |Δ logit| vs the intact model; with labels also
+    accuracy, per-class accuracy (classes absent from ``labels`` give NaN-free 0/0 -> 0) and mean loss."""
     pred, pred0 = jnp.argmax(logits, -1), jnp.argmax(intact, -1)
     out = {"agreement": jnp.mean(pred == pred0),
            "logit_change": jnp.mean(jnp.abs(logits - intact))}
     if labels is not None:
-        out["accuracy"] = jnp.mean(pred == labels)
+        correct = (pred == labels).astype(jnp.float32)
+        onehot = jax.nn.one_hot(labels, logits.shape[-1])
+        out["accuracy"] = jnp.mean(correct)
+        out["class_accuracy"] = (onehot.T @ correct) / jnp.maximum(onehot.sum(0), 1.0)
+        out["loss"] = jnp.mean(optax.softmax_cross_entropy_with_integer_labels(logits, labels))
     return out
 
 
@@ -95,10 +103,14 @@ def mask_sweep(subject, x, site: str, masks, labels=None, mode: str = "zero", re
     intact, _ = el.run(subject, x)
     labels = None if labels is None else jnp.asarray(labels, jnp.int32)
     ds = run_sweep(_lesion_fn(subject, site), edits, (subject.variables, x, labels, intact, key), dim=dim,
-                   coords=coords, batch_size=batch_size, store=store, tag=f"{subject.name}/{site}/{mode}",
+                   coords=coords, extra_dims={"class_accuracy": ("class",)}, batch_size=batch_size, store=store,
+                   tag=f"{subject.name}/{site}/{mode}",
                    progress=progress, desc=f"lesions {site}")
     for k, v in _metrics(intact, intact, labels).items():
-        ds.attrs[f"intact_{k}"] = float(v)
+        if k == "class_accuracy":
+            ds["intact_class_accuracy"] = ("class", np.asarray(v))
+        else:
+            ds.attrs[f"intact_{k}"] = float(v)
     ds.attrs.update({"site": site, "mode": mode, "n_images": int(x.shape[0]), "subject": subject.name})
     return ds
 
@@ -145,8 +157,11 @@ def ablation_curve(subject, x, site: str, orders: dict, labels=None, fractions=N
     rank = np.argsort(perms, axis=1)                                     # position of each unit in its order
     masks = (rank[:, None, :] < counts[None, :, None]).astype(np.float32)  # orders x fractions x units
     ds = mask_sweep(subject, x, site, masks.reshape(-1, n_units), labels, mode, **kwargs)
-    out = xr.Dataset({k: (("order", "fraction"), v.values.reshape(len(names), len(counts)))
-                      for k, v in ds.data_vars.items()},
+    swept = {k: v for k, v in ds.data_vars.items() if v.dims[0] == "mask"}
+    out = xr.Dataset({k: (("order", "fraction", *v.dims[1:]), v.values.reshape(len(names), len(counts), *v.shape[1:]))
+                      for k, v in swept.items()},
                      coords={"order": names, "fraction": fractions, "n_removed": ("fraction", counts)},
                      attrs=ds.attrs)
+    for k in set(ds.data_vars) - set(swept):
+        out[k] = ds[k]
     return out
