@@ -1,5 +1,7 @@
 """Experiment scripts run in their --quick form."""
 import json
+
+import numpy as np
 import subprocess
 import sys
 from pathlib import Path
@@ -16,3 +18,16 @@ def test_train_zoo_quick(data_dir, tmp_path):
     from insilico.train import load_checkpoint, read_meta
     meta = read_meta(tmp_path / "mnist_convnet.ckpt")
     assert meta["train_set"] == "mnist-train (2000 images)" and meta["test_accuracy"] == acc
+
+
+def test_ablation_morcos2018_quick(data_dir, tmp_path):
+    r = subprocess.run([sys.executable, str(ROOT / "experiments" / "ablation_morcos2018.py"), "--quick",
+                        "--models", "cifar_convnet", "--out", str(tmp_path)], capture_output=True, text=True,
+                       timeout=900)
+    assert r.returncode == 0, r.stderr[-2000:]
+    import xarray as xr
+    ds = xr.open_dataset(tmp_path / "results.nc")
+    curve = ds["curve_memorizing_conv2"].values
+    assert curve.shape == (3, 11) and np.allclose(curve[:, 0], 1.0)     # nothing ablated: intact accuracy
+    assert ds["selectivity_cifar_convnet_conv3"].size == 128
+    assert (tmp_path / "index.html").exists() and "rho" in (tmp_path / "results.md").read_text()
