@@ -1,4 +1,4 @@
-"""The ``insilico`` command: demo, train, sites, data."""
+"""The ``insilico`` command: demo, train, sites, sweep, data."""
 from __future__ import annotations
 
 import argparse
@@ -31,6 +31,55 @@ def _sites(args):
         for d in shape:
             units *= d
         print(f"  {site:<{width}}  {str(shape):<14} {units:>7} units")
+
+
+def _sweep_images(subject, source: str, n: int):
+    """Images (and labels, or None) for ``insilico sweep``: photo patches, or the subject's test set."""
+    import jax
+    import numpy as np
+
+    from .data import stimuli
+
+    h, w, c = subject.input_spec.shape
+    if source == "patches":
+        return stimuli.natural_patches(jax.random.PRNGKey(0), n, h, c, scale=4), None
+    from .data import cifar10, mnist_test
+
+    data = {"cifar10-test": lambda: cifar10("test"), "mnist-heldout": lambda: mnist_test("heldout")}[source]()
+    idx = np.sort(np.random.default_rng(0).permutation(len(data))[:n])
+    return data.x[idx], data.y[idx]
+
+
+def _sweep(args):
+    from pathlib import Path
+
+    import jax
+
+    from . import zoo
+    from .probes.importance import random_orders
+    from .probes.lesion import ablation_curve, single_unit_sweep
+    from .report import figures
+
+    subject = zoo.load(args.model)
+    x, y = _sweep_images(subject, args.images, args.n)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    if args.curve:
+        n = subject.sites[args.site][-1] if args.site in subject.sites else 0
+        ds = ablation_curve(subject, x, args.site, {"random": random_orders(jax.random.PRNGKey(args.seed), args.curve, n)},
+                            y, mode=args.mode, key=jax.random.PRNGKey(args.seed), store=args.store, progress=True)
+        metric = "accuracy" if y is not None else "agreement"
+        print(ds[metric].mean("order").to_series().to_string())
+    else:
+        ds = single_unit_sweep(subject, x, args.site, y, args.mode, key=jax.random.PRNGKey(args.seed),
+                               store=args.store, progress=True)
+        fig = figures.lesion_sweep(ds, f"{args.model} {args.site}: {ds.sizes['unit']} lesions x {len(x)} images")
+        fig.savefig(out / "sweep.png", dpi=100, bbox_inches="tight")
+        worst = ds.agreement.values.argsort()[:5]
+        print(f"intact: {', '.join(f'{k[7:]} {v:.3f}' for k, v in ds.attrs.items() if k.startswith('intact_'))}")
+        print("most important units (agreement):", ", ".join(f"{u} ({ds.agreement.values[u]:.3f})" for u in worst))
+    ds.to_netcdf(out / "sweep.nc")
+    print(f"wrote {out / 'sweep.nc'}")
 
 
 def _data(args):
@@ -80,6 +129,19 @@ def main(argv=None):
     p = sub.add_parser("sites", help="list a zoo model's sites and their shapes")
     p.add_argument("name")
     p.set_defaults(fn=_sites)
+    p = sub.add_parser("sweep", help="lesion every unit of a site (or cumulative ablation curves)")
+    p.add_argument("model")
+    p.add_argument("site")
+    p.add_argument("--mode", choices=("zero", "mean", "noise"), default="zero")
+    p.add_argument("--images", choices=("patches", "cifar10-test", "mnist-heldout"), default="patches",
+                   help="photo patches (no data needed) or the model's test set (needs INSILICO_DATA)")
+    p.add_argument("--n", type=int, default=256, help="number of images")
+    p.add_argument("--curve", type=int, default=0, metavar="SEEDS",
+                   help="cumulative ablation curves over SEEDS random orders instead of single units")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--store", default=None, help="stream chunks here; a rerun resumes an interrupted sweep")
+    p.add_argument("--out", default="insilico_sweep")
+    p.set_defaults(fn=_sweep)
     p = sub.add_parser("data", help="list or verify the datasets under INSILICO_DATA")
     p.add_argument("command", choices=("list", "verify"), nargs="?", default="list")
     p.add_argument("names", nargs="*")

@@ -44,3 +44,14 @@ def test_quick_demo(tmp_path):
     assert ds.lesion_agreement.sizes["lesion_unit"] == 32
     assert 0 <= float(ds.lesion_agreement.min()) <= 1 and list(ds.site.values)[-1] == "logits"
     assert ds.osi_conv1.sizes["conv1_unit"] == 16
+
+
+def test_sweep_command_resumes_from_store(tmp_path, capsys):
+    store = tmp_path / "store"
+    main(["sweep", "mnist_convnet", "conv2", "--n", "32", "--out", str(tmp_path), "--store", str(store)])
+    first = xr.open_dataset(tmp_path / "sweep.nc").load()
+    assert first.sizes["unit"] == 32 and "most important units" in capsys.readouterr().out
+    main(["sweep", "mnist_convnet", "conv2", "--n", "32", "--out", str(tmp_path), "--store", str(store)])
+    again = xr.open_dataset(tmp_path / "sweep.nc")
+    assert again.attrs["resumed_chunks"] == again.attrs["n_chunks"] >= 1
+    assert (first.agreement.values == again.agreement.values).all()

@@ -111,7 +111,7 @@ def mask_sweep(subject, x, site: str, masks, labels=None, mode: str = "zero", re
             ds["intact_class_accuracy"] = ("class", np.asarray(v))
         else:
             ds.attrs[f"intact_{k}"] = float(v)
-    ds.attrs.update({"site": site, "mode": mode, "n_images": int(x.shape[0]), "subject": subject.name})
+    ds.attrs.update({"site": site, "ablation": mode, "n_images": int(x.shape[0]), "subject": subject.name})
     return ds
 
 
