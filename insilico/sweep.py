@@ -5,7 +5,8 @@ function, chunked, sharded across devices, streamed to disk and resumable.
 leading axis of the pytree ``items``. Inside one compiled call per chunk, ``jax.lax.map(..., batch_size=B)``
 vmaps ``B`` items at a time, so peak memory is ~B evaluations whatever the number of items; ``B`` is chosen
 from a memory budget with ``compiled.memory_analysis()``. With several devices, each chunk's sweep axis is
-sharded over a 1-D mesh (``shard_map``). With ``store=DIR`` every finished chunk is written to
+sharded over a 1-D mesh (``shard_map``); across hosts after :func:`initialize_distributed` every process runs
+the same call and gets the whole result, process 0 writing the store. With ``store=DIR`` every finished chunk is written to
 ``DIR/chunk_NNNNN.nc`` (NetCDF) atomically, and a rerun of an interrupted sweep loads finished chunks instead
 of recomputing them. Reduce inside ``fn`` (accuracy, not per-image outputs): results are items x metric.
 """
@@ -22,9 +23,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import xarray as xr
-from jax.sharding import Mesh, PartitionSpec
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-__all__ = ["run_sweep", "choose_batch_size", "SweepError"]
+__all__ = ["run_sweep", "choose_batch_size", "initialize_distributed", "SweepError"]
 
 
 class SweepError(ValueError):
@@ -100,6 +101,14 @@ def _fingerprint(items, n, tag) -> str:
     return h.hexdigest()[:16]
 
 
+def initialize_distributed(coordinator_address: str, num_processes: int, process_id: int):
+    """Join a multi-process (multi-host) run: ``jax.distributed.initialize`` with CPU collectives (gloo)
+    enabled, so sweeps shard over every process's devices. Call before any other JAX work."""
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")      # only affects CPU devices
+    jax.distributed.initialize(coordinator_address=coordinator_address, num_processes=num_processes,
+                               process_id=process_id)
+
+
 @lru_cache(maxsize=64)
 def _compile_chunk(fn, batch_size, devices: tuple):
     """One jitted chunk function per (fn, batch size, devices): repeated sweeps never retrace."""
@@ -107,11 +116,37 @@ def _compile_chunk(fn, batch_size, devices: tuple):
         return jax.lax.map(lambda it: fn(it, shared), chunk, batch_size=batch_size)
 
     if len(devices) == 1:
-        return jax.jit(body)
+        return jax.jit(body), None
     mesh = Mesh(np.array(devices), ("sweep",))
     spec = PartitionSpec("sweep")
     return jax.jit(jax.shard_map(body, mesh=mesh, in_specs=(spec, PartitionSpec()), out_specs=spec,
-                                 check_vma=False))
+                                 check_vma=False)), mesh
+
+
+def _global(tree, mesh, spec):
+    """Arrays that every process holds in full, as global arrays laid out by ``spec`` on ``mesh``."""
+    sharding = NamedSharding(mesh, spec)
+    return jax.tree.map(lambda a: jax.make_array_from_callback(np.shape(a), sharding,
+                                                               lambda idx, a=np.asarray(a): a[idx]), tree)
+
+
+def _run_chunk(compiled, mesh, chunk, shared):
+    if mesh is None or jax.process_count() == 1:
+        return {k: np.asarray(v) for k, v in compiled(chunk, shared).items()}
+    from jax.experimental import multihost_utils
+
+    out = compiled(_global(chunk, mesh, PartitionSpec("sweep")), _global(shared, mesh, PartitionSpec()))
+    return {k: np.asarray(v) for k, v in multihost_utils.process_allgather(out, tiled=True).items()}
+
+
+def _finished_chunks(store, n_chunks) -> np.ndarray:
+    """Which chunks are on disk — as process 0 sees them, so every process skips the same chunks."""
+    done = np.array([store is not None and (store / f"chunk_{c:05d}.nc").exists() for c in range(n_chunks)])
+    if jax.process_count() > 1:
+        from jax.experimental import multihost_utils
+
+        done = np.asarray(multihost_utils.broadcast_one_to_all(done))
+    return done
 
 
 def _to_dataset(results: dict, dim: str, coords, extra_dims=None) -> xr.Dataset:
@@ -138,14 +173,14 @@ def run_sweep(fn: Callable, items, shared=None, *, dim: str = "item", coords=Non
         chunk_size: items per compiled call, the unit of progress and of resume (default 8 batches).
         store: directory for per-chunk NetCDF files; a rerun resumes from them. ``tag`` distinguishes
             sweeps over the same items (e.g. the metric or model name) in the fingerprint.
-        devices: devices for the 1-D mesh (default all local devices; one device: no sharding).
+        devices: devices for the 1-D mesh (default every device of every process; one device: no sharding).
     Returns: ``xarray.Dataset`` with one variable per metric, dims (dim, name_1, ...).
     Example: ``run_sweep(lambda e, x: {"mean": (e * x).mean()}, jnp.arange(10.), jnp.ones(3), dim="gain")``.
     """
     from tqdm.auto import tqdm
 
     n = _n_items(items)
-    devices = list(devices if devices is not None else jax.local_devices())
+    devices = list(devices if devices is not None else jax.devices())
     n_dev = len(devices)
     if batch_size is None:
         batch_size = choose_batch_size(fn, _slice(items, 0, 1), shared, memory_budget / n_dev)
@@ -156,11 +191,12 @@ def run_sweep(fn: Callable, items, shared=None, *, dim: str = "item", coords=Non
         chunk_size = batch_size * 8 * n_dev
     chunk_size = max(n_dev * batch_size, int(math.ceil(chunk_size / (n_dev * batch_size)) * n_dev * batch_size))
     chunk_size = min(chunk_size, int(math.ceil(n / (n_dev * batch_size))) * n_dev * batch_size)
-    compiled = _compile_chunk(fn, batch_size, tuple(devices))
+    compiled, mesh = _compile_chunk(fn, batch_size, tuple(devices))
     n_chunks = math.ceil(n / chunk_size)
 
     store = Path(store) if store is not None else None
-    if store is not None:
+    writer = jax.process_index() == 0
+    if store is not None and writer:
         store.mkdir(parents=True, exist_ok=True)
         manifest = {"n": n, "chunk_size": chunk_size, "fingerprint": _fingerprint(items, n, tag)}
         mpath = store / "manifest.json"
@@ -173,23 +209,24 @@ def run_sweep(fn: Callable, items, shared=None, *, dim: str = "item", coords=Non
             mpath.write_text(json.dumps(manifest))
 
     parts, resumed = [], 0
-    bar = tqdm(range(n_chunks), desc=desc, unit="chunk", disable=not progress)
+    done = _finished_chunks(store, n_chunks)
+    bar = tqdm(range(n_chunks), desc=desc, unit="chunk", disable=not progress or not writer)
     for c in bar:
         start, stop = c * chunk_size, min(n, (c + 1) * chunk_size)
         path = store / f"chunk_{c:05d}.nc" if store is not None else None
-        if path is not None and path.exists():
+        if done[c]:
             with xr.open_dataset(path) as ds:
                 parts.append({k: ds[k].values for k in ds.data_vars})
             resumed += 1
             continue
-        out = compiled(_pad(_slice(items, start, stop), chunk_size), shared)
-        out = {k: np.asarray(v)[: stop - start] for k, v in out.items()}
+        out = _run_chunk(compiled, mesh, _pad(_slice(items, start, stop), chunk_size), shared)
+        out = {k: v[: stop - start] for k, v in out.items()}
         for k, v in out.items():
             if np.issubdtype(v.dtype, np.floating) and np.isnan(v).any():
                 first = start + int(np.argwhere(np.isnan(v).reshape(len(v), -1).any(1))[0, 0])
                 raise SweepError(f"metric {k!r} is NaN for item {first} (chunk {c}); check the function "
                                  "and its inputs for that item")
-        if path is not None:
+        if path is not None and writer:
             tmp = path.with_name(path.name + ".tmp")
             _to_dataset(out, dim, np.arange(start, stop)).to_netcdf(tmp)
             tmp.replace(path)

@@ -117,3 +117,41 @@ def test_sharded_over_8_fake_devices_equals_single_device():
     env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=8", "JAX_PLATFORMS": "cpu"}
     r = subprocess.run([sys.executable, "-c", SHARDED], capture_output=True, text=True, env=env, timeout=600)
     assert r.returncode == 0 and "SHARDED-OK" in r.stdout, r.stderr[-3000:]
+
+
+MULTIPROCESS = textwrap.dedent("""
+    import sys, json
+    from insilico.sweep import initialize_distributed, run_sweep
+    initialize_distributed(sys.argv[1], 2, int(sys.argv[2]))
+    import jax, jax.numpy as jnp
+    def metric(item, shared):
+        w, b = item
+        return {"score": jnp.tanh(shared @ w + b).sum()}
+    items = (jax.random.normal(jax.random.PRNGKey(0), (37, 5)), jnp.linspace(-1, 1, 37))
+    ds = run_sweep(metric, items, jnp.ones((3, 5)), batch_size=2, chunk_size=8, store=sys.argv[3], progress=False)
+    print("RESULT", json.dumps({"devices": ds.attrs["devices"], "score": ds.score.values.tolist()}))
+""")
+
+
+def test_two_processes_through_jax_distributed(tmp_path):
+    import json
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {**os.environ, "JAX_PLATFORMS": "cpu"}
+    env.pop("XLA_FLAGS", None)
+    procs = [subprocess.Popen([sys.executable, "-c", MULTIPROCESS, f"127.0.0.1:{port}", str(i), str(tmp_path / "s")],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env) for i in range(2)]
+    outs = [p.communicate(timeout=300) for p in procs]
+    results = []
+    for p, (out, err) in zip(procs, outs):
+        assert p.returncode == 0, err[-3000:]
+        results.append(json.loads(out.split("RESULT", 1)[1]))
+    items = (jax.random.normal(jax.random.PRNGKey(0), (37, 5)), jnp.linspace(-1, 1, 37))
+    single = run_sweep(metric, items, jnp.ones((3, 5)), batch_size=2, progress=False)
+    for r in results:
+        assert r["devices"] == 2
+        np.testing.assert_allclose(r["score"], single.score.values, rtol=1e-5)
+    assert len(list((tmp_path / "s").glob("chunk_*.nc"))) == 5          # 37 items in chunks of 2 x 2 x 2
