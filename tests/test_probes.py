@@ -146,3 +146,16 @@ def test_per_class_accuracy_and_loss(tiny_convnet, images):
     loss = optax.softmax_cross_entropy_with_integer_labels(out, labels).mean()
     assert ds.loss.values[2] == pytest.approx(float(loss), rel=1e-5)
     assert ds.intact_class_accuracy.dims == ("class",)
+
+
+def test_spatial_single_units(tiny_convnet, images):
+    ds = single_unit_sweep(tiny_convnet, images, "conv2", spatial=True, units=[0, 37, 95])
+    assert list(ds.y.values) == [0, 1, 3] and list(ds.channel.values) == [0, 1, 5]
+    intact = el.record(tiny_convnet, images)[0]
+    mask = jnp.zeros((4, 4, 6)).at[1, 2, 1].set(1.0)                    # flat index 37 = (1, 2, 1)
+    out, _ = el.run(tiny_convnet, images, {"conv2": el.lesion(mask)})
+    assert ds.logit_change.values[1] == pytest.approx(float(jnp.mean(jnp.abs(out - intact))), rel=1e-5)
+    full = single_unit_sweep(tiny_convnet, images, "conv2", spatial=True)
+    assert full.sizes["unit"] == 96
+    with pytest.raises(ValueError, match=r"flat unit indices in \[0, 96\)"):
+        single_unit_sweep(tiny_convnet, images, "conv2", spatial=True, units=[96])

@@ -17,7 +17,7 @@ import xarray as xr
 from .. import electrode as el
 from ..sweep import run_sweep
 
-__all__ = ["single_unit_sweep", "mask_sweep", "ablation_curve", "ablation_edits", "MODES"]
+__all__ = ["single_unit_sweep", "mask_sweep", "ablation_curve", "MODES"]
 
 
 def _metrics(logits, intact, labels):
@@ -35,17 +35,27 @@ def _metrics(logits, intact, labels):
     return out
 
 
-@lru_cache(maxsize=32)
-def _lesion_fn(subject, site):
-    """``(edit, shared) -> metrics`` for one lesion of ``site``; cached so sweeps compile once per site."""
-    def fn(edit, shared):
-        variables, x, labels, intact, key = shared
+MODES = ("zero", "mean", "noise")
+
+
+@lru_cache(maxsize=64)
+def _lesion_fn(subject, site, mode, index_shape):
+    """``(item, shared) -> metrics`` for one lesion of ``site``; cached so sweeps compile once per site.
+
+    An item is a 0/1 mask (``index_shape`` None) or a unit index into ``index_shape``, turned into a one-hot
+    mask inside the compiled function (dense compare, no scatter), so huge single-unit sweeps need no masks.
+    """
+    def fn(item, shared):
+        variables, x, labels, intact, key, stats = shared
+        if index_shape is None:
+            mask = item
+        else:
+            mask = (jnp.arange(int(np.prod(index_shape))) == item).reshape(index_shape).astype(jnp.float32)
+        edit = {"zero": lambda: el.lesion(mask), "mean": lambda: el.mean_ablation(mask, stats),
+                "noise": lambda: el.noise(mask * stats)}[mode]()
         logits, _ = el.run(subject, x, {site: edit}, variables=variables, key=key)
         return _metrics(logits, intact, labels)
     return fn
-
-
-MODES = ("zero", "mean", "noise")
 
 
 def _check_site(subject, site):
@@ -53,59 +63,28 @@ def _check_site(subject, site):
         raise el.SiteError(f"unknown site {site!r}; valid: {', '.join(subject.sites)}")
 
 
-def ablation_edits(subject, site: str, masks, mode: str = "zero", reference=None, noise_scale: float = 1.0):
-    """Stacked edits for a batch of 0/1 ``masks`` (M, C) or (M, *unit_shape) at ``site``.
-
-    mode: "zero" (clamp to 0), "mean" (clamp to each channel's mean over ``reference`` images), "noise" (add
-    Gaussian noise of ``noise_scale`` x each channel's std over ``reference``; needs a key when run).
-    """
-    _check_site(subject, site)
+def _unit_stats(subject, site, mode, reference, noise_scale):
+    """Per-unit mean (mode "mean") or ``noise_scale`` x std (mode "noise") over ``reference`` images."""
     if mode not in MODES:
         raise ValueError(f"unknown ablation mode {mode!r}; valid: {', '.join(MODES)}")
-    masks = jnp.asarray(masks, jnp.float32)
-    unit_shape = tuple(subject.sites[site])
-    try:
-        fits = masks.ndim >= 2 and jnp.broadcast_shapes(masks.shape[1:], unit_shape) == unit_shape
-    except ValueError:
-        fits = False
-    if not fits:
-        raise ValueError(f"masks must be (M, {unit_shape[-1]}) or (M, {', '.join(map(str, unit_shape))}) for site "
-                         f"{site!r}; got {masks.shape}")
     if mode == "zero":
-        return el.lesion(masks)
-    if reference is None:
-        raise ValueError(f"mode {mode!r} needs reference images to estimate each unit's statistics")
+        return jnp.zeros(())
     _, rec = el.record(subject, reference, site)
-    a = rec[site].reshape(-1, unit_shape[-1])
-    if mode == "mean":
-        return el.mean_ablation(masks, jnp.broadcast_to(a.mean(0), masks.shape))
-    return el.noise(masks * noise_scale * a.std(0))
+    return rec[site].mean(0) if mode == "mean" else noise_scale * rec[site].std(0)
 
 
-def mask_sweep(subject, x, site: str, masks, labels=None, mode: str = "zero", reference=None, key=None,
-               batch_size: int | None = None, store=None, progress: bool = False, dim: str = "mask",
-               coords=None) -> xr.Dataset:
-    """Ablate a batch of unit groups (one 0/1 mask per row) at ``site`` on images ``x``; one compiled sweep.
-
-    Args:
-        masks: (M, C) channel masks or (M, *unit_shape) single-unit masks (group and pairwise lesions).
-        labels: (N,) class labels; adds per-mask ``accuracy``. mode/reference: see :func:`ablation_edits`
-            (reference defaults to ``x``). key: PRNG key for mode="noise" (the same draw for every mask).
-        batch_size: masks vmapped per step (default: from a 2 GB memory budget).
-        store: directory to stream finished chunks to; an interrupted sweep rerun with it resumes.
-    Returns: ``xarray.Dataset`` over ``dim`` with ``agreement`` (fraction of images whose top-1 class is
-    unchanged), ``logit_change`` (mean |Δ logit|) and ``accuracy``; attrs hold the intact values.
-    """
+def _sweep(subject, x, site, items, index_shape, labels, mode, reference, key, noise_scale, dim, coords,
+           **kwargs) -> xr.Dataset:
     x = jnp.asarray(x)
-    edits = ablation_edits(subject, site, masks, mode, x if reference is None else reference)
+    stats = _unit_stats(subject, site, mode, x if reference is None else reference, noise_scale)
     if mode == "noise" and key is None:
-        raise ValueError("mode='noise' needs a PRNG key: mask_sweep(..., key=jax.random.PRNGKey(0))")
+        raise ValueError("mode='noise' needs a PRNG key, e.g. key=jax.random.PRNGKey(0)")
     intact, _ = el.run(subject, x)
     labels = None if labels is None else jnp.asarray(labels, jnp.int32)
-    ds = run_sweep(_lesion_fn(subject, site), edits, (subject.variables, x, labels, intact, key), dim=dim,
-                   coords=coords, extra_dims={"class_accuracy": ("class",)}, batch_size=batch_size, store=store,
-                   tag=f"{subject.name}/{site}/{mode}",
-                   progress=progress, desc=f"lesions {site}")
+    ds = run_sweep(_lesion_fn(subject, site, mode, index_shape), items,
+                   (subject.variables, x, labels, intact, key, stats), dim=dim, coords=coords,
+                   extra_dims={"class_accuracy": ("class",)}, tag=f"{subject.name}/{site}/{mode}/{index_shape}",
+                   desc=f"lesions {site}", **kwargs)
     for k, v in _metrics(intact, intact, labels).items():
         if k == "class_accuracy":
             ds["intact_class_accuracy"] = ("class", np.asarray(v))
@@ -115,19 +94,56 @@ def mask_sweep(subject, x, site: str, masks, labels=None, mode: str = "zero", re
     return ds
 
 
-def single_unit_sweep(subject, x, site: str, labels=None, mode: str = "zero", units=None, **kwargs) -> xr.Dataset:
-    """Ablate each channel (or each of ``units``) of ``site`` in turn on images ``x`` (N, H, W, C).
+def mask_sweep(subject, x, site: str, masks, labels=None, mode: str = "zero", reference=None, key=None,
+               noise_scale: float = 1.0, dim: str = "mask", coords=None, **kwargs) -> xr.Dataset:
+    """Ablate a batch of unit groups (one 0/1 mask per row) at ``site`` on images ``x``; one compiled sweep.
+
+    Args:
+        masks: (M, C) channel masks or (M, *unit_shape) single-unit masks (group and pairwise lesions).
+        labels: (N,) class labels; adds per-mask ``accuracy``, ``class_accuracy`` and ``loss``.
+        mode: "zero" (clamp to 0), "mean" (clamp to each unit's mean over ``reference``, default ``x``), or
+            "noise" (add Gaussian noise of ``noise_scale`` x each unit's std over ``reference``; needs ``key``,
+            the same draw for every mask).
+        **kwargs: for :func:`~insilico.sweep.run_sweep`: batch_size (default from a 2 GB memory budget),
+            store (stream chunks there; an interrupted sweep rerun with it resumes), progress, devices.
+    Returns: ``xarray.Dataset`` over ``dim`` with ``agreement`` (fraction of images whose top-1 class is
+    unchanged), ``logit_change`` (mean |Δ logit|) and, with labels, accuracy metrics; attrs hold intact values.
+    """
+    _check_site(subject, site)
+    masks = jnp.asarray(masks, jnp.float32)
+    unit_shape = tuple(subject.sites[site])
+    try:
+        fits = masks.ndim >= 2 and jnp.broadcast_shapes(masks.shape[1:], unit_shape) == unit_shape
+    except ValueError:
+        fits = False
+    if not fits:
+        raise ValueError(f"masks must be (M, {unit_shape[-1]}) or (M, {', '.join(map(str, unit_shape))}) for site "
+                         f"{site!r}; got {masks.shape}")
+    return _sweep(subject, x, site, masks, None, labels, mode, reference, key, noise_scale, dim, coords, **kwargs)
+
+
+def single_unit_sweep(subject, x, site: str, labels=None, mode: str = "zero", units=None, spatial: bool = False,
+                      reference=None, key=None, noise_scale: float = 1.0, **kwargs) -> xr.Dataset:
+    """Ablate each unit of ``site`` in turn on images ``x`` (N, H, W, C): each channel (default), or with
+    ``spatial=True`` each single unit (position x channel) of a conv map. ``units``: a subset of (flat)
+    unit indices. Masks are built inside the compiled sweep, so even 30,000 spatial units need no mask array.
 
     Returns a Dataset over dim ``unit`` (see :func:`mask_sweep` for metrics and options).
     Example: ``single_unit_sweep(load("cifar_convnet"), x, "conv3", labels=y).accuracy``.
     """
     _check_site(subject, site)
-    n_units = subject.sites[site][-1]
+    shape = tuple(subject.sites[site]) if spatial else tuple(subject.sites[site][-1:])
+    n_units = int(np.prod(shape))
     units = jnp.arange(n_units) if units is None else jnp.asarray(units)
     if units.ndim != 1 or units.size == 0 or int(units.min()) < 0 or int(units.max()) >= n_units:
-        raise ValueError(f"units must be channel indices in [0, {n_units}) of site {site!r}; got {units}")
-    masks = jnp.eye(n_units, dtype=jnp.float32)[units]
-    return mask_sweep(subject, x, site, masks, labels, mode, dim="unit", coords=units, **kwargs)
+        kind = "flat unit" if spatial else "channel"
+        raise ValueError(f"units must be {kind} indices in [0, {n_units}) of site {site!r}; got {units}")
+    ds = _sweep(subject, x, site, units.astype(jnp.int32), shape, labels, mode, reference, key, noise_scale,
+                "unit", np.asarray(units), **kwargs)
+    if spatial:
+        pos = np.unravel_index(np.asarray(units), shape)
+        ds = ds.assign_coords({name: ("unit", p) for name, p in zip(("y", "x", "channel"), pos)})
+    return ds
 
 
 def ablation_curve(subject, x, site: str, orders: dict, labels=None, fractions=None, mode: str = "zero",
