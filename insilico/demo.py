@@ -18,7 +18,8 @@ import xarray as xr
 from . import electrode as el
 from . import zoo
 from .data import stimuli
-from .probes.lesion import single_unit_sweep
+from .probes.importance import l1_weight_norm, order_by, random_orders
+from .probes.lesion import ablation_curve, single_unit_sweep
 from .probes.rf import grating_tuning, orientation_selectivity
 from .report import Report
 from .report import figures as figs
@@ -123,13 +124,13 @@ def lesion_section(ctx: Context):
     s = ctx.report.section("Single-unit lesions", "Each channel of a middle site silenced in turn, all in "
                            "one compiled call; measured on natural-image patches from scikit-image's photos "
                            "as agreement of the top-1 class with the intact model.")
-    rows = []
+    rows, curves = [], {}
     for name, sub in ctx.subjects.items():
         sites = [k for k, v in sub.sites.items() if len(v) == 3] or list(sub.sites)[:-1]
         site = sites[len(sites) // 2]
         x = ctx.stimuli(sub)["patches"]
         t = time.perf_counter()
-        ds = single_unit_sweep(sub, x, site)
+        ds = single_unit_sweep(sub, x, site, progress=False)
         dt = time.perf_counter() - t
         ctx.report.figure(s, figs.lesion_sweep(ds, f"{name}: {site}, {ds.sizes['unit']} lesions x {len(x)} images"),
                           f"lesions_{name}")
@@ -140,8 +141,18 @@ def lesion_section(ctx: Context):
         res["lesion_agreement"] = xr.DataArray(ds.agreement.values, dims="lesion_unit",
                                                attrs={"site": site, "n_images": len(x)})
         res["lesion_logit_change"] = xr.DataArray(ds.logit_change.values, dims="lesion_unit")
+        n = sub.sites[site][-1]
+        orders = {"random": random_orders(jax.random.PRNGKey(0), 2 if ctx.quick else 4, n),
+                  "single-unit impact": order_by(ds.logit_change.values), "L1 weight norm": order_by(l1_weight_norm(sub, site))}
+        curve = ablation_curve(sub, x, site, orders, fractions=np.linspace(0, 1, 9), progress=False)
+        curves[name] = (site, curve)
+        res["curve_agreement"] = xr.DataArray(curve.agreement.values, dims=("order", "fraction"),
+                                              coords={"order": curve.order.values, "fraction": curve.fraction.values})
     s.tables.append(("Lesion sweeps", ("model", "site", "lesions", "mean agreement", "most important unit",
                                        "its agreement", "time (incl. compile)"), rows))
+    ctx.report.figure(s, figs.ablation_curves(curves, "agreement"), "ablation_curves",
+                      "Cumulative ablation of the same sites: units removed in random orders (mean), by "
+                      "single-unit impact (largest first) and by L1 weight norm (largest first)")
 
 
 SECTIONS = [models_section, filters_section, statistics_section, tuning_section, lesion_section]

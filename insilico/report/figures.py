@@ -88,3 +88,22 @@ def lesion_sweep(ds, title: str = ""):
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return fig
+
+
+def ablation_curves(curves: dict, metric: str = "agreement"):
+    """One panel per model: ``metric`` vs fraction of units removed, per order family (random orders averaged).
+
+    ``curves``: {model: (site, Dataset from :func:`insilico.probes.lesion.ablation_curve`)}.
+    """
+    fig, axes = plt.subplots(1, len(curves), figsize=(3.4 * len(curves), 3), squeeze=False)
+    for ax, (name, (site, ds)) in zip(axes[0], curves.items()):
+        families = dict.fromkeys(str(o).split("/")[0] for o in ds.order.values)
+        for fam in families:
+            sel = [o for o in ds.order.values if str(o).split("/")[0] == fam]
+            ax.plot(ds.fraction.values, ds[metric].sel(order=sel).mean("order").values, "o-", ms=3, label=fam)
+        ax.set_title(f"{name}: {site}", fontsize=9)
+        ax.set_xlabel("fraction of units removed")
+    axes[0][0].set_ylabel(metric)
+    axes[0][-1].legend(fontsize=7)
+    fig.tight_layout()
+    return fig
