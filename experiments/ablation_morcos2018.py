@@ -10,6 +10,7 @@ generalization").
    training images and labels, accuracy normalized by the intact network's.
 2. Importance vs selectivity per site of the bundled models: single-unit lesion accuracy drop (and the maximum
    per-class accuracy drop) against the class selectivity index, Spearman ρ with a bootstrap 95% CI.
+3. Category selectivity: each unit's d′ for faces vs non-faces (scikit-image's LFW subset).
 Writes figures, results.nc, results.md and index.html to --out.
 """
 from __future__ import annotations
@@ -25,8 +26,9 @@ import xarray as xr
 
 from insilico import electrode as el
 from insilico import zoo
-from insilico.analysis.selectivity import class_selectivity, spearman_bootstrap, unit_responses
+from insilico.analysis.selectivity import category_dprime, class_selectivity, spearman_bootstrap, unit_responses
 from insilico.data import Dataset, cifar10
+from insilico.data.stimuli import faces_and_nonfaces
 from insilico.probes.importance import random_orders
 from insilico.probes.lesion import ablation_curve, single_unit_sweep
 from insilico.report import Report
@@ -149,6 +151,20 @@ def main(argv=None):
         report.figure(sec, fig, f"importance_{name}")
     sec.tables.append(("Spearman correlation of selectivity with importance",
                        ("model", "site", "ρ (accuracy drop)", "95% CI", "ρ (max class drop)", "95% CI"), rows))
+
+    sec = report.section("Face selectivity", "d′ of each unit's (spatially averaged) response to 100 faces vs "
+                         "100 non-faces (scikit-image's LFW subset, resized); |d′| > 1 counts as category-selective.")
+    faces, is_face = faces_and_nonfaces(32, 3)
+    face_rows = []
+    for name in args.models:
+        subject = nets[name][0]
+        _, rec = el.record(subject, faces)
+        for site in subject.sites:
+            d = np.asarray(category_dprime(unit_responses(rec[site]), is_face))
+            d = d[np.isfinite(d)]
+            face_rows.append((name, site, len(d), float(np.mean(np.abs(d) > 1)), float(np.max(d)) if len(d) else np.nan))
+            results[f"face_dprime_{name}_{site}".replace("/", "_")] = xr.DataArray(d, dims=f"face_unit_{name}_{site}".replace("/", "_"))
+    sec.tables.append(("Face vs non-face d′", ("model", "site", "units", "fraction |d′| > 1", "max d′"), face_rows))
     out = Path(args.out)
     xr.Dataset(results).to_netcdf(out / "results.nc")
     lines = ["| network | site | train acc | normalized acc at 50% |", "|---|---|---|---|"]

@@ -70,3 +70,8 @@ def test_photos_and_patches():
     assert a.std() > 0.02
     with pytest.raises(ValueError, match="unknown photo 'dog'; valid: astronaut"):
         st.photos(8, names=("dog",))
+
+
+def test_faces_and_nonfaces():
+    x, is_face = st.faces_and_nonfaces(32, channels=3)
+    assert x.shape == (200, 32, 32, 3) and is_face.sum() == 100 and 0 <= x.min() and x.max() <= 1

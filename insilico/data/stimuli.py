@@ -145,3 +145,15 @@ def natural_patches(key, n: int, size: int, channels: int = 3, names: Sequence[s
         patch = img[y:y + crop, x:x + crop]
         out[i] = patch.reshape(size, scale, size, scale, channels).mean((1, 3))
     return out
+
+
+def faces_and_nonfaces(size: int, channels: int = 3):
+    """scikit-image's LFW subset: 100 face and 100 non-face 25x25 patches (no download), resized to
+    ``size``. Returns ``(images (200, size, size, channels) in [0, 1], is_face (200,) bool)``."""
+    from skimage.data import lfw_subset
+    from skimage.transform import resize
+
+    imgs = lfw_subset().astype(np.float32)
+    imgs = (imgs - imgs.min()) / (imgs.max() - imgs.min())
+    out = np.stack([resize(im, (size, size), anti_aliasing=True) for im in imgs]).astype(np.float32)[..., None]
+    return np.clip(_match_channels(out, channels), 0, 1), np.arange(len(imgs)) < 100
