@@ -159,3 +159,20 @@ def test_spatial_single_units(tiny_convnet, images):
     assert full.sizes["unit"] == 96
     with pytest.raises(ValueError, match=r"flat unit indices in \[0, 96\)"):
         single_unit_sweep(tiny_convnet, images, "conv2", spatial=True, units=[96])
+
+
+def test_synapse_sweep_equals_loop(tiny_convnet, images):
+    from insilico.probes.lesion import synapse_sweep
+    masks = jnp.zeros((4, 1, 1, 4, 6))
+    masks = masks.at[0, :, :, 0, :].set(1).at[1, :, :, :, 2].set(1).at[2, :, :, 1, 3].set(1)   # mask 3: nothing cut
+    ds = synapse_sweep(tiny_convnet, images, "conv2/conv/kernel", masks, progress=False)
+    intact = el.record(tiny_convnet, images)[0]
+    for i in range(4):
+        v = el.lesion_synapses(tiny_convnet.variables, {"conv2/conv/kernel": 1.0 - masks[i]})
+        out, _ = el.run(tiny_convnet, images, variables=v)
+        assert ds.logit_change.values[i] == pytest.approx(float(jnp.mean(jnp.abs(out - intact))), rel=1e-5, abs=1e-7)
+    assert ds.logit_change.values[3] < 1e-5 < ds.logit_change.values[0]          # float noise vs a real cut
+    with pytest.raises(KeyError, match="unknown parameter path"):
+        synapse_sweep(tiny_convnet, images, "conv9/kernel", masks)
+    with pytest.raises(ValueError, match="broadcastable to its shape"):
+        synapse_sweep(tiny_convnet, images, "conv2/conv/kernel", jnp.ones((2, 5)))

@@ -17,7 +17,7 @@ import xarray as xr
 from .. import electrode as el
 from ..sweep import run_sweep
 
-__all__ = ["single_unit_sweep", "mask_sweep", "ablation_curve", "MODES"]
+__all__ = ["single_unit_sweep", "mask_sweep", "ablation_curve", "synapse_sweep", "MODES"]
 
 
 def _metrics(logits, intact, labels):
@@ -181,3 +181,40 @@ def ablation_curve(subject, x, site: str, orders: dict, labels=None, fractions=N
     for k in set(ds.data_vars) - set(swept):
         out[k] = ds[k]
     return out
+
+
+@lru_cache(maxsize=32)
+def _synapse_fn(subject, path):
+    def fn(mask, shared):
+        variables, x, labels, intact = shared
+        logits, _ = el.run(subject, x, variables=el.lesion_synapses(variables, {path: 1.0 - mask}))
+        return _metrics(logits, intact, labels)
+    return fn
+
+
+def synapse_sweep(subject, x, path: str, masks, labels=None, **kwargs) -> xr.Dataset:
+    """Synaptic lesions: for each 0/1 mask, cut the weights of parameter ``path`` where the mask is 1
+    (e.g. ``"conv2/conv/kernel"`` masks of shape (M, 1, 1, C_in, C_out) cut input→output channel
+    connections). One compiled sweep; metrics as in :func:`mask_sweep`, over dim ``mask``."""
+    paths = el.synapse_paths(subject)
+    if path not in paths:
+        raise KeyError(f"unknown parameter path {path!r}; valid: {', '.join(paths)}")
+    leaf = subject.params
+    for k in path.split("/"):
+        leaf = leaf[k]
+    masks = jnp.asarray(masks, jnp.float32)
+    try:
+        fits = masks.ndim >= 1 and jnp.broadcast_shapes(masks.shape[1:], leaf.shape) == leaf.shape
+    except ValueError:
+        fits = False
+    if not fits:
+        raise ValueError(f"masks for {path!r} must be (M, ...) broadcastable to its shape {tuple(leaf.shape)}; "
+                         f"got {masks.shape}")
+    x = jnp.asarray(x)
+    intact, _ = el.run(subject, x)
+    labels = None if labels is None else jnp.asarray(labels, jnp.int32)
+    ds = run_sweep(_synapse_fn(subject, path), masks, (subject.variables, x, labels, intact), dim="mask",
+                   extra_dims={"class_accuracy": ("class",)}, tag=f"{subject.name}/{path}", desc=f"synapses {path}",
+                   **kwargs)
+    ds.attrs.update({"parameter": path, "n_images": int(x.shape[0]), "subject": subject.name})
+    return ds
