@@ -176,3 +176,13 @@ def test_synapse_sweep_equals_loop(tiny_convnet, images):
         synapse_sweep(tiny_convnet, images, "conv9/kernel", masks)
     with pytest.raises(ValueError, match="broadcastable to its shape"):
         synapse_sweep(tiny_convnet, images, "conv2/conv/kernel", jnp.ones((2, 5)))
+
+
+def test_many_sites_in_one_sweep(tiny_convnet, images):
+    both = single_unit_sweep(tiny_convnet, images, ["conv1", "conv2"])
+    assert both.sizes["unit"] == 10 and list(both.site.values) == ["conv1"] * 4 + ["conv2"] * 6
+    assert list(both.channel.values) == [0, 1, 2, 3, 0, 1, 2, 3, 4, 5]
+    for site in ("conv1", "conv2"):
+        alone = single_unit_sweep(tiny_convnet, images, site)
+        np.testing.assert_allclose(both.logit_change.where(both.site == site, drop=True).values,
+                                   alone.logit_change.values, rtol=1e-5, atol=1e-7)

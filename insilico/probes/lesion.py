@@ -39,21 +39,27 @@ MODES = ("zero", "mean", "noise")
 
 
 @lru_cache(maxsize=64)
-def _lesion_fn(subject, site, mode, index_shape):
-    """``(item, shared) -> metrics`` for one lesion of ``site``; cached so sweeps compile once per site.
+def _lesion_fn(subject, sites: tuple, mode, index_shapes):
+    """``(item, shared) -> metrics`` for one lesion; cached so sweeps compile once per (sites, mode).
 
-    An item is a 0/1 mask (``index_shape`` None) or a unit index into ``index_shape``, turned into a one-hot
-    mask inside the compiled function (dense compare, no scatter), so huge single-unit sweeps need no masks.
+    An item is a 0/1 mask of the one site (``index_shapes`` None) or a unit index into the concatenated units
+    of ``sites`` (shapes ``index_shapes``), turned into one-hot masks inside the compiled function (dense
+    compares, no scatter), so huge single-unit sweeps need no mask arrays.
     """
     def fn(item, shared):
         variables, x, labels, intact, key, stats = shared
-        if index_shape is None:
-            mask = item
+        if index_shapes is None:
+            masks = (item,)
         else:
-            mask = (jnp.arange(int(np.prod(index_shape))) == item).reshape(index_shape).astype(jnp.float32)
-        edit = {"zero": lambda: el.lesion(mask), "mean": lambda: el.mean_ablation(mask, stats),
-                "noise": lambda: el.noise(mask * stats)}[mode]()
-        logits, _ = el.run(subject, x, {site: edit}, variables=variables, key=key)
+            masks, offset = [], 0
+            for shape in index_shapes:
+                n = int(np.prod(shape))
+                masks.append(((jnp.arange(n) + offset) == item).reshape(shape).astype(jnp.float32))
+                offset += n
+        make = {"zero": lambda m, st: el.lesion(m), "mean": el.mean_ablation,
+                "noise": lambda m, st: el.noise(m * st)}[mode]
+        edits = {site: make(m, st) for site, m, st in zip(sites, masks, stats)}
+        logits, _ = el.run(subject, x, edits, variables=variables, key=key)
         return _metrics(logits, intact, labels)
     return fn
 
@@ -73,24 +79,25 @@ def _unit_stats(subject, site, mode, reference, noise_scale):
     return rec[site].mean(0) if mode == "mean" else noise_scale * rec[site].std(0)
 
 
-def _sweep(subject, x, site, items, index_shape, labels, mode, reference, key, noise_scale, dim, coords,
+def _sweep(subject, x, sites: tuple, items, index_shapes, labels, mode, reference, key, noise_scale, dim, coords,
            **kwargs) -> xr.Dataset:
     x = jnp.asarray(x)
-    stats = _unit_stats(subject, site, mode, x if reference is None else reference, noise_scale)
+    stats = tuple(_unit_stats(subject, s, mode, x if reference is None else reference, noise_scale) for s in sites)
     if mode == "noise" and key is None:
         raise ValueError("mode='noise' needs a PRNG key, e.g. key=jax.random.PRNGKey(0)")
     intact, _ = el.run(subject, x)
     labels = None if labels is None else jnp.asarray(labels, jnp.int32)
-    ds = run_sweep(_lesion_fn(subject, site, mode, index_shape), items,
+    ds = run_sweep(_lesion_fn(subject, sites, mode, index_shapes), items,
                    (subject.variables, x, labels, intact, key, stats), dim=dim, coords=coords,
-                   extra_dims={"class_accuracy": ("class",)}, tag=f"{subject.name}/{site}/{mode}/{index_shape}",
-                   desc=f"lesions {site}", **kwargs)
+                   extra_dims={"class_accuracy": ("class",)}, tag=f"{subject.name}/{sites}/{mode}/{index_shapes}",
+                   desc=f"lesions {', '.join(sites)}", **kwargs)
     for k, v in _metrics(intact, intact, labels).items():
         if k == "class_accuracy":
             ds["intact_class_accuracy"] = ("class", np.asarray(v))
         else:
             ds.attrs[f"intact_{k}"] = float(v)
-    ds.attrs.update({"site": site, "ablation": mode, "n_images": int(x.shape[0]), "subject": subject.name})
+    ds.attrs.update({"sites": ", ".join(sites), "ablation": mode, "n_images": int(x.shape[0]),
+                     "subject": subject.name})
     return ds
 
 
@@ -119,30 +126,48 @@ def mask_sweep(subject, x, site: str, masks, labels=None, mode: str = "zero", re
     if not fits:
         raise ValueError(f"masks must be (M, {unit_shape[-1]}) or (M, {', '.join(map(str, unit_shape))}) for site "
                          f"{site!r}; got {masks.shape}")
-    return _sweep(subject, x, site, masks, None, labels, mode, reference, key, noise_scale, dim, coords, **kwargs)
+    ds = _sweep(subject, x, (site,), masks, None, labels, mode, reference, key, noise_scale, dim, coords, **kwargs)
+    ds.attrs["site"] = site
+    return ds
 
 
-def single_unit_sweep(subject, x, site: str, labels=None, mode: str = "zero", units=None, spatial: bool = False,
+def single_unit_sweep(subject, x, site, labels=None, mode: str = "zero", units=None, spatial: bool = False,
                       reference=None, key=None, noise_scale: float = 1.0, **kwargs) -> xr.Dataset:
-    """Ablate each unit of ``site`` in turn on images ``x`` (N, H, W, C): each channel (default), or with
-    ``spatial=True`` each single unit (position x channel) of a conv map. ``units``: a subset of (flat)
-    unit indices. Masks are built inside the compiled sweep, so even 30,000 spatial units need no mask array.
+    """Ablate each unit of ``site`` — or of several sites, in one compiled call — in turn on images ``x``.
 
-    Returns a Dataset over dim ``unit`` (see :func:`mask_sweep` for metrics and options).
-    Example: ``single_unit_sweep(load("cifar_convnet"), x, "conv3", labels=y).accuracy``.
+    Units are channels (default) or, with ``spatial=True``, single units (position x channel) of conv maps.
+    ``units``: a subset of flat unit indices (into the concatenated units of the sites). Masks are built inside
+    the compiled sweep, so even 30,000 spatial units need no mask array.
+
+    Returns a Dataset over dim ``unit`` with coords ``site`` and ``channel`` (and ``y``, ``x`` when spatial);
+    see :func:`mask_sweep` for metrics and options.
+    Example: ``single_unit_sweep(load("cifar_convnet"), x, ["conv2", "conv3"], labels=y).accuracy``.
     """
-    _check_site(subject, site)
-    shape = tuple(subject.sites[site]) if spatial else tuple(subject.sites[site][-1:])
-    n_units = int(np.prod(shape))
-    units = jnp.arange(n_units) if units is None else jnp.asarray(units)
+    sites = (site,) if isinstance(site, str) else tuple(site)
+    for s in sites:
+        _check_site(subject, s)
+        if spatial and len(subject.sites[s]) != 3:
+            raise ValueError(f"spatial=True needs convolutional sites (H, W, C); {s!r} is {subject.sites[s]}")
+    shapes = tuple(tuple(subject.sites[s]) if spatial else tuple(subject.sites[s][-1:]) for s in sites)
+    sizes = [int(np.prod(sh)) for sh in shapes]
+    n_units = sum(sizes)
+    units = np.arange(n_units) if units is None else np.asarray(units)
     if units.ndim != 1 or units.size == 0 or int(units.min()) < 0 or int(units.max()) >= n_units:
         kind = "flat unit" if spatial else "channel"
-        raise ValueError(f"units must be {kind} indices in [0, {n_units}) of site {site!r}; got {units}")
-    ds = _sweep(subject, x, site, units.astype(jnp.int32), shape, labels, mode, reference, key, noise_scale,
-                "unit", np.asarray(units), **kwargs)
+        raise ValueError(f"units must be {kind} indices in [0, {n_units}) of {', '.join(sites)}; got {units}")
+    ds = _sweep(subject, x, sites, jnp.asarray(units, jnp.int32), shapes, labels, mode, reference, key,
+                noise_scale, "unit", units, **kwargs)
+    owner = np.searchsorted(np.cumsum(sizes), units, side="right")
+    local = units - np.concatenate([[0], np.cumsum(sizes)])[owner]
+    coords = {"site": ("unit", np.asarray(sites)[owner])}
     if spatial:
-        pos = np.unravel_index(np.asarray(units), shape)
-        ds = ds.assign_coords({name: ("unit", p) for name, p in zip(("y", "x", "channel"), pos)})
+        pos = [np.unravel_index(i, shapes[o]) for i, o in zip(local, owner)]
+        coords.update({name: ("unit", np.array([p[k] for p in pos])) for k, name in enumerate(("y", "x", "channel"))})
+    else:
+        coords["channel"] = ("unit", local)
+    ds = ds.assign_coords(coords)
+    if len(sites) == 1:
+        ds.attrs["site"] = sites[0]
     return ds
 
 
