@@ -9,7 +9,8 @@ generalization").
    true labels (generalizing) and one with shuffled labels (memorizing); each network is measured on its own
    training images and labels, accuracy normalized by the intact network's.
 2. Importance vs selectivity per site of the bundled models: single-unit lesion accuracy drop (and the maximum
-   per-class accuracy drop) against the class selectivity index, Spearman ρ with a bootstrap 95% CI.
+   per-class accuracy drop) against the class selectivity index, Spearman ρ with a bootstrap 95% CI; and
+   cumulative ablation ordered by selectivity (most selective first / last) against random orders.
 3. Category selectivity: each unit's d′ for faces vs non-faces (scikit-image's LFW subset).
 Writes figures, results.nc, results.md and index.html to --out.
 """
@@ -29,7 +30,7 @@ from insilico import zoo
 from insilico.analysis.selectivity import category_dprime, class_selectivity, spearman_bootstrap, unit_responses
 from insilico.data import Dataset, cifar10
 from insilico.data.stimuli import faces_and_nonfaces
-from insilico.probes.importance import random_orders
+from insilico.probes.importance import order_by, random_orders
 from insilico.probes.lesion import ablation_curve, single_unit_sweep
 from insilico.report import Report
 from insilico.subject import make_subject
@@ -69,7 +70,7 @@ def curves(subject, x, y, n_seeds, key):
     return out
 
 
-def importance_vs_selectivity(subject, x, y, key):
+def importance_vs_selectivity(subject, x, y, key, n_seeds):
     rows = {}
     for site in conv_sites(subject):
         sweep = single_unit_sweep(subject, x, site, labels=y, progress=True)
@@ -79,7 +80,11 @@ def importance_vs_selectivity(subject, x, y, key):
         si = np.asarray(class_selectivity(unit_responses(rec[site]), jnp.asarray(y), len(subject.class_names)))
         rho, (lo, hi), _ = spearman_bootstrap(si, drop, key, n_boot=1000)
         rho_c, (lo_c, hi_c), _ = spearman_bootstrap(si, class_drop, jax.random.fold_in(key, 1), n_boot=1000)
-        rows[site] = {"selectivity": si, "accuracy_drop": drop, "max_class_drop": class_drop,
+        n = len(si)
+        orders = {"selective first": order_by(si), "selective last": order_by(si, descending=False),
+                  "random": random_orders(jax.random.fold_in(key, 7), n_seeds, n)}
+        curve = ablation_curve(subject, x, site, orders, y, fractions=np.linspace(0, 1, 11), progress=True)
+        rows[site] = {"selectivity": si, "accuracy_drop": drop, "max_class_drop": class_drop, "curve": curve,
                       "rho": float(rho), "ci": (float(lo), float(hi)), "rho_class": float(rho_c),
                       "ci_class": (float(lo_c), float(hi_c))}
     return rows
@@ -135,7 +140,7 @@ def main(argv=None):
     rows = []
     for name in args.models:
         subject = nets[name][0]
-        sites = importance_vs_selectivity(subject, jnp.asarray(test.x), jnp.asarray(test.y), key)
+        sites = importance_vs_selectivity(subject, jnp.asarray(test.x), jnp.asarray(test.y), key, n_seeds)
         fig, axes = plt.subplots(1, len(sites), figsize=(3.2 * len(sites), 3), squeeze=False)
         for ax, (site, r) in zip(axes[0], sites.items()):
             ax.scatter(r["selectivity"], r["accuracy_drop"], s=8)
@@ -149,6 +154,22 @@ def main(argv=None):
         axes[0][0].set_ylabel("accuracy drop when ablated")
         fig.tight_layout()
         report.figure(sec, fig, f"importance_{name}")
+        fig, axes = plt.subplots(1, len(sites), figsize=(3.2 * len(sites), 3), squeeze=False)
+        for ax, (site, r) in zip(axes[0], sites.items()):
+            c = r["curve"]
+            for fam in ("selective first", "selective last", "random"):
+                sel = [o for o in c.order.values if str(o).split("/")[0] == fam]
+                ax.plot(c.fraction, c.accuracy.sel(order=sel).mean("order"), "o-", ms=3, label=fam)
+            ax.set_title(site, fontsize=9)
+            ax.set_xlabel("fraction ablated")
+            tag = f"{name}_{site}".replace("/", "_")
+            results[f"selectivity_curve_{tag}"] = xr.DataArray(
+                c.accuracy.values, dims=(f"order_{tag}", "fraction"), coords={"fraction": fractions,
+                                                                              f"order_{tag}": c.order.values})
+        axes[0][0].set_ylabel("accuracy")
+        axes[0][-1].legend(fontsize=7)
+        fig.tight_layout()
+        report.figure(sec, fig, f"selectivity_order_{name}", "Cumulative ablation by class selectivity vs random")
     sec.tables.append(("Spearman correlation of selectivity with importance",
                        ("model", "site", "ρ (accuracy drop)", "95% CI", "ρ (max class drop)", "95% CI"), rows))
 
