@@ -34,14 +34,14 @@ from insilico.probes.importance import order_by, random_orders
 from insilico.probes.lesion import ablation_curve, single_unit_sweep
 from insilico.report import Report
 from insilico.subject import make_subject
-from insilico.train import TrainConfig, fit
+from insilico.train import TrainConfig, evaluate, fit
 
 
 def conv_sites(subject):
     return [s for s, shape in subject.sites.items() if len(shape) == 3]
 
 
-def train_pair(n_train: int, epochs: int, seed: int = 0):
+def train_pair(n_train: int, epochs: int, test, seed: int = 0):
     """cifar_convnet's architecture trained on the first ``n_train`` (shuffled) CIFAR training images with
     true labels and with shuffled labels; no augmentation, so memorization is possible."""
     recipe = zoo.RECIPES["cifar_convnet"]
@@ -55,8 +55,9 @@ def train_pair(n_train: int, epochs: int, seed: int = 0):
     for label, data in (("generalizing", true), ("memorizing", shuffled)):
         print(f"training the {label} network on {n_train} images for {epochs} epochs", flush=True)
         res = fit(recipe.model, data, None, cfg, progress=True)
-        subjects[label] = (make_subject(f"convnet_{label}", recipe.model, res.variables, recipe.input_spec,
-                                        recipe.class_names), data, res.history[-1]["train_acc"])
+        subject = make_subject(f"convnet_{label}", recipe.model, res.variables, recipe.input_spec, recipe.class_names)
+        accs = (evaluate(recipe.model, res.variables, data.x, data.y), evaluate(recipe.model, res.variables, test.x, test.y))
+        subjects[label] = (subject, data, accs)
     return subjects
 
 
@@ -103,10 +104,13 @@ def main(argv=None):
 
     report = Report("Ablation, generalization and selectivity (Morcos et al. 2018)", args.out)
     test = cifar10("test").subset(np.sort(np.random.default_rng(0).permutation(10000)[:n_images]))
-    nets = {m: (zoo.load(m), test, None) for m in args.models}
-    for label, (subject, data, train_acc) in train_pair(n_train, epochs).items():
+    nets = {}
+    for m in args.models:
+        s = zoo.load(m)
+        nets[m] = (s, test, (None, evaluate(s.model, s.variables, test.x, test.y)))
+    for label, (subject, data, accs) in train_pair(n_train, epochs, test).items():
         sub = data.subset(slice(0, min(n_images, len(data))))
-        nets[label] = (subject, sub, train_acc)
+        nets[label] = (subject, sub, accs)
 
     results, summary = {}, []
     sec = report.section("Accuracy vs fraction of units ablated", "Random ablation orders (mean ± s.d. over "
@@ -115,7 +119,7 @@ def main(argv=None):
                          "images and (true or shuffled) labels.")
     fig, axes = plt.subplots(1, len(nets), figsize=(4 * len(nets), 3.2), squeeze=False)
     fractions = np.linspace(0, 1, 11)
-    for ax, (name, (subject, data, train_acc)) in zip(axes[0], nets.items()):
+    for ax, (name, (subject, data, (train_acc, test_acc))) in zip(axes[0], nets.items()):
         c = curves(subject, jnp.asarray(data.x), jnp.asarray(data.y), n_seeds, key)
         for site, acc in c.items():
             m, sd = acc.mean(0), acc.std(0)
@@ -124,7 +128,7 @@ def main(argv=None):
             results[f"curve_{name}_{site}".replace("/", "_")] = xr.DataArray(acc, dims=("seed", "fraction"),
                                                                              coords={"fraction": fractions})
             half = float(np.interp(0.5, fractions, m))
-            summary.append((name, site, train_acc if train_acc is not None else "", half))
+            summary.append((name, site, "" if train_acc is None else train_acc, test_acc, half))
         ax.set_title(name, fontsize=9)
         ax.set_xlabel("fraction of units ablated")
         ax.legend(fontsize=7)
@@ -132,7 +136,7 @@ def main(argv=None):
     fig.tight_layout()
     report.figure(sec, fig, "ablation_curves")
     sec.tables.append(("Normalized accuracy with half of a site's units ablated (random order, mean over seeds)",
-                       ("network", "site", "train accuracy", "normalized accuracy at 50%"), summary))
+                       ("network", "site", "train accuracy", "test accuracy", "normalized accuracy at 50%"), summary))
 
     sec = report.section("Importance vs class selectivity", "Each unit's accuracy drop when ablated alone "
                          "(and the largest drop in any one class's accuracy) against its class selectivity index "
@@ -188,8 +192,8 @@ def main(argv=None):
     sec.tables.append(("Face vs non-face d′", ("model", "site", "units", "fraction |d′| > 1", "max d′"), face_rows))
     out = Path(args.out)
     xr.Dataset(results).to_netcdf(out / "results.nc")
-    lines = ["| network | site | train acc | normalized acc at 50% |", "|---|---|---|---|"]
-    lines += [f"| {a} | {b} | {c if c == '' else f'{c:.3f}'} | {d:.3f} |" for a, b, c, d in summary]
+    lines = ["| network | site | train acc | test acc | normalized acc at 50% |", "|---|---|---|---|---|"]
+    lines += [f"| {a} | {b} | {c if c == '' else f'{c:.3f}'} | {t:.3f} | {d:.3f} |" for a, b, c, t, d in summary]
     lines += ["", "| model | site | rho (acc drop) | 95% CI | rho (max class drop) | 95% CI |", "|---|---|---|---|---|---|"]
     lines += [f"| {a} | {b} | {c:.3f} | {d} | {e:.3f} | {f} |" for a, b, c, d, e, f in rows]
     (out / "results.md").write_text("\n".join(lines) + "\n")
