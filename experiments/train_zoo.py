@@ -27,8 +27,8 @@ def main(argv=None):
         meta = zoo.train(name, args.out, epochs=1 if args.quick else None, limit=2000 if args.quick else None,
                          checkpoint_dir=ckpt)
         results[name] = meta["test_accuracy"]
-    Path(args.out).mkdir(parents=True, exist_ok=True)
-    (Path(args.out) / "train_zoo_results.json").write_text(json.dumps(results, indent=2))
+    if Path(args.out).resolve() != zoo.WEIGHTS_DIR.resolve():      # keep the package's weights folder clean
+        (Path(args.out) / "train_zoo_results.json").write_text(json.dumps(results, indent=2))
     print(json.dumps(results, indent=2))
 
 
