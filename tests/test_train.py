@@ -1,3 +1,5 @@
+from dataclasses import replace
+
 import jax
 import numpy as np
 import pytest
@@ -18,10 +20,11 @@ def digit_split():
 CFG = TrainConfig(epochs=3, batch_size=50, lr=0.05, augment="none", weight_decay=1e-4)
 
 
-def test_fit_learns_digits(digit_split):
+@pytest.mark.parametrize("optimizer,lr", [("sgd", 0.05), ("adam", 3e-3)])
+def test_fit_learns_digits(digit_split, optimizer, lr):
     train, test = digit_split
     model = ConvNet(widths=(8,), kernels=3, fc=(32,), num_classes=10)
-    result = fit(model, train, test, CFG, progress=False)
+    result = fit(model, train, test, replace(CFG, optimizer=optimizer, lr=lr), progress=False)
     assert len(result.history) == 3
     assert result.history[-1]["loss"] < result.history[0]["loss"]
     assert evaluate(model, result.variables, test.x, test.y) > 0.85
@@ -88,3 +91,8 @@ def test_model_spec_roundtrip():
     assert build_model(model_spec(m)) == m
     with pytest.raises(ValueError, match="unknown model class 'Foo'"):
         build_model({"class": "Foo", "config": {}})
+
+
+def test_unknown_optimizer(digit_split):
+    with pytest.raises(ValueError, match="unknown optimizer 'rmsprop'; valid: sgd, adam"):
+        fit(MLP(widths=(8,)), digit_split[0], None, replace(CFG, optimizer="rmsprop"), progress=False)

@@ -20,8 +20,9 @@ from .checkpoint import CheckpointError, load_checkpoint, read_meta, save_checkp
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Hyper-parameters of :func:`fit`. SGD with Nesterov momentum, decoupled weight decay on kernels only,
-    and a one-cycle learning-rate schedule (linear warm-up for ``warmup`` of training, then cosine decay)."""
+    """Hyper-parameters of :func:`fit`. ``optimizer`` "sgd" (Nesterov momentum) or "adam"; decoupled weight
+    decay on kernels only; a one-cycle learning-rate schedule (linear warm-up for ``warmup`` of training, then
+    cosine decay)."""
 
     epochs: int = 10
     batch_size: int = 128
@@ -32,6 +33,7 @@ class TrainConfig:
     label_smoothing: float = 0.1
     augment: str = "flip_crop"
     seed: int = 0
+    optimizer: str = "sgd"
 
 
 @struct.dataclass
@@ -55,8 +57,10 @@ def make_optimizer(cfg: TrainConfig, steps: int) -> optax.GradientTransformation
         0.0, cfg.lr, max(1, int(cfg.warmup * steps)), steps, end_value=cfg.lr * 1e-3)
     decay_mask = lambda params: jax.tree_util.tree_map_with_path(  # noqa: E731
         lambda path, _: getattr(path[-1], "key", None) == "kernel", params)
-    return optax.chain(optax.add_decayed_weights(cfg.weight_decay, mask=decay_mask),
-                       optax.sgd(schedule, cfg.momentum, nesterov=True))
+    if cfg.optimizer not in ("sgd", "adam"):
+        raise ValueError(f"unknown optimizer {cfg.optimizer!r}; valid: sgd, adam")
+    opt = optax.sgd(schedule, cfg.momentum, nesterov=True) if cfg.optimizer == "sgd" else optax.adam(schedule)
+    return optax.chain(optax.add_decayed_weights(cfg.weight_decay, mask=decay_mask), opt)
 
 
 def init_variables(model: nn.Module, input_shape, key) -> dict:
