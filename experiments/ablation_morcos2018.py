@@ -98,7 +98,7 @@ def main(argv=None):
     p.add_argument("--models", nargs="*", default=["cifar_convnet", "cifar_resnet"])
     args = p.parse_args(argv)
     q = args.quick
-    n_images, n_seeds, n_train, epochs = (128, 3, 256, 2) if q else (1000, 10, 2000, 30)
+    n_images, n_seeds, n_train, epochs = (128, 3, 256, 2) if q else (500, 10, 2000, 30)
     key = jax.random.PRNGKey(0)
     import matplotlib.pyplot as plt
 

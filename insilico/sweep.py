@@ -65,11 +65,29 @@ def _struct(tree, lead=None):
     return jax.tree.map(one, tree)
 
 
-def choose_batch_size(fn: Callable, items, shared=None, budget_bytes: float = 2e9, max_batch: int = 1024) -> int:
-    """Largest batch ``B`` (items vmapped at once) whose compiled temporary memory fits ``budget_bytes``.
+def _largest_intermediate(jaxpr) -> int:
+    """Bytes of the largest value computed anywhere in a jaxpr (sub-jaxprs included)."""
+    best = 0
+    for eqn in jaxpr.eqns:
+        for v in eqn.outvars:
+            aval = getattr(v, "aval", None)
+            if hasattr(aval, "shape") and hasattr(aval, "dtype"):
+                best = max(best, int(np.prod(aval.shape)) * np.dtype(aval.dtype).itemsize)
+        for param in eqn.params.values():
+            for sub in (param if isinstance(param, (tuple, list)) else (param,)):
+                inner = getattr(sub, "jaxpr", sub)
+                if hasattr(inner, "eqns"):
+                    best = max(best, _largest_intermediate(inner))
+    return best
 
-    Compiles ``vmap(fn)`` for B = 1 and B = 8, fits memory = a + b·B and solves for the budget. Cached per
-    (fn, item and shared shapes, budget).
+
+def choose_batch_size(fn: Callable, items, shared=None, budget_bytes: float = 2e9, max_batch: int = 1024) -> int:
+    """Largest batch ``B`` (items vmapped at once) whose memory fits ``budget_bytes``.
+
+    Per-item memory is the larger of two estimates: the growth of the compiled temporaries
+    (``compiled.memory_analysis()`` of ``vmap(fn)`` at B = 1 and 8), and 4x the largest intermediate value of
+    one item (XLA:CPU's analysis can miss convolution workspaces; a few activations of the largest layer are
+    live at once). Cached per (fn, item and shared shapes, budget).
     """
     key = (fn, jax.tree.structure(items), str(_struct(items, 1)), str(_struct(shared)), budget_bytes, max_batch)
     if key not in _BATCH_CACHE:
@@ -78,13 +96,13 @@ def choose_batch_size(fn: Callable, items, shared=None, budget_bytes: float = 2e
             stats = compiled.memory_analysis()
             return None if stats is None else float(stats.temp_size_in_bytes + stats.output_size_in_bytes)
 
+        one = jax.tree.map(lambda a: jax.ShapeDtypeStruct(np.shape(a)[1:], a.dtype), _struct(items, 1))
+        per_item = 4.0 * _largest_intermediate(jax.make_jaxpr(fn)(one, _struct(shared)).jaxpr)
         m1, m8 = temp(1), temp(8)
-        if m1 is None or m8 is None:
-            batch = min(32, max_batch)
-        else:
-            per_item = max((m8 - m1) / 7.0, 1.0)
-            batch = int(max(1, min(max_batch, (budget_bytes - m1) // per_item + 1)))
-        _BATCH_CACHE[key] = batch
+        if m1 is not None and m8 is not None:
+            per_item = max(per_item, (m8 - m1) / 7.0)
+        base = m1 or 0.0
+        _BATCH_CACHE[key] = int(max(1, min(max_batch, (budget_bytes - base) // max(per_item, 1.0))))
     return _BATCH_CACHE[key]
 
 
