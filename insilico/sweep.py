@@ -72,7 +72,8 @@ def _largest_intermediate(jaxpr) -> int:
         for v in eqn.outvars:
             aval = getattr(v, "aval", None)
             if hasattr(aval, "shape") and hasattr(aval, "dtype"):
-                best = max(best, int(np.prod(aval.shape)) * np.dtype(aval.dtype).itemsize)
+                itemsize = getattr(aval.dtype, "itemsize", None) or 4          # PRNG key dtypes: assume 4
+                best = max(best, int(np.prod(aval.shape)) * int(itemsize))
         for param in eqn.params.values():
             for sub in (param if isinstance(param, (tuple, list)) else (param,)):
                 inner = getattr(sub, "jaxpr", sub)
@@ -205,10 +206,9 @@ def run_sweep(fn: Callable, items, shared=None, *, dim: str = "item", coords=Non
     batch_size = max(1, min(int(batch_size), math.ceil(n / n_dev)))
     steps = math.ceil(n / (n_dev * batch_size))
     batch_size = math.ceil(n / (n_dev * steps))             # balance batches so padding stays small
-    if chunk_size is None:
-        chunk_size = batch_size * 8 * n_dev
-    chunk_size = max(n_dev * batch_size, int(math.ceil(chunk_size / (n_dev * batch_size)) * n_dev * batch_size))
-    chunk_size = min(chunk_size, int(math.ceil(n / (n_dev * batch_size))) * n_dev * batch_size)
+    step = n_dev * batch_size                                  # items per lax.map step over all devices
+    chunk_steps = math.ceil((chunk_size or 8 * step) / step)
+    chunk_size = step * max(1, min(chunk_steps, steps))         # a whole number of steps, at most the sweep
     compiled, mesh = _compile_chunk(fn, batch_size, tuple(devices))
     n_chunks = math.ceil(n / chunk_size)
 
