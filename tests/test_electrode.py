@@ -114,6 +114,9 @@ def test_noise_needs_key_and_is_reproducible(tiny_convnet, images):
 
 def test_vmapped_edits_equal_python_loop(tiny_convnet, images):
     edits = el.unit_edits(6)                            # all single-channel lesions of conv2
+    stacked = el.Edit.stack([el.lesion(jnp.eye(6)[u]) for u in range(6)])
+    for a, b in zip(jax.tree.leaves(edits), jax.tree.leaves(stacked)):
+        np.testing.assert_array_equal(a, b)
     sweep = jax.jit(jax.vmap(lambda e: el.run(tiny_convnet, images, {"conv2": e}, record="fc1")))
     outs, recs = sweep(edits)
     assert outs.shape == (6, 6, 5) and recs["fc1"].shape == (6, 6, 8)
