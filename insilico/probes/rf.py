@@ -7,12 +7,27 @@ from __future__ import annotations
 
 from typing import Sequence
 
-import jax.numpy as jnp
 import numpy as np
 import xarray as xr
 
+from functools import lru_cache
+
 from .. import electrode as el
 from ..data.stimuli import grating_set
+from ..sweep import run_sweep
+
+
+def _var(site: str) -> str:
+    return site.replace("/", "__")
+
+
+@lru_cache(maxsize=32)
+def _centre_fn(subject, sites: tuple):
+    """``(image, variables) -> {site: centre responses}`` for the sweep engine (one stimulus per item)."""
+    def fn(image, variables):
+        _, rec = el.run(subject, image[None], record=sites, variables=variables)
+        return {_var(s): centre_units(rec[s])[0] for s in sites}
+    return fn
 
 
 def centre_units(activation):
@@ -24,23 +39,24 @@ def centre_units(activation):
 
 def grating_tuning(subject, sites: Sequence[str] | str, orientations: Sequence[float] = tuple(range(0, 180, 15)),
                    sfs: Sequence[float] = (0.05, 0.1, 0.2, 0.3), phases: Sequence[float] = (0, 90, 180, 270),
-                   contrast: float = 1.0, batch_size: int = 256) -> dict:
+                   contrast: float = 1.0, batch_size: int | None = 256) -> dict:
     """Responses of every (centre) unit of ``sites`` to a grid of gratings in the subject's input size.
 
     Returns ``{site: DataArray (unit, orientation, sf, phase)}``. Orientation in degrees, sf in cycles/pixel.
+    The stimuli run through the sweep engine, ``batch_size`` at a time.
     """
     sites = (sites,) if isinstance(sites, str) else tuple(sites)
+    for site in sites:
+        if site not in subject.sites:
+            raise el.SiteError(f"unknown site {site!r}; valid: {', '.join(subject.sites)}")
     h, w, c = subject.input_spec.shape
     images, params = grating_set(h, orientations, sfs, phases, (contrast,), channels=c)
-    chunks = {s: [] for s in sites}
-    for i in range(0, len(images), batch_size):
-        _, rec = el.record(subject, images[i:i + batch_size], sites)
-        for s in sites:
-            chunks[s].append(np.asarray(centre_units(rec[s])))
+    ds = run_sweep(_centre_fn(subject, sites), images, subject.variables, dim="stimulus", batch_size=batch_size,
+                   progress=False)
     shape = (len(orientations), len(sfs), len(phases))
     out = {}
     for s in sites:
-        resp = np.concatenate(chunks[s]).reshape(*shape, -1).transpose(3, 0, 1, 2)
+        resp = ds[_var(s)].values.reshape(*shape, -1).transpose(3, 0, 1, 2)
         out[s] = xr.DataArray(resp, dims=("unit", "orientation", "sf", "phase"),
                               coords={"unit": np.arange(resp.shape[0]), "orientation": np.asarray(orientations, float),
                                       "sf": np.asarray(sfs, float), "phase": np.asarray(phases, float)},
