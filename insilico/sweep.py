@@ -82,15 +82,39 @@ def _largest_intermediate(jaxpr) -> int:
     return best
 
 
-def choose_batch_size(fn: Callable, items, shared=None, budget_bytes: float = 2e9, max_batch: int = 1024) -> int:
+def _total_intermediates(jaxpr) -> int:
+    """Bytes of all values computed in a jaxpr, each sub-jaxpr (a loop body) counted once."""
+    total = 0
+    for eqn in jaxpr.eqns:
+        for v in eqn.outvars:
+            aval = getattr(v, "aval", None)
+            if hasattr(aval, "shape") and hasattr(aval, "dtype"):
+                total += int(np.prod(aval.shape)) * int(getattr(aval.dtype, "itemsize", None) or 4)
+        for param in eqn.params.values():
+            for sub in (param if isinstance(param, (tuple, list)) else (param,)):
+                inner = getattr(sub, "jaxpr", sub)
+                if hasattr(inner, "eqns"):
+                    total += _total_intermediates(inner)
+    return total
+
+
+def choose_batch_size(fn: Callable, items, shared=None, budget_bytes: float = 2e9, max_batch: int = 1024,
+                      compile: bool = True) -> int:
     """Largest batch ``B`` (items vmapped at once) whose memory fits ``budget_bytes``.
 
     Per-item memory is the larger of two estimates: the growth of the compiled temporaries
     (``compiled.memory_analysis()`` of ``vmap(fn)`` at B = 1 and 8), and 4x the largest intermediate value of
     one item (XLA:CPU's analysis can miss convolution workspaces; a few activations of the largest layer are
-    live at once). Cached per (fn, item and shared shapes, budget).
+    live at once). ``compile=False`` skips the two compilations and takes the sum of every intermediate of
+    one item instead (an upper bound on what is live at once; loop bodies counted once) — for expensive-to-
+    compile functions such as optimization loops. Cached per (fn, item and shared shapes, budget).
     """
-    key = (fn, jax.tree.structure(items), str(_struct(items, 1)), str(_struct(shared)), budget_bytes, max_batch)
+    key = (fn, jax.tree.structure(items), str(_struct(items, 1)), str(_struct(shared)), budget_bytes, max_batch,
+           compile)
+    if key not in _BATCH_CACHE and not compile:
+        one = jax.tree.map(lambda a: jax.ShapeDtypeStruct(np.shape(a)[1:], a.dtype), _struct(items, 1))
+        per_item = float(_total_intermediates(jax.make_jaxpr(fn)(one, _struct(shared)).jaxpr))
+        _BATCH_CACHE[key] = int(max(1, min(max_batch, budget_bytes // max(per_item, 1.0))))
     if key not in _BATCH_CACHE:
         def temp(b):
             compiled = jax.jit(jax.vmap(fn, in_axes=(0, None))).lower(_struct(items, b), _struct(shared)).compile()

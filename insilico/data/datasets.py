@@ -112,3 +112,29 @@ def digits() -> Dataset:
     d = load_digits()
     x = (d.images.astype(np.float32) / 16.0)[..., None]
     return Dataset(x, d.target.astype(np.int32), DIGIT_CLASSES, "digits")
+
+
+OBJECTS92_CATEGORIES = ("human bodypart", "human face", "nonhuman bodypart", "nonhuman face", "natural inanimate",
+                        "artificial inanimate")
+
+
+def objects92(size: int | None = None, channels: int = 3) -> Dataset:
+    """The 92 object photos of Kriegeskorte et al. 2008 (isolated objects on grey, 175x175 RGB) from
+    ``$INSILICO_DATA/kriegeskorte2008_92images``, in the order of the published RDMs; labels index
+    :data:`OBJECTS92_CATEGORIES`. ``size`` resizes (anti-aliased); ``channels=1`` averages the colours."""
+    from scipy.io import loadmat
+
+    name = "Kriegeskorte_Neuron2008_supplementalData.mat"
+    folder = dataset_path("kriegeskorte2008_92images", name)
+    stim = loadmat(folder / name, simplify_cells=True)["stimuli_92objs"]
+    x = np.stack([s["image"] for s in stim]).astype(np.float32) / 255.0
+    y = np.asarray([OBJECTS92_CATEGORIES.index(s["category"]) for s in stim], np.int32)
+    if size is not None and size != x.shape[1]:
+        from skimage.transform import resize
+
+        x = np.stack([resize(im, (size, size), anti_aliasing=True) for im in x]).astype(np.float32)
+    if channels == 1:
+        x = x.mean(-1, keepdims=True)
+    elif channels != 3:
+        raise ValueError(f"channels must be 1 or 3, got {channels}")
+    return Dataset(x, y, OBJECTS92_CATEGORIES, "objects92")

@@ -5,10 +5,56 @@ modules: their ``__call__`` output is the post-nonlinearity activation a neurosc
 """
 from __future__ import annotations
 
+import contextlib
+import contextvars
 from typing import Sequence
 
 import flax.linen as nn
+import jax
 import jax.numpy as jnp
+
+
+_RELU_OVERRIDE: contextvars.ContextVar = contextvars.ContextVar("relu_override", default=None)
+
+
+@jax.custom_vjp
+def _redirected_relu(x, on):
+    return jnp.maximum(x, 0)
+
+
+def _redirected_fwd(x, on):
+    return jnp.maximum(x, 0), (x, on)
+
+
+def _redirected_bwd(res, g):
+    x, on = res
+    plain = jnp.where(x > 0, g, 0.0)
+    # Where a sample's unit is dead (all ReLU gradients zero), pass the gradient components that would raise x
+    # under gradient descent on the loss (g < 0), as Lucid's redirected ReLU does.
+    redirected = jnp.where((x > 0) | (g < 0), g, 0.0)
+    axes = tuple(range(1, x.ndim))
+    dead = jnp.all(plain == 0, axis=axes, keepdims=True) if axes else plain == 0
+    return jnp.where((on > 0) & dead, redirected, plain), jnp.zeros_like(on)
+
+
+_redirected_relu.defvjp(_redirected_fwd, _redirected_bwd)
+
+
+def relu(x):
+    """ReLU used by every zoo model. Inside :func:`relu_gradient_override` its gradient is redirected."""
+    on = _RELU_OVERRIDE.get()
+    return jax.nn.relu(x) if on is None else _redirected_relu(x, on)
+
+
+@contextlib.contextmanager
+def relu_gradient_override(on):
+    """Trace-time context: while ``on`` (a scalar, may be traced) is > 0, ReLUs of zoo models pass gradients
+    that would revive a dead unit (Olah et al. 2017's "redirected ReLU"); the forward pass is unchanged."""
+    token = _RELU_OVERRIDE.set(jnp.asarray(on, jnp.float32))
+    try:
+        yield
+    finally:
+        _RELU_OVERRIDE.reset(token)
 
 
 class Stage(nn.Module):
@@ -65,7 +111,7 @@ class ConvStage(Stage):
                     padding="SAME", use_bias=not self.norm, name="conv")(x)
         if self.norm:
             x = nn.BatchNorm(use_running_average=not train, momentum=0.9, name="bn")(x)
-        return nn.relu(x)
+        return relu(x)
 
 
 class DenseStage(Stage):
@@ -78,7 +124,7 @@ class DenseStage(Stage):
     def __call__(self, x, train: bool = False):
         if self.dropout > 0:
             x = nn.Dropout(self.dropout, deterministic=not train)(x)
-        return nn.relu(nn.Dense(self.features, name="dense")(x))
+        return relu(nn.Dense(self.features, name="dense")(x))
 
 
 class Readout(Stage):

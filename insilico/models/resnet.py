@@ -6,7 +6,7 @@ from typing import Sequence
 import flax.linen as nn
 import jax.numpy as jnp
 
-from ._stage import ConvStage, Normalize, Readout, Stage
+from ._stage import ConvStage, Normalize, Readout, Stage, relu
 
 
 class BasicBlock(Stage):
@@ -23,13 +23,13 @@ class BasicBlock(Stage):
         bn = lambda name: nn.BatchNorm(use_running_average=not train, momentum=0.9, name=name)  # noqa: E731
         s = (self.stride, self.stride)
         y = nn.Conv(self.features, (3, 3), strides=s, padding="SAME", use_bias=False, name="conv1")(x)
-        y = nn.relu(bn("bn1")(y))
+        y = relu(bn("bn1")(y))
         y = nn.Conv(self.features, (3, 3), padding="SAME", use_bias=False, name="conv2")(y)
         y = bn("bn2")(y)
         if self.stride != 1 or x.shape[-1] != self.features:
             x = nn.Conv(self.features, (1, 1), strides=s, use_bias=False, name="shortcut")(x)
             x = bn("bn_shortcut")(x)
-        return nn.relu(x + y)
+        return relu(x + y)
 
 
 class ResNetStage(nn.Module):

@@ -1,0 +1,614 @@
+"""Feature visualization by gradient ascent (activation maximization), for every unit of a layer at once.
+
+Three parts compose, as in Lucid (Olah, Mordvintsev & Schubert 2017):
+
+* an image **parameterization** (:class:`ImageParam`: pixels, 1/f-scaled Fourier coefficients, a Laplacian
+  pyramid or a CPPN; colour decorrelated with a matrix estimated from natural images; squashed into the
+  subject's declared pixel bounds by a sigmoid or a straight-through clip),
+* random **transformations** applied before every step (pad, jitter, scale, rotate; a fresh draw per image),
+* an **objective** (:class:`Objective`) built from small pieces that compose with ``+``, ``-`` and ``*``.
+
+:func:`visualize` optimizes ``n_seeds`` images for each requested unit with Adam inside one compiled
+``lax.scan``, vmapped over units and run through the sweep engine, so a whole layer is one call whose memory is
+bounded by chunking. Defaults follow Olah et al. 2017 (Adam lr 0.05, 1/f Fourier parameterization with
+decorrelated colour, pad/jitter/scale/rotate/jitter with offsets scaled from their 128 px to the subject's
+input size, redirected ReLU gradients for the first 16 steps) except the number of steps (Olah: 2,560;
+here 512 as in Lucid's ``render_vis``).
+
+Example::
+
+    from insilico.probes import featurevis as fv
+    result = fv.visualize(subject, fv.channel("conv2"), units=range(64), n_seeds=2, steps=256, key=key)
+    result.images  # (unit, step, seed, y, x, channel)
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Callable, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import xarray as xr
+
+from .. import electrode as el
+from ..models._stage import relu_gradient_override
+from ..sweep import choose_batch_size, run_sweep
+
+__all__ = ["ImageParam", "pixel", "fourier", "pyramid", "cppn", "color_matrix", "default_param",
+           "Pad", "Jitter", "RandomScale", "RandomRotate", "standard_transforms", "apply_transforms",
+           "Objective", "neuron", "channel", "direction", "deepdream", "class_logit", "total_variation", "l1", "l2",
+           "alignment", "diversity", "visualize", "OptimizationError"]
+
+
+class OptimizationError(FloatingPointError):
+    """The objective or its gradient became NaN/inf during optimization."""
+
+
+# --------------------------------------------------------------------------------------------- parameterizations
+
+def color_matrix(images) -> np.ndarray:
+    """Colour decorrelation matrix from data: the symmetric square root of the channel covariance of
+    ``images`` (N, H, W, C), scaled so its largest column has unit norm (Lucid's convention, but estimated
+    from the images the model sees instead of a fixed ImageNet matrix). Identity for one channel."""
+    x = np.asarray(images, np.float64)
+    c = x.shape[-1]
+    if c == 1:
+        return np.ones((1, 1))
+    flat = x.reshape(-1, c)
+    cov = np.cov(flat, rowvar=False)
+    w, v = np.linalg.eigh(cov)
+    root = (v * np.sqrt(np.maximum(w, 0))) @ v.T
+    return root / np.linalg.norm(root, axis=0).max()
+
+
+def _freqs(h: int, w: int) -> np.ndarray:
+    fy = np.fft.fftfreq(h)[:, None]
+    fx = np.fft.rfftfreq(w)[None, :]
+    return np.sqrt(fx ** 2 + fy ** 2)
+
+
+def _upsample(x, h: int, w: int):
+    return jax.image.resize(x, (h, w, x.shape[-1]), "linear")
+
+
+@dataclass(frozen=True)
+class ImageParam:
+    """An image parameterization: ``init(key) -> params`` and ``render(params) -> (H, W, C)`` in ``bounds``.
+
+    Build one with :func:`pixel`, :func:`fourier`, :func:`pyramid` or :func:`cppn`. Fields: ``kind``,
+    ``shape`` (H, W, C), ``bounds``, ``color`` (C x C decorrelation matrix as nested tuples, or None),
+    ``output`` ("sigmoid" or "clip": straight-through clipping of 0.5 + z into the bounds), ``sd`` (initial
+    scale), ``decay`` (Fourier: amplitude ~ 1/f^decay), ``levels`` (pyramid), ``width``/``depth`` (CPPN).
+    """
+
+    kind: str
+    shape: tuple
+    bounds: tuple = (0.0, 1.0)
+    color: tuple | None = None
+    output: str = "sigmoid"
+    sd: float = 0.01
+    decay: float = 1.0
+    levels: int = 4
+    width: int = 24
+    depth: int = 8
+
+    def __post_init__(self):
+        if self.kind not in ("pixel", "fourier", "pyramid", "cppn"):
+            raise ValueError(f"unknown parameterization {self.kind!r}; valid: pixel, fourier, pyramid, cppn")
+        if self.output not in ("sigmoid", "clip"):
+            raise ValueError(f"output must be 'sigmoid' or 'clip', got {self.output!r}")
+        if len(self.shape) != 3:
+            raise ValueError(f"shape must be (H, W, C), got {self.shape}")
+        if self.color is not None and np.shape(self.color) != (self.shape[2], self.shape[2]):
+            raise ValueError(f"color matrix must be {self.shape[2]}x{self.shape[2]}, got {np.shape(self.color)}")
+
+    def init(self, key):
+        h, w, c = self.shape
+        if self.kind == "pixel":
+            return self.sd * jax.random.normal(key, (h, w, c))
+        if self.kind == "fourier":
+            return self.sd * jax.random.normal(key, (2, c, h, w // 2 + 1))
+        if self.kind == "pyramid":
+            keys = jax.random.split(key, self.levels)
+            return [self.sd * jax.random.normal(k, (max(1, h >> i), max(1, w >> i), c))
+                    for i, k in enumerate(keys)]
+        keys = jax.random.split(key, self.depth + 1)
+        sizes = [3] + [self.width] * self.depth
+        layers = []
+        for i in range(self.depth):
+            fan_in = sizes[i] * (1 if i == 0 else 2)
+            layers.append((jax.random.normal(keys[i], (fan_in, self.width)) / math.sqrt(fan_in),
+                           jnp.zeros(self.width)))
+        layers.append((jnp.zeros((2 * self.width, c)), jnp.zeros(c)))
+        return layers
+
+    def _spatial(self, p):
+        h, w, c = self.shape
+        if self.kind == "pixel":
+            return p
+        if self.kind == "fourier":
+            scale = 1.0 / np.maximum(_freqs(h, w), 1.0 / max(h, w)) ** self.decay
+            scale = scale / np.sqrt(np.mean(scale ** 2))             # unit RMS: step size independent of size
+            spec = (p[0] + 1j * p[1]) * scale
+            return jnp.fft.irfft2(spec, s=(h, w), norm="ortho").transpose(1, 2, 0)
+        if self.kind == "pyramid":
+            return sum(_upsample(level, h, w) for level in p) / math.sqrt(len(p))
+        ys, xs = jnp.meshgrid(jnp.linspace(-math.sqrt(3), math.sqrt(3), h),
+                              jnp.linspace(-math.sqrt(3), math.sqrt(3), w), indexing="ij")
+        z = jnp.stack([xs, ys, jnp.sqrt(xs ** 2 + ys ** 2)], -1)
+        for i, (wt, b) in enumerate(p):
+            z = z @ wt + b
+            if i < len(p) - 1:                                       # Lucid's "composite" atan activation
+                a = jnp.arctan(z)
+                z = jnp.concatenate([a / 0.67, a ** 2 / 0.6], -1)
+        return z
+
+    def render(self, p):
+        """Parameters of one image -> the image (H, W, C) inside ``bounds``."""
+        z = self._spatial(p)
+        if self.color is not None:
+            z = z @ jnp.asarray(self.color, z.dtype).T
+        lo, hi = self.bounds
+        if self.output == "sigmoid":
+            return lo + (hi - lo) * jax.nn.sigmoid(z)
+        x = 0.5 + z
+        x = x + jax.lax.stop_gradient(jnp.clip(x, 0.0, 1.0) - x)      # straight-through clip
+        return lo + (hi - lo) * x
+
+
+def _shape_bounds(subject_or_shape, bounds):
+    if hasattr(subject_or_shape, "input_spec"):
+        spec = subject_or_shape.input_spec
+        return tuple(spec.shape), tuple(bounds or spec.bounds)
+    return tuple(subject_or_shape), tuple(bounds or (0.0, 1.0))
+
+
+def _color(color):
+    return None if color is None else tuple(map(tuple, np.asarray(color, float).tolist()))
+
+
+def pixel(subject_or_shape, *, color=None, output="sigmoid", sd=0.01, bounds=None) -> ImageParam:
+    """Plain pixel parameterization (optionally colour-decorrelated)."""
+    shape, bounds = _shape_bounds(subject_or_shape, bounds)
+    return ImageParam("pixel", shape, bounds, _color(color), output, sd)
+
+
+def fourier(subject_or_shape, *, color=None, output="sigmoid", sd=0.01, decay=1.0, bounds=None) -> ImageParam:
+    """Fourier coefficients scaled by 1/f^decay (natural-image spectrum), weights normalised to unit RMS."""
+    shape, bounds = _shape_bounds(subject_or_shape, bounds)
+    return ImageParam("fourier", shape, bounds, _color(color), output, sd, decay)
+
+
+def pyramid(subject_or_shape, *, levels=4, color=None, output="sigmoid", sd=0.01, bounds=None) -> ImageParam:
+    """Laplacian-pyramid parameterization: a sum of bilinearly upsampled images at full, 1/2, 1/4, ...
+    resolution (``levels`` of them); coarse levels make low-frequency structure cheap to change."""
+    shape, bounds = _shape_bounds(subject_or_shape, bounds)
+    return ImageParam("pyramid", shape, bounds, _color(color), output, sd, levels=levels)
+
+
+def cppn(subject_or_shape, *, width=24, depth=8, color=None, output="sigmoid", bounds=None) -> ImageParam:
+    """Compositional pattern-producing network (x, y, r) -> colour, ``depth`` layers of ``width`` units with
+    Lucid's composite arctan activation; each image has its own network. Use a smaller lr (~5e-3)."""
+    shape, bounds = _shape_bounds(subject_or_shape, bounds)
+    return ImageParam("cppn", shape, bounds, _color(color), output, width=width, depth=depth)
+
+
+@lru_cache(maxsize=8)
+def _natural_color(channels: int) -> np.ndarray:
+    from ..data.stimuli import photos
+
+    return color_matrix(photos(64, channels=channels))
+
+
+def default_param(subject_or_shape) -> ImageParam:
+    """Olah et al.'s default: 1/f Fourier + colour decorrelation (estimated from scikit-image's natural photos
+    in the subject's channel count) + sigmoid into the subject's bounds."""
+    c = _shape_bounds(subject_or_shape, None)[0][2]
+    return fourier(subject_or_shape, color=_natural_color(c) if c > 1 else None)
+
+
+# ---------------------------------------------------------------------------------------------------- transforms
+
+def _bounds_mid(bounds):
+    return 0.5 * (bounds[0] + bounds[1])
+
+
+@dataclass(frozen=True)
+class Pad:
+    """Pad every side by ``width`` px with a constant (default: the middle of the pixel bounds)."""
+    width: int
+    value: float | None = None
+
+    def __call__(self, key, img, bounds):
+        v = _bounds_mid(bounds) if self.value is None else self.value
+        w = self.width
+        return jnp.pad(img, ((w, w), (w, w), (0, 0)), constant_values=v)
+
+
+@dataclass(frozen=True)
+class Jitter:
+    """Random crop losing ``d`` px in each dimension (a translation by 0..d px); shrinks the image by d."""
+    d: int
+
+    def __call__(self, key, img, bounds):
+        h, w, c = img.shape
+        oy, ox = jax.random.randint(key, (2,), 0, self.d + 1)
+        return jax.lax.dynamic_slice(img, (oy, ox, 0), (h - self.d, w - self.d, c))
+
+
+def _affine(img, scale, angle_deg):
+    """Resample ``img`` scaled by ``scale`` and rotated by ``angle_deg`` about its centre (bilinear, edge mode)."""
+    h, w, c = img.shape
+    cy, cx = (h - 1) / 2, (w - 1) / 2
+    ys, xs = jnp.meshgrid(jnp.arange(h) - cy, jnp.arange(w) - cx, indexing="ij")
+    a = jnp.deg2rad(angle_deg)
+    sy = (jnp.cos(a) * ys - jnp.sin(a) * xs) / scale + cy
+    sx = (jnp.sin(a) * ys + jnp.cos(a) * xs) / scale + cx
+    sample = lambda ch: jax.scipy.ndimage.map_coordinates(ch, [sy, sx], order=1, mode="nearest")  # noqa: E731
+    return jax.vmap(sample, in_axes=2, out_axes=2)(img)
+
+
+@dataclass(frozen=True)
+class RandomScale:
+    """Zoom about the centre by a factor drawn from ``scales`` (size kept)."""
+    scales: tuple
+
+    def __call__(self, key, img, bounds):
+        return _affine(img, jax.random.choice(key, jnp.asarray(self.scales, jnp.float32)), 0.0)
+
+
+@dataclass(frozen=True)
+class RandomRotate:
+    """Rotate about the centre by an angle (degrees) drawn from ``angles`` (size kept)."""
+    angles: tuple
+
+    def __call__(self, key, img, bounds):
+        return _affine(img, 1.0, jax.random.choice(key, jnp.asarray(self.angles, jnp.float32)))
+
+
+def _crop_or_pad(img, h: int, w: int, value):
+    ih, iw, _ = img.shape
+    if ih < h or iw < w:
+        py, px = max(0, h - ih), max(0, w - iw)
+        img = jnp.pad(img, ((py // 2, py - py // 2), (px // 2, px - px // 2), (0, 0)), constant_values=value)
+        ih, iw, _ = img.shape
+    y0, x0 = (ih - h) // 2, (iw - w) // 2
+    return img[y0:y0 + h, x0:x0 + w]
+
+
+def standard_transforms(size: int) -> tuple:
+    """Olah et al. 2017's robustness transforms with offsets scaled from 128 px to ``size`` px: pad 16,
+    jitter 16, scale {1, .975, 1.025, .95, 1.05}, rotate -5..5 deg, jitter 8 (each at least 1 px)."""
+    f = size / 128.0
+    px = lambda v: max(1, int(round(v * f)))  # noqa: E731
+    return (Pad(px(16)), Jitter(px(16)), RandomScale((1.0, 0.975, 1.025, 0.95, 1.05)),
+            RandomRotate(tuple(float(a) for a in range(-5, 6))), Jitter(px(8)))
+
+
+def apply_transforms(transforms: Sequence, key, img, bounds=(0.0, 1.0)):
+    """Apply ``transforms`` to one image (H, W, C) with independent keys, then centre crop/pad back to (H, W)."""
+    h, w, _ = img.shape
+    out = img
+    for i, t in enumerate(transforms):
+        out = t(jax.random.fold_in(key, i), out, bounds)
+    return _crop_or_pad(out, h, w, _bounds_mid(bounds))
+
+
+# ---------------------------------------------------------------------------------------------------- objectives
+
+@dataclass(frozen=True, eq=False)
+class Objective:
+    """A quantity to maximize: ``fn(acts, images, unit) -> (B,)`` per-image values, where ``acts`` maps site
+    names to activations (B, ...) of the transformed images, ``images`` are the rendered images (B, H, W, C)
+    and ``unit`` the index of the unit being visualized (traced). Objectives compose:
+    ``channel("conv2") - 1e-3 * total_variation()``, ``neuron("fc1") * channel("conv3")``, ``-channel(...)``
+    (inhibit). ``sites``: sites whose activations the objective reads; ``unit_sites``: sites whose last axis
+    ``unit`` indexes (checked against the requested units). ``spec``: a hashable description; objectives
+    with equal specs are equal, so repeated calls reuse the compiled probe (None: compare by identity)."""
+
+    fn: Callable
+    name: str
+    sites: frozenset = field(default_factory=frozenset)
+    unit_sites: frozenset = field(default_factory=frozenset)
+    spec: tuple | None = None
+
+    def __call__(self, acts, images, unit):
+        return self.fn(acts, images, unit)
+
+    def __eq__(self, other):
+        if not isinstance(other, Objective):
+            return NotImplemented
+        return self is other or (self.spec is not None and self.spec == other.spec)
+
+    def __hash__(self):
+        return hash(self.spec) if self.spec is not None else id(self)
+
+    def _combine(self, other, op, sym):
+        if isinstance(other, Objective):
+            spec = None if self.spec is None or other.spec is None else (sym, self.spec, other.spec)
+            return Objective(lambda a, i, u: op(self(a, i, u), other(a, i, u)), f"({self.name} {sym} {other.name})",
+                             self.sites | other.sites, self.unit_sites | other.unit_sites, spec)
+        c = float(other)
+        return Objective(lambda a, i, u: op(self(a, i, u), c), f"({self.name} {sym} {c:g})", self.sites,
+                         self.unit_sites, _spec(sym, self.spec, c))
+
+    def __add__(self, other):
+        return self._combine(other, jnp.add, "+")
+
+    def __radd__(self, other):
+        return self + other
+
+    def __sub__(self, other):
+        return self._combine(other, jnp.subtract, "-")
+
+    def __rsub__(self, other):
+        return (-self) + other
+
+    def __mul__(self, other):
+        if isinstance(other, Objective):
+            return self._combine(other, jnp.multiply, "*")
+        c = float(other)
+        return Objective(lambda a, i, u: c * self(a, i, u), f"{c:g} * {self.name}", self.sites, self.unit_sites,
+                         _spec("*", c, self.spec))
+
+    __rmul__ = __mul__
+
+    def __truediv__(self, c):
+        return self * (1.0 / float(c))
+
+    def __neg__(self):
+        return Objective(lambda a, i, u: -self(a, i, u), f"-{self.name}", self.sites, self.unit_sites,
+                         _spec("neg", self.spec))
+
+    def __repr__(self):
+        return f"Objective({self.name})"
+
+
+def _spec(*parts):
+    return None if any(p is None for p in parts) else parts
+
+
+def _pick(index, unit):
+    return unit if index is None else index
+
+
+def neuron(site: str, index: int | None = None, x: int | None = None, y: int | None = None) -> Objective:
+    """One unit: channel ``index`` (default: the unit being visualized) at position (``y``, ``x``) (default:
+    the centre) of a convolutional site, or unit ``index`` of a dense site."""
+    def fn(acts, images, unit):
+        a = acts[site]
+        if a.ndim == 4:
+            yy = a.shape[1] // 2 if y is None else y
+            xx = a.shape[2] // 2 if x is None else x
+            a = a[:, yy, xx, :]
+        return a[:, _pick(index, unit)]
+    return Objective(fn, f"neuron({site}{'' if index is None else ':' + str(index)})", frozenset([site]),
+                     frozenset([site]) if index is None else frozenset(), ("neuron", site, index, x, y))
+
+
+def channel(site: str, index: int | None = None) -> Objective:
+    """Mean activation of a channel over all positions (a dense site: the unit itself)."""
+    def fn(acts, images, unit):
+        a = acts[site]
+        a = a.mean(axis=(1, 2)) if a.ndim == 4 else a
+        return a[:, _pick(index, unit)]
+    return Objective(fn, f"channel({site}{'' if index is None else ':' + str(index)})", frozenset([site]),
+                     frozenset([site]) if index is None else frozenset(), ("channel", site, index))
+
+
+def direction(site: str, vectors, cossim_pow: float = 0.0) -> Objective:
+    """Projection of the (spatially averaged) activation vector onto ``vectors`` (C,), or, when ``vectors``
+    is (U, C), onto row ``unit``. ``cossim_pow`` > 0 multiplies by cosine similarity^pow (Lucid)."""
+    v = jnp.asarray(vectors, jnp.float32)
+
+    def fn(acts, images, unit):
+        a = acts[site]
+        a = a.mean(axis=(1, 2)) if a.ndim == 4 else a
+        d = v[unit] if v.ndim == 2 else v
+        dot = a @ d
+        if cossim_pow:
+            cos = dot / (jnp.linalg.norm(a, axis=-1) * jnp.linalg.norm(d) + 1e-8)
+            dot = dot * jnp.maximum(cos, 1e-3) ** cossim_pow
+        return dot
+    arr = np.asarray(vectors, np.float32)
+    return Objective(fn, f"direction({site})", frozenset([site]), frozenset(),
+                     ("direction", site, arr.shape, arr.tobytes(), float(cossim_pow)))
+
+
+def deepdream(site: str) -> Objective:
+    """Mean squared activation of the whole site (Mordvintsev et al.'s DeepDream)."""
+    def fn(acts, images, unit):
+        a = acts[site]
+        return (a.reshape(a.shape[0], -1) ** 2).mean(-1)
+    return Objective(fn, f"deepdream({site})", frozenset([site]), spec=("deepdream", site))
+
+
+def class_logit(site: str = "logits", index: int | None = None) -> Objective:
+    """A class logit (default: the class with index = the unit being visualized)."""
+    obj = neuron(site, index)
+    return Objective(obj.fn, f"class_logit({site}{'' if index is None else ':' + str(index)})", obj.sites,
+                     obj.unit_sites, ("class_logit", site, index))
+
+
+def total_variation() -> Objective:
+    """Total variation of the rendered image (a penalty: subtract it)."""
+    def fn(acts, images, unit):
+        dy = jnp.abs(jnp.diff(images, axis=1)).sum(axis=(1, 2, 3))
+        dx = jnp.abs(jnp.diff(images, axis=2)).sum(axis=(1, 2, 3))
+        return dx + dy
+    return Objective(fn, "total_variation", spec=("total_variation",))
+
+
+def l1(constant: float = 0.5) -> Objective:
+    """L1 distance of the image from ``constant`` (a penalty: subtract it)."""
+    return Objective(lambda a, img, u: jnp.abs(img - constant).sum(axis=(1, 2, 3)), "l1",
+                     spec=("l1", float(constant)))
+
+
+def l2(constant: float = 0.5, epsilon: float = 1e-6) -> Objective:
+    """L2 distance of the image from ``constant`` (a penalty: subtract it)."""
+    return Objective(lambda a, img, u: jnp.sqrt(epsilon + ((img - constant) ** 2).sum(axis=(1, 2, 3))), "l2",
+                     spec=("l2", float(constant), float(epsilon)))
+
+
+def _batch_share(total, b):
+    return jnp.full((b,), total / b)
+
+
+def diversity(site: str) -> Objective:
+    """Negative mean pairwise cosine similarity of the images' Gram matrices at ``site`` (Olah et al. 2017):
+    add ``w * diversity(site)`` so the seeds of one unit show different facets. A batch-level term, shared
+    equally by the images."""
+    def fn(acts, images, unit):
+        a = acts[site]
+        b = a.shape[0]
+        if b < 2:
+            return jnp.zeros((b,))
+        flat = a.reshape(b, -1, a.shape[-1])
+        gram = jnp.einsum("bpc,bpd->bcd", flat, flat).reshape(b, -1)
+        gram = gram / (jnp.linalg.norm(gram, axis=-1, keepdims=True) + 1e-8)
+        sim = gram @ gram.T
+        return _batch_share(-(sim.sum() - jnp.trace(sim)) / (b * (b - 1)), b)
+    return Objective(fn, f"diversity({site})", frozenset([site]), spec=("diversity", site))
+
+
+def alignment(site: str, decay_ratio: float = 2.0) -> Objective:
+    """Penalty on differences between neighbouring images of the batch at ``site`` (weights decay as
+    ``decay_ratio``^-distance), for smooth interpolations; subtract it."""
+    def fn(acts, images, unit):
+        a = acts[site]
+        b = a.shape[0]
+        total = 0.0
+        for d in range(1, b):
+            total = total + ((a[d:] - a[:-d]) ** 2).mean() / decay_ratio ** d
+        return _batch_share(total, b)
+    return Objective(fn, f"alignment({site})", frozenset([site]), spec=("alignment", site, float(decay_ratio)))
+
+
+# ------------------------------------------------------------------------------------------------------- render
+
+@lru_cache(maxsize=16)
+def _render_fn(subject, objective: Objective, param: ImageParam, transforms: tuple, steps: int, lr: float,
+               n_seeds: int, snapshots: tuple, override_steps: int):
+    """``(unit, (variables, key)) -> {images, objective, score, nan_step}`` for the sweep engine: one
+    ``lax.scan`` over the Adam steps; the images at the ``snapshots`` steps are kept in the carry."""
+    sites = tuple(sorted(objective.sites))
+    opt = optax.adam(lr)
+    bounds = param.bounds
+    snap_steps = jnp.asarray(snapshots, jnp.int32)
+
+    def loss(p, key, unit, variables, step):
+        imgs = jax.vmap(param.render)(p)
+        keys = jax.random.split(key, n_seeds)
+        seen = jax.vmap(lambda k, im: apply_transforms(transforms, k, im, bounds))(keys, imgs)
+        with relu_gradient_override(step < override_steps):
+            _, acts = el._forward(subject.model, sites, variables, seen, {}, None)
+        values = objective(acts, imgs, unit)
+        return -values.sum(), (values, imgs)
+
+    def fn(unit, shared):
+        variables, key = shared
+        init_key, key = jax.random.split(jax.random.fold_in(key, unit))
+        params = jax.vmap(param.init)(jax.random.split(init_key, n_seeds))
+        buf = jnp.zeros((len(snapshots), n_seeds, *param.shape), jnp.float32)
+
+        def step(carry, i):
+            p, s, nan_step, buf = carry
+            (_, (values, imgs)), g = jax.value_and_grad(loss, has_aux=True)(
+                p, jax.random.fold_in(key, i), unit, variables, i)
+            slot = jnp.minimum(jnp.searchsorted(snap_steps, i), len(snapshots) - 1)
+            buf = jnp.where(snap_steps[slot] == i, buf.at[slot].set(imgs), buf)   # images after i updates
+            updates, s_new = opt.update(g, s, p)
+            p_new = optax.apply_updates(p, updates)
+            finite = jnp.all(jnp.isfinite(values)) & jnp.all(jnp.array(
+                [jnp.all(jnp.isfinite(x)) for x in jax.tree_util.tree_leaves(p_new)]))
+            nan_step = jnp.where((nan_step < 0) & ~finite, i, nan_step)
+            keep = nan_step >= 0
+            p = jax.tree_util.tree_map(lambda a, b: jnp.where(keep, a, b), p, p_new)
+            s = jax.tree_util.tree_map(lambda a, b: jnp.where(keep, a, b), s, s_new)
+            return (p, s, nan_step, buf), jnp.nan_to_num(values)
+
+        state = (params, opt.init(params), jnp.asarray(-1, jnp.int32), buf)
+        (p, _, nan_step, buf), trace = jax.lax.scan(step, state, jnp.arange(steps))
+        final = jax.vmap(param.render)(p)
+        buf = buf.at[-1].set(final)                                    # the last snapshot is always ``steps``
+        _, acts = el._forward(subject.model, sites, variables, final, {}, None)
+        score = objective(acts, final, unit)                           # final images, untransformed
+        return {"images": jnp.nan_to_num(buf), "objective": trace, "score": jnp.nan_to_num(score),
+                "nan_step": nan_step}
+    return fn
+
+
+def _check(subject, objective: Objective, param: ImageParam, units: np.ndarray):
+    for site in objective.sites:
+        if site not in subject.sites:
+            raise el.SiteError(f"objective {objective.name} reads unknown site {site!r}; valid: "
+                               f"{', '.join(subject.sites)}")
+    if tuple(param.shape) != tuple(subject.input_spec.shape):
+        raise ValueError(f"parameterization renders images of shape {tuple(param.shape)} (H, W, C) but "
+                         f"{subject.name} takes {tuple(subject.input_spec.shape)}")
+    if units.ndim != 1 or len(units) == 0:
+        raise ValueError("units must be a non-empty 1-D sequence of unit indices")
+    for site in objective.unit_sites:
+        n = subject.sites[site][-1]
+        bad = units[(units < 0) | (units >= n)]
+        if len(bad):
+            raise el.SiteError(f"unit {int(bad[0])} does not exist at {site!r}, which has {n} units "
+                               f"(valid: 0..{n - 1})")
+
+
+def visualize(subject, objective: Objective, units: Sequence[int] | int = 1, *, key, n_seeds: int = 1,
+              param: ImageParam | None = None, transforms: Sequence | None = None, steps: int = 512,
+              lr: float = 0.05, snapshots: Sequence[int] | None = None, relu_override_steps: int = 16,
+              batch_size: int | None = None, memory_budget: float = 2e9, progress: bool = True) -> xr.Dataset:
+    """Optimize ``n_seeds`` images per unit to maximize ``objective``; all units in one compiled sweep.
+
+    Args:
+        objective: an :class:`Objective`; pieces built without an explicit index (``channel("conv2")``) target
+            the unit being visualized.
+        units: unit indices (channels of a conv site), or an int n for units 0..n-1.
+        key: PRNG key; unit u's images depend only on (key, u), not on the other units in the call.
+        param: image parameterization (default :func:`default_param`); transforms: default
+            :func:`standard_transforms` for the input size (pass ``()`` for none).
+        steps/lr: Adam steps and learning rate. snapshots: steps at which images are kept (default: the last).
+        relu_override_steps: redirected ReLU gradients for this many first steps (0 = off).
+        batch_size/memory_budget: units vmapped together (default: sized from the memory budget).
+    Returns: ``xarray.Dataset`` with ``images`` (unit, step, seed, y, x, channel), ``objective`` (unit,
+    iteration, seed) and the final objective ``score`` (unit, seed) of the untransformed images.
+    Raises: :class:`OptimizationError` naming the unit and step where the objective became NaN/inf.
+    """
+    units = np.arange(units) if isinstance(units, (int, np.integer)) else np.asarray(list(units), np.int64)
+    param = default_param(subject) if param is None else param
+    transforms = standard_transforms(subject.input_spec.shape[0]) if transforms is None else tuple(transforms)
+    snapshots = (steps,) if snapshots is None else tuple(sorted({int(s) for s in snapshots}))
+    if steps < 1 or snapshots[0] < 0 or snapshots[-1] > steps:
+        raise ValueError(f"need steps >= 1 and snapshots within [0, {steps}], got {snapshots}")
+    if n_seeds < 1:
+        raise ValueError(f"n_seeds must be >= 1, got {n_seeds}")
+    _check(subject, objective, param, units)
+    snap_run = snapshots if snapshots[-1] == steps else snapshots + (steps,)
+    fn = _render_fn(subject, objective, param, transforms, int(steps), float(lr), int(n_seeds), snap_run,
+                    int(relu_override_steps))
+    shared = (subject.variables, key)
+    if batch_size is None:                 # sized from the traced program: compiling twice to measure is slow
+        batch_size = choose_batch_size(fn, jnp.asarray(units[:1], jnp.int32), shared, memory_budget, compile=False)
+    ds = run_sweep(fn, jnp.asarray(units, jnp.int32), shared, dim="unit", coords=units,
+                   batch_size=batch_size, memory_budget=memory_budget, progress=progress,
+                   desc=f"visualize {objective.name}",
+                   extra_dims={"images": ("step", "seed", "y", "x", "channel"),
+                               "objective": ("iteration", "seed"), "score": ("seed",)})
+    nan_step = ds["nan_step"].values
+    if (nan_step >= 0).any():
+        i = int(np.argmax(nan_step >= 0))
+        raise OptimizationError(f"objective {objective.name} became NaN/inf at step {int(nan_step[i])} for unit "
+                                f"{int(units[i])}; lower the learning rate or check the objective")
+    ds = ds.drop_vars("nan_step").assign_coords(step=list(snap_run), seed=np.arange(n_seeds))
+    ds = ds.sel(step=list(snapshots))
+    ds.attrs.update({"subject": subject.name, "objective": objective.name, "param": param.kind, "steps": steps,
+                     "lr": lr, "n_seeds": n_seeds, "transforms": repr(transforms)})
+    return ds
+
