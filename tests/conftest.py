@@ -65,3 +65,24 @@ def data_dir():
 
 def assert_close(a, b, rtol=1e-5, atol=1e-5):
     np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=rtol, atol=atol)
+
+
+GABOR_ORIENTATIONS = (0.0, 30.0, 60.0, 90.0, 120.0, 150.0)
+GABOR_SFS = (0.12, 0.15, 0.18, 0.2, 0.14, 0.16)
+
+
+@pytest.fixture(scope="session")
+def gabor_subject():
+    """A grayscale 24x24 ConvNet whose conv1 holds six known 9x9 Gabor filters (sigma 2 px, even phase, no bias,
+    no batch norm, identity normalization), so conv1 unit k is a rectified linear Gabor filter."""
+    from insilico.data.stimuli import gabor
+
+    model = ConvNet(widths=(6, 4), kernels=(9, 3), fc=(4,), num_classes=3, norm=False, mean=(0.5,), std=(1.0,))
+    v = model.init(jax.random.key(0), jnp.zeros((1, 24, 24, 1)))
+    filters = np.asarray(gabor(9, np.asarray(GABOR_ORIENTATIONS), np.asarray(GABOR_SFS), 0.0, 2.0))[..., 0] - 0.5
+    filters = filters / np.linalg.norm(filters.reshape(6, -1), axis=1)[:, None, None]
+    params = jax.tree_util.tree_map(lambda a: a, v["params"])
+    params["conv1"]["conv"]["kernel"] = jnp.asarray(filters.transpose(1, 2, 0)[:, :, None, :], jnp.float32)
+    params["conv1"]["conv"]["bias"] = jnp.zeros(6)
+    subject = make_subject("gabor", model, {"params": params}, InputSpec((24, 24, 1)))
+    return subject, filters

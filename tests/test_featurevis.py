@@ -1,0 +1,201 @@
+"""Feature visualization: parameterizations, transforms, objective algebra, the compiled optimizer."""
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from insilico import electrode as el
+from insilico.probes import featurevis as fv
+
+from conftest import assert_close
+
+
+def _embed(f, size=24, at=8):
+    canvas = np.zeros((size, size))
+    canvas[at:at + f.shape[0], at:at + f.shape[1]] = f
+    return canvas
+
+
+def _abs_corr(a, b):
+    return abs(np.corrcoef(np.ravel(a), np.ravel(b))[0, 1])
+
+
+def test_visualization_recovers_known_gabor_filters(gabor_subject):
+    """Maximizing w·x − ½|x − 0.5|² has the analytic optimum x − 0.5 = w: the images must equal the filters."""
+    subject, filters = gabor_subject
+    obj = fv.neuron("conv1") - 0.5 * (fv.l2() * fv.l2())
+    r = fv.visualize(subject, obj, units=6, n_seeds=2, steps=300, param=fv.pixel(subject), transforms=(),
+                     key=jax.random.key(0), progress=False)
+    img = r.images.isel(step=-1).values[..., 0]                       # (unit, seed, y, x)
+    for k in range(6):
+        for s in range(2):
+            assert _abs_corr(img[k, s] - 0.5, _embed(filters[k])) >= 0.99
+    np.testing.assert_allclose(r.score.values, 0.5, atol=1e-3)          # ½|w|² with |w| = 1
+
+
+def test_fourier_parameterization_also_converges_to_the_filter(gabor_subject):
+    subject, filters = gabor_subject
+    obj = fv.neuron("conv1") - 0.5 * (fv.l2() * fv.l2())
+    r = fv.visualize(subject, obj, units=[0, 3], steps=300, param=fv.fourier(subject), transforms=(),
+                     key=jax.random.key(1), progress=False)
+    img = r.images.isel(step=-1, seed=0).values[..., 0]
+    assert _abs_corr(img[0] - 0.5, _embed(filters[0])) >= 0.95
+    assert _abs_corr(img[1] - 0.5, _embed(filters[3])) >= 0.95
+
+
+def test_units_are_independent_of_the_batch_and_reproducible(tiny_convnet):
+    kw = dict(steps=12, key=jax.random.key(3), progress=False)
+    a = fv.visualize(tiny_convnet, fv.channel("conv2"), units=[1, 4, 5], n_seeds=2, **kw)
+    b = fv.visualize(tiny_convnet, fv.channel("conv2"), units=[4], n_seeds=2, batch_size=1, **kw)
+    assert_close(a.images.sel(unit=4).values, b.images.sel(unit=4).values, atol=1e-5)
+    c = fv.visualize(tiny_convnet, fv.channel("conv2"), units=[1, 4, 5], n_seeds=2, **kw)
+    np.testing.assert_array_equal(a.images.values, c.images.values)
+    assert not np.allclose(a.images.sel(seed=0).values, a.images.sel(seed=1).values)
+
+
+def test_objective_rises_and_snapshots(tiny_convnet):
+    r = fv.visualize(tiny_convnet, fv.channel("conv2"), units=6, steps=40, snapshots=(0, 10, 40),
+                     key=jax.random.key(0), progress=False)
+    assert r.images.shape == (6, 3, 1, 8, 8, 3)
+    assert list(r.step.values) == [0, 10, 40]
+    tr = r.objective.values[:, :, 0]
+    assert (tr[:, -5:].mean(1) > tr[:, :5].mean(1)).all()
+    lo, hi = tiny_convnet.input_spec.bounds
+    assert r.images.values.min() >= lo and r.images.values.max() <= hi
+    # the score is the objective of the final, untransformed images, recomputed here with the electrode
+    _, rec = el.run(tiny_convnet, jnp.asarray(r.images.isel(step=-1, seed=0).values), record="conv2")
+    means = np.asarray(rec["conv2"]).mean(axis=(1, 2))
+    assert_close(r.score.values[:, 0], means[np.arange(6), np.arange(6)], rtol=1e-4, atol=1e-5)
+
+
+def test_negative_objective_inhibits(tiny_convnet):
+    kw = dict(units=[2], steps=30, key=jax.random.key(5), progress=False, transforms=())
+    up = fv.visualize(tiny_convnet, fv.neuron("fc1"), **kw).score.values
+    down = fv.visualize(tiny_convnet, -fv.neuron("fc1"), **kw).score.values
+    assert up.item() > 0 and down.item() <= 0                          # score of -neuron is -activation
+
+
+def test_objective_algebra_and_caching():
+    acts = {"a": jnp.arange(12.0).reshape(2, 6)}
+    img = jnp.zeros((2, 4, 4, 1))
+    n0, n1 = fv.neuron("a", 0), fv.neuron("a", 1)
+    assert_close((n0 + 2 * n1)(acts, img, 0), acts["a"][:, 0] + 2 * acts["a"][:, 1])
+    assert_close((n0 * n1 - 1)(acts, img, 0), acts["a"][:, 0] * acts["a"][:, 1] - 1)
+    assert_close((-n0 / 2)(acts, img, 0), -acts["a"][:, 0] / 2)
+    assert_close((3 - n0)(acts, img, 0), 3 - acts["a"][:, 0])
+    assert_close(fv.channel("a")(acts, img, 4), acts["a"][:, 4])
+    assert fv.channel("a") == fv.channel("a") and hash(fv.channel("a")) == hash(fv.channel("a"))
+    assert fv.channel("a") - 0.1 * fv.total_variation() == fv.channel("a") - 0.1 * fv.total_variation()
+    assert fv.channel("a") != fv.channel("a", 1)
+    assert fv.direction("a", [1.0, 2.0]) != fv.direction("a", [1.0, 3.0])
+    assert "channel(a)" in repr(fv.channel("a") + fv.deepdream("a"))
+
+
+def test_repeated_calls_do_not_retrace(tiny_convnet):
+    kw = dict(units=2, steps=3, key=jax.random.key(0), progress=False, batch_size=2)
+    fv.visualize(tiny_convnet, fv.channel("conv1"), **kw)
+    before = el.trace_count()
+    fv.visualize(tiny_convnet, fv.channel("conv1"), **kw)
+    fv.visualize(tiny_convnet, fv.channel("conv1"), **{**kw, "key": jax.random.key(9)})
+    assert el.trace_count() == before
+
+
+def test_penalties_and_batch_terms():
+    img = jnp.stack([jnp.zeros((3, 3, 1)), jnp.eye(3)[..., None]])
+    assert_close(fv.total_variation()({}, img, 0), jnp.array([0.0, 8.0]))
+    assert_close(fv.l1(0.0)({}, img, 0), jnp.array([0.0, 3.0]))
+    assert_close(fv.l2(0.0, 0.0)({}, img, 0), jnp.array([0.0, np.sqrt(3.0)]))
+    same = {"a": jnp.ones((3, 2, 2, 4))}
+    assert_close(fv.diversity("a")(same, img, 0), -jnp.ones(3) / 3)      # identical Gram matrices: cos 1
+    rng = np.random.default_rng(0)
+    diff = {"a": jnp.asarray(rng.normal(size=(3, 2, 2, 4)))}
+    assert float(fv.diversity("a")(diff, img, 0).sum()) > -1.0
+    assert float(fv.alignment("a")(same, img, 0).sum()) == 0.0
+
+
+@pytest.mark.parametrize("make", [fv.pixel, fv.fourier, fv.pyramid, fv.cppn])
+def test_parameterizations_render_in_bounds_any_channel_count(make):
+    for shape, bounds in (((12, 10, 1), (0.0, 1.0)), ((8, 8, 4), (-1.0, 255.0))):
+        p = make(shape, bounds=bounds)
+
+        @jax.jit
+        def render_and_grad(key):
+            q = jax.vmap(p.init)(jax.random.split(key, 2))
+            return jax.vmap(p.render)(q), jax.grad(lambda q: jax.vmap(p.render)(q).sum())(q)
+
+        img, g = render_and_grad(jax.random.key(0))
+        assert img.shape == (2, *shape)
+        assert float(img.min()) >= bounds[0] and float(img.max()) <= bounds[1]
+        assert all(np.isfinite(np.asarray(x)).all() for x in jax.tree_util.tree_leaves(g))
+
+
+def test_fourier_spectrum_is_one_over_f():
+    p = fv.fourier((64, 64, 1), output="clip", sd=1.0)
+    imgs = jax.vmap(p._spatial)(jax.vmap(p.init)(jax.random.split(jax.random.key(0), 64)))[..., 0]
+    power = (np.abs(np.fft.rfft2(np.asarray(imgs))) ** 2).mean(0)
+    f = np.sqrt(np.fft.fftfreq(64)[:, None] ** 2 + np.fft.rfftfreq(64)[None] ** 2)
+    band = lambda lo, hi: power[(f > lo) & (f < hi)].mean()  # noqa: E731
+    assert band(0.04, 0.06) / band(0.2, 0.3) == pytest.approx((0.25 / 0.05) ** 2, rel=0.35)
+
+
+def test_color_matrix_decorrelates():
+    rng = np.random.default_rng(0)
+    mix = np.array([[1.0, 0.8, 0.6], [0.0, 0.6, 0.5], [0.0, 0.0, 0.4]])
+    data = (rng.normal(size=(20000, 3)) @ mix).reshape(100, 10, 20, 3)
+    m = fv.color_matrix(data)
+    cov = np.cov(data.reshape(-1, 3), rowvar=False)
+    assert_close(m, m.T, atol=1e-12)                                 # a symmetric square root
+    scale = np.trace(cov) / np.trace(m @ m.T)
+    assert_close(m @ m.T * scale, cov, rtol=1e-6, atol=1e-9)
+    assert np.linalg.norm(m, axis=0).max() == pytest.approx(1.0)
+    assert_close(fv.color_matrix(data[..., :1]), np.ones((1, 1)))
+
+
+def test_transforms_are_drawn_per_image():
+    img = jnp.broadcast_to(jnp.arange(16.0)[None, :, None], (16, 16, 1)) / 16
+    keys = jax.random.split(jax.random.key(0), 32)
+    tf = (fv.Pad(2), fv.Jitter(4))
+    out = jax.vmap(lambda k: fv.apply_transforms(tf, k, img))(keys)
+    assert out.shape == (32, 16, 16, 1)
+    assert len({float(o[8, 8, 0]) for o in out}) > 1                   # different shifts within one batch
+    same = fv.apply_transforms((fv.RandomScale((1.0,)), fv.RandomRotate((0.0,))), keys[0], img)
+    assert_close(same, img, atol=1e-6)
+    rot = fv.apply_transforms((fv.RandomRotate((90.0,)),), keys[0], img)
+    assert_close(rot[:, :, 0], jnp.rot90(img[:, :, 0], k=-1), atol=1e-5)  # content turns, size kept
+
+
+def test_standard_transforms_scale_with_image_size():
+    assert fv.standard_transforms(128)[0] == fv.Pad(16) and fv.standard_transforms(128)[1] == fv.Jitter(16)
+    assert fv.standard_transforms(32)[0] == fv.Pad(4) and fv.standard_transforms(32)[-1] == fv.Jitter(2)
+
+
+def test_relu_override_revives_dead_units(tiny_convnet):
+    """With every pre-activation negative at the start, the plain gradient is zero; the override moves it."""
+    obj = fv.neuron("fc1", 0)
+    kw = dict(units=[0], steps=5, transforms=(), param=fv.pixel(tiny_convnet, sd=0.0), key=jax.random.key(0),
+              progress=False)
+    variables = tiny_convnet.variables
+    params = jax.tree_util.tree_map(lambda a: a, variables["params"])
+    params["fc1"]["dense"]["bias"] = params["fc1"]["dense"]["bias"].at[0].set(-100.0)
+    dead = tiny_convnet.replace(variables={**variables, "params": params})
+    off = fv.visualize(dead, obj, relu_override_steps=0, **kw).images.values
+    on = fv.visualize(dead, obj, relu_override_steps=5, **kw).images.values
+    assert np.allclose(off, 0.5) and not np.allclose(on, 0.5)
+
+
+def test_bad_input_errors(tiny_convnet):
+    kw = dict(steps=2, key=jax.random.key(0), progress=False)
+    with pytest.raises(el.SiteError, match="valid: conv1, conv2"):
+        fv.visualize(tiny_convnet, fv.channel("conv9"), **kw)
+    with pytest.raises(el.SiteError, match="has 6 units"):
+        fv.visualize(tiny_convnet, fv.channel("conv2"), units=[2, 6], **kw)
+    with pytest.raises(ValueError, match=r"shape \(16, 16, 3\).*takes \(8, 8, 3\)"):
+        fv.visualize(tiny_convnet, fv.channel("conv2"), param=fv.pixel((16, 16, 3)), **kw)
+    with pytest.raises(ValueError, match=r"shape \(8, 8, 1\).*takes \(8, 8, 3\)"):
+        fv.visualize(tiny_convnet, fv.channel("conv2"), param=fv.pixel((8, 8, 1)), **kw)
+    with pytest.raises(ValueError, match="unknown parameterization"):
+        fv.ImageParam("fft", (8, 8, 3))
+    boom = fv.Objective(lambda a, img, u: jnp.log(a["conv2"].mean(axis=(1, 2, 3)) - 1e9), "log(-1e9)",
+                        frozenset(["conv2"]))
+    with pytest.raises(fv.OptimizationError, match="NaN/inf at step 0 for unit 0"):
+        fv.visualize(tiny_convnet, boom, units=[0], **kw)
