@@ -1,0 +1,144 @@
+"""Receptive-field probes: tuning statistics, reverse correlation, RF size, exemplars, input gradients."""
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from insilico import electrode as el
+from insilico.analysis.gabor import fit_gabor
+from insilico.data.stimuli import grating
+from insilico.probes import rf
+
+from conftest import GABOR_ORIENTATIONS, GABOR_SFS, assert_close
+
+
+def _embed(f, size=24, at=8):
+    canvas = np.zeros((size, size))
+    canvas[at:at + f.shape[0], at:at + f.shape[1]] = f
+    return canvas
+
+
+def _circ(a, b):
+    d = np.abs(np.asarray(a) - np.asarray(b)) % 180
+    return np.minimum(d, 180 - d)
+
+
+def test_grating_tuning_recovers_gabor_orientation_and_sf(gabor_subject):
+    subject, _ = gabor_subject
+    tun = rf.grating_tuning(subject, "conv1", orientations=np.arange(0, 180, 10), sfs=np.geomspace(0.05, 0.4, 13),
+                            phases=np.arange(0, 360, 45), contrast=(0.5, 1.0))
+    assert tun["conv1"].dims == ("unit", "orientation", "sf", "phase", "contrast")
+    s = rf.tuning_summary(tun["conv1"])
+    assert (_circ(s.preferred_orientation.values, GABOR_ORIENTATIONS) < 5).all()
+    np.testing.assert_allclose(s.preferred_sf.values, GABOR_SFS, rtol=0.10)
+    # a rectified linear filter is a simple cell: F1/F0 of a half-wave rectified sinusoid = pi/2
+    np.testing.assert_allclose(s.modulation_ratio.values, np.pi / 2, rtol=0.05)
+    assert (s.osi.values > 0.3).all()
+    # responses of a linear-rectified unit scale with contrast
+    r = tun["conv1"].max(["orientation", "sf", "phase"])
+    assert_close(r.sel(contrast=0.5).values, 0.5 * r.sel(contrast=1.0).values, rtol=1e-4)
+
+
+def test_tuning_summary_flags_complex_cells():
+    """An energy-model unit (sum of squares of a quadrature pair) is phase invariant: F1/F0 near 0."""
+    ph = np.arange(0, 360, 30.0)
+    ori, sf = np.arange(0, 180, 15.0), np.array([0.1, 0.2])
+    simple = np.maximum(np.cos(np.deg2rad(ph)), 0)[None, None, None, :] * np.ones((1, len(ori), len(sf), 1))
+    complex_ = np.ones_like(simple)
+    import xarray as xr
+    da = xr.DataArray(np.concatenate([simple, complex_]), dims=("unit", "orientation", "sf", "phase"),
+                      coords={"unit": [0, 1], "orientation": ori, "sf": sf, "phase": ph})
+    s = rf.tuning_summary(da)
+    spectrum = np.fft.rfft(np.maximum(np.cos(np.deg2rad(ph)), 0))         # reference: F1/F0 from the DFT
+    assert s.modulation_ratio.values[0] == pytest.approx(2 * abs(spectrum[1]) / spectrum[0].real, rel=1e-9)
+    assert s.modulation_ratio.values[1] == pytest.approx(0.0, abs=1e-9)
+
+
+def test_sta_recovers_gabor_filters(gabor_subject):
+    subject, filters = gabor_subject
+    r = rf.reverse_correlation(subject, "conv1", 16384, key=jax.random.key(2), progress=False)
+    sta = r.sta.values[..., 0]
+    for k in range(6):
+        assert abs(np.corrcoef(sta[k].ravel(), _embed(filters[k]).ravel())[0, 1]) >= 0.9
+    fit = fit_gabor(sta[:, 8:17, 8:17])
+    assert (_circ(fit.orientation.values, GABOR_ORIENTATIONS) < 5).all()
+
+
+def test_reverse_correlation_matches_numpy_reference(tiny_convnet):
+    key = jax.random.key(4)
+    r = rf.reverse_correlation(tiny_convnet, "conv2", 96, key=key, batch_size=32, std=0.2, stc=True, window=4,
+                               progress=False)
+    xs = np.concatenate([np.clip(0.5 + 0.2 * np.asarray(jax.random.normal(jax.random.fold_in(key, i),
+                                                                            (32, 8, 8, 3))), 0, 1)
+                         for i in range(3)])
+    resp = np.asarray(el.record(tiny_convnet, jnp.asarray(xs), "conv2")[1]["conv2"])[:, 2, 2, :]   # centre unit
+    d = (xs - 0.5).reshape(96, -1)
+    sta = (resp.T @ d) / resp.sum(0)[:, None]
+    assert_close(r.sta.values.reshape(6, -1), sta, rtol=1e-3, atol=1e-5)
+    w = (xs - 0.5)[:, 2:6, 2:6, :].reshape(96, -1)
+    k = 1
+    s_w = sta[k].reshape(8, 8, 3)[2:6, 2:6].ravel()
+    stc = np.einsum("b,bd,be->de", resp[:, k], w - s_w, w - s_w) / resp[:, k].sum() - 0.04 * np.eye(48)
+    vals = np.linalg.eigvalsh(stc)
+    top = vals[np.argsort(-np.abs(vals))][:8]
+    assert_close(r.stc_eigenvalues.values[k], top, rtol=1e-3, atol=1e-6)
+
+
+def test_receptive_field_sizes_follow_the_architecture(gabor_subject, tiny_convnet):
+    subject, _ = gabor_subject
+    ds = rf.receptive_field_size(subject, ["conv1", "conv2"], key=jax.random.key(0), n_images=8)
+    # conv1: the 9x9 kernel; conv2: 9 + 1 (2x2 max pool) + 2 (3x3 conv) x 2 (stride of the pool) = 14
+    assert ds.theoretical_size.values.tolist() == [9.0, 14.0]
+    assert not ds.clipped.values.any()
+    assert (ds.effective_size.values > 0).all() and ds.effective_size.values[1] > ds.effective_size.values[0]
+    # the eRF of a linear unit is |filter| (one image suffices)
+    one = rf.receptive_field_size(subject, "conv1", images=jnp.full((1, 24, 24, 1), 0.9))
+    _, filters = gabor_subject
+    act = np.asarray(el.record(subject, jnp.full((1, 24, 24, 1), 0.9), "conv1")[1]["conv1"])[0, 12, 12]
+    expected = np.abs(sum(_embed(filters[k]) for k in range(6) if act[k] > 0))      # |Σ_active filters|
+    assert_close(one.erf.values[0], expected, atol=1e-5)
+    with pytest.raises(ValueError, match="PRNG key"):
+        rf.receptive_field_size(tiny_convnet, "conv1")
+
+
+def test_exemplars_equal_a_loop(tiny_convnet):
+    x = np.asarray(jax.random.uniform(jax.random.key(0), (40, 8, 8, 3)))
+    ex = rf.exemplars(tiny_convnet, "conv2", [x[:25], x[25:]], k=3, batch_size=8, progress=False)
+    acts = np.asarray(el.record(tiny_convnet, jnp.asarray(x), "conv2")[1]["conv2"])      # (40, 4, 4, 6)
+    for u in range(6):
+        score = acts[..., u].reshape(40, -1).max(1)
+        order = np.argsort(-score, kind="stable")
+        assert ex.top_index.sel(unit=u).values.tolist() == order[:3].tolist()
+        assert ex.bottom_index.sel(unit=u).values.tolist() == order[::-1][:3].tolist()
+        assert_close(ex.top_score.sel(unit=u).values, score[order[:3]], rtol=1e-5)
+        best = ex.top_index.sel(unit=u).values[0]
+        pos = np.unravel_index(acts[best, ..., u].argmax(), (4, 4))
+        assert tuple(ex.top_position.sel(unit=u).values[0]) == pos
+    assert ex.top_crop.shape[:2] == (6, 3) and ex.top_crop.shape[-1] == 3
+    dense = rf.exemplars(tiny_convnet, "fc1", x, k=2, units=[0, 5], progress=False)
+    assert dense.top_crop.shape == (2, 2, 8, 8, 3)
+    with pytest.raises(el.InputError, match="uint8"):
+        rf.exemplars(tiny_convnet, "conv2", (x * 255).astype(np.uint8), progress=False)
+    with pytest.raises(el.SiteError, match="valid"):
+        rf.exemplars(tiny_convnet, "conv7", x, progress=False)
+
+
+def test_input_gradients_match_finite_differences(tiny_convnet):
+    x = jax.random.uniform(jax.random.key(1), (2, 8, 8, 3))
+    g = rf.input_gradients(tiny_convnet, "fc1", x, units=[1, 3])
+    assert g.dims == ("unit", "image", "y", "x", "channel") and g.shape == (2, 2, 8, 8, 3)
+    eps = 1e-3
+    for (i, yy, xx, c) in [(0, 3, 4, 1), (1, 6, 2, 0)]:
+        bump = jnp.zeros_like(x).at[i, yy, xx, c].set(eps)
+        up = np.asarray(el.record(tiny_convnet, x + bump, "fc1")[1]["fc1"])[i]
+        down = np.asarray(el.record(tiny_convnet, x - bump, "fc1")[1]["fc1"])[i]
+        fd = (up - down) / (2 * eps)
+        assert_close(g.values[:, i, yy, xx, c], fd[[1, 3]], rtol=2e-2, atol=2e-3)
+
+
+def test_grating_conventions_match_between_stimuli_and_filters(gabor_subject):
+    """The unit built from an orientation-θ Gabor answers best to the orientation-θ grating."""
+    subject, _ = gabor_subject
+    g = grating(24, np.asarray(GABOR_ORIENTATIONS), np.asarray(GABOR_SFS), 0.0)
+    act = np.asarray(el.record(subject, g, "conv1")[1]["conv1"])[:, 12, 12, :]      # (stimulus, unit)
+    assert (act.argmax(1) == np.arange(6)).all()
