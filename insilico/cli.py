@@ -82,6 +82,48 @@ def _sweep(args):
     print(f"wrote {out / 'sweep.nc'}")
 
 
+def _rf(args):
+    from pathlib import Path
+
+    import jax
+    import numpy as np
+
+    from . import zoo
+    from .probes import featurevis as fv
+    from .probes import rf
+    from .report import figures
+
+    subject = zoo.load(args.model)
+    if args.site not in subject.sites:
+        raise KeyError(f"unknown site {args.site!r}; valid: {', '.join(subject.sites)}")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    n = subject.sites[args.site][-1]
+    units = np.arange(min(args.units, n))
+    key = jax.random.PRNGKey(args.seed)
+    vis = fv.visualize(subject, fv.channel(args.site), units, key=key, steps=args.steps, n_seeds=1)
+    x, _ = _sweep_images(subject, args.images, args.n)
+    ex = rf.exemplars(subject, args.site, x, k=args.k, units=units)
+    fig = figures.exemplar_grid(vis.images.isel(step=-1, seed=0).values, ex.top_crop.values, ex.bottom_crop.values,
+                                units, f"{args.model} {args.site}: visualization, top and bottom exemplars")
+    fig.savefig(out / "units.png", dpi=100, bbox_inches="tight")
+    sizes = rf.receptive_field_size(subject, args.site, key=key)
+    print(f"{args.site}: theoretical RF {sizes.theoretical_size.values[0]:.0f} px"
+          f"{' (clipped by the image)' if sizes.clipped.values[0] else ''}, effective RF "
+          f"{sizes.effective_size.values[0]:.1f} px")
+    if len(subject.sites[args.site]) == 3:
+        tun = rf.grating_tuning(subject, args.site, sfs=(0.05, 0.08, 0.12, 0.18, 0.27, 0.4),
+                                phases=tuple(range(0, 360, 45)))[args.site]
+        summ = rf.tuning_summary(tun)
+        ok = np.isfinite(summ.modulation_ratio.values)
+        print(f"gratings: median OSI {np.nanmedian(summ.osi.values):.2f}, "
+              f"{np.mean(summ.modulation_ratio.values[ok] > 1):.0%} of units simple (F1/F0 > 1)")
+        summ.to_netcdf(out / "tuning.nc")
+    vis.to_netcdf(out / "visualizations.nc")
+    ex.drop_vars(["top_crop", "bottom_crop"]).to_netcdf(out / "exemplars.nc")
+    print(f"wrote {out / 'units.png'} and NetCDF files")
+
+
 def _data(args):
     from .data import registry
     from .data._paths import DataNotFoundError, data_dir
@@ -142,6 +184,19 @@ def main(argv=None):
     p.add_argument("--store", default=None, help="stream chunks here; a rerun resumes an interrupted sweep")
     p.add_argument("--out", default="insilico_sweep")
     p.set_defaults(fn=_sweep)
+    p = sub.add_parser("rf", help="visualize a site's units, their exemplars, RF size and grating tuning")
+    p.add_argument("model")
+    p.add_argument("site")
+    p.add_argument("--units", type=int, default=16, help="the first N units (default 16)")
+    p.add_argument("--steps", type=int, default=256, help="optimization steps per visualization")
+    p.add_argument("--images", choices=("patches", "cifar10-test", "mnist-heldout"), default="patches",
+                   help="exemplar images (default: natural-image patches, no data needed)")
+    p.add_argument("--n", type=int, default=1024, help="number of exemplar images")
+    p.add_argument("--k", type=int, default=5, help="exemplars per unit and direction")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default="insilico_rf")
+    p.set_defaults(fn=_rf)
+
     p = sub.add_parser("data", help="list or verify the datasets under INSILICO_DATA")
     p.add_argument("command", choices=("list", "verify"), nargs="?", default="list")
     p.add_argument("names", nargs="*")

@@ -1,8 +1,9 @@
 """``insilico demo``: an offline tour of the bundled models, written to ``OUT/index.html`` and NetCDF files.
 
 For every bundled model (and an untrained control): its sites, first-layer filters, activation statistics
-per site on gratings and scikit-image photos, orientation tuning of early units, and a single-unit lesion
-sweep on natural-image patches measured as agreement with the intact model. No data directory is needed.
+per site on gratings and scikit-image photos, orientation tuning of early units, receptive fields (feature
+visualizations with exemplars, RF size vs depth, simple/complex cells), and a single-unit lesion sweep on
+natural-image patches measured as agreement with the intact model. No data directory is needed.
 """
 from __future__ import annotations
 
@@ -20,7 +21,8 @@ from . import zoo
 from .data import stimuli
 from .probes.importance import l1_weight_norm, order_by, random_orders
 from .probes.lesion import ablation_curve, single_unit_sweep
-from .probes.rf import grating_tuning, orientation_selectivity
+from .probes import featurevis as fv
+from .probes.rf import exemplars, grating_tuning, orientation_selectivity, receptive_field_size, tuning_summary
 from .report import Report
 from .report import figures as figs
 
@@ -155,7 +157,57 @@ def lesion_section(ctx: Context):
                       "single-unit impact (largest first) and by L1 weight norm (largest first)")
 
 
-SECTIONS = [models_section, filters_section, statistics_section, tuning_section, lesion_section]
+def receptive_fields_section(ctx: Context):
+    s = ctx.report.section("Receptive fields", "Per convolutional site of the trained models: feature "
+                           "visualizations of the first units (1/f Fourier images with decorrelated colour, "
+                           "optimized with random jitter, scale and rotation; all units of a site in one compiled "
+                           "call) beside the natural-image patches that drive them most and least, cropped to the "
+                           "site's receptive field. Then receptive-field size against depth (theoretical: support "
+                           "of the input gradient; effective: its spread, Luo et al. 2016) and the simple/complex "
+                           "split of early units by the F1/F0 modulation ratio of their grating responses.")
+    n_units, steps = (4, 32) if ctx.quick else (8, 128)
+    sizes, ratios, rows = {}, {}, []
+    for name, sub in ctx.subjects.items():
+        conv_sites = [k for k, v in sub.sites.items() if len(v) == 3]
+        res = ctx.results.setdefault(name, {})
+        if "untrained" not in name:
+            x = ctx.stimuli(sub)["patches"]
+            for site in conv_sites[:3]:
+                units = np.arange(min(n_units, sub.sites[site][-1]))
+                t = time.perf_counter()
+                vis = fv.visualize(sub, fv.channel(site), units, key=jax.random.PRNGKey(0), steps=steps,
+                                   progress=False)
+                dt = time.perf_counter() - t
+                ex = exemplars(sub, site, x, k=4, units=units, progress=False)
+                ctx.report.figure(s, figs.exemplar_grid(vis.images.isel(step=-1, seed=0).values, ex.top_crop.values,
+                                                        ex.bottom_crop.values, units, f"{name} {site}"),
+                                  f"units_{name}_{_var(site)}")
+                rows.append((name, site, len(units), steps, float(vis.score.mean()), f"{dt:.1f} s"))
+                res[f"visualization_score_{_var(site)}"] = xr.DataArray(vis.score.values[:, 0],
+                                                                        dims=f"{_var(site)}_vis_unit")
+        sizes[name] = receptive_field_size(sub, key=jax.random.PRNGKey(0), n_images=16)
+        res["effective_rf_size"] = xr.DataArray(sizes[name].effective_size.values, dims="site_index",
+                                                attrs={"sites": ", ".join(sizes[name].site.values)})
+        res["theoretical_rf_size"] = xr.DataArray(sizes[name].theoretical_size.values, dims="site_index")
+        if conv_sites and name in ("cifar_convnet", "cifar_convnet_untrained"):
+            tun = grating_tuning(sub, conv_sites[:2], orientations=range(0, 180, 30 if ctx.quick else 15),
+                                 sfs=(0.05, 0.1, 0.2, 0.3), phases=range(0, 360, 45))
+            for site, t in tun.items():
+                summ = tuning_summary(t)
+                ratios[f"{name} {site}"] = summ.modulation_ratio.values
+                res[f"modulation_ratio_{_var(site)}"] = xr.DataArray(summ.modulation_ratio.values,
+                                                                     dims=f"{_var(site)}_unit")
+    s.tables.append(("Feature visualization", ("model", "site", "units", "steps", "mean objective",
+                                               "time (incl. compile)"), rows))
+    ctx.report.figure(s, figs.rf_size_vs_depth(sizes), "rf_size_vs_depth",
+                      "Centre unit of each site; sizes of the last sites are clipped by the image when marked so "
+                      "in the NetCDF output (theoretical RF reaching the border)")
+    ctx.report.figure(s, figs.modulation_histograms(ratios), "modulation_ratio",
+                      "F1/F0 at each unit's preferred orientation and spatial frequency; > 1 = simple-cell-like")
+
+
+SECTIONS = [models_section, filters_section, statistics_section, tuning_section, receptive_fields_section,
+            lesion_section]
 
 
 def run_demo(out, models=DEFAULT_MODELS, quick: bool = False, progress: bool = True) -> Path:

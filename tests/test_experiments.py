@@ -31,3 +31,16 @@ def test_ablation_morcos2018_quick(data_dir, tmp_path):
     assert curve.shape == (3, 11) and np.allclose(curve[:, 0], 1.0)     # nothing ablated: intact accuracy
     assert ds["selectivity_cifar_convnet_conv3"].size == 128
     assert (tmp_path / "index.html").exists() and "rho" in (tmp_path / "results.md").read_text()
+
+
+def test_receptive_fields_quick(data_dir, tmp_path):
+    r = subprocess.run([sys.executable, str(ROOT / "experiments" / "receptive_fields.py"), "--quick",
+                        "--models", "mnist_convnet", "--out", str(tmp_path)], capture_output=True, text=True,
+                       timeout=900)
+    assert r.returncode == 0, r.stderr[-2000:]
+    res = json.loads((tmp_path / "results.json").read_text())
+    sizes = res["rf_size"]["mnist_convnet"]
+    assert sizes["conv1"]["theoretical"] < sizes["conv2"]["theoretical"]      # RFs grow with depth
+    assert res["gabor"]["mnist_convnet conv1"]["median_sta_filter_corr"] > 0.9
+    assert "m625r58" in res["goris2015_sf_bandwidth"]
+    assert (tmp_path / "index.html").exists() and (tmp_path / "units_mnist_convnet_conv2.png").exists()
