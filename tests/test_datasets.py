@@ -32,3 +32,15 @@ def test_bad_split_and_missing_data(monkeypatch, tmp_path):
     monkeypatch.setenv("INSILICO_DATA", str(tmp_path))
     with pytest.raises(DataNotFoundError, match="mnist_test is missing"):
         mnist_test()
+
+
+def test_objects92(data_dir):
+    from insilico.data import OBJECTS92_CATEGORIES, objects92
+
+    full = objects92()
+    assert full.x.shape == (92, 175, 175, 3) and full.x.dtype == np.float32
+    assert np.bincount(full.y).tolist() == [12, 12, 12, 12, 23, 21]       # the published category sizes
+    assert OBJECTS92_CATEGORIES[full.y[12]] == "human face"
+    small = objects92(32, channels=1)
+    assert small.x.shape == (92, 32, 32, 1) and 0 <= small.x.min() and small.x.max() <= 1
+    assert abs(small.x.mean() - full.x.mean()) < 0.01                         # resizing keeps the mean

@@ -199,3 +199,16 @@ def test_bad_input_errors(tiny_convnet):
                         frozenset(["conv2"]))
     with pytest.raises(fv.OptimizationError, match="NaN/inf at step 0 for unit 0"):
         fv.visualize(tiny_convnet, boom, units=[0], **kw)
+
+
+def test_512_units_in_one_call_chunked_by_memory():
+    from conftest import tiny
+    from insilico.models import MLP
+
+    subject = tiny(MLP(widths=(512,), num_classes=3), shape=(6, 6, 1))
+    r = fv.visualize(subject, fv.neuron("fc1"), units=512, steps=4, transforms=(), param=fv.pixel(subject),
+                     key=jax.random.key(0), memory_budget=2e6, progress=False)
+    assert r.images.shape == (512, 1, 1, 6, 6, 1)
+    assert r.attrs["n_chunks"] > 1 and r.attrs["batch_size"] < 512      # the budget forced chunking
+    # each unit's image raises that unit: compare the first step's objective with the final score
+    assert (r.score.values[:, 0] > r.objective.values[:, 0, 0]).all()
