@@ -243,7 +243,7 @@ def receptive_field_size(subject, sites: Sequence[str] | str | None = None, imag
     ``images`` (default: ``n_images`` uniform white-noise images from ``key``). *Theoretical RF*: the bounding
     box of the pixels with a non-zero gradient for any image (the union over images fills in paths that a
     ReLU or max-pool closed for one input); ``theoretical_size`` is its larger side, ``clipped`` marks a field
-    that reaches the image border (the true size is then larger). *Effective RF* (Luo et al. 2016): the mean
+    that reaches the image border (the true size may then be larger). *Effective RF* (Luo et al. 2016): the mean
     |gradient| map; ``effective_size`` is 2√2 × the gradient-weighted RMS distance from its centroid (the
     1/e² diameter of a Gaussian), ``area_size`` the side of a square holding ``mass`` of the gradient.
     Returns a Dataset over ``site`` with these and the maps ``erf`` (site, y, x).
