@@ -212,3 +212,15 @@ def test_512_units_in_one_call_chunked_by_memory():
     assert r.attrs["n_chunks"] > 1 and r.attrs["batch_size"] < 512      # the budget forced chunking
     # each unit's image raises that unit: compare the first step's objective with the final score
     assert (r.score.values[:, 0] > r.objective.values[:, 0, 0]).all()
+
+
+def test_host_loop_and_scan_agree(tiny_convnet):
+    kw = dict(units=[0, 3, 5], n_seeds=2, steps=3, snapshots=(0, 1, 3), key=jax.random.key(7), progress=False)
+    host = fv.visualize(tiny_convnet, fv.channel("conv2"), loop="host", batch_size=2, **kw)
+    scan = fv.visualize(tiny_convnet, fv.channel("conv2"), loop="scan", **kw)
+    assert host.attrs["n_chunks"] == 2 and host.attrs["loop"] == "host" and scan.attrs["loop"] == "scan"
+    assert_close(host.images.values, scan.images.values, atol=1e-5)
+    assert_close(host.objective.values, scan.objective.values, rtol=1e-4, atol=1e-5)
+    assert_close(host.score.values, scan.score.values, rtol=1e-4, atol=1e-5)
+    with pytest.raises(ValueError, match="loop must be"):
+        fv.visualize(tiny_convnet, fv.channel("conv2"), loop="python", **kw)
