@@ -189,7 +189,7 @@ def receptive_fields_section(ctx: Context):
         res["effective_rf_size"] = xr.DataArray(sizes[name].effective_size.values, dims="site_index",
                                                 attrs={"sites": ", ".join(sizes[name].site.values)})
         res["theoretical_rf_size"] = xr.DataArray(sizes[name].theoretical_size.values, dims="site_index")
-        if conv_sites and name in ("cifar_convnet", "cifar_convnet_untrained"):
+        if conv_sites:
             tun = grating_tuning(sub, conv_sites[:2], orientations=range(0, 180, 30 if ctx.quick else 15),
                                  sfs=(0.05, 0.1, 0.2, 0.3), phases=range(0, 360, 45))
             for site, t in tun.items():
@@ -202,8 +202,9 @@ def receptive_fields_section(ctx: Context):
     ctx.report.figure(s, figs.rf_size_vs_depth(sizes), "rf_size_vs_depth",
                       "Centre unit of each site; sizes of the last sites are clipped by the image when marked so "
                       "in the NetCDF output (theoretical RF reaching the border)")
-    ctx.report.figure(s, figs.modulation_histograms(ratios), "modulation_ratio",
-                      "F1/F0 at each unit's preferred orientation and spatial frequency; > 1 = simple-cell-like")
+    if ratios:
+        ctx.report.figure(s, figs.modulation_histograms(ratios), "modulation_ratio",
+                          "F1/F0 at each unit's preferred orientation and spatial frequency; > 1 = simple-cell-like")
 
 
 SECTIONS = [models_section, filters_section, statistics_section, tuning_section, receptive_fields_section,

@@ -36,14 +36,18 @@ def test_data_verify_detects_tampering(tmp_path, monkeypatch):
 def test_quick_demo(tmp_path):
     main(["demo", "--out", str(tmp_path), "--models", "mnist_convnet", "--quick"])
     html = (tmp_path / "index.html").read_text()
-    for section in ("First-layer filters", "Activation statistics", "Orientation tuning", "Single-unit lesions"):
+    for section in ("First-layer filters", "Activation statistics", "Orientation tuning", "Receptive fields",
+                    "Single-unit lesions"):
         assert section in html
-    for png in ("filters_mnist_convnet.png", "stats_mnist_convnet.png", "lesions_mnist_convnet.png"):
+    for png in ("filters_mnist_convnet.png", "stats_mnist_convnet.png", "lesions_mnist_convnet.png",
+                "units_mnist_convnet_conv2.png", "rf_size_vs_depth.png", "modulation_ratio.png"):
         assert (tmp_path / png).stat().st_size > 1000 and png in html
     ds = xr.open_dataset(tmp_path / "mnist_convnet.nc")
     assert ds.lesion_agreement.sizes["lesion_unit"] == 32
     assert 0 <= float(ds.lesion_agreement.min()) <= 1 and list(ds.site.values)[-1] == "logits"
     assert ds.osi_conv1.sizes["conv1_unit"] == 16
+    assert ds.effective_rf_size.values[0] < ds.effective_rf_size.values[1]            # conv1 < conv2
+    assert (ds.modulation_ratio_conv1.values > 1).all()                                # rectified linear: simple
 
 
 def test_sweep_command_resumes_from_store(tmp_path, capsys):
