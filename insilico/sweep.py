@@ -65,37 +65,29 @@ def _struct(tree, lead=None):
     return jax.tree.map(one, tree)
 
 
-def _largest_intermediate(jaxpr) -> int:
-    """Bytes of the largest value computed anywhere in a jaxpr (sub-jaxprs included)."""
-    best = 0
+def _intermediate_bytes(jaxpr):
+    """Bytes of every value computed in a jaxpr, sub-jaxprs (loop bodies, branches) included once each."""
     for eqn in jaxpr.eqns:
         for v in eqn.outvars:
             aval = getattr(v, "aval", None)
             if hasattr(aval, "shape") and hasattr(aval, "dtype"):
                 itemsize = getattr(aval.dtype, "itemsize", None) or 4          # PRNG key dtypes: assume 4
-                best = max(best, int(np.prod(aval.shape)) * int(itemsize))
+                yield int(np.prod(aval.shape)) * int(itemsize)
         for param in eqn.params.values():
             for sub in (param if isinstance(param, (tuple, list)) else (param,)):
                 inner = getattr(sub, "jaxpr", sub)
                 if hasattr(inner, "eqns"):
-                    best = max(best, _largest_intermediate(inner))
-    return best
+                    yield from _intermediate_bytes(inner)
+
+
+def _largest_intermediate(jaxpr) -> int:
+    """Bytes of the largest value computed anywhere in a jaxpr (sub-jaxprs included)."""
+    return max(_intermediate_bytes(jaxpr), default=0)
 
 
 def _total_intermediates(jaxpr) -> int:
     """Bytes of all values computed in a jaxpr, each sub-jaxpr (a loop body) counted once."""
-    total = 0
-    for eqn in jaxpr.eqns:
-        for v in eqn.outvars:
-            aval = getattr(v, "aval", None)
-            if hasattr(aval, "shape") and hasattr(aval, "dtype"):
-                total += int(np.prod(aval.shape)) * int(getattr(aval.dtype, "itemsize", None) or 4)
-        for param in eqn.params.values():
-            for sub in (param if isinstance(param, (tuple, list)) else (param,)):
-                inner = getattr(sub, "jaxpr", sub)
-                if hasattr(inner, "eqns"):
-                    total += _total_intermediates(inner)
-    return total
+    return sum(_intermediate_bytes(jaxpr))
 
 
 def choose_batch_size(fn: Callable, items, shared=None, budget_bytes: float = 2e9, max_batch: int = 1024,
