@@ -1,0 +1,219 @@
+"""Stimulus synthesis: adversarial examples (FGSM, PGD in L∞ and L2, with random restarts and ε sweeps).
+
+Every attack is a pure function of one image batch, jit-compiled once per (subject, attack settings). Images stay
+inside the subject's declared pixel bounds; success is always judged on the 8-bit quantized image (what an
+experiment would show), not on the float image the optimizer produced.
+
+Example::
+
+    from insilico.probes import synthesis as syn
+    adv = syn.pgd(subject, x, y, eps=8 / 255, key=jax.random.PRNGKey(0))     # Dataset: images, success, ...
+    curve = syn.accuracy_vs_eps(subject, x, y, [0, 1/255, 2/255, 4/255, 8/255], key=key)
+"""
+from __future__ import annotations
+
+from functools import lru_cache, partial
+from typing import Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import xarray as xr
+
+from .. import electrode as el
+
+__all__ = ["quantize", "fgsm", "pgd", "accuracy_vs_eps", "check_images"]
+
+
+def quantize(x, bounds=(0.0, 1.0), levels: int = 256):
+    """Round pixels to ``levels`` steps inside ``bounds`` (8-bit by default), as a display would."""
+    lo, hi = bounds
+    return lo + jnp.round((jnp.clip(x, lo, hi) - lo) / (hi - lo) * (levels - 1)) / (levels - 1) * (hi - lo)
+
+
+def check_images(subject, x, what: str = "images"):
+    """Shape/dtype/NaN checks of the electrode plus the subject's pixel bounds (named, with the offending value)."""
+    el._check_input(subject, x)
+    lo, hi = subject.input_spec.bounds
+    xmin, xmax = float(jnp.min(x)), float(jnp.max(x))
+    if xmin < lo - 1e-6 or xmax > hi + 1e-6:
+        raise el.InputError(f"{what} must lie in {subject.name}'s pixel bounds [{lo}, {hi}]; got values in "
+                            f"[{xmin:.4g}, {xmax:.4g}]")
+
+
+def _logits(subject, x):
+    out, _ = el._forward(subject.model, (), subject.variables, x, {}, None)
+    return out
+
+
+def _loss(subject, x, labels, targeted: bool):
+    """Per-image cross-entropy; an attack ascends it (untargeted) or descends it towards ``labels`` (targeted)."""
+    ce = optax.softmax_cross_entropy_with_integer_labels(_logits(subject, x), labels)
+    return -ce if targeted else ce
+
+
+def _project(delta, eps, norm: str):
+    if norm == "linf":
+        return jnp.clip(delta, -eps, eps)
+    n = jnp.sqrt(jnp.sum(delta ** 2, axis=(1, 2, 3), keepdims=True))
+    return delta * jnp.minimum(1.0, eps / jnp.maximum(n, 1e-12))
+
+
+def _step_direction(g, norm: str):
+    if norm == "linf":
+        return jnp.sign(g)
+    return g / jnp.maximum(jnp.sqrt(jnp.sum(g ** 2, axis=(1, 2, 3), keepdims=True)), 1e-12)
+
+
+def _random_start(key, shape, eps, norm: str):
+    if norm == "linf":
+        return jax.random.uniform(key, shape, minval=-1.0, maxval=1.0) * eps
+    d = jax.random.normal(key, shape)                           # uniform direction, radius ~ eps * U^(1/dim)
+    d = d / jnp.sqrt(jnp.sum(d ** 2, axis=(1, 2, 3), keepdims=True))
+    r = jax.random.uniform(jax.random.fold_in(key, 1), (shape[0], 1, 1, 1)) ** (1.0 / np.prod(shape[1:]))
+    return d * r * eps
+
+
+@partial(jax.jit, static_argnums=(0, 4, 5, 6, 7, 8))
+def _pgd_core(subject, x, labels, eps, norm: str, steps: int, restarts: int, targeted: bool, rand_init: bool,
+              step_size, key):
+    """Best-of-restarts PGD for one batch at one ε: returns (adversarial images, per-image final loss, nan step)."""
+    lo, hi = subject.input_spec.bounds
+    grad = jax.grad(lambda xa: _loss(subject, xa, labels, targeted).sum())
+
+    def attack(k):
+        delta = _random_start(k, x.shape, eps, norm) if rand_init else jnp.zeros_like(x)
+        xa = jnp.clip(x + delta, lo, hi)
+
+        def body(carry, i):
+            xa, nan_step = carry
+            g = grad(xa)
+            bad = ~jnp.all(jnp.isfinite(g))
+            nan_step = jnp.where((nan_step < 0) & bad, i, nan_step)
+            step = _step_direction(jnp.nan_to_num(g), norm) * step_size
+            new = jnp.clip(x + _project(xa + step - x, eps, norm), lo, hi)
+            return (jnp.where(nan_step >= 0, xa, new), nan_step), None
+
+        (xa, nan_step), _ = jax.lax.scan(body, (xa, jnp.asarray(-1, jnp.int32)), jnp.arange(steps))
+        xq = quantize(xa, (lo, hi))
+        if norm == "linf":                      # rounding must not leave the ball: step back one level if it did
+            level = (hi - lo) / 255.0
+            xq = jnp.where(xq - x > eps + 1e-6, xq - level, jnp.where(x - xq > eps + 1e-6, xq + level, xq))
+        fooled = _fooled(subject, xq, labels, targeted)
+        return xq, _loss(subject, xq, labels, targeted), fooled, nan_step
+
+    xs, losses, fooled, nan_steps = jax.vmap(attack)(jax.random.split(key, restarts))   # (R, N, ...)
+    # best of restarts: a successful restart if any (highest loss among those), else the highest loss
+    score = jnp.where(fooled, losses + 1e6, losses)
+    best = jnp.argmax(score, axis=0)
+    pick = jnp.take_along_axis(xs, best[None, :, None, None, None], 0)[0]
+    return pick, jnp.take_along_axis(losses, best[None], 0)[0], jnp.max(nan_steps)
+
+
+def _fooled(subject, x, labels, targeted: bool):
+    pred = _logits(subject, x).argmax(-1)
+    return pred == labels if targeted else pred != labels
+
+
+def _prepare(subject, x, labels, eps, norm):
+    x = jnp.asarray(x, jnp.float32) if not hasattr(x, "dtype") else x
+    check_images(subject, x)
+    labels = jnp.asarray(labels, jnp.int32)
+    if labels.shape != (x.shape[0],):
+        raise el.InputError(f"labels must have shape ({x.shape[0]},) to match the images; got {labels.shape}")
+    n_classes = subject.sites[list(subject.sites)[-1]][-1]
+    if int(labels.min()) < 0 or int(labels.max()) >= n_classes:
+        raise el.InputError(f"labels must be class indices in 0..{n_classes - 1}")
+    if norm not in ("linf", "l2"):
+        raise ValueError(f"norm must be 'linf' or 'l2', got {norm!r}")
+    if np.any(np.asarray(eps) < 0):
+        raise ValueError(f"eps must be >= 0, got {eps}")
+    return jnp.asarray(x, jnp.float32), labels
+
+
+def _result(subject, x, adv, labels, targeted, eps, attack: str, norm: str, extra=None) -> xr.Dataset:
+    clean = np.asarray(_jit_pred(subject, x))
+    pred = np.asarray(_jit_pred(subject, adv))
+    labels = np.asarray(labels)
+    success = pred == labels if targeted else pred != labels
+    diff = np.asarray(adv - x).reshape(len(labels), -1)
+    ds = xr.Dataset({"images": (("image", "y", "x", "channel"), np.asarray(adv)),
+                     "prediction": ("image", pred), "clean_prediction": ("image", clean),
+                     "success": ("image", success),
+                     "linf": ("image", np.abs(diff).max(1)), "l2": ("image", np.sqrt((diff ** 2).sum(1)))},
+                    attrs={"subject": subject.name, "attack": attack, "norm": norm, "eps": float(eps),
+                           "targeted": int(targeted), "accuracy": float(np.mean(pred == labels)) if not targeted
+                           else float("nan"), "clean_accuracy": float(np.mean(clean == labels)),
+                           "quantized": "8-bit", **(extra or {})})
+    return ds
+
+
+@lru_cache(maxsize=32)
+def _pred_fn(subject):
+    return jax.jit(lambda x: _logits(subject, x).argmax(-1))
+
+
+def _jit_pred(subject, x):
+    return _pred_fn(subject)(x)
+
+
+def fgsm(subject, x, labels, eps: float, *, targeted: bool = False) -> xr.Dataset:
+    """Fast gradient sign method (Goodfellow et al. 2015): one L∞ step of size ``eps`` on the cross-entropy
+    (away from ``labels``, or towards them when ``targeted``), clipped to the bounds and 8-bit quantized.
+    Returns a Dataset with the adversarial ``images``, ``prediction``, ``success`` and L∞/L2 distances; the
+    attribute ``accuracy`` is the accuracy on the attacked images (untargeted)."""
+    x, labels = _prepare(subject, x, labels, eps, "linf")
+    adv, _, _ = _pgd_core(subject, x, labels, jnp.float32(eps), "linf", 1, 1, targeted, False, jnp.float32(eps),
+                          jax.random.PRNGKey(0))
+    return _result(subject, x, adv, labels, targeted, eps, "fgsm", "linf")
+
+
+def pgd(subject, x, labels, eps: float, *, norm: str = "linf", steps: int = 40, step_size: float | None = None,
+        restarts: int = 1, random_start: bool = True, targeted: bool = False, key=None) -> xr.Dataset:
+    """Projected gradient descent (Madry et al. 2018) in an L∞ or L2 ball of radius ``eps``, with ``restarts``
+    random starts (vmapped) keeping the best per image; ``step_size`` defaults to 2.5·eps/steps. Success is
+    judged after 8-bit quantization. Same outputs as :func:`fgsm`.
+    Raises: ``FloatingPointError`` naming the step where a gradient became NaN/inf."""
+    x, labels = _prepare(subject, x, labels, eps, norm)
+    if (random_start or restarts > 1) and key is None:
+        raise ValueError("random starts need a PRNG key: pgd(..., key=jax.random.PRNGKey(0))")
+    step_size = 2.5 * eps / steps if step_size is None else step_size
+    adv, _, nan_step = _pgd_core(subject, x, labels, jnp.float32(eps), norm, int(steps), int(restarts), targeted,
+                                 bool(random_start), jnp.float32(step_size),
+                                 jax.random.PRNGKey(0) if key is None else key)
+    if int(nan_step) >= 0:
+        raise FloatingPointError(f"the loss gradient became NaN/inf at step {int(nan_step)} of the attack")
+    return _result(subject, x, adv, labels, targeted, eps, "pgd", norm,
+                   {"steps": steps, "restarts": restarts, "step_size": float(step_size)})
+
+
+def accuracy_vs_eps(subject, x, labels, eps_values: Sequence[float], *, attack: str = "pgd", norm: str = "linf",
+                    steps: int = 40, restarts: int = 1, key=None) -> xr.Dataset:
+    """Accuracy on attacked (8-bit quantized) images for each ε — all ε values in one compiled call (vmapped).
+
+    Returns a Dataset over ``eps`` with ``accuracy`` and the mean L∞ / L2 size of the perturbations."""
+    eps_values = np.asarray(list(eps_values), np.float32)
+    x, labels = _prepare(subject, x, labels, eps_values, norm)
+    if attack not in ("pgd", "fgsm"):
+        raise ValueError(f"attack must be 'pgd' or 'fgsm', got {attack!r}")
+    key = jax.random.PRNGKey(0) if key is None else key
+    if attack == "fgsm":
+        steps, restarts, rand = 1, 1, False
+    else:
+        rand = True
+
+    def one(eps):
+        size = eps if attack == "fgsm" else 2.5 * eps / steps
+        adv, _, nan_step = _pgd_core(subject, x, labels, eps, norm, steps, restarts, False, rand, size, key)
+        pred = _logits(subject, adv).argmax(-1)
+        d = (adv - x).reshape(x.shape[0], -1)
+        return (jnp.mean(pred == labels), jnp.abs(d).max(1).mean(), jnp.sqrt((d ** 2).sum(1)).mean(), nan_step)
+
+    acc, linf, l2, nan = jax.jit(jax.vmap(one))(jnp.asarray(eps_values))
+    if int(jnp.max(nan)) >= 0:
+        raise FloatingPointError(f"the loss gradient became NaN/inf at step {int(jnp.max(nan))} of the attack")
+    return xr.Dataset({"accuracy": ("eps", np.asarray(acc)), "linf": ("eps", np.asarray(linf)),
+                       "l2": ("eps", np.asarray(l2))}, coords={"eps": eps_values},
+                      attrs={"subject": subject.name, "attack": attack, "norm": norm, "steps": steps,
+                             "restarts": restarts, "n_images": int(x.shape[0]), "quantized": "8-bit"})

@@ -1,0 +1,113 @@
+"""Adversarial examples: FGSM and PGD against references, bounds, ε sweeps, errors, and the bundled models."""
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from insilico import electrode as el
+from insilico.probes import synthesis as syn
+
+from conftest import assert_close
+
+
+@pytest.fixture
+def batch(tiny_convnet):
+    x = syn.quantize(jax.random.uniform(jax.random.key(0), (12, 8, 8, 3)))
+    out, _ = el.record(tiny_convnet, x)
+    return x, jnp.asarray(out.argmax(-1))          # the model is "correct" on every clean image
+
+
+def _reference_pgd(subject, x, y, eps, steps, size, norm):
+    """A plain Python loop: ascend the cross-entropy, project, clip."""
+    def loss(xa):
+        out, _ = el.record(subject, xa)
+        return optax.softmax_cross_entropy_with_integer_labels(out, y).sum()
+    xa = x
+    for _ in range(steps):
+        g = np.asarray(jax.grad(loss)(xa))
+        if norm == "linf":
+            xa = np.clip(x + np.clip(xa + size * np.sign(g) - x, -eps, eps), 0, 1)
+        else:
+            g = g / np.linalg.norm(g.reshape(len(g), -1), axis=1)[:, None, None, None]
+            d = xa + size * g - x
+            n = np.linalg.norm(d.reshape(len(d), -1), axis=1)[:, None, None, None]
+            xa = np.clip(x + d * np.minimum(1, eps / n), 0, 1)
+    return xa
+
+
+@pytest.mark.parametrize("norm,eps", [("linf", 0.05), ("l2", 0.5)])
+def test_pgd_equals_a_python_loop(tiny_convnet, batch, norm, eps):
+    x, y = batch
+    r = syn.pgd(tiny_convnet, x, y, eps, norm=norm, steps=5, random_start=False)
+    ref = _reference_pgd(tiny_convnet, np.asarray(x), y, eps, 5, 2.5 * eps / 5, norm)
+    assert np.abs(r.images.values - np.asarray(syn.quantize(ref))).max() <= 1 / 255 + 1e-6   # one 8-bit level
+    assert r.images.values.min() >= 0 and r.images.values.max() <= 1
+    dist = r.linf.values if norm == "linf" else r.l2.values
+    assert (dist <= eps + (1e-6 if norm == "linf" else 8 * 0.5 / 255)).all()
+
+
+def test_attacks_fool_and_report(tiny_convnet, batch):
+    x, y = batch
+    weak = syn.pgd(tiny_convnet, x, y, 1 / 255, steps=5, key=jax.random.key(1))
+    strong = syn.pgd(tiny_convnet, x, y, 0.3, steps=20, restarts=3, key=jax.random.key(1))
+    assert weak.attrs["clean_accuracy"] == 1.0
+    assert strong.attrs["accuracy"] <= weak.attrs["accuracy"] and strong.attrs["accuracy"] < 0.5
+    assert_close(strong.success.values.mean(), 1 - strong.attrs["accuracy"])
+    pred, _ = el.record(tiny_convnet, jnp.asarray(strong.images.values))      # judged on the quantized images
+    assert (np.asarray(pred.argmax(-1)) == strong.prediction.values).all()
+    assert np.allclose(strong.images.values * 255, np.round(strong.images.values * 255), atol=1e-3)
+    f = syn.fgsm(tiny_convnet, x, y, 0.1)
+    assert (f.linf.values <= 0.1 + 1e-6).all() and f.attrs["attack"] == "fgsm"
+
+
+def test_targeted_attack(tiny_convnet, batch):
+    x, y = batch
+    out, _ = el.record(tiny_convnet, x)
+    target = jnp.argsort(out, axis=-1)[:, -2]                   # the runner-up class: reachable in a tiny network
+    r = syn.pgd(tiny_convnet, x, target, 0.5, steps=30, targeted=True, key=jax.random.key(2))
+    assert r.success.values.mean() > 0.8 and ((r.prediction.values == np.asarray(target)) == r.success.values).all()
+
+
+def test_eps_sweep_is_one_call_and_equals_single_attacks(tiny_convnet, batch):
+    x, y = batch
+    eps = [0.0, 0.02, 0.1, 0.3]
+    curve = syn.accuracy_vs_eps(tiny_convnet, x, y, eps, steps=5, key=jax.random.key(3))
+    assert curve.accuracy.values[0] == 1.0 and (curve.accuracy.values[1:] < 1.0).all()
+    for e, acc in zip(eps[1:], curve.accuracy.values[1:]):
+        single = syn.pgd(tiny_convnet, x, y, e, steps=5, key=jax.random.key(3))
+        assert acc == pytest.approx(single.attrs["accuracy"])
+
+
+def test_bad_input(tiny_convnet, batch):
+    x, y = batch
+    with pytest.raises(el.InputError, match=r"pixel bounds \[0.0, 1.0\]"):
+        syn.pgd(tiny_convnet, x * 2, y, 0.1, key=jax.random.key(0))
+    with pytest.raises(el.InputError, match="labels must have shape"):
+        syn.fgsm(tiny_convnet, x, y[:3], 0.1)
+    with pytest.raises(el.InputError, match="input shape"):
+        syn.fgsm(tiny_convnet, x[:, :4], y, 0.1)
+    with pytest.raises(ValueError, match="norm must be"):
+        syn.pgd(tiny_convnet, x, y, 0.1, norm="l1", key=jax.random.key(0))
+    with pytest.raises(ValueError, match="PRNG key"):
+        syn.pgd(tiny_convnet, x, y, 0.1)
+    params = jax.tree_util.tree_map(lambda a: a, tiny_convnet.variables["params"])
+    params["fc1"]["dense"]["kernel"] = params["fc1"]["dense"]["kernel"].at[0, 0].set(jnp.nan)
+    broken = tiny_convnet.replace(variables={**tiny_convnet.variables, "params": params})
+    with pytest.raises(FloatingPointError, match="step 0"):
+        syn.pgd(broken, x, y, 0.1, steps=3, key=jax.random.key(0))
+
+
+def test_bundled_models_fall_to_pgd(data_dir):
+    from insilico import zoo
+    from insilico.data import cifar10, mnist_test
+
+    mnist = mnist_test("heldout").subset(slice(0, 2000, 10))
+    m = zoo.load("mnist_convnet")
+    r = syn.pgd(m, mnist.x, mnist.y, 0.3, steps=40, key=jax.random.key(0))
+    assert r.attrs["clean_accuracy"] > 0.97 and r.attrs["accuracy"] < 0.02
+    assert (r.linf.values <= 0.3 + 1e-6).all()
+    cifar = cifar10("test").subset(slice(0, 10000, 100))
+    c = zoo.load("cifar_convnet")
+    r = syn.pgd(c, cifar.x, cifar.y, 8 / 255, steps=40, key=jax.random.key(0))
+    assert r.attrs["clean_accuracy"] > 0.7 and r.attrs["accuracy"] < 0.05
