@@ -111,3 +111,21 @@ def test_bundled_models_fall_to_pgd(data_dir):
     c = zoo.load("cifar_convnet")
     r = syn.pgd(c, cifar.x, cifar.y, 8 / 255, steps=40, key=jax.random.key(0))
     assert r.attrs["clean_accuracy"] > 0.7 and r.attrs["accuracy"] < 0.05
+
+
+def test_eigendistortions_match_the_explicit_fisher_matrix(tiny_convnet):
+    x = jax.random.uniform(jax.random.key(5), (2, 8, 8, 3))
+    ds = syn.eigendistortions(tiny_convnet, "conv1", x, n_iter=300, key=jax.random.key(0))
+    for i in range(2):
+        jac = jax.jacfwd(lambda img: el.record(tiny_convnet, img[None], "conv1")[1]["conv1"][0])(x[i])
+        jm = np.asarray(jac).reshape(-1, x[i].size).astype(np.float64)
+        w, v = np.linalg.eigh(jm.T @ jm)
+        assert ds.eigenvalue.values[i, 0] == pytest.approx(w[-1], rel=1e-3)
+        assert abs(np.dot(ds.distortion.values[i, 0].ravel(), v[:, -1])) > 0.99
+        # dead ReLUs make JᵀJ rank-deficient here: the least eigenvalue is 0 and its eigenvector not unique, so
+        # check the value and that the returned direction barely changes the representation
+        assert ds.eigenvalue.values[i, 1] == pytest.approx(w[0], abs=1e-3 * w[-1])
+        v_min = ds.distortion.values[i, 1].ravel()
+        assert v_min @ (jm.T @ jm) @ v_min <= 1e-3 * w[-1]
+    with pytest.raises(el.SiteError, match="valid"):
+        syn.eigendistortions(tiny_convnet, "conv9", x, key=jax.random.key(0))

@@ -217,3 +217,48 @@ def accuracy_vs_eps(subject, x, labels, eps_values: Sequence[float], *, attack: 
                        "l2": ("eps", np.asarray(l2))}, coords={"eps": eps_values},
                       attrs={"subject": subject.name, "attack": attack, "norm": norm, "steps": steps,
                              "restarts": restarts, "n_images": int(x.shape[0]), "quantized": "8-bit"})
+
+
+# ------------------------------------------------------------------------------------------ eigendistortions
+
+@partial(jax.jit, static_argnums=(0, 1, 3))
+def _eigen_core(subject, site: str, x, n_iter: int, key):
+    """Largest and smallest eigenpairs of the Fisher matrix JᵀJ of ``site`` at one image, by power iteration
+    with matrix-free products JᵀJ v = vjp(jvp(v))."""
+    def rep(img):
+        _, rec = el._forward(subject.model, (site,), subject.variables, img[None], {}, None)
+        return rec[site][0]
+
+    _, vjp = jax.vjp(rep, x)
+    fisher = lambda v: vjp(jax.jvp(rep, (x,), (v,))[1])[0]  # noqa: E731
+
+    def power(matvec, v0):
+        def body(v, _):
+            w = matvec(v)
+            return w / jnp.maximum(jnp.linalg.norm(w), 1e-30), None
+        v, _ = jax.lax.scan(body, v0 / jnp.linalg.norm(v0), None, length=n_iter)
+        return v, jnp.vdot(v, matvec(v))
+
+    k1, k2 = jax.random.split(key)
+    v_max, lam_max = power(fisher, jax.random.normal(k1, x.shape))
+    v_min, shifted = power(lambda v: lam_max * v - fisher(v), jax.random.normal(k2, x.shape))
+    return v_max, lam_max, v_min, lam_max - shifted
+
+
+def eigendistortions(subject, site: str, images, *, n_iter: int = 100, key) -> xr.Dataset:
+    """Most and least noticeable distortions of each image for ``site`` (Berardino et al. 2017): the unit
+    eigenvectors of the Fisher information JᵀJ (J = d site / d image) with the largest and smallest eigenvalue,
+    by power iteration (the smallest on λ_max·I − JᵀJ), vmapped over images. Returns ``distortion`` (image,
+    which ∈ {max, min}, y, x, channel) and ``eigenvalue`` (image, which): the squared change of the
+    representation per unit squared pixel change along that direction."""
+    x = jnp.asarray(images, jnp.float32) if not hasattr(images, "dtype") else images
+    check_images(subject, x)
+    if site not in subject.sites:
+        raise el.SiteError(f"unknown site {site!r}; valid: {', '.join(subject.sites)}")
+    keys = jax.random.split(key, x.shape[0])
+    v_max, l_max, v_min, l_min = jax.vmap(lambda img, k: _eigen_core(subject, site, img, int(n_iter), k))(x, keys)
+    return xr.Dataset({"distortion": (("image", "which", "y", "x", "channel"),
+                                      np.stack([np.asarray(v_max), np.asarray(v_min)], 1)),
+                       "eigenvalue": (("image", "which"), np.stack([np.asarray(l_max), np.asarray(l_min)], 1))},
+                      coords={"which": ["max", "min"]},
+                      attrs={"subject": subject.name, "site": site, "n_iter": n_iter})
