@@ -129,3 +129,21 @@ def test_eigendistortions_match_the_explicit_fisher_matrix(tiny_convnet):
         assert v_min @ (jm.T @ jm) @ v_min <= 1e-3 * w[-1]
     with pytest.raises(el.SiteError, match="valid"):
         syn.eigendistortions(tiny_convnet, "conv9", x, key=jax.random.key(0))
+
+
+def test_metamers_match_the_representation_not_the_pixels(tiny_convnet):
+    targets = syn.quantize(jax.random.uniform(jax.random.key(8), (2, 8, 8, 3)))
+    m = syn.metamers(tiny_convnet, "conv2", targets, n_seeds=2, steps=400, lr=0.02, tol=5e-3, key=jax.random.key(9))
+    assert m.images.shape == (2, 2, 8, 8, 3)
+    assert (m.rel_error.values <= 1e-2).all() and (m.converged_at.values >= 0).all()
+    assert (m.pixel_rmse.values > 0.05).all()                 # far from the target in pixels
+    assert m.images.values.min() >= 0 and m.images.values.max() <= 1
+    # the reported error is the representation error recomputed by the electrode
+    _, a = el.record(tiny_convnet, jnp.asarray(m.images.values[0]), "conv2")
+    _, b = el.record(tiny_convnet, targets[:1], "conv2")
+    err = ((a["conv2"] - b["conv2"]) ** 2).sum(axis=(1, 2, 3)) / (b["conv2"] ** 2).sum()
+    assert_close(m.rel_error.values[0], err, rtol=1e-3, atol=1e-6)
+    with pytest.raises(el.InputError, match="start must have shape"):
+        syn.metamers(tiny_convnet, "conv2", targets, start=jnp.zeros((2, 8, 8, 3)))
+    with pytest.raises(el.InputError, match="targets must lie"):
+        syn.metamers(tiny_convnet, "conv2", targets + 2, key=jax.random.key(0))
