@@ -147,3 +147,30 @@ def test_metamers_match_the_representation_not_the_pixels(tiny_convnet):
         syn.metamers(tiny_convnet, "conv2", targets, start=jnp.zeros((2, 8, 8, 3)))
     with pytest.raises(el.InputError, match="targets must lie"):
         syn.metamers(tiny_convnet, "conv2", targets + 2, key=jax.random.key(0))
+
+
+def test_controversial_stimuli_between_the_bundled_cifar_models():
+    from insilico import zoo
+
+    a, b = zoo.load("cifar_convnet"), zoo.load("cifar_resnet")
+    r = syn.controversial(a, b, [(0, 1), (3, 5), (9, 8)], n_seeds=2, steps=150, key=jax.random.key(0))
+    assert r.images.shape == (3, 2, 32, 32, 3) and r.class_a.values.tolist() == [0, 3, 9]
+    assert (r.acceptance.values >= 0.85).mean() >= 0.8
+    # acceptance recomputed independently with the electrode on the returned (quantized) images
+    imgs = jnp.asarray(r.images.values.reshape(-1, 32, 32, 3))
+    assert np.allclose(imgs * 255, jnp.round(imgs * 255), atol=1e-3)
+    pa = jax.nn.softmax(el.record(a, imgs)[0])[np.arange(6), np.repeat([0, 3, 9], 2)]
+    pb = jax.nn.softmax(el.record(b, imgs)[0])[np.arange(6), np.repeat([1, 5, 8], 2)]
+    assert_close(r.acceptance.values.ravel(), np.minimum(pa, pb), rtol=1e-4, atol=1e-5)
+    assert (r.objective.values[..., -1] > r.objective.values[..., 0]).all()
+
+
+def test_controversial_input_checks(tiny_convnet, tiny_mlp):
+    from conftest import tiny
+    from insilico.models import ConvNet
+
+    other = tiny(ConvNet(widths=(4,), kernels=(3,), fc=(8,), num_classes=5), shape=(6, 6, 3))
+    with pytest.raises(el.InputError, match="one input space"):
+        syn.controversial(tiny_convnet, other, key=jax.random.key(0))
+    with pytest.raises(el.InputError, match="class pairs"):
+        syn.controversial(tiny_convnet, tiny_convnet, [(0, 7)], key=jax.random.key(0))

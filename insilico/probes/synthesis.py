@@ -343,3 +343,86 @@ def metamers(subject, sites: Sequence[str] | str, targets, *, n_seeds: int = 1, 
                        "error_trace": (("target", "seed", "step"), np.asarray(trace)),
                        "pixel_rmse": (("target", "seed"), rmse), "rmse_from_start": (("target", "seed"), from_start)},
                       attrs={"subject": subject.name, "sites": ", ".join(sites), "steps": steps, "lr": lr, "tol": tol})
+
+
+# ---------------------------------------------------------------------------------------- controversial stimuli
+
+def _same_inputs(a, b):
+    if tuple(a.input_spec.shape) != tuple(b.input_spec.shape) or tuple(a.input_spec.bounds) != tuple(
+            b.input_spec.bounds):
+        raise el.InputError(f"{a.name} takes {a.input_spec.shape} in {a.input_spec.bounds} but {b.name} takes "
+                            f"{b.input_spec.shape} in {b.input_spec.bounds}; controversial stimuli need one input "
+                            "space")
+
+
+@partial(jax.jit, static_argnums=(0, 1, 4, 5))
+def _controversial_core(subject_a, subject_b, classes, keys, steps: int, lr: float):
+    """For each (class_a, class_b, key): Adam on sigmoid-parameterized pixels maximizing the soft minimum of
+    log p_A(class_a) and log p_B(class_b); returns quantized images, acceptance and the objective trace."""
+    lo, hi = subject_a.input_spec.bounds
+    shape = subject_a.input_spec.shape
+    opt = optax.adam(lr)
+
+    def logp(subject, img):
+        return jax.nn.log_softmax(_logits(subject, img[None])[0])
+
+    def objective(z, ca, cb):
+        img = lo + (hi - lo) * jax.nn.sigmoid(z)
+        la, lb = logp(subject_a, img)[ca], logp(subject_b, img)[cb]
+        return -jax.nn.logsumexp(-jnp.stack([la, lb]))                  # soft minimum of the two log-probs
+
+    def one(c, key):
+        z = 0.5 * jax.random.normal(key, shape)
+
+        def body(carry, i):
+            z, s, nan_step = carry
+            val, g = jax.value_and_grad(objective)(z, c[0], c[1])
+            bad = ~(jnp.isfinite(val) & jnp.all(jnp.isfinite(g)))
+            nan_step = jnp.where((nan_step < 0) & bad, i, nan_step)
+            upd, s_new = opt.update(-jnp.nan_to_num(g), s, z)
+            stop = nan_step >= 0
+            z = jnp.where(stop, z, optax.apply_updates(z, upd))
+            s = jax.tree_util.tree_map(lambda a, b: jnp.where(stop, a, b), s, s_new)
+            return (z, s, nan_step), val
+
+        (z, _, nan_step), trace = jax.lax.scan(body, (z, opt.init(z), jnp.asarray(-1, jnp.int32)),
+                                               jnp.arange(steps))
+        img = quantize(lo + (hi - lo) * jax.nn.sigmoid(z), (lo, hi))
+        pa, pb = jnp.exp(logp(subject_a, img))[c[0]], jnp.exp(logp(subject_b, img))[c[1]]
+        return img, pa, pb, trace, nan_step
+
+    return jax.vmap(one)(classes, keys)
+
+
+def controversial(subject_a, subject_b, class_pairs=None, *, n_seeds: int = 1, steps: int = 300, lr: float = 0.05,
+                  key) -> xr.Dataset:
+    """Controversial stimuli (Golan, Raju & Kriegeskorte 2020): for every ordered class pair (i, j) and seed, an
+    image that ``subject_a`` assigns to class i and ``subject_b`` to class j. All pairs × seeds are one compiled,
+    vmapped optimization (Adam on sigmoid-parameterized pixels, objective = soft minimum of log p_A(i) and
+    log p_B(j)); the hard ``acceptance`` = min(p_A(i), p_B(j)) is measured on the 8-bit quantized image.
+
+    ``class_pairs``: list of (i, j) (default: every ordered pair of distinct classes). Returns ``images`` (pair,
+    seed, y, x, channel), ``p_a``, ``p_b``, ``acceptance`` (pair, seed), ``objective`` (pair, seed, step)."""
+    _same_inputs(subject_a, subject_b)
+    n_classes = subject_a.sites[list(subject_a.sites)[-1]][-1]
+    if class_pairs is None:
+        class_pairs = [(i, j) for i in range(n_classes) for j in range(n_classes) if i != j]
+    pairs = np.asarray(class_pairs, np.int32).reshape(-1, 2)
+    n_b = subject_b.sites[list(subject_b.sites)[-1]][-1]
+    if pairs[:, 0].max() >= n_classes or pairs[:, 1].max() >= n_b or pairs.min() < 0:
+        raise el.InputError(f"class pairs must index {subject_a.name}'s {n_classes} and {subject_b.name}'s {n_b} "
+                            "classes")
+    classes = jnp.asarray(np.repeat(pairs, n_seeds, axis=0))
+    keys = jax.random.split(key, len(classes))
+    img, pa, pb, trace, nan_step = _controversial_core(subject_a, subject_b, classes, keys, int(steps), float(lr))
+    if int(jnp.max(nan_step)) >= 0:
+        raise FloatingPointError(f"the controversial objective became NaN/inf at step {int(jnp.max(nan_step))}")
+    shape = (len(pairs), n_seeds)
+    pa, pb = np.asarray(pa).reshape(shape), np.asarray(pb).reshape(shape)
+    return xr.Dataset({"images": (("pair", "seed", "y", "x", "channel"), np.asarray(img).reshape(*shape, *img.shape[1:])),
+                       "p_a": (("pair", "seed"), pa), "p_b": (("pair", "seed"), pb),
+                       "acceptance": (("pair", "seed"), np.minimum(pa, pb)),
+                       "objective": (("pair", "seed", "step"), np.asarray(trace).reshape(*shape, -1))},
+                      coords={"class_a": ("pair", pairs[:, 0]), "class_b": ("pair", pairs[:, 1])},
+                      attrs={"model_a": subject_a.name, "model_b": subject_b.name, "steps": steps, "lr": lr,
+                             "quantized": "8-bit"})
