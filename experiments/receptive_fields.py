@@ -188,8 +188,8 @@ def main(argv=None):
     lines = ["| model | site | responsive | fraction simple | median OSI | median SF bandwidth (oct) | band-pass |",
              "|---|---|---|---|---|---|---|"]
     lines += [f"| {a} | {b} | {c} | {d:.2f} | {e:.2f} | {f:.2f} | {g} |" for a, b, c, d, e, f, g in rows]
-    lines += ["", "| model | site | kernel | median r² filters | r² > 0.5 | median r² STAs | median corr(STA, filter) |",
-              "|---|---|---|---|---|---|---|"]
+    lines += ["", "| model | site | kernel | median r² filters | r² > 0.5 | median r² STAs "
+              "| median corr(STA, filter) |", "|---|---|---|---|---|---|---|"]
     lines += [f"| {a} | {b} | {c} | {d:.2f} | {e:.2f} | {f:.2f} | {g:.3f} |" for a, b, c, d, e, f, g in gabor_rows]
     (out / "results.md").write_text("\n".join(lines) + "\n")
     report.write()

@@ -174,3 +174,18 @@ def test_controversial_input_checks(tiny_convnet, tiny_mlp):
         syn.controversial(tiny_convnet, other, key=jax.random.key(0))
     with pytest.raises(el.InputError, match="class pairs"):
         syn.controversial(tiny_convnet, tiny_convnet, [(0, 7)], key=jax.random.key(0))
+
+
+def test_mad_competition_moves_one_distance_and_holds_the_other(tiny_convnet):
+    x = syn.quantize(jax.random.uniform(jax.random.key(11), (2, 8, 8, 3)) * 0.6 + 0.2)
+    r = syn.mad_competition(tiny_convnet, "conv1", tiny_convnet, "conv2", x, noise=0.05, steps=60, lr=0.01,
+                            key=jax.random.key(12))
+    a, b = r.distance_a.values, r.distance_b.values
+    a0, b0 = r.start_distance_a.values, r.start_distance_b.values
+    assert (a[:, 0] > 1.2 * a0).all() and (a[:, 1] < 0.8 * a0).all()          # A pushed up / down
+    assert (b[:, 2] > 1.2 * b0).all() and (b[:, 3] < 0.8 * b0).all()          # B pushed up / down
+    assert np.allclose(b[:, :2], b0[:, None], rtol=0.05)                       # B held while A moves
+    assert np.allclose(a[:, 2:], a0[:, None], rtol=0.05)                       # A held while B moves
+    # all four images stay (up to clipping at the bounds) at the start's pixel distance from the reference
+    assert np.allclose(r.pixel_distance.values, r.start_pixel_distance.values[:, None], rtol=0.05)
+    assert r.images.values.min() >= 0 and r.images.values.max() <= 1

@@ -419,10 +419,92 @@ def controversial(subject_a, subject_b, class_pairs=None, *, n_seeds: int = 1, s
         raise FloatingPointError(f"the controversial objective became NaN/inf at step {int(jnp.max(nan_step))}")
     shape = (len(pairs), n_seeds)
     pa, pb = np.asarray(pa).reshape(shape), np.asarray(pb).reshape(shape)
-    return xr.Dataset({"images": (("pair", "seed", "y", "x", "channel"), np.asarray(img).reshape(*shape, *img.shape[1:])),
+    img = np.asarray(img).reshape(*shape, *img.shape[1:])
+    return xr.Dataset({"images": (("pair", "seed", "y", "x", "channel"), img),
                        "p_a": (("pair", "seed"), pa), "p_b": (("pair", "seed"), pb),
                        "acceptance": (("pair", "seed"), np.minimum(pa, pb)),
                        "objective": (("pair", "seed", "step"), np.asarray(trace).reshape(*shape, -1))},
                       coords={"class_a": ("pair", pairs[:, 0]), "class_b": ("pair", pairs[:, 1])},
                       attrs={"model_a": subject_a.name, "model_b": subject_b.name, "steps": steps, "lr": lr,
                              "quantized": "8-bit"})
+
+
+# ---------------------------------------------------------------------------------------------- MAD competition
+
+def _rep_distance(subject, site):
+    def d(x, ref):
+        _, rec = el._forward(subject.model, (site,), subject.variables, jnp.stack([x, ref]), {}, None)
+        return jnp.sum((rec[site][0] - rec[site][1]) ** 2)
+    return d
+
+
+@partial(jax.jit, static_argnums=(0, 1, 2, 3, 6, 7))
+def _mad_core(subject_a, site_a, subject_b, site_b, ref, start, steps: int, lr: float):
+    """The four MAD images from one start: maximize / minimize distance A while holding distance B at its
+    start value (gradient of A projected orthogonally to the gradient of B, then B restored by a Newton step),
+    and the same with the roles swapped. Pixel L2 distance to the reference is held fixed (the start lies on
+    a sphere around ``ref``) by projecting onto that sphere."""
+    lo, hi = subject_a.input_spec.bounds
+    da, db = _rep_distance(subject_a, site_a), _rep_distance(subject_b, site_b)
+    radius = jnp.linalg.norm(start - ref)
+
+    def run(primary, fixed, sign):
+        target = fixed(start, ref)
+
+        def body(x, _):
+            gp = jax.grad(primary)(x, ref)
+            gf = jax.grad(fixed)(x, ref)
+            gf_u = gf / jnp.maximum(jnp.linalg.norm(gf), 1e-12)
+            d = x - ref
+            d_u = d / jnp.maximum(jnp.linalg.norm(d), 1e-12)
+            step = gp - jnp.vdot(gp, gf_u) * gf_u                    # keep the other model's distance
+            step = step - jnp.vdot(step, d_u) * d_u                   # and the pixel distance (tangent move)
+            x = x + sign * lr * step / jnp.maximum(jnp.linalg.norm(step), 1e-12)
+            gf = jax.grad(fixed)(x, ref)                              # restore the held distance (Newton)
+            x = x - (fixed(x, ref) - target) * gf / jnp.maximum(jnp.vdot(gf, gf), 1e-12)
+            x = ref + (x - ref) * radius / jnp.maximum(jnp.linalg.norm(x - ref), 1e-12)
+            return jnp.clip(x, lo, hi), primary(x, ref)
+
+        x, trace = jax.lax.scan(body, start, None, length=steps)
+        return x, trace
+
+    out = [run(da, db, 1.0), run(da, db, -1.0), run(db, da, 1.0), run(db, da, -1.0)]
+    return jnp.stack([o[0] for o in out]), jnp.stack([o[1] for o in out])
+
+
+def mad_competition(subject_a, site_a: str, subject_b, site_b: str, images, *, noise: float = 0.1, steps: int = 100,
+                    lr: float = 0.01, key) -> xr.Dataset:
+    """Maximum differentiation (MAD) competition (Wang & Simoncelli 2008) between two representations (a site of
+    each of two subjects, or two sites of one): from each reference image plus white noise of pixel std ``noise``,
+    four images at the same pixel distance — distance under A maximized / minimized with B's held, and the same
+    with A and B swapped. A model whose "held" distance stays constant while the other one swings is the one a
+    human observer should judge. Returns ``images`` (image, which, y, x, channel) with which ∈ {A max, A min,
+    B max, B min}, the representation distances ``distance_a`` / ``distance_b`` of each to its reference, and
+    the start's distances. Vmapped over images."""
+    _same_inputs(subject_a, subject_b)
+    for sub, site in ((subject_a, site_a), (subject_b, site_b)):
+        if site not in sub.sites:
+            raise el.SiteError(f"unknown site {site!r} of {sub.name}; valid: {', '.join(sub.sites)}")
+    x = jnp.asarray(images, jnp.float32) if not hasattr(images, "dtype") else images
+    check_images(subject_a, x)
+    lo, hi = subject_a.input_spec.bounds
+    start = jnp.clip(x + noise * (hi - lo) * jax.random.normal(key, x.shape), lo, hi)
+    imgs, _ = jax.vmap(lambda r, s: _mad_core(subject_a, site_a, subject_b, site_b, r, s, int(steps), float(lr)))(
+        x, start)
+    da, db = _rep_distance(subject_a, site_a), _rep_distance(subject_b, site_b)
+    dist = jax.jit(jax.vmap(jax.vmap(lambda im, r: jnp.stack([da(im, r), db(im, r)]), in_axes=(0, None))))
+    d = np.asarray(dist(imgs, x))                                          # (image, which, 2)
+    d0 = np.asarray(jax.vmap(lambda s, r: jnp.stack([da(s, r), db(s, r)]))(start, x))
+    if not np.isfinite(d).all():
+        raise FloatingPointError("MAD competition produced NaN/inf distances")
+    return xr.Dataset({"images": (("image", "which", "y", "x", "channel"), np.asarray(imgs)),
+                       "distance_a": (("image", "which"), d[..., 0]), "distance_b": (("image", "which"), d[..., 1]),
+                       "start_distance_a": ("image", d0[:, 0]), "start_distance_b": ("image", d0[:, 1]),
+                       "start_pixel_distance": ("image", np.sqrt(((np.asarray(start) - np.asarray(x)) ** 2)
+                                                                 .sum(axis=(1, 2, 3)))),
+                       "pixel_distance": (("image", "which"),
+                                          np.sqrt(((np.asarray(imgs) - np.asarray(x)[:, None]) ** 2)
+                                                  .sum(axis=(2, 3, 4))))},
+                      coords={"which": ["A max", "A min", "B max", "B min"]},
+                      attrs={"model_a": f"{subject_a.name}/{site_a}", "model_b": f"{subject_b.name}/{site_b}",
+                             "noise": noise, "steps": steps, "lr": lr})
