@@ -189,3 +189,26 @@ def test_mad_competition_moves_one_distance_and_holds_the_other(tiny_convnet):
     # all four images stay (up to clipping at the bounds) at the start's pixel distance from the reference
     assert np.allclose(r.pixel_distance.values, r.start_pixel_distance.values[:, None], rtol=0.05)
     assert r.images.values.min() >= 0 and r.images.values.max() <= 1
+
+
+def test_deepfool_finds_the_exact_boundary_of_a_linear_model():
+    from conftest import tiny
+    from insilico.models import MLP
+
+    linear = tiny(MLP(widths=(), num_classes=4), shape=(6, 6, 1))
+    x = 0.4 + 0.2 * jax.random.uniform(jax.random.key(13), (5, 6, 6, 1))
+    out, _ = el.record(linear, x)
+    y = out.argmax(-1)
+    r = syn.deepfool(linear, x, y, overshoot=0.02)
+    # reference: for logits W x + b the minimal L2 distance to another class's region is min_k |Δf_k| / |Δw_k|
+    # (DeepFool adds 1e-4 to |Δf_k| and overshoots by 2%)
+    jac = np.stack([np.asarray(jax.jacrev(lambda im: el.record(linear, im[None])[0][0])(xi)).reshape(4, -1)
+                    for xi in x])
+    for i in range(5):
+        f = np.asarray(out[i])
+        lab = int(y[i])
+        d = [(abs(f[k] - f[lab]) + 1e-4) / np.linalg.norm(jac[i, k] - jac[i, lab]) for k in range(4) if k != lab]
+        assert r.l2_float.values[i] == pytest.approx(1.02 * min(d), rel=1e-3)
+    flipped, _ = el.record(linear, jnp.asarray(r.images_float.values))
+    assert (np.asarray(flipped.argmax(-1)) != np.asarray(y)).all()            # every float image crosses over
+    assert ((r.prediction.values != np.asarray(y)) == r.success.values).all()   # judged after 8-bit rounding
