@@ -212,3 +212,12 @@ def test_deepfool_finds_the_exact_boundary_of_a_linear_model():
     flipped, _ = el.record(linear, jnp.asarray(r.images_float.values))
     assert (np.asarray(flipped.argmax(-1)) != np.asarray(y)).all()            # every float image crosses over
     assert ((r.prediction.values != np.asarray(y)) == r.success.values).all()   # judged after 8-bit rounding
+
+
+def test_coarse_to_fine_metamers_add_sites_in_order(tiny_convnet):
+    targets = syn.quantize(jax.random.uniform(jax.random.key(14), (1, 8, 8, 3)))
+    m = syn.metamers(tiny_convnet, ["conv2", "conv1"], targets, steps=300, lr=0.02, tol=1e-2, coarse_to_fine=True,
+                     key=jax.random.key(15))
+    tr = m.error_trace.values[0, 0]
+    assert tr[150] > tr[149]                        # conv1 joins the loss at step 150: the error jumps up
+    assert m.converged_at.values[0, 0] >= 150 and m.rel_error.values[0, 0] <= 1e-2

@@ -266,10 +266,11 @@ def eigendistortions(subject, site: str, images, *, n_iter: int = 100, key) -> x
 
 # ----------------------------------------------------------------------------------------------------- metamers
 
-@partial(jax.jit, static_argnums=(0, 1, 4, 5, 6))
-def _metamer_core(subject, sites: tuple, target, start, steps: int, lr: float, tol: float):
+@partial(jax.jit, static_argnums=(0, 1, 4, 5, 6, 7))
+def _metamer_core(subject, sites: tuple, target, start, steps: int, lr: float, tol: float, coarse_to_fine: bool):
     """Adam on the pixels of one image (projected onto the bounds) to match ``target``'s representation at
-    ``sites``; updates stop once the relative error is below ``tol`` (per-sample convergence)."""
+    ``sites``; updates stop once the relative error is below ``tol`` (per-sample convergence). With
+    ``coarse_to_fine`` the k-th site joins the loss at step k·steps/len(sites)."""
     lo, hi = subject.input_spec.bounds
 
     def reps(img):
@@ -279,17 +280,20 @@ def _metamer_core(subject, sites: tuple, target, start, steps: int, lr: float, t
     goal = reps(target)
     norm = sum(jnp.sum(g ** 2) for g in goal)
 
-    def rel_error(img):
-        return sum(jnp.sum((r - g) ** 2) for r, g in zip(reps(img), goal)) / jnp.maximum(norm, 1e-12)
+    def rel_error(img, on=None):
+        on = [1.0] * len(sites) if on is None else on
+        return sum(w * jnp.sum((r - g) ** 2) for w, r, g in zip(on, reps(img), goal)) / jnp.maximum(norm, 1e-12)
 
     opt = optax.adam(lr)
+    starts = [k * steps // len(sites) if coarse_to_fine else 0 for k in range(len(sites))]
 
     def body(carry, i):
         x, s, done_at, nan_step = carry
-        err, g = jax.value_and_grad(rel_error)(x)
+        on = [(i >= st).astype(jnp.float32) for st in starts]
+        err, g = jax.value_and_grad(rel_error)(x, on)
         bad = ~(jnp.isfinite(err) & jnp.all(jnp.isfinite(g)))
         nan_step = jnp.where((nan_step < 0) & bad, i, nan_step)
-        done_at = jnp.where((done_at < 0) & (err <= tol), i, done_at)
+        done_at = jnp.where((done_at < 0) & (err <= tol) & (i >= starts[-1]), i, done_at)
         upd, s_new = opt.update(jnp.nan_to_num(g), s, x)
         x_new = jnp.clip(optax.apply_updates(x, upd), lo, hi)
         stop = (done_at >= 0) | (nan_step >= 0)
@@ -303,12 +307,14 @@ def _metamer_core(subject, sites: tuple, target, start, steps: int, lr: float, t
 
 
 def metamers(subject, sites: Sequence[str] | str, targets, *, n_seeds: int = 1, steps: int = 1000,
-             lr: float = 0.01, tol: float = 1e-3, start=None, key=None) -> xr.Dataset:
+             lr: float = 0.01, tol: float = 1e-3, start=None, coarse_to_fine: bool = False,
+             key=None) -> xr.Dataset:
     """Images whose representation at ``sites`` matches each target's, from different starts (Freeman &
     Simoncelli 2011; Feather et al. 2019): Adam on the pixels, projected onto the bounds, minimizing the
     relative squared error Σ‖f(x) − f(t)‖² / Σ‖f(t)‖² over ``sites``; each sample stops once it is below
     ``tol``. Starts: uniform white noise from ``key`` (``n_seeds`` per target), or ``start`` images
-    (n_targets, n_seeds, H, W, C). Targets × seeds are vmapped in one call.
+    (n_targets, n_seeds, H, W, C). Targets × seeds are vmapped in one call. ``coarse_to_fine``: the sites
+    join the loss one after another in the given order (list the deepest first), evenly over the steps.
 
     Returns ``images`` (target, seed, y, x, channel), ``rel_error`` (final), ``converged_at`` (step, −1 if not),
     ``error_trace`` (target, seed, step), and pixel distances to the target (``pixel_rmse``) and to the start.
@@ -330,7 +336,8 @@ def metamers(subject, sites: Sequence[str] | str, targets, *, n_seeds: int = 1, 
         raise el.InputError(f"start must have shape {(n, n_seeds, *shape)} (target, seed, H, W, C); got "
                             f"{tuple(start.shape)}")
     check_images(subject, start.reshape(-1, *shape), "start images")
-    one = lambda tgt, st: _metamer_core(subject, sites, tgt, st, int(steps), float(lr), float(tol))  # noqa: E731
+    one = lambda tgt, st: _metamer_core(subject, sites, tgt, st, int(steps), float(lr), float(tol),  # noqa: E731
+                                        bool(coarse_to_fine))
     x, err, trace, done_at, nan_step = jax.vmap(lambda tgt, sts: jax.vmap(lambda st: one(tgt, st))(sts))(t, start)
     if int(jnp.max(nan_step)) >= 0:
         raise FloatingPointError(f"the metamer loss became NaN/inf at step {int(jnp.max(nan_step))}")
