@@ -44,3 +44,13 @@ def test_receptive_fields_quick(data_dir, tmp_path):
     assert res["gabor"]["mnist_convnet conv1"]["median_sta_filter_corr"] > 0.9
     assert "m625r58" in res["goris2015_sf_bandwidth"]
     assert (tmp_path / "index.html").exists() and (tmp_path / "units_mnist_convnet_conv2.png").exists()
+
+
+def test_metamers_quick(tmp_path):
+    r = subprocess.run([sys.executable, str(ROOT / "experiments" / "metamers.py"), "--quick", "--out", str(tmp_path)],
+                       capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0, r.stderr[-2000:]
+    res = json.loads((tmp_path / "results.json").read_text())["sites"]
+    assert res["conv1"]["rel_error_median"] <= 1e-2 and res["conv1"]["self_agreement"] == 1.0
+    assert res["fc1"]["pixel_rmse_median"] > res["conv1"]["pixel_rmse_median"]   # deeper: farther in pixels
+    assert (tmp_path / "metamers.png").exists()
