@@ -2,8 +2,9 @@
 
 For every bundled model (and an untrained control): its sites, first-layer filters, activation statistics
 per site on gratings and scikit-image photos, orientation tuning of early units, receptive fields (feature
-visualizations with exemplars, RF size vs depth, simple/complex cells), and a single-unit lesion sweep on
-natural-image patches measured as agreement with the intact model. No data directory is needed.
+visualizations with exemplars, RF size vs depth, simple/complex cells), a single-unit lesion sweep on
+natural-image patches measured as agreement with the intact model, and stimulus synthesis (PGD accuracy vs ε,
+controversial stimuli between the CIFAR models, metamers). No data directory is needed.
 """
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from .data import stimuli
 from .probes.importance import l1_weight_norm, order_by, random_orders
 from .probes.lesion import ablation_curve, single_unit_sweep
 from .probes import featurevis as fv
+from .probes import synthesis as syn
 from .probes.rf import exemplars, grating_tuning, orientation_selectivity, receptive_field_size, tuning_summary
 from .report import Report
 from .report import figures as figs
@@ -207,8 +209,64 @@ def receptive_fields_section(ctx: Context):
                           "F1/F0 at each unit's preferred orientation and spatial frequency; > 1 = simple-cell-like")
 
 
+def synthesis_section(ctx: Context):
+    s = ctx.report.section("Stimulus synthesis", "Adversarial robustness: accuracy (agreement with the intact "
+                           "prediction) of each trained model on natural-image patches under PGD L∞ (10 steps) at "
+                           "several ε, all ε in one compiled call and judged on 8-bit images. Controversial stimuli "
+                           "(Golan et al. 2020) between the two CIFAR models: images one model calls class i and "
+                           "the other class j, every pair in one call, acceptance = min of the two probabilities on "
+                           "the 8-bit image. Metamers: white noise optimized until a site cannot tell it from a "
+                           "photo.")
+    import matplotlib.pyplot as plt
+
+    rows, curves = [], {}
+    for name, sub in ctx.subjects.items():
+        if "untrained" in name:
+            continue
+        x = np.asarray(syn.quantize(ctx.stimuli(sub)["patches"][:32 if ctx.quick else 128]))
+        y = np.asarray(el.record(sub, x)[0].argmax(-1))
+        eps = (0, 1 / 255, 2 / 255, 4 / 255, 8 / 255) if sub.input_spec.shape[-1] == 3 else (0, 0.05, 0.1, 0.2, 0.3)
+        t = time.perf_counter()
+        curve = syn.accuracy_vs_eps(sub, x, y, eps, steps=10, key=jax.random.PRNGKey(0))
+        curves[name] = curve
+        rows.append((name, len(x), ", ".join(f"{e:.3g}: {a:.2f}" for e, a in zip(eps, curve.accuracy.values)),
+                     f"{time.perf_counter() - t:.1f} s"))
+        ctx.results.setdefault(name, {})["pgd_accuracy"] = xr.DataArray(curve.accuracy.values, dims="eps",
+                                                                         coords={"eps": curve.eps.values})
+    s.tables.append(("PGD L∞ accuracy vs ε (agreement with the clean prediction)", ("model", "images",
+                                                                                   "ε: accuracy", "time"), rows))
+    if {"cifar_convnet", "cifar_resnet"} <= set(ctx.subjects):
+        a, b = ctx.subjects["cifar_convnet"], ctx.subjects["cifar_resnet"]
+        pairs = [(0, 1), (3, 5), (9, 8), (6, 2)] if ctx.quick else [(i, (i + 1 + i // 3) % 10) for i in range(10)]
+        con = syn.controversial(a, b, pairs, steps=60 if ctx.quick else 200, key=jax.random.PRNGKey(0))
+        fig, axes = plt.subplots(1, len(pairs), figsize=(1.5 * len(pairs), 2.0), squeeze=False)
+        for ax, k in zip(axes[0], range(len(pairs))):
+            ax.imshow(con.images.values[k, 0])
+            ax.set_title(f"{a.class_names[pairs[k][0]]}\n{b.class_names[pairs[k][1]]}\n"
+                         f"{con.acceptance.values[k, 0]:.2f}", fontsize=7)
+            ax.axis("off")
+        fig.tight_layout()
+        ctx.report.figure(s, fig, "controversial", "Controversial stimuli: cifar_convnet's class (top), "
+                          "cifar_resnet's class (middle), acceptance (bottom)")
+        ctx.results["cifar_convnet"]["controversial_acceptance"] = xr.DataArray(con.acceptance.values[:, 0],
+                                                                                dims="controversial_pair")
+        sub = a
+        photo = np.asarray(syn.quantize(stimuli.photos(32, 3)[:2]))
+        met = syn.metamers(sub, "conv2", photo, steps=150 if ctx.quick else 600, tol=1e-2,
+                           key=jax.random.PRNGKey(0))
+        fig, axes = plt.subplots(2, 2, figsize=(3, 3))
+        for i in range(2):
+            axes[i, 0].imshow(photo[i])
+            axes[i, 1].imshow(np.clip(met.images.values[i, 0], 0, 1))
+            axes[i, 1].set_title(f"rel. error {met.rel_error.values[i, 0]:.3f}", fontsize=7)
+            for ax in axes[i]:
+                ax.axis("off")
+        fig.tight_layout()
+        ctx.report.figure(s, fig, "metamers", "Photo (left) and a cifar_convnet conv2 metamer from white noise")
+
+
 SECTIONS = [models_section, filters_section, statistics_section, tuning_section, receptive_fields_section,
-            lesion_section]
+            lesion_section, synthesis_section]
 
 
 def run_demo(out, models=DEFAULT_MODELS, quick: bool = False, progress: bool = True) -> Path:

@@ -37,7 +37,7 @@ def test_quick_demo(tmp_path):
     main(["demo", "--out", str(tmp_path), "--models", "mnist_convnet", "--quick"])
     html = (tmp_path / "index.html").read_text()
     for section in ("First-layer filters", "Activation statistics", "Orientation tuning", "Receptive fields",
-                    "Single-unit lesions"):
+                    "Single-unit lesions", "Stimulus synthesis"):
         assert section in html
     for png in ("filters_mnist_convnet.png", "stats_mnist_convnet.png", "lesions_mnist_convnet.png",
                 "units_mnist_convnet_conv2.png", "rf_size_vs_depth.png", "modulation_ratio.png"):
@@ -48,6 +48,7 @@ def test_quick_demo(tmp_path):
     assert ds.osi_conv1.sizes["conv1_unit"] == 16
     assert ds.effective_rf_size.values[0] < ds.effective_rf_size.values[1]            # conv1 < conv2
     assert (ds.modulation_ratio_conv1.values > 1).all()                                # rectified linear: simple
+    assert ds.pgd_accuracy.values[0] == 1.0 and ds.pgd_accuracy.values[-1] < 0.5         # ε = 0 vs ε = 0.3
 
 
 def test_sweep_command_resumes_from_store(tmp_path, capsys):
