@@ -124,6 +124,65 @@ def _rf(args):
     print(f"wrote {out / 'units.png'} and NetCDF files")
 
 
+def _attack(args):
+    from pathlib import Path
+
+    import jax
+    import numpy as np
+
+    from . import zoo
+    from .probes import synthesis as syn
+
+    subject = zoo.load(args.model)
+    x, y = _sweep_images(subject, args.images, args.n)
+    x = np.asarray(syn.quantize(x))
+    if y is None:                                # photo patches: attack the model's own predictions
+        from . import electrode as el
+        y = np.asarray(el.record(subject, x)[0].argmax(-1))
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    eps = [float(e) for e in args.eps]
+    for attack in ("fgsm", "pgd"):
+        curve = syn.accuracy_vs_eps(subject, x, y, eps, attack=attack, norm=args.norm, steps=args.steps,
+                                    key=jax.random.PRNGKey(args.seed))
+        print(f"{attack:5s} " + "  ".join(f"eps {e:.4g}: {a:.3f}" for e, a in zip(eps, curve.accuracy.values)))
+        curve.to_netcdf(out / f"{attack}.nc")
+    print(f"wrote {out}/fgsm.nc and pgd.nc")
+
+
+def _controversial(args):
+    from pathlib import Path
+
+    import jax
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    from . import zoo
+    from .probes import synthesis as syn
+
+    a, b = zoo.load(args.model_a), zoo.load(args.model_b)
+    ds = syn.controversial(a, b, n_seeds=args.seeds, steps=args.steps, key=jax.random.PRNGKey(args.seed))
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    ok = ds.acceptance.values >= 0.85
+    print(f"{ds.sizes['pair']} class pairs x {args.seeds} seeds: acceptance >= 0.85 for {ok.mean():.0%}, "
+          f"median {np.median(ds.acceptance.values):.3f}")
+    n = len(a.class_names)
+    heat = np.full((n, n), np.nan)
+    heat[ds.class_a.values, ds.class_b.values] = ds.acceptance.values.mean(1)
+    fig, ax = plt.subplots(figsize=(5, 4.2))
+    im = ax.imshow(heat, vmin=0, vmax=1)
+    ax.set_xticks(range(n), b.class_names, rotation=90, fontsize=7)
+    ax.set_yticks(range(n), a.class_names, fontsize=7)
+    ax.set_xlabel(f"{b.name} class")
+    ax.set_ylabel(f"{a.name} class")
+    fig.colorbar(im, label="acceptance")
+    fig.tight_layout()
+    fig.savefig(out / "acceptance.png", dpi=100)
+    ds.to_netcdf(out / "controversial.nc")
+    print(f"wrote {out}/controversial.nc and acceptance.png")
+
+
 def _data(args):
     from .data import registry
     from .data._paths import DataNotFoundError, data_dir
@@ -196,6 +255,26 @@ def main(argv=None):
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="insilico_rf")
     p.set_defaults(fn=_rf)
+
+    p = sub.add_parser("attack", help="FGSM and PGD accuracy vs epsilon (all epsilons in one compiled call)")
+    p.add_argument("model")
+    p.add_argument("--eps", nargs="+", default=["0", "0.00392", "0.00784", "0.0157", "0.0314"])
+    p.add_argument("--norm", choices=("linf", "l2"), default="linf")
+    p.add_argument("--steps", type=int, default=40)
+    p.add_argument("--images", choices=("patches", "cifar10-test", "mnist-heldout"), default="patches")
+    p.add_argument("--n", type=int, default=256)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default="insilico_attack")
+    p.set_defaults(fn=_attack)
+
+    p = sub.add_parser("controversial", help="controversial stimuli between two models, every class pair")
+    p.add_argument("model_a")
+    p.add_argument("model_b")
+    p.add_argument("--seeds", type=int, default=1)
+    p.add_argument("--steps", type=int, default=200)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default="insilico_controversial")
+    p.set_defaults(fn=_controversial)
 
     p = sub.add_parser("data", help="list or verify the datasets under INSILICO_DATA")
     p.add_argument("command", choices=("list", "verify"), nargs="?", default="list")

@@ -60,3 +60,13 @@ def test_sweep_command_resumes_from_store(tmp_path, capsys):
     again = xr.open_dataset(tmp_path / "sweep.nc")
     assert again.attrs["resumed_chunks"] == again.attrs["n_chunks"] >= 1
     assert (first.agreement.values == again.agreement.values).all()
+
+
+def test_attack_and_controversial_commands(tmp_path, capsys):
+    main(["attack", "mnist_convnet", "--eps", "0", "0.3", "--steps", "5", "--n", "16", "--out", str(tmp_path)])
+    text = capsys.readouterr().out
+    assert "pgd" in text and "eps 0: 1.000" in text
+    pgd = xr.open_dataset(tmp_path / "pgd.nc")
+    assert pgd.accuracy.values[0] == 1.0 and pgd.accuracy.values[1] < 1.0
+    with pytest.raises(SystemExit):
+        main(["controversial", "mnist_convnet", "nonexistent_model", "--out", str(tmp_path)])
