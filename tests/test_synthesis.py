@@ -221,3 +221,11 @@ def test_coarse_to_fine_metamers_add_sites_in_order(tiny_convnet):
     tr = m.error_trace.values[0, 0]
     assert tr[150] > tr[149]                        # conv1 joins the loss at step 150: the error jumps up
     assert m.converged_at.values[0, 0] >= 150 and m.rel_error.values[0, 0] <= 1e-2
+
+
+def test_eps_sweep_does_not_retrace(tiny_convnet, batch):
+    x, y = batch
+    syn.accuracy_vs_eps(tiny_convnet, x, y, [0.0, 0.1], steps=2, key=jax.random.key(0))
+    before = el.trace_count()
+    syn.accuracy_vs_eps(tiny_convnet, x, y, [0.05, 0.2], steps=2, key=jax.random.key(1))
+    assert el.trace_count() == before

@@ -188,6 +188,22 @@ def pgd(subject, x, labels, eps: float, *, norm: str = "linf", steps: int = 40, 
                    {"steps": steps, "restarts": restarts, "step_size": float(step_size)})
 
 
+@lru_cache(maxsize=32)
+def _eps_sweep_fn(subject, attack: str, norm: str, steps: int, restarts: int):
+    """Jitted ``(x, labels, eps_values, key) -> (accuracy, mean L∞, mean L2, nan step)`` per ε, vmapped over ε;
+    cached so repeated sweeps with the same settings do not recompile."""
+    rand = attack != "fgsm"
+
+    def one(x, labels, eps, key):
+        size = eps if attack == "fgsm" else 2.5 * eps / steps
+        adv, _, nan_step = _pgd_core(subject, x, labels, eps, norm, steps, restarts, False, rand, size, key)
+        pred = _logits(subject, adv).argmax(-1)
+        d = (adv - x).reshape(x.shape[0], -1)
+        return (jnp.mean(pred == labels), jnp.abs(d).max(1).mean(), jnp.sqrt((d ** 2).sum(1)).mean(), nan_step)
+
+    return jax.jit(jax.vmap(one, in_axes=(None, None, 0, None)))
+
+
 def accuracy_vs_eps(subject, x, labels, eps_values: Sequence[float], *, attack: str = "pgd", norm: str = "linf",
                     steps: int = 40, restarts: int = 1, key=None) -> xr.Dataset:
     """Accuracy on attacked (8-bit quantized) images for each ε — all ε values in one compiled call (vmapped).
@@ -199,18 +215,9 @@ def accuracy_vs_eps(subject, x, labels, eps_values: Sequence[float], *, attack: 
         raise ValueError(f"attack must be 'pgd' or 'fgsm', got {attack!r}")
     key = jax.random.PRNGKey(0) if key is None else key
     if attack == "fgsm":
-        steps, restarts, rand = 1, 1, False
-    else:
-        rand = True
-
-    def one(eps):
-        size = eps if attack == "fgsm" else 2.5 * eps / steps
-        adv, _, nan_step = _pgd_core(subject, x, labels, eps, norm, steps, restarts, False, rand, size, key)
-        pred = _logits(subject, adv).argmax(-1)
-        d = (adv - x).reshape(x.shape[0], -1)
-        return (jnp.mean(pred == labels), jnp.abs(d).max(1).mean(), jnp.sqrt((d ** 2).sum(1)).mean(), nan_step)
-
-    acc, linf, l2, nan = jax.jit(jax.vmap(one))(jnp.asarray(eps_values))
+        steps, restarts = 1, 1
+    acc, linf, l2, nan = _eps_sweep_fn(subject, attack, norm, int(steps), int(restarts))(
+        x, labels, jnp.asarray(eps_values), key)
     if int(jnp.max(nan)) >= 0:
         raise FloatingPointError(f"the loss gradient became NaN/inf at step {int(jnp.max(nan))} of the attack")
     return xr.Dataset({"accuracy": ("eps", np.asarray(acc)), "linf": ("eps", np.asarray(linf)),
