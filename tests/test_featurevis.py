@@ -69,10 +69,13 @@ def test_objective_rises_and_snapshots(tiny_convnet):
 
 
 def test_negative_objective_inhibits(tiny_convnet):
+    """Maximizing −logit drives the (linear, unbounded) logit below where it started and below the maximized one."""
     kw = dict(units=[2], steps=30, key=jax.random.key(5), progress=False, transforms=())
-    up = fv.visualize(tiny_convnet, fv.neuron("fc1"), **kw).score.values
-    down = fv.visualize(tiny_convnet, -fv.neuron("fc1"), **kw).score.values
-    assert up.item() > 0 and down.item() <= 0                          # score of -neuron is -activation
+    up = fv.visualize(tiny_convnet, fv.class_logit(), **kw)
+    down = fv.visualize(tiny_convnet, -fv.class_logit(), **kw)
+    start = up.objective.values[0, 0, 0]                     # same key: both start from the same image
+    assert down.objective.values[0, 0, 0] == pytest.approx(-start, rel=1e-5)
+    assert up.score.item() > start > -down.score.item()
 
 
 def test_objective_algebra_and_caching():

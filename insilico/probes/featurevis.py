@@ -594,10 +594,7 @@ def _host_loop(program: _Program, units: np.ndarray, shared, batch_size: int, pr
 
 
 def _check(subject, objective: Objective, param: ImageParam, units: np.ndarray):
-    for site in objective.sites:
-        if site not in subject.sites:
-            raise el.SiteError(f"objective {objective.name} reads unknown site {site!r}; valid: "
-                               f"{', '.join(subject.sites)}")
+    el._check_sites(subject, sorted(objective.sites), f"objective {objective.name}")
     if tuple(param.shape) != tuple(subject.input_spec.shape):
         raise ValueError(f"parameterization renders images of shape {tuple(param.shape)} (H, W, C) but "
                          f"{subject.name} takes {tuple(subject.input_spec.shape)}")

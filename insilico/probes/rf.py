@@ -45,9 +45,7 @@ def centre_units(activation):
 
 def _sites(subject, sites) -> tuple:
     sites = (sites,) if isinstance(sites, str) else tuple(sites)
-    for site in sites:
-        if site not in subject.sites:
-            raise el.SiteError(f"unknown site {site!r}; valid: {', '.join(subject.sites)}")
+    el._check_sites(subject, sites, "receptive fields")
     return sites
 
 
@@ -129,12 +127,8 @@ def orientation_selectivity(tuning: xr.DataArray) -> xr.Dataset:
     r = tuning.max("phase")
     best_sf = r.max("orientation").argmax("sf")
     curve = r.isel(sf=best_sf)
-    theta = np.deg2rad(curve.orientation.values)
-    vals = curve.values
-    total = vals.sum(-1)
-    vec = (vals * np.exp(2j * theta)).sum(-1)
-    osi = np.where(total > 1e-8, np.abs(vec) / np.maximum(total, 1e-8), 0.0)
-    pref = (np.rad2deg(np.angle(vec)) / 2) % 180
+    ori, vals = curve.orientation.values, curve.values
+    osi, pref = tn.osi(ori, vals), tn.vector_preferred_orientation(ori, vals)
     return xr.Dataset({"osi": ("unit", osi), "preferred_orientation": ("unit", pref),
                        "preferred_sf": ("unit", tuning.sf.values[best_sf.values]),
                        "peak_response": ("unit", vals.max(-1)),

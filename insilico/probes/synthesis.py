@@ -133,8 +133,8 @@ def _prepare(subject, x, labels, eps, norm):
 
 
 def _result(subject, x, adv, labels, targeted, eps, attack: str, norm: str, extra=None) -> xr.Dataset:
-    clean = np.asarray(_jit_pred(subject, x))
-    pred = np.asarray(_jit_pred(subject, adv))
+    clean = np.asarray(_pred_fn(subject)(x))
+    pred = np.asarray(_pred_fn(subject)(adv))
     labels = np.asarray(labels)
     success = pred == labels if targeted else pred != labels
     diff = np.asarray(adv - x).reshape(len(labels), -1)
@@ -152,10 +152,6 @@ def _result(subject, x, adv, labels, targeted, eps, attack: str, norm: str, extr
 @lru_cache(maxsize=32)
 def _pred_fn(subject):
     return jax.jit(lambda x: _logits(subject, x).argmax(-1))
-
-
-def _jit_pred(subject, x):
-    return _pred_fn(subject)(x)
 
 
 def fgsm(subject, x, labels, eps: float, *, targeted: bool = False) -> xr.Dataset:
@@ -260,8 +256,7 @@ def eigendistortions(subject, site: str, images, *, n_iter: int = 100, key) -> x
     representation per unit squared pixel change along that direction."""
     x = jnp.asarray(images, jnp.float32) if not hasattr(images, "dtype") else images
     check_images(subject, x)
-    if site not in subject.sites:
-        raise el.SiteError(f"unknown site {site!r}; valid: {', '.join(subject.sites)}")
+    el._check_sites(subject, (site,), "eigendistortions")
     keys = jax.random.split(key, x.shape[0])
     v_max, l_max, v_min, l_min = jax.vmap(lambda img, k: _eigen_core(subject, site, img, int(n_iter), k))(x, keys)
     return xr.Dataset({"distortion": (("image", "which", "y", "x", "channel"),
@@ -327,9 +322,7 @@ def metamers(subject, sites: Sequence[str] | str, targets, *, n_seeds: int = 1, 
     ``error_trace`` (target, seed, step), and pixel distances to the target (``pixel_rmse``) and to the start.
     Raises ``FloatingPointError`` naming the step where the loss became NaN/inf."""
     sites = (sites,) if isinstance(sites, str) else tuple(sites)
-    for s in sites:
-        if s not in subject.sites:
-            raise el.SiteError(f"unknown site {s!r}; valid: {', '.join(subject.sites)}")
+    el._check_sites(subject, sites, "metamers")
     t = jnp.asarray(targets, jnp.float32) if not hasattr(targets, "dtype") else targets
     check_images(subject, t, "targets")
     n, shape = t.shape[0], tuple(t.shape[1:])
@@ -497,8 +490,7 @@ def mad_competition(subject_a, site_a: str, subject_b, site_b: str, images, *, n
     the start's distances. Vmapped over images."""
     _same_inputs(subject_a, subject_b)
     for sub, site in ((subject_a, site_a), (subject_b, site_b)):
-        if site not in sub.sites:
-            raise el.SiteError(f"unknown site {site!r} of {sub.name}; valid: {', '.join(sub.sites)}")
+        el._check_sites(sub, (site,), "MAD competition")
     x = jnp.asarray(images, jnp.float32) if not hasattr(images, "dtype") else images
     check_images(subject_a, x)
     lo, hi = subject_a.input_spec.bounds
