@@ -6,7 +6,8 @@ al. 2018) against the zoo's classifiers.
 For each model (CIFAR-10 test images for the CIFAR models, the held-out MNIST digits for mnist_convnet; 1,000
 random images, 64 with --quick):
 1. Accuracy against ε for FGSM, PGD in L∞ (40 steps, 10 with --quick, step 2.5·ε/steps, one random start) and
-   PGD in L2; every attacked image is 8-bit quantized before it is judged.
+   PGD in L2; every attacked image is 8-bit quantized before it is judged, and an image counts as broken at an ε
+   once any PGD iterate (rounded to 8 bits) is misclassified (``accuracy_vs_eps``'s early stopping).
 2. The usual benchmark numbers: accuracy under PGD L∞ at ε = 8/255 (CIFAR) and ε = 0.3 (MNIST), FGSM beside them.
 3. Transfer between the two CIFAR models: PGD L∞ examples (ε = 8/255) made on model A, classified by model B.
 4. Example adversarial images with the predicted class names.
@@ -134,7 +135,8 @@ def main(argv=None):
     sec = report.section("Accuracy against ε", f"{n} test images per model. FGSM: one signed-gradient step of size "
                          f"ε. PGD: {steps} steps of 2.5·ε/{steps} from a random start in the ε-ball, projected onto "
                          "the ball and the pixel bounds. Accuracy is measured on the 8-bit quantized attacked "
-                         "images; the grey line marks the benchmark ε.")
+                         "images; an image counts as broken once any PGD iterate, rounded to 8 bits, is "
+                         "misclassified. The grey line marks the benchmark ε.")
     curves, bench_rows = {}, []
     for name, sub in subjects.items():
         x, y, source = data[name]

@@ -72,11 +72,33 @@ def test_targeted_attack(tiny_convnet, batch):
 def test_eps_sweep_is_one_call_and_equals_single_attacks(tiny_convnet, batch):
     x, y = batch
     eps = [0.0, 0.02, 0.1, 0.3]
-    curve = syn.accuracy_vs_eps(tiny_convnet, x, y, eps, steps=5, key=jax.random.key(3))
+    curve = syn.accuracy_vs_eps(tiny_convnet, x, y, eps, steps=5, early_stop=False, key=jax.random.key(3))
+    early = syn.accuracy_vs_eps(tiny_convnet, x, y, eps, steps=5, key=jax.random.key(3), loop="host")
     assert curve.accuracy.values[0] == 1.0 and (curve.accuracy.values[1:] < 1.0).all()
-    for e, acc in zip(eps[1:], curve.accuracy.values[1:]):
+    assert early.attrs["early_stop"] == 1 and early.accuracy.values[0] == 1.0
+    for e, acc, acc_early in zip(eps[1:], curve.accuracy.values[1:], early.accuracy.values[1:]):
         single = syn.pgd(tiny_convnet, x, y, e, steps=5, key=jax.random.key(3))
         assert acc == pytest.approx(single.attrs["accuracy"])
+        # early stopping follows the same trajectories and stops a pair once its 8-bit iterate is misclassified:
+        # the accuracy of judging every 8-bit iterate (a Python loop), never above the last iterate's
+        assert acc_early <= acc + 1e-9
+        assert acc_early == pytest.approx(_any_step_accuracy(tiny_convnet, x, y, e, 5, jax.random.key(3)))
+
+
+def _any_step_accuracy(subject, x, y, eps, steps, key):
+    """Accuracy when an image counts as broken if any PGD iterate (0..steps), rounded to 8 bits, fools it."""
+    size = 2.5 * eps / steps
+    xa = np.clip(np.asarray(x) + np.asarray(jax.random.uniform(jax.random.split(key, 1)[0], x.shape, minval=-1.0,
+                                                                maxval=1.0)) * eps, 0, 1)
+    broken = np.zeros(len(y), bool)
+    loss = lambda xa: optax.softmax_cross_entropy_with_integer_labels(el.record(subject, xa)[0], y).sum()  # noqa
+    for i in range(steps + 1):
+        xq = np.asarray(syn._round_in_ball(jnp.asarray(xa), x, eps, "linf", (0.0, 1.0)))
+        broken |= np.asarray(el.record(subject, jnp.asarray(xq))[0].argmax(-1)) != np.asarray(y)
+        if i < steps:
+            g = np.asarray(jax.grad(loss)(jnp.asarray(xa)))
+            xa = np.clip(x + np.clip(xa + size * np.sign(g) - x, -eps, eps), 0, 1)
+    return 1 - broken.mean()
 
 
 def test_bad_input(tiny_convnet, batch):
@@ -225,7 +247,12 @@ def test_coarse_to_fine_metamers_add_sites_in_order(tiny_convnet):
 
 def test_eps_sweep_does_not_retrace(tiny_convnet, batch):
     x, y = batch
-    syn.accuracy_vs_eps(tiny_convnet, x, y, [0.0, 0.1], steps=2, key=jax.random.key(0))
+    syn.accuracy_vs_eps(tiny_convnet, x, y, [0.0, 0.1], steps=2, early_stop=False, key=jax.random.key(0))
     before = el.trace_count()
-    syn.accuracy_vs_eps(tiny_convnet, x, y, [0.05, 0.2], steps=2, key=jax.random.key(1))
+    syn.accuracy_vs_eps(tiny_convnet, x, y, [0.05, 0.2], steps=2, early_stop=False, key=jax.random.key(1))
+    assert el.trace_count() == before
+    # early stopping compiles one step per batch size (powers of two); a repeated sweep compiles nothing
+    syn.accuracy_vs_eps(tiny_convnet, x, y, [0.05, 0.2], steps=2, key=jax.random.key(1), loop="host")
+    before = el.trace_count()
+    syn.accuracy_vs_eps(tiny_convnet, x, y, [0.05, 0.2], steps=2, key=jax.random.key(1), loop="host")
     assert el.trace_count() == before

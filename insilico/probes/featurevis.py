@@ -35,6 +35,7 @@ import optax
 import xarray as xr
 
 from .. import electrode as el
+from ._loop import resolve_loop
 from ..models._stage import relu_gradient_override
 from ..sweep import choose_batch_size, run_sweep
 
@@ -643,10 +644,7 @@ def visualize(subject, objective: Objective, units: Sequence[int] | int = 1, *, 
         raise ValueError(f"n_seeds must be >= 1, got {n_seeds}")
     _check(subject, objective, param, units)
     snap_run = snapshots if snapshots[-1] == steps else snapshots + (steps,)
-    if loop not in ("auto", "scan", "host"):
-        raise ValueError(f"loop must be 'auto', 'scan' or 'host', got {loop!r}")
-    if loop == "auto":
-        loop = "host" if jax.default_backend() == "cpu" else "scan"
+    loop = resolve_loop(loop)
     program = _program(subject, objective, param, transforms, int(steps), float(lr), int(n_seeds), snap_run,
                        int(relu_override_steps))
     shared = (subject.variables, key)

@@ -1,8 +1,12 @@
-"""Stimulus synthesis: adversarial examples (FGSM, PGD in L∞ and L2, with random restarts and ε sweeps).
+"""Stimulus synthesis: adversarial examples (FGSM, PGD in L∞ and L2 with restarts and ε sweeps, DeepFool),
+metamers, controversial stimuli (between two classifiers, or any two differentiable scores), MAD competition and
+eigendistortions.
 
-Every attack is a pure function of one image batch, jit-compiled once per (subject, attack settings). Images stay
-inside the subject's declared pixel bounds; success is always judged on the 8-bit quantized image (what an
-experiment would show), not on the float image the optimizer produced.
+Every method is an iterative program (see :mod:`._loop`) whose batch — images, ε values, restarts, targets ×
+seeds, class pairs — is vmapped into each compiled step; ``loop="scan"`` compiles the whole loop, ``"host"``
+drives one compiled step from Python (faster on CPU, and stops early once every sample has converged), ``"auto"``
+picks host on CPU and scan elsewhere. Images stay inside the subject's declared pixel bounds; success is always
+judged on the 8-bit quantized image (what an experiment would show), not on the float image the optimizer produced.
 
 Example::
 
@@ -12,6 +16,7 @@ Example::
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import lru_cache, partial
 from typing import Sequence
 
@@ -22,8 +27,10 @@ import optax
 import xarray as xr
 
 from .. import electrode as el
+from ._loop import drive, resolve_loop
 
-__all__ = ["quantize", "fgsm", "pgd", "accuracy_vs_eps", "check_images"]
+__all__ = ["quantize", "check_images", "fgsm", "pgd", "accuracy_vs_eps", "deepfool", "eigendistortions", "metamers",
+           "METAMER_LOSSES", "controversial", "controversial_scores", "ResponseScore", "mad_competition"]
 
 
 def quantize(x, bounds=(0.0, 1.0), levels: int = 256):
@@ -75,40 +82,164 @@ def _random_start(key, shape, eps, norm: str):
     return d * r * eps
 
 
-@partial(jax.jit, static_argnums=(0, 4, 5, 6, 7, 8))
-def _pgd_core(subject, x, labels, eps, norm: str, steps: int, restarts: int, targeted: bool, rand_init: bool,
-              step_size, key):
-    """Best-of-restarts PGD for one batch at one ε: returns (adversarial images, per-image final loss, nan step)."""
-    lo, hi = subject.input_spec.bounds
-    grad = jax.grad(lambda xa: _loss(subject, xa, labels, targeted).sum())
+@dataclass(frozen=True)
+class _PGD:
+    """PGD for one batch at E values of ε × R random restarts (a :mod:`._loop` program).
 
-    def attack(k):
-        delta = _random_start(k, x.shape, eps, norm) if rand_init else jnp.zeros_like(x)
-        xa = jnp.clip(x + delta, lo, hi)
+    args: ``(x (N, ...), labels (N,), eps (E,), step_size (E,), key)``; the state holds the attacked images
+    (E, R, N, ...) and the first non-finite gradient step per (ε, restart). ``finish`` returns the best restart
+    per image and ε on the 8-bit image: (images (E, N, ...), loss (E, N), nan step (E,))."""
+    subject: object
+    norm: str
+    steps: int
+    restarts: int
+    targeted: bool
+    rand_init: bool
 
-        def body(carry, i):
-            xa, nan_step = carry
+    def init(self, x, labels, eps, step_size, key):
+        lo, hi = self.subject.input_spec.bounds
+        keys = jax.random.split(key, self.restarts)
+
+        def start(e, k):
+            delta = _random_start(k, x.shape, e, self.norm) if self.rand_init else jnp.zeros_like(x)
+            return jnp.clip(x + delta, lo, hi)
+        xa = jax.vmap(lambda e: jax.vmap(lambda k: start(e, k))(keys))(eps)
+        return xa, jnp.full((eps.shape[0], self.restarts), -1, jnp.int32)
+
+    def step(self, state, i, x, labels, eps, step_size, key):
+        lo, hi = self.subject.input_spec.bounds
+        grad = jax.grad(lambda xa: _loss(self.subject, xa, labels, self.targeted).sum())
+
+        def one(xa, nan_step, e, size):
             g = grad(xa)
-            bad = ~jnp.all(jnp.isfinite(g))
-            nan_step = jnp.where((nan_step < 0) & bad, i, nan_step)
-            step = _step_direction(jnp.nan_to_num(g), norm) * step_size
-            new = jnp.clip(x + _project(xa + step - x, eps, norm), lo, hi)
-            return (jnp.where(nan_step >= 0, xa, new), nan_step), None
+            nan_step = jnp.where((nan_step < 0) & ~jnp.all(jnp.isfinite(g)), i, nan_step)
+            step = _step_direction(jnp.nan_to_num(g), self.norm) * size
+            new = jnp.clip(x + _project(xa + step - x, e, self.norm), lo, hi)
+            return jnp.where(nan_step >= 0, xa, new), nan_step
 
-        (xa, nan_step), _ = jax.lax.scan(body, (xa, jnp.asarray(-1, jnp.int32)), jnp.arange(steps))
-        xq = quantize(xa, (lo, hi))
-        if norm == "linf":                      # rounding must not leave the ball: step back one level if it did
-            level = (hi - lo) / 255.0
-            xq = jnp.where(xq - x > eps + 1e-6, xq - level, jnp.where(x - xq > eps + 1e-6, xq + level, xq))
-        fooled = _fooled(subject, xq, labels, targeted)
-        return xq, _loss(subject, xq, labels, targeted), fooled, nan_step
+        over_restarts = jax.vmap(one, in_axes=(0, 0, None, None))
+        return jax.vmap(over_restarts)(*state, eps, step_size), None
 
-    xs, losses, fooled, nan_steps = jax.vmap(attack)(jax.random.split(key, restarts))   # (R, N, ...)
-    # best of restarts: a successful restart if any (highest loss among those), else the highest loss
-    score = jnp.where(fooled, losses + 1e6, losses)
-    best = jnp.argmax(score, axis=0)
-    pick = jnp.take_along_axis(xs, best[None, :, None, None, None], 0)[0]
-    return pick, jnp.take_along_axis(losses, best[None], 0)[0], jnp.max(nan_steps)
+    def finish(self, state, x, labels, eps, step_size, key):
+        lo, hi = self.subject.input_spec.bounds
+
+        def judge(xa, e):
+            xq = _round_in_ball(xa, x, e, self.norm, (lo, hi))
+            return xq, _loss(self.subject, xq, labels, self.targeted), _fooled(self.subject, xq, labels,
+                                                                             self.targeted)
+
+        def best(xs, e):                                                       # over restarts (R, N, ...)
+            xs, losses, fooled = jax.vmap(judge, in_axes=(0, None))(xs, e)
+            # a successful restart if any (highest loss among those), else the highest loss
+            pick = jnp.argmax(jnp.where(fooled, losses + 1e6, losses), axis=0)
+            return (jnp.take_along_axis(xs, pick[None, :, None, None, None], 0)[0],
+                    jnp.take_along_axis(losses, pick[None], 0)[0])
+
+        xa, nan_step = state
+        images, losses = jax.vmap(best)(xa, eps)
+        return images, losses, jnp.max(nan_step, axis=1)
+
+
+def _round_in_ball(xa, x, eps, norm: str, bounds):
+    """8-bit rounding of attacked images; in L∞, a pixel that rounding pushed out of the ε ball steps back one
+    level (``eps`` broadcasts against the images)."""
+    lo, hi = bounds
+    xq = quantize(xa, (lo, hi))
+    if norm == "linf":
+        level = (hi - lo) / 255.0
+        xq = jnp.where(xq - x > eps + 1e-6, xq - level, jnp.where(x - xq > eps + 1e-6, xq + level, xq))
+    return xq
+
+
+@lru_cache(maxsize=32)
+def _pair_fns(subject, norm: str):
+    """Jitted per-(ε, image) PGD pieces for the early-stopping sweep; every argument carries one row per pair.
+    ``step(xa, x, labels, eps, size) -> (new iterate, finite gradient)``, ``judge(xa, x, labels, eps) -> (8-bit image, misclassified)``, and the random start ``init`` of
+    :class:`_PGD`."""
+    bounds = subject.input_spec.bounds
+    col = lambda v: v[:, None, None, None]  # noqa: E731
+
+    def judge(xa, x, labels, eps):
+        xq = _round_in_ball(xa, x, col(eps), norm, bounds)
+        return xq, _logits(subject, xq).argmax(-1) != labels
+
+    def step(xa, x, labels, eps, size):
+        g = jax.grad(lambda xa: _loss(subject, xa, labels, False).sum())(xa)
+        finite = jnp.all(jnp.isfinite(g), axis=(1, 2, 3))
+        new = jnp.clip(x + _project(xa + _step_direction(jnp.nan_to_num(g), norm) * col(size) - x, col(eps), norm),
+                       *bounds)
+        return new, finite
+
+    return jax.jit(step), jax.jit(judge), jax.jit(_PGD(subject, norm, 1, 1, False, True).init)
+
+
+def _bucket(n: int) -> int:
+    """Batch size for ``n`` active pairs: the next of 8, 12, 16, 24, 32, 48, ... (at most 1/3 padding)."""
+    b = 8
+    while b < n:
+        b = b * 3 // 2 if b & (b - 1) == 0 else b * 4 // 3
+    return b
+
+
+def _padded(idx: np.ndarray) -> np.ndarray:
+    return np.concatenate([idx, np.repeat(idx[:1], _bucket(len(idx)) - len(idx))])
+
+
+def _sweep_early_stop(subject, x, labels, eps_values, size, key, *, norm: str, steps: int, progress: bool):
+    """PGD for every (ε, image) pair with early stopping: every iterate (the start included) is rounded to 8 bits
+    and classified inside the compiled step, and a pair leaves the batch as soon as that image is misclassified;
+    the remaining pairs are compacted into a batch padded to a bucket size (one compiled step per size).
+    Trajectories are those of :func:`pgd` until a pair stops, so the accuracy is at most PGD's last-iterate
+    accuracy. Returns the 8-bit images (E, N, ...) and whether each is misclassified (E, N)."""
+    from tqdm.auto import tqdm
+
+    step, judge, init = _pair_fns(subject, norm)
+    e_n, n = len(eps_values), x.shape[0]
+    xa0 = init(x, labels, jnp.asarray(eps_values), jnp.asarray(size), key)[0][:, 0].reshape(e_n * n, *x.shape[1:])
+    pair_eps, pair_size = np.repeat(eps_values, n), np.repeat(np.asarray(size, np.float32), n)
+    pair_img = np.tile(np.arange(n), e_n)
+    out = np.asarray(jnp.broadcast_to(x[None], (e_n, *x.shape))).reshape(e_n * n, *x.shape[1:]).copy()
+    broken = np.tile(np.asarray(_pred_fn(subject)(x)) != np.asarray(labels), e_n)   # ε = 0: the clean image
+    ids = np.flatnonzero(pair_eps > 0)
+    if not len(ids):
+        return jnp.asarray(out.reshape(e_n, n, *x.shape[1:])), broken.reshape(e_n, n)
+    lab = np.asarray(labels)
+    sel = _padded(ids)                   # the active batch (padded): iterate; clean image, label, ε, step size
+    xa = jnp.take(xa0, jnp.asarray(sel), axis=0)
+    batch = [x[pair_img[sel]], jnp.asarray(lab[pair_img[sel]]), jnp.asarray(pair_eps[sel]),
+             jnp.asarray(pair_size[sel])]
+    xq, fooled = judge(xa, *batch[:3])                     # the random start
+    with tqdm(total=steps, desc="accuracy_vs_eps", disable=not progress, unit="step") as bar:
+        for i in range(steps + 1):
+            fooled = np.asarray(fooled)[:len(ids)]
+            stop = fooled if i < steps else np.ones(len(ids), bool)
+            if stop.any():
+                out[ids[stop]] = np.asarray(xq)[:len(ids)][stop]
+                broken[ids[stop]] = fooled[stop]
+                keep = np.flatnonzero(~stop)
+                ids = ids[keep]
+                if not len(ids):
+                    break
+                sel = jnp.asarray(_padded(keep))
+                xa, batch = jnp.take(xa, sel, axis=0), [jnp.take(b, sel, axis=0) for b in batch]
+            xa, finite = step(xa, *batch)
+            xq, fooled = judge(xa, *batch[:3])     # a separate call: fused into the step it runs 2x slower
+            if not bool(jnp.all(finite)):
+                raise FloatingPointError(f"the loss gradient became NaN/inf at step {i} of the attack")
+            bar.update()
+    return jnp.asarray(out.reshape(e_n, n, *x.shape[1:])), broken.reshape(e_n, n)
+
+
+def _attack(subject, x, labels, eps, step_size, key, *, norm: str, steps: int, restarts: int, targeted: bool,
+            rand_init: bool, loop: str):
+    """Run :class:`_PGD` for the ε values ``eps`` (E,); raises on a NaN gradient. Returns images (E, N, ...)."""
+    program = _PGD(subject, norm, int(steps), int(restarts), bool(targeted), bool(rand_init))
+    eps = jnp.asarray(eps, jnp.float32).reshape(-1)
+    size = jnp.broadcast_to(jnp.asarray(step_size, jnp.float32), eps.shape)
+    (images, _, nan_step), _ = drive(program, x, labels, eps, size, key, loop=loop)
+    if int(jnp.max(nan_step)) >= 0:
+        raise FloatingPointError(f"the loss gradient became NaN/inf at step {int(jnp.max(nan_step))} of the attack")
+    return images
 
 
 def _fooled(subject, x, labels, targeted: bool):
@@ -154,55 +285,56 @@ def _pred_fn(subject):
     return jax.jit(lambda x: _logits(subject, x).argmax(-1))
 
 
-def fgsm(subject, x, labels, eps: float, *, targeted: bool = False) -> xr.Dataset:
+def fgsm(subject, x, labels, eps: float, *, targeted: bool = False, loop: str = "auto") -> xr.Dataset:
     """Fast gradient sign method (Goodfellow et al. 2015): one L∞ step of size ``eps`` on the cross-entropy
     (away from ``labels``, or towards them when ``targeted``), clipped to the bounds and 8-bit quantized.
     Returns a Dataset with the adversarial ``images``, ``prediction``, ``success`` and L∞/L2 distances; the
     attribute ``accuracy`` is the accuracy on the attacked images (untargeted)."""
     x, labels = _prepare(subject, x, labels, eps, "linf")
-    adv, _, _ = _pgd_core(subject, x, labels, jnp.float32(eps), "linf", 1, 1, targeted, False, jnp.float32(eps),
-                          jax.random.PRNGKey(0))
+    adv = _attack(subject, x, labels, eps, eps, jax.random.PRNGKey(0), norm="linf", steps=1, restarts=1,
+                  targeted=targeted, rand_init=False, loop=loop)[0]
     return _result(subject, x, adv, labels, targeted, eps, "fgsm", "linf")
 
 
 def pgd(subject, x, labels, eps: float, *, norm: str = "linf", steps: int = 40, step_size: float | None = None,
-        restarts: int = 1, random_start: bool = True, targeted: bool = False, key=None) -> xr.Dataset:
+        restarts: int = 1, random_start: bool = True, targeted: bool = False, key=None,
+        loop: str = "auto") -> xr.Dataset:
     """Projected gradient descent (Madry et al. 2018) in an L∞ or L2 ball of radius ``eps``, with ``restarts``
     random starts (vmapped) keeping the best per image; ``step_size`` defaults to 2.5·eps/steps. Success is
-    judged after 8-bit quantization. Same outputs as :func:`fgsm`.
+    judged after 8-bit quantization. Same outputs as :func:`fgsm`. ``loop``: "scan" (one compiled loop),
+    "host" (a compiled step per iteration; faster on CPU) or "auto" (host on CPU).
     Raises: ``FloatingPointError`` naming the step where a gradient became NaN/inf."""
     x, labels = _prepare(subject, x, labels, eps, norm)
     if (random_start or restarts > 1) and key is None:
         raise ValueError("random starts need a PRNG key: pgd(..., key=jax.random.PRNGKey(0))")
     step_size = 2.5 * eps / steps if step_size is None else step_size
-    adv, _, nan_step = _pgd_core(subject, x, labels, jnp.float32(eps), norm, int(steps), int(restarts), targeted,
-                                 bool(random_start), jnp.float32(step_size),
-                                 jax.random.PRNGKey(0) if key is None else key)
-    if int(nan_step) >= 0:
-        raise FloatingPointError(f"the loss gradient became NaN/inf at step {int(nan_step)} of the attack")
+    adv = _attack(subject, x, labels, eps, step_size, jax.random.PRNGKey(0) if key is None else key, norm=norm,
+                  steps=steps, restarts=restarts, targeted=targeted, rand_init=random_start, loop=loop)[0]
     return _result(subject, x, adv, labels, targeted, eps, "pgd", norm,
                    {"steps": steps, "restarts": restarts, "step_size": float(step_size)})
 
 
 @lru_cache(maxsize=32)
-def _eps_sweep_fn(subject, attack: str, norm: str, steps: int, restarts: int):
-    """Jitted ``(x, labels, eps_values, key) -> (accuracy, mean L∞, mean L2, nan step)`` per ε, vmapped over ε;
-    cached so repeated sweeps with the same settings do not recompile."""
-    rand = attack != "fgsm"
-
-    def one(x, labels, eps, key):
-        size = eps if attack == "fgsm" else 2.5 * eps / steps
-        adv, _, nan_step = _pgd_core(subject, x, labels, eps, norm, steps, restarts, False, rand, size, key)
-        pred = _logits(subject, adv).argmax(-1)
+def _sweep_stats(subject):
+    """Jitted ``(x, labels, adv (E, N, ...)) -> (accuracy, mean L∞, mean L2)`` per ε."""
+    def one(x, labels, adv):
         d = (adv - x).reshape(x.shape[0], -1)
-        return (jnp.mean(pred == labels), jnp.abs(d).max(1).mean(), jnp.sqrt((d ** 2).sum(1)).mean(), nan_step)
-
-    return jax.jit(jax.vmap(one, in_axes=(None, None, 0, None)))
+        return (jnp.mean(_logits(subject, adv).argmax(-1) == labels), jnp.abs(d).max(1).mean(),
+                jnp.sqrt((d ** 2).sum(1)).mean())
+    return jax.jit(jax.vmap(one, in_axes=(None, None, 0)))
 
 
 def accuracy_vs_eps(subject, x, labels, eps_values: Sequence[float], *, attack: str = "pgd", norm: str = "linf",
-                    steps: int = 40, restarts: int = 1, key=None) -> xr.Dataset:
-    """Accuracy on attacked (8-bit quantized) images for each ε — all ε values in one compiled call (vmapped).
+                    steps: int = 40, restarts: int = 1, early_stop: bool = True, key=None, loop: str = "auto",
+                    progress: bool = False) -> xr.Dataset:
+    """Accuracy on attacked (8-bit quantized) images for each ε, every ε batched into each compiled step.
+
+    early_stop: an (ε, image) pair counts as broken, and leaves the batch, as soon as a PGD iterate rounded to 8
+        bits is misclassified; the rest continue in a smaller batch. The attack is then at least as strong as
+        last-iterate PGD (the same trajectories until a pair stops) and the sweep costs a fraction of E separate
+        attacks, since large ε break most images in a few steps. Used with ``loop`` "host" (the default on CPU)
+        and one restart; otherwise (or with ``early_stop=False``) every pair runs all ``steps`` and is judged on
+        its last iterate, like :func:`pgd`.
 
     Returns a Dataset over ``eps`` with ``accuracy`` and the mean L∞ / L2 size of the perturbations."""
     eps_values = np.asarray(list(eps_values), np.float32)
@@ -212,43 +344,62 @@ def accuracy_vs_eps(subject, x, labels, eps_values: Sequence[float], *, attack: 
     key = jax.random.PRNGKey(0) if key is None else key
     if attack == "fgsm":
         steps, restarts = 1, 1
-    acc, linf, l2, nan = _eps_sweep_fn(subject, attack, norm, int(steps), int(restarts))(
-        x, labels, jnp.asarray(eps_values), key)
-    if int(jnp.max(nan)) >= 0:
-        raise FloatingPointError(f"the loss gradient became NaN/inf at step {int(jnp.max(nan))} of the attack")
+    size = eps_values if attack == "fgsm" else 2.5 * eps_values / steps
+    early = early_stop and attack == "pgd" and restarts == 1 and resolve_loop(loop) == "host"
+    if early:
+        adv, broken = _sweep_early_stop(subject, x, labels, eps_values, size, key, norm=norm, steps=int(steps),
+                                        progress=progress)
+        d = np.asarray(adv - x[None]).reshape(len(eps_values), x.shape[0], -1)
+        acc, linf, l2 = 1 - broken.mean(1), np.abs(d).max(2).mean(1), np.sqrt((d ** 2).sum(2)).mean(1)
+    else:
+        adv = _attack(subject, x, labels, eps_values, size, key, norm=norm, steps=steps, restarts=restarts,
+                      targeted=False, rand_init=attack != "fgsm", loop=loop)
+        acc, linf, l2 = _sweep_stats(subject)(x, labels, adv)
     return xr.Dataset({"accuracy": ("eps", np.asarray(acc)), "linf": ("eps", np.asarray(linf)),
                        "l2": ("eps", np.asarray(l2))}, coords={"eps": eps_values},
                       attrs={"subject": subject.name, "attack": attack, "norm": norm, "steps": steps,
-                             "restarts": restarts, "n_images": int(x.shape[0]), "quantized": "8-bit"})
+                             "restarts": restarts, "n_images": int(x.shape[0]), "quantized": "8-bit",
+                             "early_stop": int(early)})
 
 
 # ------------------------------------------------------------------------------------------ eigendistortions
 
-@partial(jax.jit, static_argnums=(0, 1, 3))
-def _eigen_core(subject, site: str, x, n_iter: int, key):
-    """Largest and smallest eigenpairs of the Fisher matrix JᵀJ of ``site`` at one image, by power iteration
-    with matrix-free products JᵀJ v = vjp(jvp(v))."""
-    def rep(img):
-        _, rec = el._forward(subject.model, (site,), subject.variables, img[None], {}, None)
-        return rec[site][0]
+@dataclass(frozen=True)
+class _Power:
+    """Power iteration on the Fisher matrix JᵀJ of ``site`` (J = d site / d image), one image per vmapped lane,
+    with matrix-free products JᵀJ v = vjp(jvp(v)). ``mode="min"`` iterates λ·I − JᵀJ (args carry λ = λ_max per
+    image), whose top eigenvector is JᵀJ's least. args: ``(x (N, ...), v0 (N, ...), lam (N,))``."""
+    subject: object
+    site: str
+    steps: int
+    mode: str
 
-    _, vjp = jax.vjp(rep, x)
-    fisher = lambda v: vjp(jax.jvp(rep, (x,), (v,))[1])[0]  # noqa: E731
+    def _fisher(self, x, v):
+        def rep(img):
+            _, rec = el._forward(self.subject.model, (self.site,), self.subject.variables, img[None], {}, None)
+            return rec[self.site][0]
+        _, vjp = jax.vjp(rep, x)
+        return vjp(jax.jvp(rep, (x,), (v,))[1])[0]
 
-    def power(matvec, v0):
-        def body(v, _):
-            w = matvec(v)
-            return w / jnp.maximum(jnp.linalg.norm(w), 1e-30), None
-        v, _ = jax.lax.scan(body, v0 / jnp.linalg.norm(v0), None, length=n_iter)
-        return v, jnp.vdot(v, matvec(v))
+    def _matvec(self, x, v, lam):
+        fv = self._fisher(x, v)
+        return lam * v - fv if self.mode == "min" else fv
 
-    k1, k2 = jax.random.split(key)
-    v_max, lam_max = power(fisher, jax.random.normal(k1, x.shape))
-    v_min, shifted = power(lambda v: lam_max * v - fisher(v), jax.random.normal(k2, x.shape))
-    return v_max, lam_max, v_min, lam_max - shifted
+    def init(self, x, v0, lam):
+        return jax.vmap(lambda v: v / jnp.linalg.norm(v))(v0)
+
+    def step(self, v, i, x, v0, lam):
+        def one(x, v, lam):
+            w = self._matvec(x, v, lam)
+            return w / jnp.maximum(jnp.linalg.norm(w), 1e-30)
+        return jax.vmap(one)(x, v, lam), None
+
+    def finish(self, v, x, v0, lam):
+        rayleigh = jax.vmap(lambda x, v, lam: jnp.vdot(v, self._matvec(x, v, lam)))(x, v, lam)
+        return v, (lam - rayleigh if self.mode == "min" else rayleigh)
 
 
-def eigendistortions(subject, site: str, images, *, n_iter: int = 100, key) -> xr.Dataset:
+def eigendistortions(subject, site: str, images, *, n_iter: int = 100, key, loop: str = "auto") -> xr.Dataset:
     """Most and least noticeable distortions of each image for ``site`` (Berardino et al. 2017): the unit
     eigenvectors of the Fisher information JᵀJ (J = d site / d image) with the largest and smallest eigenvalue,
     by power iteration (the smallest on λ_max·I − JᵀJ), vmapped over images. Returns ``distortion`` (image,
@@ -257,8 +408,12 @@ def eigendistortions(subject, site: str, images, *, n_iter: int = 100, key) -> x
     x = jnp.asarray(images, jnp.float32) if not hasattr(images, "dtype") else images
     check_images(subject, x)
     el._check_sites(subject, (site,), "eigendistortions")
-    keys = jax.random.split(key, x.shape[0])
-    v_max, l_max, v_min, l_min = jax.vmap(lambda img, k: _eigen_core(subject, site, img, int(n_iter), k))(x, keys)
+    k1, k2 = jax.random.split(key)
+    zeros = jnp.zeros(x.shape[0], jnp.float32)
+    (v_max, l_max), _ = drive(_Power(subject, site, int(n_iter), "max"), x, jax.random.normal(k1, x.shape), zeros,
+                              loop=loop)
+    (v_min, l_min), _ = drive(_Power(subject, site, int(n_iter), "min"), x, jax.random.normal(k2, x.shape), l_max,
+                              loop=loop)
     return xr.Dataset({"distortion": (("image", "which", "y", "x", "channel"),
                                       np.stack([np.asarray(v_max), np.asarray(v_min)], 1)),
                        "eigenvalue": (("image", "which"), np.stack([np.asarray(l_max), np.asarray(l_min)], 1))},
@@ -268,64 +423,145 @@ def eigendistortions(subject, site: str, images, *, n_iter: int = 100, key) -> x
 
 # ----------------------------------------------------------------------------------------------------- metamers
 
-@partial(jax.jit, static_argnums=(0, 1, 4, 5, 6, 7))
-def _metamer_core(subject, sites: tuple, target, start, steps: int, lr: float, tol: float, coarse_to_fine: bool):
-    """Adam on the pixels of one image (projected onto the bounds) to match ``target``'s representation at
-    ``sites``; updates stop once the relative error is below ``tol`` (per-sample convergence). With
-    ``coarse_to_fine`` the k-th site joins the loss at step k·steps/len(sites)."""
-    lo, hi = subject.input_spec.bounds
+def _sse(r, g):
+    return jnp.sum((r - g) ** 2)
 
-    def reps(img):
-        _, rec = el._forward(subject.model, sites, subject.variables, img[None], {}, None)
-        return [rec[s][0] for s in sites]
 
-    goal = reps(target)
-    norm = sum(jnp.sum(g ** 2) for g in goal)
+METAMER_LOSSES = {
+    # pooled relative squared error Σ_s ‖f_s(x) − f_s(t)‖² / Σ_s ‖f_s(t)‖²
+    "relative": lambda reps, goals: sum(_sse(r, g) for r, g in zip(reps, goals)) / jnp.maximum(
+        sum(jnp.sum(g ** 2) for g in goals), 1e-12),
+    # each site's relative squared error, averaged over sites (sites of different magnitude count equally)
+    "relative_per_site": lambda reps, goals: sum(_sse(r, g) / jnp.maximum(jnp.sum(g ** 2), 1e-12)
+                                                 for r, g in zip(reps, goals)) / len(goals),
+    # mean squared error over all units (plenoptic's default)
+    "mse": lambda reps, goals: sum(_sse(r, g) for r, g in zip(reps, goals)) / sum(g.size for g in goals),
+    # mean absolute error over all units
+    "l1": lambda reps, goals: sum(jnp.sum(jnp.abs(r - g)) for r, g in zip(reps, goals)) / sum(
+        g.size for g in goals),
+    # 1 − cosine similarity per site, averaged (matches the pattern, ignores its gain)
+    "cosine": lambda reps, goals: sum(1 - jnp.vdot(r, g) / jnp.maximum(jnp.linalg.norm(r) * jnp.linalg.norm(g),
+                                                                        1e-12) for r, g in zip(reps, goals)) / len(
+        goals),
+}
 
-    def rel_error(img, on=None):
-        on = [1.0] * len(sites) if on is None else on
-        return sum(w * jnp.sum((r - g) ** 2) for w, r, g in zip(on, reps(img), goal)) / jnp.maximum(norm, 1e-12)
 
-    opt = optax.adam(lr)
-    starts = [k * steps // len(sites) if coarse_to_fine else 0 for k in range(len(sites))]
+def _coarse(g, factor: int):
+    """The gradient averaged over ``factor``×``factor`` blocks (an update with no finer structure)."""
+    if factor == 1:
+        return g
+    h, w, c = g.shape
+    return jnp.repeat(jnp.repeat(g.reshape(h // factor, factor, w // factor, factor, c).mean((1, 3)), factor, 0),
+                      factor, 1)
 
-    def body(carry, i):
-        x, s, done_at, nan_step = carry
-        on = [(i >= st).astype(jnp.float32) for st in starts]
-        err, g = jax.value_and_grad(rel_error)(x, on)
-        bad = ~(jnp.isfinite(err) & jnp.all(jnp.isfinite(g)))
-        nan_step = jnp.where((nan_step < 0) & bad, i, nan_step)
-        done_at = jnp.where((done_at < 0) & (err <= tol) & (i >= starts[-1]), i, done_at)
-        upd, s_new = opt.update(jnp.nan_to_num(g), s, x)
-        x_new = jnp.clip(optax.apply_updates(x, upd), lo, hi)
-        stop = (done_at >= 0) | (nan_step >= 0)
-        x = jnp.where(stop, x, x_new)
-        s = jax.tree_util.tree_map(lambda a, b: jnp.where(stop, a, b), s, s_new)
-        return (x, s, done_at, nan_step), err
 
-    init = (start, opt.init(start), jnp.asarray(-1, jnp.int32), jnp.asarray(-1, jnp.int32))
-    (x, _, done_at, nan_step), trace = jax.lax.scan(body, init, jnp.arange(steps))
-    return x, rel_error(x), trace, done_at, nan_step
+@dataclass(frozen=True)
+class _Metamer:
+    """Adam on the pixels of (target × seed) images, projected onto the bounds, minimizing ``loss`` between the
+    representations at ``sites`` and the target's; each sample stops once its pooled relative error is at most
+    ``tol``. ``coarse_to_fine``: "sites" — the k-th site joins the loss at step k·steps/len(sites); "scales" —
+    the update is block-averaged over ``scales[k]`` pixels during the k-th of len(scales) equal stages.
+    args: ``(targets (T, ...), start (T, S, ...))``."""
+    subject: object
+    sites: tuple
+    steps: int
+    lr: float
+    tol: float
+    coarse_to_fine: str | None
+    loss: object
+    scales: tuple
+
+    def _reps(self, img):
+        _, rec = el._forward(self.subject.model, self.sites, self.subject.variables, img[None], {}, None)
+        return [rec[s][0] for s in self.sites]
+
+    def _starts(self):
+        n = len(self.sites)
+        return [k * self.steps // n if self.coarse_to_fine == "sites" else 0 for k in range(n)]
+
+    def _loss_fn(self):
+        return METAMER_LOSSES[self.loss] if isinstance(self.loss, str) else self.loss
+
+    def rel_error(self, img, goal):
+        return METAMER_LOSSES["relative"](self._reps(img), goal)
+
+    def init(self, targets, start):
+        goal = jax.vmap(self._reps)(targets)
+        opt = jax.vmap(jax.vmap(optax.adam(self.lr).init))(start)
+        minus = jnp.full(start.shape[:2], -1, jnp.int32)
+        return start, opt, minus, minus, goal
+
+    def step(self, state, i, targets, start):
+        x, s, done_at, nan_step, goal = state
+        loss_fn, starts, opt = self._loss_fn(), self._starts(), optax.adam(self.lr)
+
+        def objective(img, goal):
+            on = [(i >= st).astype(jnp.float32) for st in starts]
+            reps = [r * w for r, w in zip(self._reps(img), on)]
+            goals = [g * w for g, w in zip(goal, on)]
+            return loss_fn(reps, goals), jax.lax.stop_gradient(METAMER_LOSSES["relative"](reps, goals))
+
+        def one(x, s, done_at, nan_step, goal):
+            (_, err), g = jax.value_and_grad(objective, has_aux=True)(x, goal)
+            if self.coarse_to_fine == "scales":
+                stage = jnp.minimum(i * len(self.scales) // self.steps, len(self.scales) - 1)
+                g = jnp.select([stage == k for k in range(len(self.scales))], [_coarse(g, f) for f in self.scales])
+            bad = ~(jnp.isfinite(err) & jnp.all(jnp.isfinite(g)))
+            nan_step = jnp.where((nan_step < 0) & bad, i, nan_step)
+            done_at = jnp.where((done_at < 0) & (err <= self.tol) & (i >= starts[-1]), i, done_at)
+            upd, s_new = opt.update(jnp.nan_to_num(g), s, x)
+            x_new = jnp.clip(optax.apply_updates(x, upd), *self.subject.input_spec.bounds)
+            stop = (done_at >= 0) | (nan_step >= 0)
+            return (jnp.where(stop, x, x_new), jax.tree_util.tree_map(lambda a, b: jnp.where(stop, a, b), s, s_new),
+                    done_at, nan_step, err)
+
+        over_seeds = jax.vmap(one, in_axes=(0, 0, 0, 0, None))
+        x, s, done_at, nan_step, err = jax.vmap(over_seeds)(x, s, done_at, nan_step, goal)
+        return (x, s, done_at, nan_step, goal), err
+
+    def done(self, state):
+        return jnp.all((state[2] >= 0) | (state[3] >= 0))
+
+    def finish(self, state, targets, start):
+        x, _, done_at, nan_step, goal = state
+        err = jax.vmap(lambda xs, g: jax.vmap(lambda im: self.rel_error(im, g))(xs))(x, goal)
+        return x, err, done_at, nan_step
 
 
 def metamers(subject, sites: Sequence[str] | str, targets, *, n_seeds: int = 1, steps: int = 1000,
-             lr: float = 0.01, tol: float = 1e-3, start=None, coarse_to_fine: bool = False,
-             key=None) -> xr.Dataset:
+             lr: float = 0.01, tol: float = 1e-3, loss="relative", start=None, coarse_to_fine=None,
+             scales: Sequence[int] = (4, 2, 1), key=None, loop: str = "auto", progress: bool = False) -> xr.Dataset:
     """Images whose representation at ``sites`` matches each target's, from different starts (Freeman &
-    Simoncelli 2011; Feather et al. 2019): Adam on the pixels, projected onto the bounds, minimizing the
-    relative squared error Σ‖f(x) − f(t)‖² / Σ‖f(t)‖² over ``sites``; each sample stops once it is below
-    ``tol``. Starts: uniform white noise from ``key`` (``n_seeds`` per target), or ``start`` images
-    (n_targets, n_seeds, H, W, C). Targets × seeds are vmapped in one call. ``coarse_to_fine``: the sites
-    join the loss one after another in the given order (list the deepest first), evenly over the steps.
+    Simoncelli 2011; Feather et al. 2019): Adam on the pixels, projected onto the bounds; each sample stops once
+    its relative squared error Σ‖f(x) − f(t)‖² / Σ‖f(t)‖² over ``sites`` is at most ``tol`` (the host loop
+    stops when every sample has). Targets × seeds are vmapped in one call.
+
+    loss: what the optimizer minimizes — "relative" (the pooled relative squared error above), "relative_per_site"
+        (each site's relative error, averaged: sites of different magnitude count equally), "mse" (mean squared
+        error over all units), "l1" (mean absolute error), "cosine" (1 − cosine similarity per site, averaged:
+        ignores gain), or a function ``(reps, goals) -> scalar`` of two lists of arrays (one per site). The
+        convergence test and the reported ``rel_error`` are always the pooled relative squared error.
+    start: start images (n_targets, n_seeds, H, W, C); default uniform white noise from ``key``.
+    coarse_to_fine: None; "sites" (or True) — the sites join the loss one after another in the given order (list
+        the deepest first), evenly over the steps; "scales" — updates are block-averaged over ``scales[k]``
+        pixels during the k-th of ``len(scales)`` equal stages (coarse structure first).
 
     Returns ``images`` (target, seed, y, x, channel), ``rel_error`` (final), ``converged_at`` (step, −1 if not),
     ``error_trace`` (target, seed, step), and pixel distances to the target (``pixel_rmse``) and to the start.
     Raises ``FloatingPointError`` naming the step where the loss became NaN/inf."""
     sites = (sites,) if isinstance(sites, str) else tuple(sites)
     el._check_sites(subject, sites, "metamers")
+    if isinstance(loss, str) and loss not in METAMER_LOSSES:
+        raise ValueError(f"loss must be one of {sorted(METAMER_LOSSES)} or a function; got {loss!r}")
+    coarse_to_fine = "sites" if coarse_to_fine is True else (coarse_to_fine or None)
+    if coarse_to_fine not in (None, "sites", "scales"):
+        raise ValueError(f"coarse_to_fine must be None, 'sites' or 'scales'; got {coarse_to_fine!r}")
     t = jnp.asarray(targets, jnp.float32) if not hasattr(targets, "dtype") else targets
     check_images(subject, t, "targets")
     n, shape = t.shape[0], tuple(t.shape[1:])
+    scales = tuple(int(f) for f in scales)
+    if coarse_to_fine == "scales" and any(shape[0] % f or shape[1] % f for f in scales):
+        raise ValueError(f"every scale must divide the image size {shape[:2]}; got scales {scales}")
     lo, hi = subject.input_spec.bounds
     if start is None:
         if key is None:
@@ -336,9 +572,8 @@ def metamers(subject, sites: Sequence[str] | str, targets, *, n_seeds: int = 1, 
         raise el.InputError(f"start must have shape {(n, n_seeds, *shape)} (target, seed, H, W, C); got "
                             f"{tuple(start.shape)}")
     check_images(subject, start.reshape(-1, *shape), "start images")
-    one = lambda tgt, st: _metamer_core(subject, sites, tgt, st, int(steps), float(lr), float(tol),  # noqa: E731
-                                        bool(coarse_to_fine))
-    x, err, trace, done_at, nan_step = jax.vmap(lambda tgt, sts: jax.vmap(lambda st: one(tgt, st))(sts))(t, start)
+    program = _Metamer(subject, sites, int(steps), float(lr), float(tol), coarse_to_fine, loss, scales)
+    (x, err, done_at, nan_step), trace = drive(program, t, start, loop=loop, progress=progress, desc="metamers")
     if int(jnp.max(nan_step)) >= 0:
         raise FloatingPointError(f"the metamer loss became NaN/inf at step {int(jnp.max(nan_step))}")
     x, tn_ = np.asarray(x), np.asarray(t)
@@ -347,9 +582,11 @@ def metamers(subject, sites: Sequence[str] | str, targets, *, n_seeds: int = 1, 
     return xr.Dataset({"images": (("target", "seed", "y", "x", "channel"), x),
                        "rel_error": (("target", "seed"), np.asarray(err)),
                        "converged_at": (("target", "seed"), np.asarray(done_at)),
-                       "error_trace": (("target", "seed", "step"), np.asarray(trace)),
+                       "error_trace": (("target", "seed", "step"), np.moveaxis(np.asarray(trace), 0, -1)),
                        "pixel_rmse": (("target", "seed"), rmse), "rmse_from_start": (("target", "seed"), from_start)},
-                      attrs={"subject": subject.name, "sites": ", ".join(sites), "steps": steps, "lr": lr, "tol": tol})
+                      attrs={"subject": subject.name, "sites": ", ".join(sites), "steps": steps, "lr": lr, "tol": tol,
+                             "loss": loss if isinstance(loss, str) else getattr(loss, "__name__", "custom"),
+                             "coarse_to_fine": coarse_to_fine or "none"})
 
 
 # ---------------------------------------------------------------------------------------- controversial stimuli
@@ -362,51 +599,94 @@ def _same_inputs(a, b):
                             "space")
 
 
-@partial(jax.jit, static_argnums=(0, 1, 4, 5))
-def _controversial_core(subject_a, subject_b, classes, keys, steps: int, lr: float):
-    """For each (class_a, class_b, key): Adam on sigmoid-parameterized pixels maximizing the soft minimum of
-    log p_A(class_a) and log p_B(class_b); returns quantized images, acceptance and the objective trace."""
-    lo, hi = subject_a.input_spec.bounds
-    shape = subject_a.input_spec.shape
-    opt = optax.adam(lr)
+@dataclass(frozen=True)
+class _Contrast:
+    """Adam on sigmoid-parameterized pixels of P image sets (shape ``shape`` = (n_images, H, W, C)), one per
+    condition, maximizing ``objective(images, cond) -> (smooth value, (score_a, score_b))``. ``finish`` rounds
+    the images to 8 bits and scores them again. args: ``(conds (P, ...), keys (P,))``."""
+    objective: object
+    shape: tuple
+    bounds: tuple
+    steps: int
+    lr: float
 
-    def logp(subject, img):
-        return jax.nn.log_softmax(_logits(subject, img[None])[0])
+    def _images(self, z):
+        lo, hi = self.bounds
+        return lo + (hi - lo) * jax.nn.sigmoid(z)
 
-    def objective(z, ca, cb):
-        img = lo + (hi - lo) * jax.nn.sigmoid(z)
-        la, lb = logp(subject_a, img)[ca], logp(subject_b, img)[cb]
-        return -jax.nn.logsumexp(-jnp.stack([la, lb]))                  # soft minimum of the two log-probs
+    def init(self, conds, keys):
+        z = jax.vmap(lambda k: 0.5 * jax.random.normal(k, self.shape))(keys)
+        return z, jax.vmap(optax.adam(self.lr).init)(z), jnp.full(keys.shape[:1], -1, jnp.int32)
 
-    def one(c, key):
-        z = 0.5 * jax.random.normal(key, shape)
+    def step(self, state, i, conds, keys):
+        opt = optax.adam(self.lr)
 
-        def body(carry, i):
-            z, s, nan_step = carry
-            val, g = jax.value_and_grad(objective)(z, c[0], c[1])
-            bad = ~(jnp.isfinite(val) & jnp.all(jnp.isfinite(g)))
-            nan_step = jnp.where((nan_step < 0) & bad, i, nan_step)
+        def one(z, s, nan_step, cond):
+            (val, _), g = jax.value_and_grad(lambda z: self.objective(self._images(z), cond), has_aux=True)(z)
+            nan_step = jnp.where((nan_step < 0) & ~(jnp.isfinite(val) & jnp.all(jnp.isfinite(g))), i, nan_step)
             upd, s_new = opt.update(-jnp.nan_to_num(g), s, z)
             stop = nan_step >= 0
-            z = jnp.where(stop, z, optax.apply_updates(z, upd))
-            s = jax.tree_util.tree_map(lambda a, b: jnp.where(stop, a, b), s, s_new)
-            return (z, s, nan_step), val
+            return (jnp.where(stop, z, optax.apply_updates(z, upd)),
+                    jax.tree_util.tree_map(lambda a, b: jnp.where(stop, a, b), s, s_new), nan_step, val)
 
-        (z, _, nan_step), trace = jax.lax.scan(body, (z, opt.init(z), jnp.asarray(-1, jnp.int32)),
-                                               jnp.arange(steps))
-        img = quantize(lo + (hi - lo) * jax.nn.sigmoid(z), (lo, hi))
-        pa, pb = jnp.exp(logp(subject_a, img))[c[0]], jnp.exp(logp(subject_b, img))[c[1]]
-        return img, pa, pb, trace, nan_step
+        z, s, nan_step, val = jax.vmap(one)(*state, conds)
+        return (z, s, nan_step), val
 
-    return jax.vmap(one)(classes, keys)
+    def finish(self, state, conds, keys):
+        z, _, nan_step = state
+        imgs = quantize(self._images(z), self.bounds)
+        _, (sa, sb) = jax.vmap(self.objective)(imgs, conds)
+        return imgs, sa, sb, nan_step
+
+
+def _softmin(a, b):
+    return -jax.nn.logsumexp(-jnp.stack([a, b]))
+
+
+@dataclass(frozen=True)
+class _ClassPair:
+    """Objective of :func:`controversial`: soft minimum of log p_A(class_a) and log p_B(class_b); scores are the
+    two probabilities. ``cond`` = (class_a, class_b)."""
+    subject_a: object
+    subject_b: object
+
+    def __call__(self, imgs, cond):
+        la = jax.nn.log_softmax(_logits(self.subject_a, imgs))[0, cond[0]]
+        lb = jax.nn.log_softmax(_logits(self.subject_b, imgs))[0, cond[1]]
+        return _softmin(la, lb), (jnp.exp(la), jnp.exp(lb))
+
+
+@dataclass(frozen=True)
+class _ScorePair:
+    """Objective of :func:`controversial_scores`: ``cond`` = +1 drives score A up and B down, −1 the reverse;
+    soft minimum of the two scaled, signed scores."""
+    score_a: object
+    score_b: object
+    scale: tuple
+
+    def __call__(self, imgs, sign):
+        a, b = self.score_a(imgs), self.score_b(imgs)
+        return _softmin(sign * a / self.scale[0], -sign * b / self.scale[1]), (a, b)
+
+
+def _contrast(objective, conds, shape, bounds, steps, lr, key, loop, progress, what):
+    conds = jax.tree_util.tree_map(jnp.asarray, conds)
+    n = jax.tree_util.tree_leaves(conds)[0].shape[0]
+    program = _Contrast(objective, tuple(shape), tuple(bounds), int(steps), float(lr))
+    (img, sa, sb, nan_step), trace = drive(program, conds, jax.random.split(key, n), loop=loop, progress=progress,
+                                           desc=what)
+    if int(jnp.max(nan_step)) >= 0:
+        raise FloatingPointError(f"the {what} objective became NaN/inf at step {int(jnp.max(nan_step))}")
+    return np.asarray(img), np.asarray(sa), np.asarray(sb), np.asarray(trace).T
 
 
 def controversial(subject_a, subject_b, class_pairs=None, *, n_seeds: int = 1, steps: int = 300, lr: float = 0.05,
-                  key) -> xr.Dataset:
+                  key, loop: str = "auto", progress: bool = False) -> xr.Dataset:
     """Controversial stimuli (Golan, Raju & Kriegeskorte 2020): for every ordered class pair (i, j) and seed, an
-    image that ``subject_a`` assigns to class i and ``subject_b`` to class j. All pairs × seeds are one compiled,
-    vmapped optimization (Adam on sigmoid-parameterized pixels, objective = soft minimum of log p_A(i) and
-    log p_B(j)); the hard ``acceptance`` = min(p_A(i), p_B(j)) is measured on the 8-bit quantized image.
+    image that ``subject_a`` assigns to class i and ``subject_b`` to class j. All pairs × seeds are batched
+    (vmapped) into each compiled step (Adam on sigmoid-parameterized pixels, objective = soft minimum of
+    log p_A(i) and log p_B(j)); the hard ``acceptance`` = min(p_A(i), p_B(j)) is measured on the 8-bit image.
+    For any other pair of differentiable scores see :func:`controversial_scores`.
 
     ``class_pairs``: list of (i, j) (default: every ordered pair of distinct classes). Returns ``images`` (pair,
     seed, y, x, channel), ``p_a``, ``p_b``, ``acceptance`` (pair, seed), ``objective`` (pair, seed, step)."""
@@ -419,21 +699,119 @@ def controversial(subject_a, subject_b, class_pairs=None, *, n_seeds: int = 1, s
     if pairs[:, 0].max() >= n_classes or pairs[:, 1].max() >= n_b or pairs.min() < 0:
         raise el.InputError(f"class pairs must index {subject_a.name}'s {n_classes} and {subject_b.name}'s {n_b} "
                             "classes")
-    classes = jnp.asarray(np.repeat(pairs, n_seeds, axis=0))
-    keys = jax.random.split(key, len(classes))
-    img, pa, pb, trace, nan_step = _controversial_core(subject_a, subject_b, classes, keys, int(steps), float(lr))
-    if int(jnp.max(nan_step)) >= 0:
-        raise FloatingPointError(f"the controversial objective became NaN/inf at step {int(jnp.max(nan_step))}")
+    classes = np.repeat(pairs, n_seeds, axis=0)
+    img, pa, pb, trace = _contrast(_ClassPair(subject_a, subject_b), classes, (1, *subject_a.input_spec.shape),
+                                   subject_a.input_spec.bounds, steps, lr, key, loop, progress, "controversial")
     shape = (len(pairs), n_seeds)
-    pa, pb = np.asarray(pa).reshape(shape), np.asarray(pb).reshape(shape)
-    img = np.asarray(img).reshape(*shape, *img.shape[1:])
-    return xr.Dataset({"images": (("pair", "seed", "y", "x", "channel"), img),
+    pa, pb = pa.reshape(shape), pb.reshape(shape)
+    return xr.Dataset({"images": (("pair", "seed", "y", "x", "channel"), img[:, 0].reshape(*shape, *img.shape[2:])),
                        "p_a": (("pair", "seed"), pa), "p_b": (("pair", "seed"), pb),
                        "acceptance": (("pair", "seed"), np.minimum(pa, pb)),
-                       "objective": (("pair", "seed", "step"), np.asarray(trace).reshape(*shape, -1))},
+                       "objective": (("pair", "seed", "step"), trace.reshape(*shape, -1))},
                       coords={"class_a": ("pair", pairs[:, 0]), "class_b": ("pair", pairs[:, 1])},
                       attrs={"model_a": subject_a.name, "model_b": subject_b.name, "steps": steps, "lr": lr,
                              "quantized": "8-bit"})
+
+
+def controversial_scores(score_a, score_b, shape, *, bounds=(0.0, 1.0), n_images: int = 1, n_seeds: int = 1,
+                         scale=(1.0, 1.0), steps: int = 300, lr: float = 0.05, key, loop: str = "auto",
+                         progress: bool = False) -> xr.Dataset:
+    """Controversial stimuli for any two differentiable scores: image sets on which ``score_a`` is high while
+    ``score_b`` is low, and the reverse — two units, two sites, two models, or two models' fits to a brain RDM.
+
+    score_a, score_b: functions ``images (n_images, H, W, C) -> scalar``, differentiable in JAX (a score of one
+        image uses ``n_images=1``; a score of a stimulus *set*, such as an RDM correlation, takes the whole set).
+        :class:`ResponseScore` builds unit, channel and site scores, z-scored against reference images. Pass the
+        same function objects again to reuse the compiled program.
+    scale: each score is divided by its scale before the two are combined, so they should be on comparable
+        scales (z-scores, log-probabilities, correlations).
+
+    Objective: the soft minimum of s·A/scale_A and −s·B/scale_B (s = +1: "A high, B low"; s = −1: "A low, B
+    high"); both directions × ``n_seeds`` are batched into each compiled step (Adam on sigmoid-parameterized
+    pixels from noise). ``margin`` = min(s·A/scale_A, −s·B/scale_B) is measured on the 8-bit images: positive
+    when both scores moved the required way. Returns ``images`` (direction, seed, image, y, x, channel),
+    ``score_a``, ``score_b``, ``margin`` (direction, seed) and ``objective`` (direction, seed, step)."""
+    shape = tuple(int(s) for s in shape)
+    if len(shape) != 3:
+        raise el.InputError(f"shape must be (H, W, C) of one image; got {shape}")
+    if not (callable(score_a) and callable(score_b)):
+        raise TypeError("score_a and score_b must be functions of an image batch returning a scalar")
+    scale = (float(scale[0]), float(scale[1]))
+    if min(scale) <= 0:
+        raise ValueError(f"scales must be positive; got {scale}")
+    probe = jax.eval_shape(score_a, jax.ShapeDtypeStruct((n_images, *shape), jnp.float32)), jax.eval_shape(
+        score_b, jax.ShapeDtypeStruct((n_images, *shape), jnp.float32))
+    if any(p.shape != () for p in probe):
+        raise el.InputError(f"scores must return a scalar; got shapes {[p.shape for p in probe]}")
+    signs = np.repeat(np.asarray([1.0, -1.0], np.float32), n_seeds)
+    img, sa, sb, trace = _contrast(_ScorePair(score_a, score_b, scale), signs, (n_images, *shape), bounds, steps,
+                                   lr, key, loop, progress, "controversial_scores")
+    dims = (2, n_seeds)
+    za, zb = sa / scale[0], sb / scale[1]
+    margin = np.minimum(signs * za, -signs * zb)
+    img = img.reshape(*dims, *img.shape[1:])
+    return xr.Dataset({"images": (("direction", "seed", "image", "y", "x", "channel"), img),
+                       "score_a": (("direction", "seed"), sa.reshape(dims)),
+                       "score_b": (("direction", "seed"), sb.reshape(dims)),
+                       "margin": (("direction", "seed"), margin.reshape(dims)),
+                       "objective": (("direction", "seed", "step"), trace.reshape(*dims, -1))},
+                      coords={"direction": ["A high, B low", "A low, B high"]},
+                      attrs={"score_a": _name(score_a), "score_b": _name(score_b), "scale_a": scale[0],
+                             "scale_b": scale[1], "steps": steps, "lr": lr, "quantized": "8-bit"})
+
+
+def _name(fn) -> str:
+    return getattr(fn, "name", None) or getattr(fn, "__name__", None) or type(fn).__name__
+
+
+@dataclass(frozen=True, eq=False)
+class ResponseScore:
+    """A differentiable score for :func:`controversial_scores`: the mean response of ``unit`` at ``site`` over the
+    images of a set, z-scored with ``mean`` / ``std``. ``unit``: an index into the site's flattened units, a
+    channel (``channel=True``: averaged over space), or None (the mean over every unit of the site).
+    Build it with :meth:`standardized` to take mean and std from reference images (natural images, say)."""
+    subject: object
+    site: str
+    unit: int | None = None
+    channel: bool = False
+    mean: float = 0.0
+    std: float = 1.0
+
+    def __post_init__(self):
+        el._check_sites(self.subject, (self.site,), "ResponseScore")
+        shape = self.subject.sites[self.site]
+        n = shape[-1] if self.channel else int(np.prod(shape))
+        if self.unit is not None and not 0 <= int(self.unit) < n:
+            raise el.InputError(f"{self.site} has {n} {'channels' if self.channel else 'units'}; got unit "
+                                f"{self.unit}")
+
+    @property
+    def name(self) -> str:
+        what = "all units" if self.unit is None else f"{'channel' if self.channel else 'unit'} {self.unit}"
+        return f"{self.subject.name}/{self.site} {what}"
+
+    def raw(self, images):
+        """Per-image responses (before z-scoring)."""
+        _, rec = el._forward(self.subject.model, (self.site,), self.subject.variables, images, {}, None)
+        r = rec[self.site]
+        if self.channel:
+            r = r.reshape(r.shape[0], -1, r.shape[-1]).mean(1)
+        else:
+            r = r.reshape(r.shape[0], -1)
+        return r.mean(1) if self.unit is None else r[:, self.unit]
+
+    def __call__(self, images):
+        return (self.raw(images).mean() - self.mean) / self.std
+
+    def standardized(self, reference) -> "ResponseScore":
+        """The same score z-scored against the responses to ``reference`` images."""
+        r = np.asarray(jax.jit(self.raw)(jnp.asarray(reference, jnp.float32)))
+        if not np.isfinite(r).all() or r.std() <= 1e-8 * max(1.0, abs(float(r.mean()))):
+            raise el.InputError(f"{self.name} responds with a constant {float(r.mean()):.4g} to all "
+                                f"{len(r)} reference images (a dead unit?); it cannot be z-scored")
+        from dataclasses import replace
+
+        return replace(self, mean=float(r.mean()), std=float(r.std()))
 
 
 # ---------------------------------------------------------------------------------------------- MAD competition
@@ -445,20 +823,33 @@ def _rep_distance(subject, site):
     return d
 
 
-@partial(jax.jit, static_argnums=(0, 1, 2, 3, 6, 7))
-def _mad_core(subject_a, site_a, subject_b, site_b, ref, start, steps: int, lr: float):
-    """The four MAD images from one start: maximize / minimize distance A while holding distance B at its
-    start value (gradient of A projected orthogonally to the gradient of B, then B restored by a Newton step),
-    and the same with the roles swapped. Pixel L2 distance to the reference is held fixed (the start lies on
-    a sphere around ``ref``) by projecting onto that sphere."""
-    lo, hi = subject_a.input_spec.bounds
-    da, db = _rep_distance(subject_a, site_a), _rep_distance(subject_b, site_b)
-    radius = jnp.linalg.norm(start - ref)
+@dataclass(frozen=True)
+class _MAD:
+    """The four MAD images per start (a :mod:`._loop` program): maximize / minimize distance A while holding
+    distance B at its start value (gradient of A projected orthogonally to the gradient of B, then B restored by
+    a Newton step), and the same with the roles swapped. The pixel L2 distance to the reference is held by
+    projecting onto the sphere around it. args: ``(ref (N, ...), start (N, ...))``; state (4, N, ...)."""
+    subject_a: object
+    site_a: str
+    subject_b: object
+    site_b: str
+    steps: int
+    lr: float
 
-    def run(primary, fixed, sign):
-        target = fixed(start, ref)
+    def _runs(self):
+        da, db = _rep_distance(self.subject_a, self.site_a), _rep_distance(self.subject_b, self.site_b)
+        return ((da, db, 1.0), (da, db, -1.0), (db, da, 1.0), (db, da, -1.0))       # (primary, held, sign)
 
-        def body(x, _):
+    def init(self, ref, start):
+        held = jnp.stack([jax.vmap(fixed)(start, ref) for _, fixed, _ in self._runs()])
+        return jnp.stack([start] * 4), held
+
+    def step(self, state, i, ref, start):
+        xs, held = state
+        lo, hi = self.subject_a.input_spec.bounds
+
+        def move(primary, fixed, sign, x, ref, start, target):
+            radius = jnp.linalg.norm(start - ref)
             gp = jax.grad(primary)(x, ref)
             gf = jax.grad(fixed)(x, ref)
             gf_u = gf / jnp.maximum(jnp.linalg.norm(gf), 1e-12)
@@ -466,21 +857,22 @@ def _mad_core(subject_a, site_a, subject_b, site_b, ref, start, steps: int, lr: 
             d_u = d / jnp.maximum(jnp.linalg.norm(d), 1e-12)
             step = gp - jnp.vdot(gp, gf_u) * gf_u                    # keep the other model's distance
             step = step - jnp.vdot(step, d_u) * d_u                   # and the pixel distance (tangent move)
-            x = x + sign * lr * step / jnp.maximum(jnp.linalg.norm(step), 1e-12)
+            x = x + sign * self.lr * step / jnp.maximum(jnp.linalg.norm(step), 1e-12)
             gf = jax.grad(fixed)(x, ref)                              # restore the held distance (Newton)
             x = x - (fixed(x, ref) - target) * gf / jnp.maximum(jnp.vdot(gf, gf), 1e-12)
             x = ref + (x - ref) * radius / jnp.maximum(jnp.linalg.norm(x - ref), 1e-12)
             return jnp.clip(x, lo, hi), primary(x, ref)
 
-        x, trace = jax.lax.scan(body, start, None, length=steps)
-        return x, trace
+        out = [jax.vmap(partial(move, p, f, s))(xs[k], ref, start, held[k])
+               for k, (p, f, s) in enumerate(self._runs())]
+        return (jnp.stack([o[0] for o in out]), held), jnp.stack([o[1] for o in out])
 
-    out = [run(da, db, 1.0), run(da, db, -1.0), run(db, da, 1.0), run(db, da, -1.0)]
-    return jnp.stack([o[0] for o in out]), jnp.stack([o[1] for o in out])
+    def finish(self, state, ref, start):
+        return state[0]
 
 
 def mad_competition(subject_a, site_a: str, subject_b, site_b: str, images, *, noise: float = 0.1, steps: int = 100,
-                    lr: float = 0.01, key) -> xr.Dataset:
+                    lr: float = 0.01, key, loop: str = "auto") -> xr.Dataset:
     """Maximum differentiation (MAD) competition (Wang & Simoncelli 2008) between two representations (a site of
     each of two subjects, or two sites of one): from each reference image plus white noise of pixel std ``noise``,
     four images at the same pixel distance — distance under A maximized / minimized with B's held, and the same
@@ -495,8 +887,8 @@ def mad_competition(subject_a, site_a: str, subject_b, site_b: str, images, *, n
     check_images(subject_a, x)
     lo, hi = subject_a.input_spec.bounds
     start = jnp.clip(x + noise * (hi - lo) * jax.random.normal(key, x.shape), lo, hi)
-    imgs, _ = jax.vmap(lambda r, s: _mad_core(subject_a, site_a, subject_b, site_b, r, s, int(steps), float(lr)))(
-        x, start)
+    imgs, _ = drive(_MAD(subject_a, site_a, subject_b, site_b, int(steps), float(lr)), x, start, loop=loop)
+    imgs = jnp.moveaxis(imgs, 0, 1)                                        # (image, which, ...)
     da, db = _rep_distance(subject_a, site_a), _rep_distance(subject_b, site_b)
     dist = jax.jit(jax.vmap(jax.vmap(lambda im, r: jnp.stack([da(im, r), db(im, r)]), in_axes=(0, None))))
     d = np.asarray(dist(imgs, x))                                          # (image, which, 2)
@@ -518,41 +910,51 @@ def mad_competition(subject_a, site_a: str, subject_b, site_b: str, images, *, n
 
 # ------------------------------------------------------------------------------------------ minimal-norm attack
 
-@partial(jax.jit, static_argnums=(0, 3, 4))
-def _deepfool_core(subject, x, labels, max_iter: int, overshoot: float):
-    """Multi-class DeepFool (Moosavi-Dezfooli et al. 2016), L2, one image per vmapped call."""
-    lo, hi = subject.input_spec.bounds
-    logits_of = lambda img: _logits(subject, img[None])[0]  # noqa: E731
+@dataclass(frozen=True)
+class _DeepFool:
+    """Multi-class DeepFool (Moosavi-Dezfooli et al. 2016), L2, vmapped over images; each image stops once its
+    prediction changes (the host loop stops when all have). args: ``(x (N, ...), labels (N,))``."""
+    subject: object
+    steps: int
+    overshoot: float
 
-    def one(x0, label):
-        def body(carry, _):
-            r_total, done = carry
-            xa = jnp.clip(x0 + (1 + overshoot) * r_total, lo, hi)
+    def init(self, x, labels):
+        return jnp.zeros_like(x), jnp.zeros(x.shape[0], bool)
+
+    def step(self, state, i, x, labels):
+        lo, hi = self.subject.input_spec.bounds
+        logits_of = lambda img: _logits(self.subject, img[None])[0]  # noqa: E731
+
+        def one(r_total, done, x0, label):
+            xa = jnp.clip(x0 + (1 + self.overshoot) * r_total, lo, hi)
             f = logits_of(xa)
             jac = jax.jacrev(logits_of)(xa).reshape(f.shape[0], -1)         # (classes, D)
             w = jac - jac[label]
             df = f - f[label]
             dist = jnp.abs(df) / jnp.maximum(jnp.linalg.norm(w, axis=1), 1e-12)
-            dist = dist.at[label].set(jnp.inf)
-            k = jnp.argmin(dist)
+            k = jnp.argmin(dist.at[label].set(jnp.inf))
             step = (jnp.abs(df[k]) + 1e-4) / jnp.maximum(jnp.sum(w[k] ** 2), 1e-12) * w[k]
             done = done | (f.argmax() != label)
-            r_total = jnp.where(done, r_total, r_total + step.reshape(x0.shape))
-            return (r_total, done), None
+            return jnp.where(done, r_total, r_total + step.reshape(x0.shape)), done
 
-        (r, done), _ = jax.lax.scan(body, (jnp.zeros_like(x0), jnp.asarray(False)), None, length=max_iter)
-        return jnp.clip(x0 + (1 + overshoot) * r, lo, hi)
+        return jax.vmap(one)(*state, x, labels), None
 
-    return jax.vmap(one)(x, labels)
+    def done(self, state):
+        return jnp.all(state[1])
+
+    def finish(self, state, x, labels):
+        lo, hi = self.subject.input_spec.bounds
+        return jnp.clip(x + (1 + self.overshoot) * state[0], lo, hi)
 
 
-def deepfool(subject, x, labels, *, max_iter: int = 50, overshoot: float = 0.02) -> xr.Dataset:
+def deepfool(subject, x, labels, *, max_iter: int = 50, overshoot: float = 0.02,
+             loop: str = "auto") -> xr.Dataset:
     """Minimal-L2 untargeted attack (DeepFool): repeatedly step to the nearest linearized decision boundary
     until the prediction changes (each image stops on its own), overshooting by ``overshoot``. The float images
     and their perturbation norms are ``images_float`` / ``l2_float``; ``success`` and the other fields are judged
     on the 8-bit image (minimal perturbations below one 8-bit level do not survive rounding)."""
     x, labels = _prepare(subject, x, labels, 0.0, "l2")
-    adv = _deepfool_core(subject, x, labels, int(max_iter), float(overshoot))
+    adv, _ = drive(_DeepFool(subject, int(max_iter), float(overshoot)), x, labels, loop=loop)
     l2_float = np.sqrt(np.asarray(((adv - x) ** 2).sum(axis=(1, 2, 3))))
     ds = _result(subject, x, quantize(adv, subject.input_spec.bounds), labels, False, 0.0, "deepfool", "l2",
                  {"max_iter": max_iter, "overshoot": overshoot})
