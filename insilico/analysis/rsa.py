@@ -1,0 +1,429 @@
+"""Representational similarity analysis (Kriegeskorte, Mur & Bandettini 2008): RDMs, RDM comparators, noise ceilings
+and resampling — every bootstrap a single compiled, vmapped call.
+
+Conventions follow rsatoolbox so numbers agree with it: squared Euclidean and Mahalanobis distances are divided by
+the number of channels; correlation distance is 1 − r; comparators return similarities. RDMs are square arrays
+(..., n, n); :func:`upper` gives the condensed upper-triangle vectors (row-major, as ``scipy.spatial.distance.
+squareform``).
+
+Resampling without materializing resampled RDMs: a bootstrap sample of stimuli with counts kᵢ turns the RDM vector
+into the original pairs (i < j) with multiplicities kᵢkⱼ (a stimulus drawn twice contributes no pair with itself,
+as rsatoolbox masks those entries). Means and correlations become weighted sums, ranks become cumulative weights
+in a presorted order, and Kendall's τ-a a quadratic form — so 1,000 samples are a few matrix products.
+"""
+from __future__ import annotations
+
+from functools import partial
+from typing import Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import xarray as xr
+
+__all__ = ["rdm", "rdm_jax", "upper", "square", "compare", "noise_ceiling", "bootstrap", "permutation_test",
+           "RDM_METHODS", "COMPARATORS"]
+
+RDM_METHODS = ("correlation", "euclidean", "cosine", "mahalanobis", "crossnobis", "poisson")
+COMPARATORS = ("corr", "cosine", "spearman", "rho-a", "tau-a", "corr_cov", "cosine_cov")
+
+
+# ------------------------------------------------------------------------------------------------------------ RDMs
+
+def _patterns(x, what: str, ndim: int = 2) -> np.ndarray:
+    if isinstance(x, xr.DataArray):
+        x = x.values
+    x = np.asarray(x, np.float64)
+    if x.ndim != ndim:
+        shape = "(folds, stimuli, channels)" if ndim == 3 else "(stimuli, channels)"
+        raise ValueError(f"{what}: patterns must be {shape}; got shape {x.shape}")
+    if x.shape[-2] < 3:
+        raise ValueError(f"{what} needs at least 3 stimuli; got {x.shape[-2]}")
+    if not np.isfinite(x).all():
+        bad = np.argwhere(~np.isfinite(x))[0]
+        raise ValueError(f"{what}: patterns contain NaN/inf ({int((~np.isfinite(x)).sum())} values, first at index "
+                         f"{tuple(int(i) for i in bad)})")
+    return x
+
+
+def _sq_dist(x, y, precision=None):
+    kxy = x @ precision @ y.T if precision is not None else x @ y.T
+    kxx = jnp.einsum("ij,jk,ik->i", x, precision, x) if precision is not None else jnp.sum(x * x, 1)
+    kyy = jnp.einsum("ij,jk,ik->i", y, precision, y) if precision is not None else jnp.sum(y * y, 1)
+    return kxx[:, None] + kyy[None, :] - kxy - kxy.T
+
+
+def rdm_jax(x, method: str = "correlation"):
+    """Differentiable RDM (n, n) of patterns x (stimuli, channels) for "correlation", "euclidean" (squared, per
+    channel) or "cosine" — no input checks; constant patterns make correlation distance NaN."""
+    if method == "correlation":
+        z = x - x.mean(1, keepdims=True)
+        z = z / jnp.linalg.norm(z, axis=1, keepdims=True)
+        return 1 - z @ z.T
+    if method == "cosine":
+        z = x / jnp.linalg.norm(x, axis=1, keepdims=True)
+        return 1 - z @ z.T
+    if method == "euclidean":
+        return _sq_dist(x, x) / x.shape[1]
+    raise ValueError(f"rdm_jax supports 'correlation', 'cosine' and 'euclidean'; got {method!r}")
+
+
+def rdm(patterns, method: str = "correlation", *, noise=None, prior_lambda: float = 1.0,
+        prior_weight: float = 0.1) -> np.ndarray:
+    """Representational dissimilarity matrix (stimuli × stimuli) of ``patterns``.
+
+    method:
+        "correlation" (1 − Pearson r between patterns), "cosine" (1 − cosine), "euclidean" (squared distance per
+        channel), "mahalanobis" (squared, with the precision matrix ``noise``, per channel), "crossnobis"
+        (cross-validated Mahalanobis: patterns (folds, stimuli, channels); each fold against the mean of the
+        others, averaged — unbiased, so it can be negative), "poisson" (symmetrized Poisson KL divergence with a
+        prior of ``prior_lambda`` weighted ``prior_weight``, for spike counts).
+    Raises on NaN/inf (located), fewer than 3 stimuli, and constant patterns for correlation/cosine distances."""
+    if method not in RDM_METHODS:
+        raise ValueError(f"method must be one of {RDM_METHODS}; got {method!r}")
+    x = _patterns(patterns, f"rdm({method!r})", 3 if method == "crossnobis" else 2)
+    n_ch = x.shape[-1]
+    prec = None
+    if noise is not None:
+        prec = np.asarray(noise, np.float64)
+        if prec.shape != (n_ch, n_ch):
+            raise ValueError(f"noise must be a ({n_ch}, {n_ch}) precision matrix; got {prec.shape}")
+    elif method == "mahalanobis":
+        raise ValueError("mahalanobis distance needs noise= (a precision matrix, channels × channels)")
+    if method in ("correlation", "cosine"):
+        z = x - x.mean(1, keepdims=True) if method == "correlation" else x
+        norms = np.linalg.norm(z, axis=1)
+        if np.any(norms == 0):
+            raise ValueError(f"rdm({method!r}): stimuli {np.flatnonzero(norms == 0).tolist()} evoke a constant "
+                             "pattern (zero variance across channels); the distance is undefined")
+        z = z / norms[:, None]
+        d = 1 - z @ z.T
+    elif method in ("euclidean", "mahalanobis"):
+        kern = x @ (np.eye(n_ch) if prec is None else prec) @ x.T
+        d = (np.diag(kern)[None, :] + np.diag(kern)[:, None] - 2 * kern) / n_ch
+    elif method == "crossnobis":
+        if x.shape[0] < 2:
+            raise ValueError("crossnobis needs at least 2 folds: patterns (folds, stimuli, channels)")
+        p = np.eye(n_ch) if prec is None else prec
+        d = np.zeros((x.shape[1], x.shape[1]))
+        for k in range(x.shape[0]):
+            train = np.delete(x, k, axis=0).mean(0)
+            kern = train @ p @ x[k].T
+            d += (np.diag(kern)[None, :] + np.diag(kern)[:, None] - kern - kern.T) / n_ch
+        d = d / x.shape[0]
+    else:                                                                                # poisson
+        if np.any(x < 0):
+            raise ValueError("poisson distance needs non-negative responses (spike counts or rates)")
+        m = (x + prior_lambda * prior_weight) / (1 + prior_weight)
+        kern = m @ np.log(m).T
+        d = (np.diag(kern)[None, :] + np.diag(kern)[:, None] - kern - kern.T) / n_ch
+    d = 0.5 * (d + d.T)
+    np.fill_diagonal(d, 0.0)
+    return d
+
+
+def upper(rdms) -> np.ndarray:
+    """Condensed upper-triangle vectors (..., n(n−1)/2) of square RDMs (..., n, n)."""
+    r = np.asarray(rdms.values if isinstance(rdms, xr.DataArray) else rdms)
+    if r.ndim < 2 or r.shape[-1] != r.shape[-2]:
+        raise ValueError(f"RDMs must be square (..., n, n); got shape {r.shape}")
+    i, j = np.triu_indices(r.shape[-1], 1)
+    return r[..., i, j]
+
+
+def square(vectors) -> np.ndarray:
+    """Square RDMs (..., n, n) from condensed vectors (..., n(n−1)/2)."""
+    v = np.asarray(vectors)
+    n = int(round((1 + np.sqrt(1 + 8 * v.shape[-1])) / 2))
+    if n * (n - 1) // 2 != v.shape[-1]:
+        raise ValueError(f"{v.shape[-1]} is not the length of a condensed RDM (n(n−1)/2)")
+    out = np.zeros((*v.shape[:-1], n, n), v.dtype)
+    i, j = np.triu_indices(n, 1)
+    out[..., i, j] = v
+    out[..., j, i] = v
+    return out
+
+
+def _x64():
+    """Context for exact (float64) evaluation of single comparisons; resampling stays in float32."""
+    ctx = getattr(jax, "enable_x64", None)
+    if ctx is None:                                                     # older JAX
+        from jax.experimental import enable_x64 as ctx
+    return ctx(True)
+
+
+# ----------------------------------------------------------------------------------------------------- comparators
+#
+# Every comparator works on weighted vectors: a (m,) and b (m,) with pair weights w (m,) (1 for an ordinary RDM,
+# 0 for a masked entry, kᵢkⱼ for a bootstrap sample of stimuli). ``order_a`` is argsort(a) (for ranks).
+
+def _wmean(v, w):
+    return jnp.sum(w * v) / jnp.sum(w)
+
+
+def _wcorr(a, b, w):
+    a, b = a - _wmean(a, w), b - _wmean(b, w)
+    return jnp.sum(w * a * b) / jnp.sqrt(jnp.sum(w * a * a) * jnp.sum(w * b * b))
+
+
+def _wcos(a, b, w):
+    return jnp.sum(w * a * b) / jnp.sqrt(jnp.sum(w * a * a) * jnp.sum(w * b * b))
+
+
+def _wranks(v, w, order):
+    """Average (tie-aware) ranks of v's entries in the multiset where entry p appears w_p times."""
+    vs, ws = v[order], w[order]
+    cum = jnp.cumsum(ws)
+    # ties: first and last position of each value in the sorted order
+    left = jnp.searchsorted(vs, vs, side="left")
+    right = jnp.searchsorted(vs, vs, side="right")
+    before = jnp.where(left > 0, cum[jnp.maximum(left - 1, 0)], 0.0)
+    through = cum[right - 1]
+    ranks_sorted = before + (through - before + 1) / 2
+    return jnp.zeros_like(v).at[order].set(ranks_sorted)
+
+
+def _rho_a(ra, rb, w):
+    n = jnp.sum(w)
+    ra, rb = ra - _wmean(ra, w), rb - _wmean(rb, w)
+    return 12 * jnp.sum(w * ra * rb) / (n ** 3 - n)
+
+
+def _tau_a(a, b, w, chunk: int = 1024):
+    """Kendall's τ-a of weighted vectors: Σ_{p<q} w_p w_q sign(a_p − a_q) sign(b_p − b_q) / (n(n−1)/2) with
+    n = Σw (copies of one entry are tied with each other), in row chunks to bound memory."""
+    m = a.shape[0]
+    pad = (-m) % chunk
+    ap, bp, wp = (jnp.pad(v, (0, pad)) for v in (a, b, w))
+
+    def rows(c):
+        sl = jax.lax.dynamic_slice_in_dim
+        ar, br, wr = sl(ap, c * chunk, chunk), sl(bp, c * chunk, chunk), sl(wp, c * chunk, chunk)
+        s = jnp.sign(ar[:, None] - a[None, :]) * jnp.sign(br[:, None] - b[None, :])
+        return wr @ (s @ w)
+
+    num = jnp.sum(jax.lax.map(rows, jnp.arange((m + pad) // chunk))) / 2
+    n = jnp.sum(w)
+    return num / (n * (n - 1) / 2)
+
+
+def _cov_weighted(v, n: int):
+    """rsatoolbox's whitening for corr_cov / cosine_cov (no σ_k): the double-centred second-moment matrix
+    G = −½·D, flattened with off-diagonal entries ×√2 — its Frobenius inner products."""
+    i, j = np.triu_indices(n, 1)
+    d = jnp.zeros((n, n)).at[i, j].set(v).at[j, i].set(v)
+    g = -0.5 * d
+    g = g - g.mean(0, keepdims=True) - g.mean(1, keepdims=True) + g.mean()
+    return g
+
+
+def _compare_one(a, b, method: str, n: int):
+    """Similarity of two condensed RDM vectors (no masking)."""
+    w = jnp.ones_like(a)
+    if method == "corr":
+        return _wcorr(a, b, w)
+    if method == "cosine":
+        return _wcos(a, b, w)
+    if method in ("spearman", "rho-a"):
+        ra, rb = _wranks(a, w, jnp.argsort(a)), _wranks(b, w, jnp.argsort(b))
+        return _wcorr(ra, rb, w) if method == "spearman" else _rho_a(ra, rb, w)
+    if method == "tau-a":
+        return _tau_a(a, b, w)
+    if method in ("corr_cov", "cosine_cov"):
+        if method == "corr_cov":
+            a, b = a - a.mean(), b - b.mean()
+        ga, gb = _cov_weighted(a, n), _cov_weighted(b, n)
+        return jnp.vdot(ga, gb) / jnp.sqrt(jnp.vdot(ga, ga) * jnp.vdot(gb, gb))
+    raise ValueError(f"method must be one of {COMPARATORS}; got {method!r}")
+
+
+@partial(jax.jit, static_argnums=(2, 3))
+def _compare_all(va, vb, method: str, n: int):
+    return jax.vmap(lambda a: jax.vmap(lambda b: _compare_one(a, b, method, n))(vb))(va)
+
+
+def _as_vectors(r, what: str) -> tuple[np.ndarray, int]:
+    r = np.asarray(r.values if isinstance(r, xr.DataArray) else r, np.float64)
+    if r.ndim >= 2 and r.shape[-1] == r.shape[-2] and r.shape[-1] > 2:
+        n = r.shape[-1]
+        if not np.allclose(r, np.swapaxes(r, -1, -2), atol=1e-8, equal_nan=True):
+            raise ValueError(f"{what}: square RDMs must be symmetric")
+        v = upper(r)
+    else:
+        v = r
+        n = int(round((1 + np.sqrt(1 + 8 * v.shape[-1])) / 2))
+        if n * (n - 1) // 2 != v.shape[-1]:
+            raise ValueError(f"{what}: expected square RDMs (..., n, n) or condensed vectors; got shape {r.shape}")
+    v = v.reshape(-1, v.shape[-1])
+    if n < 3:
+        raise ValueError(f"{what}: RDMs need at least 3 stimuli; got {n}")
+    if not np.isfinite(v).all():
+        raise ValueError(f"{what}: RDMs contain NaN/inf ({int((~np.isfinite(v)).sum())} entries)")
+    if np.any(np.ptp(v, axis=1) == 0):
+        raise ValueError(f"{what}: RDM(s) {np.flatnonzero(np.ptp(v, axis=1) == 0).tolist()} are constant; "
+                         "correlation-type comparisons are undefined")
+    return v, n
+
+
+def compare(a, b, method: str = "corr") -> np.ndarray:
+    """Similarity of every RDM in ``a`` with every RDM in ``b`` (square (..., n, n) or condensed), shape
+    (n_a, n_b). ``method``: "corr" (Pearson), "cosine", "spearman", "rho-a" (Spearman's ρ expected under random
+    tie breaking), "tau-a" (Kendall's τ-a, ties count as neither; the measure of Nili et al. 2014 for models
+    predicting tied dissimilarities), "corr_cov" / "cosine_cov" (whitened by the RDM entries' covariance under
+    i.i.d. pattern noise, Diedrichsen et al. 2021). Same values as ``rsatoolbox.rdm.compare``."""
+    if method not in COMPARATORS:
+        raise ValueError(f"method must be one of {COMPARATORS}; got {method!r}")
+    va, na = _as_vectors(a, "compare: a")
+    vb, nb = _as_vectors(b, "compare: b")
+    if na != nb:
+        raise ValueError(f"compare: a has RDMs over {na} stimuli, b over {nb}")
+    with _x64():
+        return np.asarray(_compare_all(jnp.asarray(va), jnp.asarray(vb), method, na))
+
+
+# -------------------------------------------------------------------------------------------------- noise ceilings
+
+def _pool(v, method: str):
+    """The RDM that best fits all of ``v`` (rows) under ``method`` — rsatoolbox's ``pool_rdm``."""
+    if method == "cosine":
+        v = v / jnp.sqrt(jnp.mean(v ** 2, axis=1, keepdims=True))
+        return v.mean(0)
+    if method == "corr":
+        v = (v - v.mean(1, keepdims=True)) / v.std(1, keepdims=True)
+        m = v.mean(0)
+        return m - m.min() + 0.01
+    if method in ("spearman", "rho-a", "tau-a"):
+        w = jnp.ones(v.shape[1])
+        return jax.vmap(lambda r: _wranks(r, w, jnp.argsort(r)))(v).mean(0)
+    raise ValueError(f"noise ceilings support 'corr', 'cosine', 'spearman', 'rho-a' and 'tau-a'; got {method!r}")
+
+
+def noise_ceiling(data_rdms, method: str = "corr") -> tuple[float, float]:
+    """Lower and upper bounds of the noise ceiling (Nili et al. 2014) of a set of subject RDMs: the mean
+    similarity of each subject's RDM to the pooled RDM of the *other* subjects (lower) and of all subjects
+    (upper) — what the true model could score given the between-subject variability."""
+    v, n = _as_vectors(data_rdms, "noise_ceiling")
+    if v.shape[0] < 2:
+        raise ValueError("noise_ceiling needs RDMs of at least 2 subjects")
+    lo, hi = [], []
+    with _x64():
+        vj = jnp.asarray(v)
+        upper_ = _pool(vj, method)
+        for i in range(v.shape[0]):
+            rest = _pool(jnp.delete(vj, i, axis=0), method)
+            lo.append(float(_compare_one(rest, vj[i], method, n)))
+            hi.append(float(_compare_one(upper_, vj[i], method, n)))
+    return float(np.mean(lo)), float(np.mean(hi))
+
+
+# ------------------------------------------------------------------------------------------------------- bootstrap
+
+def _pair_index(n: int):
+    i, j = np.triu_indices(n, 1)
+    return jnp.asarray(i), jnp.asarray(j)
+
+
+def _sample_weights(counts, n: int):
+    """Pair multiplicities kᵢkⱼ (i < j) for stimulus counts k (n,)."""
+    i, j = _pair_index(n)
+    return counts[i] * counts[j]
+
+
+def _weighted_score(a, b, w, method: str, order_a, order_b):
+    if method == "corr":
+        return _wcorr(a, b, w)
+    if method == "cosine":
+        return _wcos(a, b, w)
+    if method in ("spearman", "rho-a"):
+        ra, rb = _wranks(a, w, order_a), _wranks(b, w, order_b)
+        return _wcorr(ra, rb, w) if method == "spearman" else _rho_a(ra, rb, w)
+    if method == "tau-a":
+        return _tau_a(a, b, w)
+    raise ValueError(f"bootstrap supports {('corr', 'cosine', 'spearman', 'rho-a', 'tau-a')}; got {method!r}")
+
+
+@partial(jax.jit, static_argnums=(3, 4))
+def _boot_scores(models, data, counts, method: str, n: int):
+    """Per sample: mean over data RDMs of each model's score, and the noise ceiling (lower, upper).
+    models (M, m), data (S, m), counts (B, n) stimulus counts, subject weights folded into ``data`` rows."""
+    om, od = jnp.argsort(models, axis=1), jnp.argsort(data, axis=1)
+
+    def one(k):
+        w = _sample_weights(k, n)
+        score = jax.vmap(lambda a, oa: jax.vmap(lambda b, ob: _weighted_score(a, b, w, method, oa, ob))(data, od))(
+            models, om)
+        return score
+
+    return jax.lax.map(one, counts)
+
+
+def bootstrap(model_rdms, data_rdms, *, method: str = "corr", n_samples: int = 1000, over: str = "stimuli",
+              key, model_names: Sequence[str] | None = None, ci: float = 0.95) -> xr.Dataset:
+    """Bootstrap the evaluation of model RDMs against subject RDMs: resample stimuli (``over="stimuli"``,
+    pairs of a stimulus with itself masked, as rsatoolbox's ``eval_bootstrap_pattern``), subjects
+    (``"subjects"``), or both. One compiled call for all samples.
+
+    Returns a Dataset with ``score`` (model: the mean over subjects on all data), ``samples`` (sample, model),
+    ``ci_low`` / ``ci_high`` (percentile interval ``ci``), ``sem`` (bootstrap standard deviation), and the noise
+    ceiling of the data (``ceiling_lower``, ``ceiling_upper``, where the method allows)."""
+    if over not in ("stimuli", "subjects", "both"):
+        raise ValueError(f"over must be 'stimuli', 'subjects' or 'both'; got {over!r}")
+    vm, n = _as_vectors(model_rdms, "bootstrap: model_rdms")
+    vd, nd = _as_vectors(data_rdms, "bootstrap: data_rdms")
+    if n != nd:
+        raise ValueError(f"bootstrap: models have RDMs over {n} stimuli but the data over {nd}")
+    if over != "stimuli" and vd.shape[0] < 2:
+        raise ValueError("resampling subjects needs RDMs of at least 2 subjects")
+    names = list(model_names) if model_names is not None else [f"model {i}" for i in range(vm.shape[0])]
+    if len(names) != vm.shape[0]:
+        raise ValueError(f"{len(names)} model names for {vm.shape[0]} model RDMs")
+    ks, kj = jax.random.split(key)
+    if over in ("stimuli", "both"):
+        idx = jax.random.randint(ks, (n_samples, n), 0, n)
+        counts = jax.vmap(lambda s: jnp.bincount(s, length=n))(idx).astype(jnp.float32)
+    else:
+        counts = jnp.ones((n_samples, n), jnp.float32)
+    if over in ("subjects", "both"):
+        subj = jax.random.randint(kj, (n_samples, vd.shape[0]), 0, vd.shape[0])
+        subj_w = jax.vmap(lambda s: jnp.bincount(s, length=vd.shape[0]))(subj).astype(jnp.float32)
+    else:
+        subj_w = jnp.ones((n_samples, vd.shape[0]), jnp.float32)
+    per = _boot_scores(jnp.asarray(vm, jnp.float32), jnp.asarray(vd, jnp.float32), counts, method, n)  # (B, M, S)
+    samples = np.asarray(jnp.sum(per * subj_w[:, None, :], -1) / jnp.sum(subj_w, -1, keepdims=True))
+    full = compare(vm, vd, method).mean(1)
+    lo_q, hi_q = np.percentile(samples, [50 * (1 - ci), 50 * (1 + ci)], axis=0)
+    ds = xr.Dataset({"score": ("model", full), "samples": (("sample", "model"), samples),
+                     "ci_low": ("model", lo_q), "ci_high": ("model", hi_q), "sem": ("model", samples.std(0, ddof=1))},
+                    coords={"model": names},
+                    attrs={"method": method, "over": over, "n_samples": n_samples, "n_stimuli": n,
+                           "n_subjects": int(vd.shape[0]), "ci": ci})
+    if vd.shape[0] >= 2 and method in ("corr", "cosine", "spearman", "rho-a", "tau-a"):
+        ds.attrs["ceiling_lower"], ds.attrs["ceiling_upper"] = noise_ceiling(vd, method)
+    return ds
+
+
+def permutation_test(model_rdm, data_rdms, *, method: str = "corr", n_permutations: int = 1000, key) -> dict:
+    """Condition-label permutation test of one model RDM against the mean subject score: the stimulus labels of
+    the model RDM are permuted (rows and columns together) ``n_permutations`` times in one vmapped call; returns
+    {"score", "null" (permutations,), "p"} with p = (1 + #null ≥ score) / (1 + permutations)."""
+    vm, n = _as_vectors(model_rdm, "permutation_test: model_rdm")
+    if vm.shape[0] != 1:
+        raise ValueError("permutation_test takes one model RDM")
+    vd, nd = _as_vectors(data_rdms, "permutation_test: data_rdms")
+    if n != nd:
+        raise ValueError(f"permutation_test: the model RDM is over {n} stimuli, the data over {nd}")
+    sq = jnp.asarray(square(vm[0]), jnp.float32)
+    i, j = _pair_index(n)
+    data = jnp.asarray(vd, jnp.float32)
+
+    @jax.jit
+    def null(keys):
+        def one(k):
+            p = jax.random.permutation(k, n)
+            v = sq[p][:, p][i, j]
+            return jax.vmap(lambda b: _compare_one(v, b, method, n))(data).mean()
+        return jax.lax.map(one, keys)
+
+    score = float(compare(vm, vd, method).mean())
+    dist = np.asarray(null(jax.random.split(key, n_permutations)))
+    return {"score": score, "null": dist, "p": float((1 + np.sum(dist >= score)) / (1 + n_permutations))}

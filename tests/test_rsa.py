@@ -1,0 +1,138 @@
+"""RSA: RDMs, comparators, noise ceilings and resampling against rsatoolbox on the same inputs."""
+import jax
+import numpy as np
+import pytest
+
+from insilico.analysis import rsa
+
+rsatoolbox = pytest.importorskip("rsatoolbox")
+from rsatoolbox.data import Dataset  # noqa: E402
+from rsatoolbox.rdm import RDMs, calc_rdm  # noqa: E402
+from rsatoolbox.rdm import compare as rt_compare  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def patterns():
+    rng = np.random.default_rng(0)
+    return rng.normal(size=(14, 30)) + rng.normal(size=(14, 1))
+
+
+def _rt_rdm(x, method, **kw):
+    return calc_rdm(Dataset(x), method=method, **kw).get_matrices()[0]
+
+
+@pytest.mark.parametrize("method", ["correlation", "euclidean", "mahalanobis", "poisson"])
+def test_rdms_match_rsatoolbox(patterns, method):
+    x = np.abs(patterns) if method == "poisson" else patterns
+    kw = {}
+    if method == "mahalanobis":
+        a = np.random.default_rng(1).normal(size=(30, 30))
+        kw["noise"] = np.linalg.inv(a @ a.T / 30 + np.eye(30))
+    ours = rsa.rdm(x, method, **kw)
+    assert np.abs(ours - _rt_rdm(x, method, **kw)).max() < 1e-6
+    assert np.allclose(ours, ours.T) and np.all(np.diag(ours) == 0)
+
+
+def test_crossnobis_matches_rsatoolbox():
+    rng = np.random.default_rng(2)
+    folds = rng.normal(size=(3, 10, 20)) + rng.normal(size=(1, 10, 20))
+    x = folds.reshape(-1, 20)
+    ds = Dataset(x, obs_descriptors={"stim": np.tile(np.arange(10), 3), "fold": np.repeat(np.arange(3), 10)})
+    ref = calc_rdm(ds, method="crossnobis", descriptor="stim", cv_descriptor="fold").get_matrices()[0]
+    assert np.abs(rsa.rdm(folds, "crossnobis") - ref).max() < 1e-6
+
+
+@pytest.mark.parametrize("method", ["corr", "cosine", "spearman", "rho-a", "tau-a", "corr_cov", "cosine_cov"])
+def test_comparators_match_rsatoolbox(method):
+    rng = np.random.default_rng(3)
+    n = 16
+    base = rsa.upper(rsa.rdm(rng.normal(size=(n, 20))))
+    a = np.stack([base + 0.5 * rng.normal(size=base.shape) for _ in range(3)])
+    b = np.stack([base + 0.7 * rng.normal(size=base.shape) for _ in range(4)])
+    a[0] = np.round(a[0], 1)                                                   # ties matter for rank methods
+    ours = rsa.compare(a, b, method)
+    ref = rt_compare(RDMs(a), RDMs(b), method=method)
+    assert ours.shape == (3, 4) and np.abs(ours - ref).max() < 1e-6
+    assert rsa.compare(rsa.square(a[1]), rsa.square(a[1]), method)[0, 0] == pytest.approx(1.0, abs=1e-9) or \
+        method in ("rho-a", "tau-a")
+
+
+def test_noise_ceiling_matches_rsatoolbox():
+    from rsatoolbox.inference import boot_noise_ceiling
+
+    rng = np.random.default_rng(4)
+    base = rsa.upper(rsa.rdm(rng.normal(size=(12, 20))))
+    subjects = np.stack([base + 0.6 * rng.normal(size=base.shape) for _ in range(6)])
+    for method in ("corr", "cosine", "spearman", "rho-a", "tau-a"):
+        lo, hi = rsa.noise_ceiling(subjects, method)
+        rlo, rhi = boot_noise_ceiling(RDMs(subjects), method=method)
+        assert lo == pytest.approx(rlo, abs=1e-6) and hi == pytest.approx(rhi, abs=1e-6), method
+        assert lo < hi
+
+
+@pytest.mark.parametrize("method", ["corr", "spearman", "rho-a", "tau-a"])
+def test_one_bootstrap_sample_equals_rsatoolbox_on_the_resampled_rdms(method):
+    """The multiplicity form of a stimulus bootstrap sample equals comparing the explicitly resampled RDMs
+    (duplicate-stimulus pairs masked) with rsatoolbox."""
+    rng = np.random.default_rng(5)
+    n = 12
+    base = rsa.upper(rsa.rdm(rng.normal(size=(n, 20))))
+    models = np.stack([base + 0.8 * rng.normal(size=base.shape) for _ in range(2)])
+    data = np.stack([base + 0.5 * rng.normal(size=base.shape) for _ in range(3)])
+    idx = rng.integers(0, n, n)
+    counts = np.bincount(idx, minlength=n).astype(np.float32)[None]
+    ours = np.asarray(rsa._boot_scores(jax.numpy.asarray(models, jax.numpy.float32),
+                                       jax.numpy.asarray(data, jax.numpy.float32), jax.numpy.asarray(counts),
+                                       method, n))[0]
+    m_rdms, d_rdms = RDMs(models).subsample_pattern("index", idx), RDMs(data).subsample_pattern("index", idx)
+    ref = rt_compare(m_rdms, d_rdms, method=method)
+    assert np.abs(ours - ref).max() < 2e-5
+
+
+def test_bootstrap_and_permutation_behave():
+    rng = np.random.default_rng(6)
+    n = 20
+    truth = rsa.upper(rsa.rdm(rng.normal(size=(n, 30))))
+    sd = truth.std()
+    data = np.stack([truth + sd * rng.normal(size=truth.shape) for _ in range(5)])
+    good, bad = truth + 0.5 * sd * rng.normal(size=truth.shape), rng.normal(size=truth.shape)
+    ds = rsa.bootstrap(np.stack([good, bad]), data, method="corr", n_samples=300, key=jax.random.key(0),
+                       model_names=["good", "bad"])
+    assert ds.samples.shape == (300, 2) and list(ds.model.values) == ["good", "bad"]
+    assert ds.ci_low.sel(model="good") > ds.ci_high.sel(model="bad")
+    assert ds.ci_low.sel(model="good") < ds.score.sel(model="good") < ds.ci_high.sel(model="good")
+    assert abs(float(ds.samples.mean("sample").sel(model="good")) - float(ds.score.sel(model="good"))) < 0.05
+    assert ds.attrs["ceiling_lower"] < ds.attrs["ceiling_upper"]
+    both = rsa.bootstrap(good, data, n_samples=200, over="both", key=jax.random.key(1))
+    subj = rsa.bootstrap(good, data, n_samples=200, over="subjects", key=jax.random.key(1))
+    assert float(both.sem[0]) > float(subj.sem[0]) > 0
+    p = rsa.permutation_test(good, data, n_permutations=200, key=jax.random.key(2))
+    assert p["p"] < 0.01 and abs(np.mean(p["null"])) < 0.05
+    p_bad = rsa.permutation_test(bad, data, n_permutations=200, key=jax.random.key(2))
+    assert p_bad["p"] > 0.01
+
+
+def test_bad_input_is_named():
+    rng = np.random.default_rng(7)
+    x = rng.normal(size=(6, 5))
+    with pytest.raises(ValueError, match="at least 3 stimuli"):
+        rsa.rdm(x[:2])
+    bad = x.copy()
+    bad[2, 3] = np.nan
+    with pytest.raises(ValueError, match=r"NaN/inf .*first at index \(2, 3\)"):
+        rsa.rdm(bad)
+    const = x.copy()
+    const[4] = 1.0
+    with pytest.raises(ValueError, match=r"stimuli \[4\] evoke a constant pattern"):
+        rsa.rdm(const)
+    with pytest.raises(ValueError, match="method must be one of"):
+        rsa.rdm(x, "manhattan")
+    with pytest.raises(ValueError, match="needs noise="):
+        rsa.rdm(x, "mahalanobis")
+    r = rsa.rdm(x)
+    with pytest.raises(ValueError, match="a has RDMs over 6 stimuli, b over 5"):
+        rsa.compare(r, rsa.rdm(x[:5]))
+    with pytest.raises(ValueError, match="constant"):
+        rsa.compare(r, np.ones(15))
+    with pytest.raises(ValueError, match="NaN"):
+        rsa.compare(r, np.full(15, np.nan))
