@@ -1,0 +1,253 @@
+"""Linear encoding models: predict each recorded neuron from a model site's responses, scored on held-out stimuli.
+
+- :func:`ridge_cv`: ridge regression with every α of a grid evaluated in one SVD per fold (the solution for all α
+  is V diag(s / (s² + α)) Uᵀ y), α chosen per neuron by cross-validated correlation, refit on all training data.
+- :func:`pls`: partial least squares (PLS2, NIPALS with standardized variables — Brain-Score's default regression
+  with 25 components).
+- :func:`split_half_reliability`: the correlation between mean responses of random halves of the repetitions,
+  Spearman–Brown corrected to the full number of repetitions (a noise ceiling per neuron).
+- :func:`encode`: repeated train/test splits → per-neuron held-out Pearson r; the :class:`EncodingResult` carries
+  the raw score, the ceiling, the normalization formula and the resampling distribution.
+
+All resampling takes an explicit PRNG key (``jax.random``) and inputs are checked (NaN, constant neurons,
+mismatched stimuli).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import jax
+import numpy as np
+import xarray as xr
+
+__all__ = ["RidgeModel", "ridge_cv", "PLSModel", "pls", "split_half_reliability", "EncodingResult", "encode",
+           "pearson_columns"]
+
+ALPHAS = tuple(float(a) for a in np.logspace(-3, 6, 19))
+
+
+def _xy(x, y, what: str):
+    x = np.asarray(x.values if isinstance(x, xr.DataArray) else x, np.float64)
+    y = np.asarray(y.values if isinstance(y, xr.DataArray) else y, np.float64)
+    x = x.reshape(x.shape[0], -1)
+    y = y.reshape(y.shape[0], -1) if y.ndim > 1 else y[:, None]
+    if x.shape[0] != y.shape[0]:
+        raise ValueError(f"{what}: features have {x.shape[0]} stimuli but responses {y.shape[0]}; rows must be the "
+                         "same stimuli in the same order")
+    for name, m in (("features", x), ("responses", y)):
+        if not np.isfinite(m).all():
+            raise ValueError(f"{what}: {name} contain NaN/inf ({int((~np.isfinite(m)).sum())} values)")
+    if x.shape[0] < 4:
+        raise ValueError(f"{what} needs at least 4 stimuli; got {x.shape[0]}")
+    return x, y
+
+
+def pearson_columns(a, b) -> np.ndarray:
+    """Pearson r between matching columns of a and b (n, k); NaN where a column is constant."""
+    a, b = a - a.mean(0), b - b.mean(0)
+    den = np.sqrt((a * a).sum(0) * (b * b).sum(0))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(den > 0, (a * b).sum(0) / np.where(den > 0, den, 1), np.nan)
+
+
+# --------------------------------------------------------------------------------------------------------- ridge
+
+@dataclass
+class RidgeModel:
+    """A fitted ridge map: ``predict(x) = (x − x_mean) @ weights + y_mean``; ``alpha`` per target and the
+    cross-validated correlation for every α (``cv_scores``: alphas × targets)."""
+    weights: np.ndarray
+    x_mean: np.ndarray
+    y_mean: np.ndarray
+    alpha: np.ndarray
+    alphas: np.ndarray
+    cv_scores: np.ndarray
+
+    def predict(self, x) -> np.ndarray:
+        x = np.asarray(x, np.float64).reshape(len(x), -1)
+        return (x - self.x_mean) @ self.weights + self.y_mean
+
+
+def _ridge_all_alphas(x, y, alphas):
+    """Weights (alphas, p, k) of centred ridge for every α from one SVD."""
+    u, s, vt = np.linalg.svd(x, full_matrices=False)
+    uty = u.T @ y                                                      # (r, k)
+    d = s[None, :] / (s[None, :] ** 2 + np.asarray(alphas)[:, None])   # (A, r)
+    return np.einsum("rp,ar,rk->apk", vt, d, uty)
+
+
+def ridge_cv(x, y, *, alphas=ALPHAS, n_folds: int = 5, key=None, per_target: bool = True) -> RidgeModel:
+    """Ridge regression with α chosen by ``n_folds``-fold cross-validation (held-out Pearson r, per target
+    unless ``per_target=False``), then refit on all of (x, y). Folds are drawn with ``key`` (default: in order)."""
+    x, y = _xy(x, y, "ridge_cv")
+    alphas = np.asarray(alphas, np.float64)
+    if np.any(alphas < 0):
+        raise ValueError("alphas must be >= 0")
+    n = x.shape[0]
+    if not 2 <= n_folds <= n:
+        raise ValueError(f"n_folds must be between 2 and the number of stimuli ({n}); got {n_folds}")
+    order = np.arange(n) if key is None else np.asarray(jax.random.permutation(key, n))
+    folds = np.array_split(order, n_folds)
+    pred = np.zeros((len(alphas), n, y.shape[1]))
+    for test in folds:
+        train = np.setdiff1d(order, test)
+        xm, ym = x[train].mean(0), y[train].mean(0)
+        w = _ridge_all_alphas(x[train] - xm, y[train] - ym, alphas)
+        pred[:, test] = np.einsum("np,apk->ank", x[test] - xm, w) + ym
+    scores = np.stack([pearson_columns(p, y) for p in pred])          # (A, k)
+    filled = np.nan_to_num(scores, nan=-np.inf)
+    best = filled.argmax(0) if per_target else np.full(y.shape[1], np.nanmean(scores, 1).argmax())
+    xm, ym = x.mean(0), y.mean(0)
+    w_all = _ridge_all_alphas(x - xm, y - ym, alphas)
+    weights = w_all[best, :, np.arange(y.shape[1])].T                  # (p, k)
+    return RidgeModel(weights, xm, ym, alphas[best], alphas, scores)
+
+
+# ----------------------------------------------------------------------------------------------------------- PLS
+
+@dataclass
+class PLSModel:
+    """A fitted PLS2 map on standardized variables: ``predict(x)``; ``n_components`` used."""
+    coef: np.ndarray
+    x_mean: np.ndarray
+    x_std: np.ndarray
+    y_mean: np.ndarray
+    y_std: np.ndarray
+    n_components: int
+
+    def predict(self, x) -> np.ndarray:
+        x = np.asarray(x, np.float64).reshape(len(x), -1)
+        return ((x - self.x_mean) / self.x_std) @ self.coef * self.y_std + self.y_mean
+
+
+def pls(x, y, *, n_components: int = 25, max_iter: int = 500, tol: float = 1e-6) -> PLSModel:
+    """PLS2 regression by NIPALS on standardized x and y (the algorithm and defaults of scikit-learn's
+    ``PLSRegression(scale=True)``, Brain-Score's regression). ``n_components`` is capped at the rank available
+    (min(stimuli − 1, units)) with a warning-free cap recorded on the model."""
+    x, y = _xy(x, y, "pls")
+    xm, ym = x.mean(0), y.mean(0)
+    xs, ys = x.std(0, ddof=1), y.std(0, ddof=1)
+    xs[xs == 0], ys[ys == 0] = 1.0, 1.0
+    xk, yk = (x - xm) / xs, (y - ym) / ys
+    k = int(min(n_components, x.shape[1], x.shape[0] - 1))
+    p, q = x.shape[1], y.shape[1]
+    w_, p_, c_ = np.zeros((p, k)), np.zeros((p, k)), np.zeros((q, k))
+    for c in range(k):
+        yvar = (yk ** 2).sum(0)
+        if np.all(yvar < np.finfo(float).eps):
+            k = c
+            break
+        u = yk[:, np.flatnonzero(np.any(np.abs(yk) > np.finfo(float).eps, 0))[0]]
+        w_old = np.zeros(p)
+        for _ in range(max_iter):
+            w = xk.T @ u / (u @ u)
+            w /= np.linalg.norm(w)
+            t = xk @ w
+            cc = yk.T @ t / (t @ t)
+            u = yk @ cc / (cc @ cc)
+            if np.sum((w - w_old) ** 2) < tol or q == 1:
+                break
+            w_old = w
+        t = xk @ w
+        pp = xk.T @ t / (t @ t)
+        qq = yk.T @ t / (t @ t)
+        xk = xk - np.outer(t, pp)
+        yk = yk - np.outer(t, qq)
+        w_[:, c], p_[:, c], c_[:, c] = w, pp, qq
+    w_, p_, c_ = w_[:, :k], p_[:, :k], c_[:, :k]
+    rotations = w_ @ np.linalg.pinv(p_.T @ w_)
+    return PLSModel(rotations @ c_.T, xm, xs, ym, ys, k)
+
+
+# ----------------------------------------------------------------------------------------------------- reliability
+
+def split_half_reliability(trials, *, n_splits: int = 100, key) -> np.ndarray:
+    """Per-neuron reliability of the mean response: ``trials`` (stimuli, neurons, repetitions; NaN for missing
+    repetitions) are split into random halves of the repetitions ``n_splits`` times; the Pearson r between the
+    halves' mean responses across stimuli is averaged and Spearman–Brown corrected, 2r / (1 + r)."""
+    t = np.asarray(trials.values if isinstance(trials, xr.DataArray) else trials, np.float64)
+    if t.ndim != 3:
+        raise ValueError(f"trials must be (stimuli, neurons, repetitions); got shape {t.shape}")
+    if t.shape[2] < 2:
+        raise ValueError("split-half reliability needs at least 2 repetitions")
+    rs = []
+    for k in jax.random.split(key, n_splits):
+        perm = np.asarray(jax.random.permutation(k, t.shape[2]))
+        half = t.shape[2] // 2
+        a = np.nanmean(t[:, :, perm[:half]], 2)
+        b = np.nanmean(t[:, :, perm[half:2 * half]], 2)
+        rs.append(pearson_columns(a, b))
+    r = np.nanmean(np.stack(rs), 0)
+    return 2 * r / (1 + r)
+
+
+# ----------------------------------------------------------------------------------------------------- evaluation
+
+@dataclass
+class EncodingResult:
+    """Held-out predictivity of one feature set for a population of neurons.
+
+    ``per_neuron``: mean held-out Pearson r per neuron over the splits; ``per_split`` (split, neuron);
+    ``raw``: the median over neurons; ``ceiling``: per-neuron reliability (if given) and its median;
+    ``normalized``: ``raw / median ceiling`` (``formula`` says so) — NaN without a ceiling;
+    ``distribution``: the median over neurons per split (the resampling distribution of ``raw``)."""
+    per_neuron: np.ndarray
+    per_split: np.ndarray
+    raw: float
+    ceiling: np.ndarray | None
+    ceiling_median: float
+    normalized: float
+    formula: str
+    distribution: np.ndarray
+    method: str
+    settings: dict = field(default_factory=dict)
+
+    def __repr__(self) -> str:
+        return (f"EncodingResult({self.method}: raw median r = {self.raw:.3f}, ceiling {self.ceiling_median:.3f}, "
+                f"normalized {self.normalized:.3f} [{self.formula}], {len(self.distribution)} splits, "
+                f"{len(self.per_neuron)} neurons)")
+
+
+def encode(features, responses, *, method: str = "ridge", n_splits: int = 10, test_fraction: float = 0.1,
+           ceiling=None, key, alphas=ALPHAS, n_components: int = 25) -> EncodingResult:
+    """Fit ``features`` (stimuli, units) → ``responses`` (stimuli, neurons) on random train/test splits (``key``)
+    and score each neuron by the Pearson r between predicted and measured held-out responses.
+
+    method: "ridge" (α per neuron by 5-fold CV inside the training set) or "pls" (``n_components``).
+    ceiling: per-neuron reliability (e.g. :func:`split_half_reliability`); the normalized score is the median raw
+    r over the median ceiling. Constant neurons are an error (their correlation is undefined)."""
+    x, y = _xy(features, responses, "encode")
+    const = np.flatnonzero(y.std(0) == 0)
+    if len(const):
+        raise ValueError(f"encode: neurons {const.tolist()} respond identically to every stimulus")
+    if method not in ("ridge", "pls"):
+        raise ValueError(f"method must be 'ridge' or 'pls'; got {method!r}")
+    n = x.shape[0]
+    n_test = max(2, int(round(test_fraction * n)))
+    if n - n_test < 3:
+        raise ValueError(f"encode: {n} stimuli leave too few for training with test_fraction={test_fraction}")
+    per_split = []
+    for k in jax.random.split(key, n_splits):
+        k_perm, k_cv = jax.random.split(k)
+        perm = np.asarray(jax.random.permutation(k_perm, n))
+        test, train = perm[:n_test], perm[n_test:]
+        if method == "ridge":
+            model = ridge_cv(x[train], y[train], alphas=alphas, n_folds=min(5, len(train)), key=k_cv)
+        else:
+            model = pls(x[train], y[train], n_components=n_components)
+        per_split.append(pearson_columns(model.predict(x[test]), y[test]))
+    per_split = np.stack(per_split)
+    per_neuron = np.nanmean(per_split, 0)
+    raw = float(np.nanmedian(per_neuron))
+    if ceiling is not None:
+        ceiling = np.asarray(ceiling, np.float64).reshape(-1)
+        if ceiling.shape[0] != y.shape[1]:
+            raise ValueError(f"ceiling has {ceiling.shape[0]} values for {y.shape[1]} neurons")
+        c_med = float(np.nanmedian(ceiling))
+        normalized, formula = raw / c_med, "median_n(mean_split r) / median_n(ceiling)"
+    else:
+        c_med, normalized, formula = float("nan"), float("nan"), "no ceiling given"
+    return EncodingResult(per_neuron, per_split, raw, ceiling, c_med, normalized, formula,
+                          np.nanmedian(per_split, 1), method,
+                          {"n_splits": n_splits, "test_fraction": test_fraction, "n_stimuli": n,
+                           "n_units": x.shape[1], "n_neurons": y.shape[1]})
