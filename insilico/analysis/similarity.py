@@ -4,9 +4,9 @@ PWCCA and Procrustes shape distances.
 Inputs are response matrices ``x`` (stimuli, units_x) and ``y`` (stimuli, units_y) with rows in the same stimulus
 order (conv responses may be passed with any trailing shape; they are flattened). The public functions check
 their inputs (NaN, constant responses, mismatched stimuli) and return floats; the kernels, ``center_gram`` and
-:func:`cka_jax` are plain ``jax.numpy`` and differentiable, so CKA can serve as an optimization objective. Debiased CKA is the default: with
-fewer stimuli than units the biased estimator reports high similarity between independent noise (0.83 for
-n = 100 stimuli, p = 512 units), the debiased one about 0.
+:func:`cka_jax` are plain ``jax.numpy`` and differentiable, so CKA can serve as an optimization objective.
+Debiased CKA is the default: with fewer stimuli than units the biased estimator reports high similarity between
+independent noise (0.83 for n = 100 stimuli, p = 512 units), the debiased one about 0.
 
 References: Kornblith et al. 2019 (CKA, debiased centering from Székely & Rizzo 2014); Raghu et al. 2017 (SVCCA);
 Morcos et al. 2018 (PWCCA); Williams et al. 2021 (generalized shape metrics).
@@ -18,7 +18,8 @@ import warnings
 import jax.numpy as jnp
 import numpy as np
 
-__all__ = ["gram_linear", "gram_rbf", "center_gram", "cka", "cka_jax", "canonical_correlations", "cca", "svcca", "pwcca", "procrustes",
+__all__ = ["gram_linear", "gram_rbf", "center_gram", "cka", "cka_jax", "canonical_correlations", "cca", "svcca",
+           "pwcca", "procrustes",
            "SimilarityWarning"]
 
 

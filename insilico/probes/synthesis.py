@@ -154,8 +154,8 @@ def _round_in_ball(xa, x, eps, norm: str, bounds):
 @lru_cache(maxsize=32)
 def _pair_fns(subject, norm: str):
     """Jitted per-(ε, image) PGD pieces for the early-stopping sweep; every argument carries one row per pair.
-    ``step(xa, x, labels, eps, size) -> (new iterate, finite gradient)``, ``judge(xa, x, labels, eps) -> (8-bit image, misclassified)``, and the random start ``init`` of
-    :class:`_PGD`."""
+    ``step(xa, x, labels, eps, size) -> (new iterate, finite gradient)``, ``judge(xa, x, labels, eps) ->
+    (8-bit image, misclassified)``, and the random start ``init`` of :class:`_PGD`."""
     bounds = subject.input_spec.bounds
     col = lambda v: v[:, None, None, None]  # noqa: E731
 

@@ -1,0 +1,159 @@
+"""Model sites against brain regions: record every site once, then score each site against each region — by RSA
+(site RDM vs the region's subject RDMs, with noise ceilings and bootstrap intervals) or by encoding (held-out
+predictivity of the region's neurons from the site's units).
+
+Example (Khaligh-Razavi & Kriegeskorte 2014)::
+
+    from insilico.data import objects92, cichy2014
+    fmri = cichy2014()
+    ds = rsa_by_site(subject, objects92(32).x, {"EVC": fmri.evc, "IT": fmri.it}, method="tau-a", key=key)
+    site_region_heatmap(ds)
+"""
+from __future__ import annotations
+
+from typing import Mapping, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import xarray as xr
+
+from .. import electrode as el
+from ..analysis import encoding as enc
+from ..analysis import rsa
+
+__all__ = ["record_sites", "rsa_by_site", "encoding_by_site", "site_region_heatmap"]
+
+
+def record_sites(subject, images, sites: Sequence[str] | None = None, *, batch_size: int = 128) -> dict:
+    """Responses of ``sites`` (default: every site) to ``images``, one forward pass per batch: {site: (stimuli,
+    units) float64 array}."""
+    sites = list(subject.sites) if sites is None else list(sites)
+    el._check_sites(subject, sites, "record_sites")
+    x = jnp.asarray(images, jnp.float32)
+    parts: dict[str, list] = {s: [] for s in sites}
+    for i in range(0, len(x), batch_size):
+        _, rec = el.record(subject, x[i:i + batch_size], sites)
+        for s in sites:
+            parts[s].append(np.asarray(rec[s], np.float64).reshape(len(rec[s]), -1))
+    return {s: np.concatenate(v) for s, v in parts.items()}
+
+
+def _region_rdms(regions: Mapping[str, object], n: int) -> dict:
+    out = {}
+    for name, r in regions.items():
+        arr = np.asarray(r.values if isinstance(r, xr.DataArray) else r, np.float64)
+        if arr.ndim == 2:
+            arr = arr[None]
+        if arr.shape[-2:] != (n, n):
+            raise ValueError(f"region {name!r}: RDMs must be (subjects, {n}, {n}) over the same {n} stimuli; got "
+                             f"{arr.shape}")
+        out[name] = arr.reshape(-1, n, n)
+    return out
+
+
+def rsa_by_site(subject, images, regions: Mapping[str, object], *, sites: Sequence[str] | None = None,
+                rdm_method: str = "correlation", method: str = "tau-a", n_boot: int = 0, key=None,
+                batch_size: int = 128) -> xr.Dataset:
+    """RSA of every site against every region: the site's RDM (``rdm_method``) compared (``method``) with each
+    subject RDM of the region, averaged over subjects. ``regions``: {name: RDMs (subjects, n, n) or (n, n)} over
+    the same stimuli as ``images``, in the same order. With ``n_boot`` > 0, stimuli are bootstrapped (``key``)
+    for 95% intervals.
+
+    Returns a Dataset (site, region): ``score``, ``ci_low``/``ci_high`` (with ``n_boot``), ``per_subject``
+    (site, region, subject; NaN-padded), and per region ``ceiling_lower``/``ceiling_upper``. A site whose
+    responses are constant across stimuli is reported as NaN with its name in attrs["constant_sites"]."""
+    x = np.asarray(images, np.float32)
+    n = x.shape[0]
+    reg = _region_rdms(regions, n)
+    feats = record_sites(subject, x, sites, batch_size=batch_size)
+    names, rnames = list(feats), list(reg)
+    max_subj = max(r.shape[0] for r in reg.values())
+    score = np.full((len(names), len(rnames)), np.nan)
+    per_subject = np.full((len(names), len(rnames), max_subj), np.nan)
+    lo_ci, hi_ci = np.full_like(score, np.nan), np.full_like(score, np.nan)
+    constant = []
+    keys = jax.random.split(key, len(names)) if n_boot else [None] * len(names)
+    for i, s in enumerate(names):
+        try:
+            site_rdm = rsa.rdm(feats[s], rdm_method)
+        except ValueError:
+            constant.append(s)
+            continue
+        for j, r in enumerate(rnames):
+            sims = rsa.compare(site_rdm, reg[r], method)[0]
+            per_subject[i, j, :len(sims)] = sims
+            score[i, j] = sims.mean()
+            if n_boot:
+                b = rsa.bootstrap(site_rdm, reg[r], method=method, n_samples=n_boot, key=jax.random.fold_in(keys[i], j))
+                lo_ci[i, j], hi_ci[i, j] = float(b.ci_low[0]), float(b.ci_high[0])
+    ceil = np.full((len(rnames), 2), np.nan)
+    for j, r in enumerate(rnames):
+        if reg[r].shape[0] >= 2:
+            ceil[j] = rsa.noise_ceiling(reg[r], method)
+    ds = xr.Dataset({"score": (("site", "region"), score), "per_subject": (("site", "region", "subject"), per_subject),
+                     "ceiling_lower": ("region", ceil[:, 0]), "ceiling_upper": ("region", ceil[:, 1])},
+                    coords={"site": names, "region": rnames},
+                    attrs={"subject": subject.name, "rdm_method": rdm_method, "method": method, "n_stimuli": n,
+                           "n_boot": n_boot, "constant_sites": ", ".join(constant)})
+    if n_boot:
+        ds["ci_low"] = (("site", "region"), lo_ci)
+        ds["ci_high"] = (("site", "region"), hi_ci)
+    return ds
+
+
+def encoding_by_site(subject, images, regions: Mapping[str, object], *, sites: Sequence[str] | None = None,
+                     method: str = "ridge", n_splits: int = 10, ceilings: Mapping[str, object] | None = None,
+                     max_units: int | None = 2000, key, batch_size: int = 128) -> xr.Dataset:
+    """Held-out encoding predictivity of every region's neurons from every site (:func:`insilico.analysis.encoding.
+    encode`): ``regions`` {name: responses (stimuli, neurons)} to ``images`` in the same order; ``ceilings``
+    {name: per-neuron reliability} to normalize. Sites with more than ``max_units`` units are reduced to their top
+    ``max_units`` principal components (fitted on the same stimuli; the split between train and test is not
+    involved, as PCA is unsupervised). Returns a Dataset (site, region) with ``raw`` (median r over neurons),
+    ``normalized`` and the per-split ``distribution`` (site, region, split)."""
+    x = np.asarray(images, np.float32)
+    feats = record_sites(subject, x, sites, batch_size=batch_size)
+    names, rnames = list(feats), list(regions)
+    raw = np.full((len(names), len(rnames)), np.nan)
+    norm, dist = np.full_like(raw, np.nan), np.full((len(names), len(rnames), n_splits), np.nan)
+    for i, s in enumerate(names):
+        f = feats[s]
+        f = f[:, f.std(0) > 0]
+        if f.shape[1] == 0:
+            continue
+        if max_units is not None and f.shape[1] > max_units:
+            fc = f - f.mean(0)
+            u, sv, _ = np.linalg.svd(fc, full_matrices=False)
+            f = u[:, :max_units] * sv[:max_units]
+        for j, r in enumerate(rnames):
+            y = regions[r]
+            c = None if ceilings is None else ceilings.get(r)
+            res = enc.encode(f, y, method=method, n_splits=n_splits, ceiling=c, key=jax.random.fold_in(key, i))
+            raw[i, j], norm[i, j], dist[i, j] = res.raw, res.normalized, res.distribution
+    return xr.Dataset({"raw": (("site", "region"), raw), "normalized": (("site", "region"), norm),
+                       "distribution": (("site", "region", "split"), dist)},
+                      coords={"site": names, "region": rnames},
+                      attrs={"subject": subject.name, "method": method, "n_splits": n_splits, "n_stimuli": len(x)})
+
+
+def site_region_heatmap(ds: xr.Dataset, var: str = "score", title: str = ""):
+    """Matrix plot (sites × regions) of ``ds[var]``, each cell annotated; noise ceilings in the column labels."""
+    import matplotlib.pyplot as plt
+
+    v = ds[var].values
+    fig, ax = plt.subplots(figsize=(1.4 + 1.1 * v.shape[1], 0.8 + 0.35 * v.shape[0]))
+    im = ax.imshow(v, cmap="viridis", aspect="auto")
+    for (i, j), val in np.ndenumerate(v):
+        if np.isfinite(val):
+            ax.text(j, i, f"{val:.2f}", ha="center", va="center", fontsize=7,
+                    color="white" if val < np.nanmean(v) else "black")
+    labels = list(ds.region.values)
+    if "ceiling_lower" in ds:
+        labels = [f"{r}\n(ceiling {lo:.2f}–{hi:.2f})" for r, lo, hi in
+                  zip(labels, ds.ceiling_lower.values, ds.ceiling_upper.values)]
+    ax.set_xticks(range(v.shape[1]), labels, fontsize=7)
+    ax.set_yticks(range(v.shape[0]), list(ds.site.values), fontsize=7)
+    fig.colorbar(im, ax=ax, shrink=0.8, label=f"{var} ({ds.attrs.get('method', '')})")
+    ax.set_title(title or f"{ds.attrs.get('subject', '')}: sites vs regions", fontsize=9)
+    fig.tight_layout()
+    return fig
