@@ -1,4 +1,4 @@
-"""The ``insilico`` command: demo, train, sites, sweep, data."""
+"""The ``insilico`` command: demo, train, sites, sweep, rf, attack, controversial, data."""
 from __future__ import annotations
 
 import argparse
@@ -192,6 +192,20 @@ def _data(args):
     except DataNotFoundError as e:
         root = None
         print(f"note: {e}")
+    if args.command == "fetch":
+        import importlib
+
+        fetch = importlib.import_module("insilico.data.fetch").fetch
+        if not args.names:
+            print("insilico data fetch NAME [NAME ...] [--source URL] [--dest DIR]", file=sys.stderr)
+            sys.exit(2)
+        dest = args.dest or root
+        if dest is None:
+            print("error: give --dest or set INSILICO_DATA", file=sys.stderr)
+            sys.exit(2)
+        for name in args.names:
+            print(f"{name}: {fetch(name, dest, source=args.source)}")
+        return
     names = args.names or list(registry.DATASETS)
     failed = False
     for name in names:
@@ -276,14 +290,16 @@ def main(argv=None):
     p.add_argument("--out", default="insilico_controversial")
     p.set_defaults(fn=_controversial)
 
-    p = sub.add_parser("data", help="list or verify the datasets under INSILICO_DATA")
-    p.add_argument("command", choices=("list", "verify"), nargs="?", default="list")
+    p = sub.add_parser("data", help="list, verify or fetch (sha256-checked) the datasets under INSILICO_DATA")
+    p.add_argument("command", choices=("list", "verify", "fetch"), nargs="?", default="list")
     p.add_argument("names", nargs="*")
+    p.add_argument("--source", help="fetch: base URL of the dataset's folder (http(s):// or file://)")
+    p.add_argument("--dest", help="fetch: data directory (default: INSILICO_DATA)")
     p.set_defaults(fn=_data)
     args = parser.parse_args(argv)
     try:
         args.fn(args)
-    except KeyError as e:                      # unknown model / dataset names: show the message, not a trace
+    except (KeyError, ValueError) as e:        # bad names / inputs: show the message, not a trace
         print(f"error: {e.args[0]}", file=sys.stderr)
         sys.exit(2)
 
