@@ -24,3 +24,17 @@ def test_rsa_92images_quick(data_dir, tmp_path):
     lo, hi = res["ceilings"]["IT (C2014)"]
     assert 0 < lo < hi < 1                                         # 15 subjects: a proper ceiling band
     assert (tmp_path / "index.html").exists() and (tmp_path / "heatmap_mnist_convnet.png").exists()
+
+
+def test_v4_encoding_quick(data_dir, tmp_path):
+    r = subprocess.run([sys.executable, str(ROOT / "experiments" / "v4_encoding.py"), "--quick", "--n-images", "160",
+                        "--out", str(tmp_path)], capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0, r.stderr[-2000:]
+    sess = json.loads((tmp_path / "results.json").read_text())["sessions"]["210325"]
+    assert sess["n_images"] == 160 and sess["n_neurons"] == 50
+    assert 0.3 < sess["ceiling_median"] < 1
+    m = sess["models"]["cifar_convnet"]
+    raw = np.asarray(m["raw"])
+    assert raw.shape == (len(m["sites"]),) and np.all(np.abs(raw) < 1)
+    assert m["best_raw"] > 0.2                            # a trained network's site predicts V4 above chance
+    assert np.allclose(m["normalized"], raw / sess["ceiling_median"])
