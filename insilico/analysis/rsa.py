@@ -421,14 +421,15 @@ def _boot(models, data, counts, method: str, n: int):
 
 
 def bootstrap(model_rdms, data_rdms, *, method: str = "corr", n_samples: int = 1000, over: str = "stimuli",
-              key, model_names: Sequence[str] | None = None, ci: float = 0.95) -> xr.Dataset:
+              key, model_names: Sequence[str] | None = None, ci: float = 0.95,
+              with_ceiling: bool = True) -> xr.Dataset:
     """Bootstrap the evaluation of model RDMs against subject RDMs: resample stimuli (``over="stimuli"``,
     pairs of a stimulus with itself masked, as rsatoolbox's ``eval_bootstrap_pattern``), subjects
     (``"subjects"``), or both. One compiled call for all samples.
 
     Returns a Dataset with ``score`` (model: the mean over subjects on all data), ``samples`` (sample, model),
     ``ci_low`` / ``ci_high`` (percentile interval ``ci``), ``sem`` (bootstrap standard deviation), and the noise
-    ceiling of the data (``ceiling_lower``, ``ceiling_upper``, where the method allows)."""
+    ceiling of the data (attrs ``ceiling_lower``, ``ceiling_upper``, where the method allows and ``with_ceiling``)."""
     if over not in ("stimuli", "subjects", "both"):
         raise ValueError(f"over must be 'stimuli', 'subjects' or 'both'; got {over!r}")
     vm, n = _as_vectors(model_rdms, "bootstrap: model_rdms")
@@ -460,7 +461,7 @@ def bootstrap(model_rdms, data_rdms, *, method: str = "corr", n_samples: int = 1
                     coords={"model": names},
                     attrs={"method": method, "over": over, "n_samples": n_samples, "n_stimuli": n,
                            "n_subjects": int(vd.shape[0]), "ci": ci})
-    if vd.shape[0] >= 2 and method in ("corr", "cosine", "spearman", "rho-a", "tau-a"):
+    if with_ceiling and vd.shape[0] >= 2 and method in ("corr", "cosine", "spearman", "rho-a", "tau-a"):
         ds.attrs["ceiling_lower"], ds.attrs["ceiling_upper"] = noise_ceiling(vd, method)
     return ds
 

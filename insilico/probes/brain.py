@@ -85,7 +85,8 @@ def rsa_by_site(subject, images, regions: Mapping[str, object], *, sites: Sequen
             per_subject[i, j, :len(sims)] = sims
             score[i, j] = sims.mean()
             if n_boot:
-                b = rsa.bootstrap(site_rdm, reg[r], method=method, n_samples=n_boot, key=jax.random.fold_in(keys[i], j))
+                b = rsa.bootstrap(site_rdm, reg[r], method=method, n_samples=n_boot, with_ceiling=False,
+                                  key=jax.random.fold_in(keys[i], j))
                 lo_ci[i, j], hi_ci[i, j] = float(b.ci_low[0]), float(b.ci_high[0])
     ceil = np.full((len(rnames), 2), np.nan)
     for j, r in enumerate(rnames):
