@@ -1,4 +1,4 @@
-"""The ``insilico`` command: demo, train, sites, sweep, rf, attack, controversial, data."""
+"""The ``insilico`` command: demo, train, sites, sweep, rf, attack, controversial, rsa, data."""
 from __future__ import annotations
 
 import argparse
@@ -183,6 +183,32 @@ def _controversial(args):
     print(f"wrote {out}/controversial.nc and acceptance.png")
 
 
+def _rsa(args):
+    from pathlib import Path
+
+    import jax
+
+    from . import zoo
+    from .data import cichy2014, kriegeskorte2008, objects92
+    from .probes import brain
+
+    subject = zoo.load(args.model)
+    k, c = kriegeskorte2008(), cichy2014()
+    regions = {"human IT": k.human_it.mean("session").values, "monkey IT": k.monkey_it.values,
+               "EVC": c.evc.values, "IT": c.it.values}
+    h, _, ch = subject.input_spec.shape
+    ds = brain.rsa_by_site(subject, objects92(h, channels=ch).x, regions, method=args.method, n_boot=args.n_boot,
+                           key=jax.random.PRNGKey(args.seed))
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    brain.site_region_heatmap(ds).savefig(out / "rsa.png", dpi=100, bbox_inches="tight")
+    ds.to_netcdf(out / "rsa.nc")
+    print(ds.score.to_pandas().round(3).to_string())
+    print("noise ceilings: " + ", ".join(f"{r} {lo:.3f}–{hi:.3f}" for r, lo, hi in
+                                         zip(ds.region.values, ds.ceiling_lower.values, ds.ceiling_upper.values)))
+    print(f"wrote {out / 'rsa.png'} and {out / 'rsa.nc'}")
+
+
 def _data(args):
     from .data import registry
     from .data._paths import DataNotFoundError, data_dir
@@ -289,6 +315,15 @@ def main(argv=None):
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="insilico_controversial")
     p.set_defaults(fn=_controversial)
+
+    p = sub.add_parser("rsa", help="RSA of every site vs human/monkey IT and EVC/IT on the 92 images (needs "
+                                   "INSILICO_DATA)")
+    p.add_argument("model")
+    p.add_argument("--method", default="tau-a", choices=("tau-a", "corr", "spearman", "rho-a", "cosine"))
+    p.add_argument("--n-boot", type=int, default=200, help="stimulus-bootstrap samples for the intervals")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default="insilico_rsa")
+    p.set_defaults(fn=_rsa)
 
     p = sub.add_parser("data", help="list, verify or fetch (sha256-checked) the datasets under INSILICO_DATA")
     p.add_argument("command", choices=("list", "verify", "fetch"), nargs="?", default="list")

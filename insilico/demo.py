@@ -265,8 +265,48 @@ def synthesis_section(ctx: Context):
         ctx.report.figure(s, fig, "metamers", "Photo (left) and a cifar_convnet conv2 metamer from white noise")
 
 
+def brain_section(ctx: Context):
+    """RSA of every site against human/monkey IT and EVC/IT fMRI on the 92 images — only with INSILICO_DATA."""
+    from .data._paths import DataNotFoundError
+
+    try:
+        from .data import cichy2014, kriegeskorte2008, objects92
+
+        k, c = kriegeskorte2008(), cichy2014()
+    except (DataNotFoundError, FileNotFoundError, ImportError) as e:
+        ctx.report.section("Comparison with brains", f"Skipped: the neural data are not available ({e}). Set "
+                           "INSILICO_DATA to the data directory to compare every site with human and monkey IT "
+                           "and the EVC/IT fMRI of 15 subjects.")
+        return
+    from .probes import brain
+
+    regions = {"human IT": k.human_it.mean("session").values, "monkey IT": k.monkey_it.values,
+               "EVC": c.evc.values, "IT": c.it.values}
+    s = ctx.report.section("Comparison with brains", "RSA on the 92 object images (Kriegeskorte et al. 2008; "
+                           "Cichy et al. 2014): correlation-distance RDM of every site vs each region's subject "
+                           "RDMs, Kendall τ-a averaged over subjects, 95% stimulus-bootstrap intervals, noise "
+                           "ceilings in the column labels. The models see 32 px versions of the photos.")
+    rows = []
+    for name, sub in ctx.subjects.items():
+        if "untrained" in name:
+            continue
+        h, w, ch = sub.input_spec.shape
+        ds = brain.rsa_by_site(sub, objects92(h, channels=ch).x, regions, method="tau-a",
+                               n_boot=50 if ctx.quick else 200, key=jax.random.PRNGKey(0))
+        ctx.report.figure(s, brain.site_region_heatmap(ds, title=f"{name}: τ-a with each region"), f"rsa_{name}")
+        for r in regions:
+            best = ds.score.sel(region=r)
+            i = int(np.nanargmax(best.values))
+            rows.append((name, r, str(ds.site.values[i]), float(best.values[i]),
+                         f"{float(ds.ci_low.sel(region=r)[i]):.3f}–{float(ds.ci_high.sel(region=r)[i]):.3f}"))
+        ctx.results.setdefault(name, {})["rsa_tau_a"] = xr.DataArray(ds.score.values, dims=("rsa_site", "region"),
+                                                                     coords={"rsa_site": ds.site.values,
+                                                                             "region": list(regions)})
+    s.tables.append(("Best site per region", ("model", "region", "site", "τ-a", "95% interval"), rows))
+
+
 SECTIONS = [models_section, filters_section, statistics_section, tuning_section, receptive_fields_section,
-            lesion_section, synthesis_section]
+            lesion_section, synthesis_section, brain_section]
 
 
 def run_demo(out, models=DEFAULT_MODELS, quick: bool = False, progress: bool = True) -> Path:

@@ -1,6 +1,8 @@
+import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import xarray as xr
 
@@ -49,6 +51,18 @@ def test_quick_demo(tmp_path):
     assert ds.effective_rf_size.values[0] < ds.effective_rf_size.values[1]            # conv1 < conv2
     assert (ds.modulation_ratio_conv1.values > 1).all()                                # rectified linear: simple
     assert ds.pgd_accuracy.values[0] == 1.0 and ds.pgd_accuracy.values[-1] < 0.5         # ε = 0 vs ε = 0.3
+    assert "Comparison with brains" in html
+    if os.environ.get("INSILICO_DATA"):                  # with the data: every site against four regions
+        assert (tmp_path / "rsa_mnist_convnet.png").stat().st_size > 1000
+        assert ds.rsa_tau_a.shape == (4, 4) and np.all(np.abs(ds.rsa_tau_a.values) < 1)
+
+
+def test_rsa_command(data_dir, tmp_path, capsys):
+    main(["rsa", "mnist_convnet", "--n-boot", "0", "--method", "corr", "--out", str(tmp_path)])
+    out = capsys.readouterr().out
+    assert "noise ceilings: human IT" in out and (tmp_path / "rsa.png").exists()
+    ds = xr.open_dataset(tmp_path / "rsa.nc")
+    assert list(ds.region.values) == ["human IT", "monkey IT", "EVC", "IT"] and ds.score.sizes["site"] == 4
 
 
 def test_sweep_command_resumes_from_store(tmp_path, capsys):
