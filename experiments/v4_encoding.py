@@ -63,13 +63,15 @@ def main(argv=None):
     p.add_argument("--out", default="results/v4")
     p.add_argument("--quick", action="store_true")
     p.add_argument("--n-images", type=int, default=None, help="use only the first N images of each session")
+    p.add_argument("--sessions", nargs="+", default=None, help=f"sessions (default all: {', '.join(SESSIONS)})")
+    p.add_argument("--splits", type=int, default=None, help="train/test splits (default 10, 3 with --quick)")
     args = p.parse_args(argv)
     q = args.quick
     out = Path(args.out)
     report = Report("Encoding macaque V4 (Cowley et al. 2023) from model sites", out)
     names = ["cifar_convnet"] if q else [m + s for m in MODELS for s in ("", "_untrained")]
-    sessions = SESSIONS[:1] if q else SESSIONS
-    n_splits = 3 if q else 10
+    sessions = args.sessions or (SESSIONS[:1] if q else SESSIONS)
+    n_splits = args.splits or (3 if q else 10)
     key = jax.random.PRNGKey(0)
     summary = {"n_splits": n_splits, "sessions": {}}
     t0 = time.time()
