@@ -38,3 +38,15 @@ def test_v4_encoding_quick(data_dir, tmp_path):
     assert raw.shape == (len(m["sites"]),) and np.all(np.abs(raw) < 1)
     assert m["best_raw"] > 0.2                            # a trained network's site predicts V4 above chance
     assert np.allclose(m["normalized"], raw / sess["ceiling_median"])
+
+
+def test_svcca_training_quick(data_dir, tmp_path):
+    r = subprocess.run([sys.executable, str(ROOT / "experiments" / "svcca_training.py"), "--quick",
+                        "--out", str(tmp_path)], capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0, r.stderr[-2000:]
+    res = json.loads((tmp_path / "results.json").read_text())
+    assert res["epochs"] == [0, 1, 2] and res["sites"] == ["conv1", "conv2", "fc1", "logits"]
+    svcca, cka = np.asarray(res["svcca"]), np.asarray(res["cka"])
+    assert np.allclose(svcca[-1], 1.0, atol=1e-4) and np.allclose(cka[-1], 1.0, atol=1e-4)   # final vs itself
+    assert np.all(svcca[0] < svcca[-1]) and np.all(cka[0] < 0.999)       # initialization differs from the end
+    assert res["test_accuracy"] > 0.8

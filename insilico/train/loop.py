@@ -114,12 +114,14 @@ def _predictor(model):
 
 
 def fit(model: nn.Module, train, test=None, cfg: TrainConfig = TrainConfig(), *, checkpoint_dir=None,
-        resume: bool = True, progress: bool = True) -> FitResult:
+        resume: bool = True, progress: bool = True, on_epoch=None) -> FitResult:
     """Train ``model`` on ``train`` (a :class:`~insilico.data.Dataset`), evaluating on ``test`` each epoch.
 
     With ``checkpoint_dir``, the state is saved after every epoch to ``checkpoint_dir/last.ckpt``, and a
     later call with the same model and config resumes from it (``resume=False`` starts over). A checkpoint of
-    another model or config raises :class:`CheckpointError`.
+    another model or config raises :class:`CheckpointError`. ``on_epoch(epoch, variables)`` is called with the
+    initial variables (epoch 0, when training starts from scratch) and after every epoch (snapshots for
+    learning-dynamics analyses).
     Example: ``fit(ConvNet(), cifar10("train"), cifar10("test"), TrainConfig(epochs=2))``.
     """
     from tqdm.auto import tqdm
@@ -145,6 +147,8 @@ def fit(model: nn.Module, train, test=None, cfg: TrainConfig = TrainConfig(), *,
         state, meta = load_checkpoint(ckpt, state)
         history, start = meta["history"], meta["epoch"]
     step_fn = make_train_step(model, tx, cfg)
+    if on_epoch is not None and start == 0:
+        on_epoch(0, _variables(state))
     for epoch in range(start, cfg.epochs):
         order = np.asarray(jax.random.permutation(jax.random.fold_in(key, 1000 + epoch), len(y_train)))
         losses, accs = [], []
@@ -167,6 +171,8 @@ def fit(model: nn.Module, train, test=None, cfg: TrainConfig = TrainConfig(), *,
             print(json.dumps(record), flush=True)
         if ckpt is not None:
             save_checkpoint(ckpt, state, {"identity": identity, "epoch": epoch + 1, "history": history})
+        if on_epoch is not None:
+            on_epoch(epoch + 1, _variables(state))
     return FitResult(_variables(state), history)
 
 
