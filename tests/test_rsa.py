@@ -81,12 +81,28 @@ def test_one_bootstrap_sample_equals_rsatoolbox_on_the_resampled_rdms(method):
     data = np.stack([base + 0.5 * rng.normal(size=base.shape) for _ in range(3)])
     idx = rng.integers(0, n, n)
     counts = np.bincount(idx, minlength=n).astype(np.float32)[None]
-    ours = np.asarray(rsa._boot_scores(jax.numpy.asarray(models, jax.numpy.float32),
+    ours = np.asarray(rsa._boot(jax.numpy.asarray(models, jax.numpy.float32),
                                        jax.numpy.asarray(data, jax.numpy.float32), jax.numpy.asarray(counts),
                                        method, n))[0]
     m_rdms, d_rdms = RDMs(models).subsample_pattern("index", idx), RDMs(data).subsample_pattern("index", idx)
     ref = rt_compare(m_rdms, d_rdms, method=method)
     assert np.abs(ours - ref).max() < 2e-5
+
+
+@pytest.mark.parametrize("method", ["corr", "cosine", "spearman", "rho-a"])
+def test_per_sample_noise_ceiling_equals_rsatoolbox_on_the_resampled_rdms(method):
+    from rsatoolbox.inference import boot_noise_ceiling
+
+    rng = np.random.default_rng(8)
+    n = 12
+    base = rsa.upper(rsa.rdm(rng.normal(size=(n, 20))))
+    data = np.stack([base + 0.5 * base.std() * rng.normal(size=base.shape) for _ in range(4)])
+    idx = rng.integers(0, n, n)
+    counts = jax.numpy.asarray(np.bincount(idx, minlength=n).astype(np.float32)[None])
+    lo, hi = (float(np.asarray(t)[0]) for t in rsa._boot_ceilings(jax.numpy.asarray(data, jax.numpy.float32),
+                                                                    counts, method, n))
+    rlo, rhi = boot_noise_ceiling(RDMs(data).subsample_pattern("index", idx), method=method)
+    assert lo == pytest.approx(rlo, abs=2e-5) and hi == pytest.approx(rhi, abs=2e-5)
 
 
 def test_bootstrap_and_permutation_behave():
@@ -103,6 +119,8 @@ def test_bootstrap_and_permutation_behave():
     assert ds.ci_low.sel(model="good") < ds.score.sel(model="good") < ds.ci_high.sel(model="good")
     assert abs(float(ds.samples.mean("sample").sel(model="good")) - float(ds.score.sel(model="good"))) < 0.05
     assert ds.attrs["ceiling_lower"] < ds.attrs["ceiling_upper"]
+    assert ds.ceiling_lower_samples.shape == (300,) and float((ds.ceiling_lower_samples < ds.ceiling_upper_samples)
+                                                              .mean()) > 0.95
     both = rsa.bootstrap(good, data, n_samples=200, over="both", key=jax.random.key(1))
     subj = rsa.bootstrap(good, data, n_samples=200, over="subjects", key=jax.random.key(1))
     assert float(both.sem[0]) > float(subj.sem[0]) > 0

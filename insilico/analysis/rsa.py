@@ -366,10 +366,41 @@ def _weighted_score(a, b, w, method: str, order_a, order_b):
     raise ValueError(f"bootstrap supports {('corr', 'cosine', 'spearman', 'rho-a', 'tau-a')}; got {method!r}")
 
 
+def _wpool_rows(v, w, method: str):
+    """Per-subject transforms whose mean is rsatoolbox's ``pool_rdm`` of weighted vectors (rows of v)."""
+    if method == "cosine":
+        return v / jnp.sqrt(jnp.sum(w * v ** 2, 1, keepdims=True) / jnp.sum(w))
+    if method == "corr":
+        mu = jnp.sum(w * v, 1, keepdims=True) / jnp.sum(w)
+        sd = jnp.sqrt(jnp.sum(w * (v - mu) ** 2, 1, keepdims=True) / jnp.sum(w))
+        return (v - mu) / sd
+    return jax.vmap(lambda r: _wranks(r, w, jnp.argsort(r)))(v)             # rank methods: mean ranks
+
+
+@partial(jax.jit, static_argnums=(2, 3))
+def _boot_ceilings(data, counts, method: str, n: int):
+    """Noise ceiling (lower, upper) of every stimulus-bootstrap sample: the leave-one-subject-out and the
+    all-subject pooled RDM of the resampled data compared with each subject, averaged over subjects."""
+    od = jnp.argsort(data, axis=1)
+    n_subj = data.shape[0]
+
+    def one(k):
+        w = _sample_weights(k, n)
+        t = _wpool_rows(data, w, method)                                     # (S, m)
+        pooled = t.mean(0)
+        rest = (t.sum(0)[None] - t) / (n_subj - 1)
+        op = jnp.argsort(pooled)
+        hi = jax.vmap(lambda b, ob: _weighted_score(pooled, b, w, method, op, ob))(data, od)
+        lo = jax.vmap(lambda a, b, ob: _weighted_score(a, b, w, method, jnp.argsort(a), ob))(rest, data, od)
+        return lo.mean(), hi.mean()
+
+    return jax.lax.map(one, counts)
+
+
 @partial(jax.jit, static_argnums=(3, 4))
 def _boot_scores(models, data, counts, method: str, n: int):
-    """Per sample: mean over data RDMs of each model's score, and the noise ceiling (lower, upper).
-    models (M, m), data (S, m), counts (B, n) stimulus counts, subject weights folded into ``data`` rows."""
+    """Per sample: each model's score against each data RDM, (samples, models, data RDMs).
+    models (M, m), data (S, m), counts (B, n) stimulus counts."""
     om, od = jnp.argsort(models, axis=1), jnp.argsort(data, axis=1)
 
     def one(k):
@@ -428,8 +459,10 @@ def bootstrap(model_rdms, data_rdms, *, method: str = "corr", n_samples: int = 1
     (``"subjects"``), or both. One compiled call for all samples.
 
     Returns a Dataset with ``score`` (model: the mean over subjects on all data), ``samples`` (sample, model),
-    ``ci_low`` / ``ci_high`` (percentile interval ``ci``), ``sem`` (bootstrap standard deviation), and the noise
-    ceiling of the data (attrs ``ceiling_lower``, ``ceiling_upper``, where the method allows and ``with_ceiling``)."""
+    ``ci_low`` / ``ci_high`` (percentile interval ``ci``), ``sem`` (bootstrap standard deviation), the noise
+    ceiling of the data (attrs ``ceiling_lower``, ``ceiling_upper``) and, for a stimulus bootstrap with a method
+    other than τ-a, its value in every sample (``ceiling_lower_samples``, ``ceiling_upper_samples``:
+    rsatoolbox's ``boot_noise_ceil``), when ``with_ceiling``."""
     if over not in ("stimuli", "subjects", "both"):
         raise ValueError(f"over must be 'stimuli', 'subjects' or 'both'; got {over!r}")
     vm, n = _as_vectors(model_rdms, "bootstrap: model_rdms")
@@ -463,6 +496,10 @@ def bootstrap(model_rdms, data_rdms, *, method: str = "corr", n_samples: int = 1
                            "n_subjects": int(vd.shape[0]), "ci": ci})
     if with_ceiling and vd.shape[0] >= 2 and method in ("corr", "cosine", "spearman", "rho-a", "tau-a"):
         ds.attrs["ceiling_lower"], ds.attrs["ceiling_upper"] = noise_ceiling(vd, method)
+        if method != "tau-a" and over == "stimuli":     # per-sample ceilings (not for τ-a, nor resampled subjects)
+            lo_s, hi_s = (np.asarray(t) for t in _boot_ceilings(jnp.asarray(vd, jnp.float32), counts, method, n))
+            ds["ceiling_lower_samples"] = ("sample", lo_s)
+            ds["ceiling_upper_samples"] = ("sample", hi_s)
     return ds
 
 
