@@ -154,3 +154,18 @@ def test_bad_input_is_named():
         rsa.compare(r, np.ones(15))
     with pytest.raises(ValueError, match="NaN"):
         rsa.compare(r, np.full(15, np.nan))
+
+
+def test_weighted_rsa_recovers_the_mixture():
+    rng = np.random.default_rng(9)
+    n = 30
+    comps = np.stack([rsa.upper(rsa.rdm(rng.normal(size=(n, 15)))) for _ in range(3)])
+    z = (comps - comps.mean(1, keepdims=True)) / comps.std(1, keepdims=True)
+    truth = 0.7 * z[0] + 0.3 * z[1]
+    data = np.stack([truth + 0.3 * rng.normal(size=truth.shape) for _ in range(5)])
+    ds = rsa.fit_weighted(comps, data, n_folds=3, key=jax.random.key(0), component_names=["a", "b", "c"])
+    w = ds.weights.values
+    assert w[2] < 0.1 * w[0] and w[0] / w[1] == pytest.approx(7 / 3, rel=0.25)
+    assert ds.attrs["cv_score"] > ds.component_cv_score.max() + 0.05          # the mixture beats each part
+    with pytest.raises(ValueError, match="n_folds must be between 2 and 10"):
+        rsa.fit_weighted(comps, data, n_folds=11)
