@@ -94,3 +94,16 @@ def test_bad_input_is_named(linear_world):
         enc.encode(x, const, key=jax.random.key(0))
     with pytest.raises(ValueError, match="ceiling has 3 values for 6 neurons"):
         enc.encode(x, y, ceiling=np.ones(3), n_splits=2, key=jax.random.key(0))
+
+
+def test_mismatched_stimulus_ids_are_an_error(linear_world):
+    import xarray as xr
+
+    x, y = linear_world
+    ids = np.arange(120)
+    fx = xr.DataArray(x, dims=("presentation", "unit"), coords={"stimulus_id": ("presentation", ids)})
+    ry = xr.DataArray(y, dims=("presentation", "neuroid"), coords={"stimulus_id": ("presentation", ids[::-1])})
+    with pytest.raises(ValueError, match=r"stimulus_id of features and responses differ at rows \[0, 1"):
+        enc.encode(fx, ry, key=jax.random.key(0))
+    ok = enc.encode(fx, ry.assign_coords(stimulus_id=("presentation", ids)), n_splits=2, key=jax.random.key(0))
+    assert ok.per_neuron.shape == (6,)

@@ -107,11 +107,10 @@ def test_controversial_scores_between_two_units(tiny_convnet):
 
 
 def _rdm(x):
-    """Correlation-distance RDM (upper triangle) of patterns (n, features)."""
-    z = x - x.mean(1, keepdims=True)
-    z = z / jnp.linalg.norm(z, axis=1, keepdims=True)
-    iu = np.triu_indices(x.shape[0], 1)
-    return (1 - z @ z.T)[iu]
+    """Correlation-distance RDM (upper triangle) of patterns (n, features), differentiable."""
+    from insilico.analysis import rsa
+
+    return rsa.rdm_jax(x)[np.triu_indices(x.shape[0], 1)]
 
 
 def _corr(a, b):

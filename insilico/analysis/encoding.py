@@ -26,7 +26,19 @@ __all__ = ["RidgeModel", "ridge_cv", "PLSModel", "pls", "split_half_reliability"
 ALPHAS = tuple(float(a) for a in np.logspace(-3, 6, 19))
 
 
+def _stimulus_ids(a):
+    if isinstance(a, xr.DataArray) and "stimulus_id" in a.coords:
+        return np.asarray(a.coords["stimulus_id"].values)
+    return None
+
+
 def _xy(x, y, what: str):
+    ix, iy = _stimulus_ids(x), _stimulus_ids(y)
+    if ix is not None and iy is not None and (len(ix) != len(iy) or np.any(ix != iy)):
+        bad = np.flatnonzero(ix != iy)[:5] if len(ix) == len(iy) else []
+        raise ValueError(f"{what}: the stimulus_id of features and responses differ" +
+                         (f" at rows {bad.tolist()} (e.g. {ix[bad[0]]!r} vs {iy[bad[0]]!r})" if len(bad) else
+                          f" ({len(ix)} vs {len(iy)} stimuli)") + "; align them first (xarray .sel(stimulus_id=...))")
     x = np.asarray(x.values if isinstance(x, xr.DataArray) else x, np.float64)
     y = np.asarray(y.values if isinstance(y, xr.DataArray) else y, np.float64)
     x = x.reshape(x.shape[0], -1)
