@@ -282,27 +282,29 @@ def brain_section(ctx: Context):
 
     regions = {"human IT": k.human_it.mean("session").values, "monkey IT": k.monkey_it.values,
                "EVC": c.evc.values, "IT": c.it.values}
+    method, label = ("corr", "Pearson r") if ctx.quick else ("tau-a", "Kendall τ-a")
     s = ctx.report.section("Comparison with brains", "RSA on the 92 object images (Kriegeskorte et al. 2008; "
                            "Cichy et al. 2014): correlation-distance RDM of every site vs each region's subject "
-                           "RDMs, Kendall τ-a averaged over subjects, 95% stimulus-bootstrap intervals, noise "
+                           f"RDMs, {label} averaged over subjects, 95% stimulus-bootstrap intervals, noise "
                            "ceilings in the column labels. The models see 32 px versions of the photos.")
     rows = []
     for name, sub in ctx.subjects.items():
         if "untrained" in name:
             continue
         h, w, ch = sub.input_spec.shape
-        ds = brain.rsa_by_site(sub, objects92(h, channels=ch).x, regions, method="tau-a",
-                               n_boot=50 if ctx.quick else 200, key=jax.random.PRNGKey(0))
-        ctx.report.figure(s, brain.site_region_heatmap(ds, title=f"{name}: τ-a with each region"), f"rsa_{name}")
+        ds = brain.rsa_by_site(sub, objects92(h, channels=ch).x, regions, method=method,
+                               n_boot=100 if ctx.quick else 200, key=jax.random.PRNGKey(0))
+        ctx.report.figure(s, brain.site_region_heatmap(ds, title=f"{name}: {label} with each region"),
+                          f"rsa_{name}")
         for r in regions:
             best = ds.score.sel(region=r)
             i = int(np.nanargmax(best.values))
             rows.append((name, r, str(ds.site.values[i]), float(best.values[i]),
                          f"{float(ds.ci_low.sel(region=r)[i]):.3f}–{float(ds.ci_high.sel(region=r)[i]):.3f}"))
-        ctx.results.setdefault(name, {})["rsa_tau_a"] = xr.DataArray(ds.score.values, dims=("rsa_site", "region"),
+        ctx.results.setdefault(name, {})["rsa_score"] = xr.DataArray(ds.score.values, dims=("rsa_site", "region"),
                                                                      coords={"rsa_site": ds.site.values,
                                                                              "region": list(regions)})
-    s.tables.append(("Best site per region", ("model", "region", "site", "τ-a", "95% interval"), rows))
+    s.tables.append(("Best site per region", ("model", "region", "site", label, "95% interval"), rows))
 
 
 SECTIONS = [models_section, filters_section, statistics_section, tuning_section, receptive_fields_section,

@@ -54,7 +54,7 @@ def test_quick_demo(tmp_path):
     assert "Comparison with brains" in html
     if os.environ.get("INSILICO_DATA"):                  # with the data: every site against four regions
         assert (tmp_path / "rsa_mnist_convnet.png").stat().st_size > 1000
-        assert ds.rsa_tau_a.shape == (4, 4) and np.all(np.abs(ds.rsa_tau_a.values) < 1)
+        assert ds.rsa_score.shape == (4, 4) and np.all(np.abs(ds.rsa_score.values) < 1)
 
 
 def test_rsa_command(data_dir, tmp_path, capsys):

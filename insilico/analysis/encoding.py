@@ -80,17 +80,24 @@ class RidgeModel:
         return (x - self.x_mean) @ self.weights + self.y_mean
 
 
+def _svd(x, y):
+    """(Vᵀ, s, Uᵀy) of centred x: every ridge solution is Vᵀᵀ diag(s / (s² + α)) Uᵀy."""
+    u, s, vt = np.linalg.svd(x, full_matrices=False)
+    return vt, s, u.T @ y
+
+
 def _ridge_all_alphas(x, y, alphas):
     """Weights (alphas, p, k) of centred ridge for every α from one SVD."""
-    u, s, vt = np.linalg.svd(x, full_matrices=False)
-    uty = u.T @ y                                                      # (r, k)
+    vt, s, uty = _svd(x, y)
     d = s[None, :] / (s[None, :] ** 2 + np.asarray(alphas)[:, None])   # (A, r)
     return np.einsum("rp,ar,rk->apk", vt, d, uty)
 
 
 def ridge_cv(x, y, *, alphas=ALPHAS, n_folds: int = 5, key=None, per_target: bool = True) -> RidgeModel:
     """Ridge regression with α chosen by ``n_folds``-fold cross-validation (held-out Pearson r, per target
-    unless ``per_target=False``), then refit on all of (x, y). Folds are drawn with ``key`` (default: in order)."""
+    unless ``per_target=False``), then refit on all of (x, y). Folds are drawn with ``key`` (default: in order).
+    Held-out predictions for every α come from one SVD per fold without forming the weights:
+    X_test V diag(s / (s² + α)) Uᵀ y."""
     x, y = _xy(x, y, "ridge_cv")
     alphas = np.asarray(alphas, np.float64)
     if np.any(alphas < 0):
@@ -104,14 +111,17 @@ def ridge_cv(x, y, *, alphas=ALPHAS, n_folds: int = 5, key=None, per_target: boo
     for test in folds:
         train = np.setdiff1d(order, test)
         xm, ym = x[train].mean(0), y[train].mean(0)
-        w = _ridge_all_alphas(x[train] - xm, y[train] - ym, alphas)
-        pred[:, test] = np.einsum("np,apk->ank", x[test] - xm, w) + ym
+        vt, s, uty = _svd(x[train] - xm, y[train] - ym)
+        proj = (x[test] - xm) @ vt.T                                       # (n_test, r)
+        d = s[None, :] / (s[None, :] ** 2 + alphas[:, None])               # (A, r)
+        pred[:, test] = np.einsum("nr,ar,rk->ank", proj, d, uty) + ym
     scores = np.stack([pearson_columns(p, y) for p in pred])          # (A, k)
     filled = np.nan_to_num(scores, nan=-np.inf)
     best = filled.argmax(0) if per_target else np.full(y.shape[1], np.nanmean(scores, 1).argmax())
     xm, ym = x.mean(0), y.mean(0)
-    w_all = _ridge_all_alphas(x - xm, y - ym, alphas)
-    weights = w_all[best, :, np.arange(y.shape[1])].T                  # (p, k)
+    vt, s, uty = _svd(x - xm, y - ym)
+    d = s[None, :] / (s[None, :] ** 2 + alphas[best][:, None])         # (k, r): each target's own α
+    weights = vt.T @ (d.T * uty)                                       # (p, k)
     return RidgeModel(weights, xm, ym, alphas[best], alphas, scores)
 
 
