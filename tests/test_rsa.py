@@ -154,6 +154,8 @@ def test_bad_input_is_named():
         rsa.compare(r, np.ones(15))
     with pytest.raises(ValueError, match="NaN"):
         rsa.compare(r, np.full(15, np.nan))
+    with pytest.raises(ValueError, match="noise ceilings support"):
+        rsa.noise_ceiling(np.stack([r, 2 * r]), "corr_cov")
 
 
 def test_weighted_rsa_recovers_the_mixture():

@@ -219,22 +219,12 @@ def _cov_weighted(v, n: int):
 
 def _compare_one(a, b, method: str, n: int):
     """Similarity of two condensed RDM vectors (no masking)."""
-    w = jnp.ones_like(a)
-    if method == "corr":
-        return _wcorr(a, b, w)
-    if method == "cosine":
-        return _wcos(a, b, w)
-    if method in ("spearman", "rho-a"):
-        ra, rb = _wranks(a, w, jnp.argsort(a)), _wranks(b, w, jnp.argsort(b))
-        return _wcorr(ra, rb, w) if method == "spearman" else _rho_a(ra, rb, w)
-    if method == "tau-a":
-        return _tau_a(a, b, w)
     if method in ("corr_cov", "cosine_cov"):
         if method == "corr_cov":
             a, b = a - a.mean(), b - b.mean()
         ga, gb = _cov_weighted(a, n), _cov_weighted(b, n)
         return jnp.vdot(ga, gb) / jnp.sqrt(jnp.vdot(ga, ga) * jnp.vdot(gb, gb))
-    raise ValueError(f"method must be one of {COMPARATORS}; got {method!r}")
+    return _weighted_score(a, b, jnp.ones_like(a), method, jnp.argsort(a), jnp.argsort(b))
 
 
 @partial(jax.jit, static_argnums=(2, 3))
@@ -283,61 +273,27 @@ def compare(a, b, method: str = "corr") -> np.ndarray:
 
 # -------------------------------------------------------------------------------------------------- noise ceilings
 
-def _pool(v, method: str):
-    """The RDM that best fits all of ``v`` (rows) under ``method`` — rsatoolbox's ``pool_rdm``."""
-    if method == "cosine":
-        v = v / jnp.sqrt(jnp.mean(v ** 2, axis=1, keepdims=True))
-        return v.mean(0)
-    if method == "corr":
-        v = (v - v.mean(1, keepdims=True)) / v.std(1, keepdims=True)
-        m = v.mean(0)
-        return m - m.min() + 0.01
-    if method in ("spearman", "rho-a", "tau-a"):
-        w = jnp.ones(v.shape[1])
-        return jax.vmap(lambda r: _wranks(r, w, jnp.argsort(r)))(v).mean(0)
-    raise ValueError(f"noise ceilings support 'corr', 'cosine', 'spearman', 'rho-a' and 'tau-a'; got {method!r}")
+CEILING_METHODS = ("corr", "cosine", "spearman", "rho-a", "tau-a")
 
 
 def noise_ceiling(data_rdms, method: str = "corr") -> tuple[float, float]:
     """Lower and upper bounds of the noise ceiling (Nili et al. 2014) of a set of subject RDMs: the mean
     similarity of each subject's RDM to the pooled RDM of the *other* subjects (lower) and of all subjects
-    (upper) — what the true model could score given the between-subject variability."""
+    (upper) — what the true model could score given the between-subject variability. The pooled RDM is
+    rsatoolbox's ``pool_rdm``: the mean of z-scored (Pearson), RMS-scaled (cosine) or ranked RDMs."""
+    if method not in CEILING_METHODS:
+        raise ValueError(f"noise ceilings support {CEILING_METHODS}; got {method!r}")
     v, n = _as_vectors(data_rdms, "noise_ceiling")
     if v.shape[0] < 2:
         raise ValueError("noise_ceiling needs RDMs of at least 2 subjects")
     with _x64():
-        lo, hi = (np.asarray(t) for t in _ceiling(jnp.asarray(v), method, n))
-    return float(np.mean(lo)), float(np.mean(hi))
+        lo, hi = (float(t) for t in _ceiling(jnp.asarray(v), method))
+    return lo, hi
 
 
-@partial(jax.jit, static_argnums=(1, 2))
-def _ceiling(v, method: str, n: int):
-    """Per subject: similarity to the pooled RDM of the others (lower) and of all (upper)."""
-    upper_ = _pool(v, method)
-    idx = jnp.arange(v.shape[0])
-
-    def one(i):
-        keep = (idx != i).astype(v.dtype)
-        rest = _pool_weighted(v, keep, method)
-        return _compare_one(rest, v[i], method, n), _compare_one(upper_, v[i], method, n)
-
-    return jax.lax.map(one, idx)
-
-
-def _pool_weighted(v, keep, method: str):
-    """:func:`_pool` over the rows with ``keep`` = 1 (fixed shapes, for the leave-one-out loop)."""
-    if method == "cosine":
-        v = v / jnp.sqrt(jnp.mean(v ** 2, axis=1, keepdims=True))
-        return jnp.sum(keep[:, None] * v, 0) / jnp.sum(keep)
-    if method == "corr":
-        v = (v - v.mean(1, keepdims=True)) / v.std(1, keepdims=True)
-        m = jnp.sum(keep[:, None] * v, 0) / jnp.sum(keep)
-        return m - m.min() + 0.01
-    if method in ("spearman", "rho-a", "tau-a"):
-        w = jnp.ones(v.shape[1])
-        r = jax.vmap(lambda r: _wranks(r, w, jnp.argsort(r)))(v)
-        return jnp.sum(keep[:, None] * r, 0) / jnp.sum(keep)
-    raise ValueError(f"noise ceilings support 'corr', 'cosine', 'spearman', 'rho-a' and 'tau-a'; got {method!r}")
+@partial(jax.jit, static_argnums=(1,))
+def _ceiling(v, method: str):
+    return _ceiling_core(v, jnp.ones(v.shape[1], v.dtype), method)
 
 
 # ------------------------------------------------------------------------------------------------------- bootstrap
@@ -367,7 +323,8 @@ def _weighted_score(a, b, w, method: str, order_a, order_b):
 
 
 def _wpool_rows(v, w, method: str):
-    """Per-subject transforms whose mean is rsatoolbox's ``pool_rdm`` of weighted vectors (rows of v)."""
+    """Per-subject transforms whose mean is rsatoolbox's ``pool_rdm`` of weighted vectors (rows of v); the
+    constant shift ``pool_rdm`` adds for Pearson changes no comparison and is left out."""
     if method == "cosine":
         return v / jnp.sqrt(jnp.sum(w * v ** 2, 1, keepdims=True) / jnp.sum(w))
     if method == "corr":
@@ -377,24 +334,22 @@ def _wpool_rows(v, w, method: str):
     return jax.vmap(lambda r: _wranks(r, w, jnp.argsort(r)))(v)             # rank methods: mean ranks
 
 
+def _ceiling_core(data, w, method: str):
+    """Noise ceiling (lower, upper) for pair weights w: each subject against the pooled RDM of the others and
+    of all subjects, averaged over subjects."""
+    t = _wpool_rows(data, w, method)                                         # (S, m)
+    pooled = t.mean(0)
+    rest = (t.sum(0)[None] - t) / (data.shape[0] - 1)
+    od = jnp.argsort(data, axis=1)
+    hi = jax.vmap(lambda b, ob: _weighted_score(pooled, b, w, method, jnp.argsort(pooled), ob))(data, od)
+    lo = jax.vmap(lambda a, b, ob: _weighted_score(a, b, w, method, jnp.argsort(a), ob))(rest, data, od)
+    return lo.mean(), hi.mean()
+
+
 @partial(jax.jit, static_argnums=(2, 3))
 def _boot_ceilings(data, counts, method: str, n: int):
-    """Noise ceiling (lower, upper) of every stimulus-bootstrap sample: the leave-one-subject-out and the
-    all-subject pooled RDM of the resampled data compared with each subject, averaged over subjects."""
-    od = jnp.argsort(data, axis=1)
-    n_subj = data.shape[0]
-
-    def one(k):
-        w = _sample_weights(k, n)
-        t = _wpool_rows(data, w, method)                                     # (S, m)
-        pooled = t.mean(0)
-        rest = (t.sum(0)[None] - t) / (n_subj - 1)
-        op = jnp.argsort(pooled)
-        hi = jax.vmap(lambda b, ob: _weighted_score(pooled, b, w, method, op, ob))(data, od)
-        lo = jax.vmap(lambda a, b, ob: _weighted_score(a, b, w, method, jnp.argsort(a), ob))(rest, data, od)
-        return lo.mean(), hi.mean()
-
-    return jax.lax.map(one, counts)
+    """Noise ceiling (lower, upper) of every stimulus-bootstrap sample."""
+    return jax.lax.map(lambda k: _ceiling_core(data, _sample_weights(k, n), method), counts)
 
 
 @partial(jax.jit, static_argnums=(3, 4))
@@ -494,7 +449,7 @@ def bootstrap(model_rdms, data_rdms, *, method: str = "corr", n_samples: int = 1
                     coords={"model": names},
                     attrs={"method": method, "over": over, "n_samples": n_samples, "n_stimuli": n,
                            "n_subjects": int(vd.shape[0]), "ci": ci})
-    if with_ceiling and vd.shape[0] >= 2 and method in ("corr", "cosine", "spearman", "rho-a", "tau-a"):
+    if with_ceiling and vd.shape[0] >= 2 and method in CEILING_METHODS:
         ds.attrs["ceiling_lower"], ds.attrs["ceiling_upper"] = noise_ceiling(vd, method)
         if method != "tau-a" and over == "stimuli":     # per-sample ceilings (not for τ-a, nor resampled subjects)
             lo_s, hi_s = (np.asarray(t) for t in _boot_ceilings(jnp.asarray(vd, jnp.float32), counts, method, n))
