@@ -5,9 +5,9 @@ Kriegeskorte 2014, with the 15-subject fMRI data of Cichy et al. 2014).
 
 For every site of the bundled models, trained and untrained: the correlation-distance RDM of the site's responses
 to the 92 images (resized to the model's input), compared by Kendall's τ-a with
-- human IT (Kriegeskorte et al. 2008: 4 subjects × 2 sessions, averaged per subject),
-- monkey IT (Kiani et al. 2007, one RDM),
-- EVC and IT of the 15 subjects of Cichy et al. 2014,
+- "human IT" (Kriegeskorte et al. 2008: 4 subjects × 2 sessions, averaged per subject),
+- "monkey IT" (Kiani et al. 2007, one RDM),
+- "EVC" and "IT" of the 15 subjects of Cichy et al. 2014 (``insilico.data.objects92_region_rdms``),
 averaged over subjects, with the noise ceiling of each region (lower and upper bound) and 95% intervals from a
 bootstrap over the 92 stimuli (1,000 samples; 100 with --quick, which also skips the untrained controls). The
 models see 32×32 (MNIST: 28×28 grey) versions of 175×175 photos, a far cry from the fMRI subjects' view; the
@@ -28,17 +28,11 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from insilico import zoo  # noqa: E402
-from insilico.data import cichy2014, kriegeskorte2008, objects92  # noqa: E402
+from insilico.data import objects92, objects92_region_rdms  # noqa: E402
 from insilico.probes import brain  # noqa: E402
 from insilico.report import Report  # noqa: E402
 
 MODELS = ("cifar_convnet", "cifar_resnet", "mnist_convnet")
-
-
-def regions():
-    k, c = kriegeskorte2008(), cichy2014()
-    return {"human IT (K2008)": k.human_it.mean("session").values, "monkey IT": k.monkey_it.values,
-            "EVC (C2014)": c.evc.values, "IT (C2014)": c.it.values}
 
 
 def profile_figure(results: dict, region_names):
@@ -74,7 +68,7 @@ def main(argv=None):
     n_boot = args.n_boot or (100 if args.quick else 1000)
     out = Path(args.out)
     report = Report("RSA on the 92 object images: model sites vs human and monkey IT, EVC", out)
-    reg = regions()
+    reg = objects92_region_rdms()
     trained = list(args.models)
     names = trained + ([] if args.quick else [m + "_untrained" for m in trained])
     results, summary = {}, {"n_boot": n_boot, "method": "tau-a", "rdm": "correlation", "models": {}}

@@ -189,13 +189,11 @@ def _rsa(args):
     import jax
 
     from . import zoo
-    from .data import cichy2014, kriegeskorte2008, objects92
+    from .data import objects92, objects92_region_rdms
     from .probes import brain
 
     subject = zoo.load(args.model)
-    k, c = kriegeskorte2008(), cichy2014()
-    regions = {"human IT": k.human_it.mean("session").values, "monkey IT": k.monkey_it.values,
-               "EVC": c.evc.values, "IT": c.it.values}
+    regions = objects92_region_rdms()
     h, _, ch = subject.input_spec.shape
     ds = brain.rsa_by_site(subject, objects92(h, channels=ch).x, regions, method=args.method, n_boot=args.n_boot,
                            key=jax.random.PRNGKey(args.seed))

@@ -270,9 +270,9 @@ def brain_section(ctx: Context):
     from .data._paths import DataNotFoundError
 
     try:
-        from .data import cichy2014, kriegeskorte2008, objects92
+        from .data import objects92, objects92_region_rdms
 
-        k, c = kriegeskorte2008(), cichy2014()
+        regions = objects92_region_rdms()
     except (DataNotFoundError, FileNotFoundError, ImportError) as e:
         ctx.report.section("Comparison with brains", f"Skipped: the neural data are not available ({e}). Set "
                            "INSILICO_DATA to the data directory to compare every site with human and monkey IT "
@@ -280,8 +280,6 @@ def brain_section(ctx: Context):
         return
     from .probes import brain
 
-    regions = {"human IT": k.human_it.mean("session").values, "monkey IT": k.monkey_it.values,
-               "EVC": c.evc.values, "IT": c.it.values}
     method, label = ("corr", "Pearson r") if ctx.quick else ("tau-a", "Kendall τ-a")
     s = ctx.report.section("Comparison with brains", "RSA on the 92 object images (Kriegeskorte et al. 2008; "
                            "Cichy et al. 2014): correlation-distance RDM of every site vs each region's subject "

@@ -16,12 +16,12 @@ def test_rsa_92images_quick(data_dir, tmp_path):
     assert r.returncode == 0, r.stderr[-2000:]
     res = json.loads((tmp_path / "results.json").read_text())
     m = res["models"]["mnist_convnet"]
-    assert set(m["score"]) == {"human IT (K2008)", "monkey IT", "EVC (C2014)", "IT (C2014)"}
+    assert set(m["score"]) == {"human IT", "monkey IT", "EVC", "IT"}
     for region, scores in m["score"].items():
         s, lo, hi = (np.asarray(v) for v in (scores, m["ci_low"][region], m["ci_high"][region]))
         assert s.shape == (len(m["sites"]),) and np.all(np.abs(s) <= 1)
         assert np.all(lo <= hi)
-    lo, hi = res["ceilings"]["IT (C2014)"]
+    lo, hi = res["ceilings"]["IT"]
     assert 0 < lo < hi < 1                                         # 15 subjects: a proper ceiling band
     assert (tmp_path / "index.html").exists() and (tmp_path / "heatmap_mnist_convnet.png").exists()
 

@@ -329,3 +329,13 @@ def test_cli_data_fetch(mirror, tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["data", "fetch", "fake_ds", "--dest", str(tmp_path / "d")])        # no URL recorded: a clear error
     assert "no public URL recorded" in capsys.readouterr().err
+
+
+def test_objects92_region_rdms(data_dir):
+    from insilico.data import objects92_region_rdms
+
+    r = objects92_region_rdms(data_dir)
+    assert {k: v.shape for k, v in r.items()} == {"human IT": (4, 92, 92), "monkey IT": (92, 92),
+                                                  "EVC": (15, 92, 92), "IT": (15, 92, 92)}
+    k = kriegeskorte2008(data_dir)
+    assert np.allclose(r["human IT"].mean(0), k.human_it_group.values)          # the group RDM is their mean

@@ -86,13 +86,6 @@ def _svd(x, y):
     return vt, s, u.T @ y
 
 
-def _ridge_all_alphas(x, y, alphas):
-    """Weights (alphas, p, k) of centred ridge for every α from one SVD."""
-    vt, s, uty = _svd(x, y)
-    d = s[None, :] / (s[None, :] ** 2 + np.asarray(alphas)[:, None])   # (A, r)
-    return np.einsum("rp,ar,rk->apk", vt, d, uty)
-
-
 def ridge_cv(x, y, *, alphas=ALPHAS, n_folds: int = 5, key=None, per_target: bool = True) -> RidgeModel:
     """Ridge regression with α chosen by ``n_folds``-fold cross-validation (held-out Pearson r, per target
     unless ``per_target=False``), then refit on all of (x, y). Folds are drawn with ``key`` (default: in order).

@@ -312,6 +312,16 @@ COWLEY2023_SESSIONS = {"190923": ("WE", 14), "201025": ("PE", 12), "210225": ("P
 _COWLEY_RAW = ("210325",)
 
 
+
+def objects92_region_rdms(root: str | os.PathLike | None = None) -> dict:
+    """The brain RDMs of the 92 object images by region, in the order of :func:`insilico.data.objects92`:
+    ``{"human IT": (4, 92, 92), "monkey IT": (92, 92), "EVC": (15, 92, 92), "IT": (15, 92, 92)}`` — human IT of
+    Kriegeskorte et al. 2008 (4 subjects, their two sessions averaged), monkey IT of Kiani et al. 2007 (one RDM),
+    EVC and IT of the 15 subjects of Cichy et al. 2014. All 1 − Pearson r."""
+    k, c = kriegeskorte2008(root), cichy2014(root)
+    return {"human IT": k.human_it.mean("session").values, "monkey IT": k.monkey_it.values,
+            "EVC": c.evc.values, "IT": c.it.values}
+
 def _cowley_session(session) -> str:
     key = str(session)
     if key not in COWLEY2023_SESSIONS:
