@@ -1,6 +1,6 @@
 """Stimulus-bootstrap RSA: insilico ``rsa.bootstrap`` (one compiled call) vs rsatoolbox ``eval_bootstrap_pattern``.
 
-    INSILICO_DATA=/path/to/data python benchmarks/bench_rsa.py [--n-corr 1000] [--n-tau 100] [--quick] [--json PATH]
+    INSILICO_DATA=/path/to/data python benchmarks/bench_rsa.py [--n-corr 1000] [--n-tau 1000] [--quick] [--json PATH]
 
 Data: the 92 images — 15 subjects' IT RDMs (Cichy et al. 2014) as data, three model RDMs of Kriegeskorte et al.
 2008 (animacy, HMAX, V1 model) as fixed models. Both sides resample the 92 stimuli with replacement N times and
@@ -70,7 +70,7 @@ def run_rsatoolbox(models, data, method, n, ceilings: bool):
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--n-corr", type=int, default=1000, help="bootstrap samples for Pearson")
-    p.add_argument("--n-tau", type=int, default=100, help="bootstrap samples for Kendall's tau-a")
+    p.add_argument("--n-tau", type=int, default=1000, help="bootstrap samples for Kendall's tau-a")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--quick", action="store_true", help="smoke run: 50 / 10 samples, 1 repeat")
     p.add_argument("--json", metavar="PATH")

@@ -89,6 +89,57 @@ def test_one_bootstrap_sample_equals_rsatoolbox_on_the_resampled_rdms(method):
     assert np.abs(ours - ref).max() < 2e-5
 
 
+def _tau_forms_loop(a, bs, w):
+    """Σ_{p≠q} w_p w_q sign(a_p − a_q) Σ_s sign(b_sp − b_sq), one pair at a time."""
+    total = 0.0
+    for p in range(len(a)):
+        for q in range(len(a)):
+            if p != q:
+                total += w[p] * w[q] * np.sign(a[p] - a[q]) * sum(np.sign(b[p] - b[q]) for b in bs)
+    return total
+
+
+@pytest.mark.parametrize("size", [11, 40])          # several compiled calls of blocks / one call
+def test_tau_forms_equal_a_python_loop(size):
+    rng = np.random.default_rng(9)
+    m = 37
+    a = np.round(rng.normal(size=(2, m)), 1)                                   # ties
+    bs = np.round(rng.normal(size=(3, m)), 1)
+    w = rng.integers(0, 4, size=(5, m)).astype(np.float32)
+    ra, rb = rsa._dense_ranks(a), rsa._dense_ranks(bs)
+    pooled = np.asarray(rsa._tau_forms(ra, rb[None], jax.numpy.asarray(w), size))          # (B, M, 1)
+    single = np.asarray(rsa._tau_forms(ra, rb[:, None], jax.numpy.asarray(w), size))       # (B, M, S)
+    for b in range(w.shape[0]):
+        for i in range(a.shape[0]):
+            assert pooled[b, i, 0] == _tau_forms_loop(a[i], bs, w[b])
+            for s in range(bs.shape[0]):
+                assert single[b, i, s] == _tau_forms_loop(a[i], bs[s:s + 1], w[b])
+
+
+def test_pooled_tau_bootstrap_is_the_mean_over_subjects():
+    rng = np.random.default_rng(10)
+    n = 15
+    base = rsa.upper(rsa.rdm(rng.normal(size=(n, 20))))
+    models = np.stack([base + rng.normal(size=base.shape) for _ in range(2)]).astype(np.float32)
+    data = np.stack([base + 0.5 * rng.normal(size=base.shape) for _ in range(4)]).astype(np.float32)
+    counts = jax.numpy.asarray(np.stack([np.bincount(rng.integers(0, n, n), minlength=n) for _ in range(6)]),
+                               jax.numpy.float32)
+    per = np.asarray(rsa._boot_tau_a(models, data, counts, n))                           # (6, 2, 4)
+    pooled = np.asarray(rsa._boot_tau_a(models, data, counts, n, pool_subjects=True))    # (6, 2, 1)
+    assert np.abs(per.mean(-1) - pooled[..., 0]).max() < 1e-6
+    ds = rsa.bootstrap(models, data, method="tau-a", n_samples=50, key=jax.random.key(3))
+    assert np.isfinite(ds.samples.values).all() and abs(float(ds.samples.mean()) - ds.score.values.mean()) < 0.1
+
+
+def test_tau_a_comparison_equals_a_python_loop():
+    rng = np.random.default_rng(11)
+    a, b = np.round(rng.normal(size=(2, 45)), 1)
+    ref = _tau_forms_loop(a, [b], np.ones(45)) / (45 * 44)
+    assert rsa.compare(a, b, "tau-a")[0, 0] == pytest.approx(ref, abs=1e-12)
+    assert rsa.compare(a, np.r_[np.zeros(44), 1.0], "tau-a")[0, 0] == pytest.approx(
+        _tau_forms_loop(a, [np.r_[np.zeros(44), 1.0]], np.ones(45)) / (45 * 44), abs=1e-12)
+
+
 @pytest.mark.parametrize("method", ["corr", "cosine", "spearman", "rho-a"])
 def test_per_sample_noise_ceiling_equals_rsatoolbox_on_the_resampled_rdms(method):
     from rsatoolbox.inference import boot_noise_ceiling

@@ -19,6 +19,7 @@ from typing import Sequence
 import jax
 import jax.numpy as jnp
 import numpy as np
+import scipy.stats
 import xarray as xr
 
 __all__ = ["rdm", "rdm_jax", "upper", "square", "compare", "noise_ceiling", "bootstrap", "permutation_test",
@@ -267,8 +268,27 @@ def compare(a, b, method: str = "corr") -> np.ndarray:
     vb, nb = _as_vectors(b, "compare: b")
     if na != nb:
         raise ValueError(f"compare: a has RDMs over {na} stimuli, b over {nb}")
+    if method == "tau-a":
+        return np.array([[_tau_a_exact(x, y) for y in vb] for x in va])
     with _x64():
         return np.asarray(_compare_all(jnp.asarray(va), jnp.asarray(vb), method, na))
+
+
+def _tau_a_exact(a, b) -> float:
+    """Kendall's τ-a of two unweighted vectors in O(m log m) and float64: SciPy's τ-b (a merge count) rescaled by
+    its tie-corrected denominator, (C − D) / (m(m − 1)/2)."""
+    m = len(a)
+    n0 = m * (m - 1) / 2
+
+    def tied(v):
+        t = np.unique(v, return_counts=True)[1].astype(np.float64)
+        return float(np.sum(t * (t - 1) / 2))
+
+    n1, n2 = tied(a), tied(b)
+    if n1 == n0 or n2 == n0:                                   # a constant vector: every pair tied, C = D = 0
+        return 0.0
+    tau_b = scipy.stats.kendalltau(a, b).statistic
+    return float(tau_b * np.sqrt((n0 - n1) * (n0 - n2)) / n0)
 
 
 # -------------------------------------------------------------------------------------------------- noise ceilings
@@ -286,6 +306,12 @@ def noise_ceiling(data_rdms, method: str = "corr") -> tuple[float, float]:
     v, n = _as_vectors(data_rdms, "noise_ceiling")
     if v.shape[0] < 2:
         raise ValueError("noise_ceiling needs RDMs of at least 2 subjects")
+    if method == "tau-a":                                      # exact merge counts on the pooled ranks
+        t = scipy.stats.rankdata(v, axis=1)
+        rest = (t.sum(0)[None] - t) / (v.shape[0] - 1)
+        pooled = t.mean(0)
+        return (float(np.mean([_tau_a_exact(r, x) for r, x in zip(rest, v)])),
+                float(np.mean([_tau_a_exact(pooled, x) for x in v])))
     with _x64():
         lo, hi = (float(t) for t in _ceiling(jnp.asarray(v), method))
     return lo, hi
@@ -367,36 +393,89 @@ def _boot_scores(models, data, counts, method: str, n: int):
     return jax.lax.map(one, counts)
 
 
-@jax.jit
-def _tau_block(ar, br, a, b, wt, wr):
-    """Σ over rows r of the block and columns q > r of w_r · S_rq · w_q for every sample, where
-    S_rq = sign((a_r − a_q)(b_r − b_q)); ``a``, ``b``, ``wt`` start at the block's first row."""
-    s = jnp.sign((ar[:, None] - a[None, :]) * (br[:, None] - b[None, :]))                # (rows, m − start)
-    s = jnp.where(jnp.arange(s.shape[1])[None, :] > jnp.arange(s.shape[0])[:, None], s, 0.0)
-    return jnp.sum(wr * (s @ wt), 0)                                                     # (B,)
+def _dense_ranks(v) -> jnp.ndarray:
+    """Dense integer ranks of each row, as float32 (exact below 2**24 entries): the signs of rank differences are
+    the signs of the value differences, with no underflow however close two values are."""
+    v = np.asarray(v)
+    r = np.stack([np.unique(x, return_inverse=True)[1] for x in v.reshape(-1, v.shape[-1])]).reshape(v.shape)
+    return jnp.asarray(r, jnp.float32)
 
 
-def _boot_tau_a(models, data, counts, n: int, rows: int = 1024):
-    """τ-a for every sample, model and data RDM as quadratic forms Σ_{p<q} w_p S_pq w_q: the sign-agreement
-    matrix S of each (model, data) pair is built in blocks of ``rows`` rows (upper triangle only) and multiplied by
-    all samples' pair weights at once — a matrix product instead of a sort per sample. Driven from Python (one
-    compiled block product per call), which XLA:CPU runs faster than the same product inside a compiled loop."""
-    w = jax.jit(jax.vmap(lambda k: _sample_weights(k, n)))(counts)                      # (B, m)
-    wt = w.T
+def _tau_blocks(out, ra, rb, w, rows, cols, factors):
+    """Adds Σ_k factors_k · Σ_{p in block rows_k, q in block cols_k} w_p w_q sign(a_p − a_q) Σ_s sign(b_sp − b_sq)
+    to ``out`` (B, M, G); ``ra`` (n_blocks, M, size), ``rb`` (n_blocks, G, S, size) and ``w`` (n_blocks, B, size)
+    are cut into blocks of pairs. The blocks are unrolled in one program so that XLA:CPU overlaps one block's
+    (single-threaded) sign matrices with another's matrix product."""
+    n_groups, n_sub = rb.shape[1:3]
+    for r, c, f in zip(rows, cols, factors):
+        br, bc = rb[r], rb[c]
+        # the subjects' sum is unrolled: an elementwise sum of S terms vectorizes on XLA:CPU, where a reduction
+        # over a broadcast axis runs 40x slower
+        bsum = jnp.stack([sum(jnp.sign(br[g, s, :, None] - bc[g, s, None, :]) for s in range(n_sub))
+                          for g in range(n_groups)])                                             # (G, R, C)
+        bsum = jax.lax.optimization_barrier(bsum)
+        c_ = jnp.stack([jnp.where(x[:, None] > y[None, :], bsum, jnp.where(x[:, None] < y[None, :], -bsum, 0.0))
+                        for x, y in zip(ra[r], ra[c])])                                          # (M, G, R, C)
+        # samples in rows, so that the last reduction runs along memory
+        prod = jax.lax.dot_general(w[c], c_.reshape(-1, c_.shape[-1]), (((1,), (1,)), ((), ())))
+        prod = prod.reshape(w.shape[1], ra.shape[1], n_groups, -1)                              # (B, M, G, R)
+        out = out + f * jnp.sum(prod * w[r][:, None, None, :], -1)
+    return out
+
+
+# static block indices when all blocks fit one call (XLA fuses the slices: 1.6x faster), traced otherwise
+_tau_blocks_static = jax.jit(_tau_blocks, static_argnums=(4, 5, 6))
+_tau_blocks_traced = jax.jit(_tau_blocks)
+
+
+def _tau_forms(ra, rb, w, size: int, per_call: int = 36):
+    """Σ_{p≠q} w_p w_q sign(a_p − a_q) Σ_s sign(b_sp − b_sq) for every sample (rows of ``w`` (B, m)), model (rows
+    of ``ra``, ranks) and group of data RDMs (``rb`` (G, S, m) ranks; the sign matrices of a group are summed):
+    (B, M, G). The pair × pair matrix is built in blocks of ``size`` pairs, only its upper block triangle (the
+    form is symmetric), and each block is multiplied by all samples' weights at once — one dense matrix product
+    per block; ``per_call`` blocks per compiled call."""
     m = w.shape[1]
+    n_blocks = -(-m // size)
+    pad = n_blocks * size - m                                                  # padding carries zero weight
+
+    def cut(x):
+        x = jnp.pad(x, [(0, 0)] * (x.ndim - 1) + [(0, pad)])
+        return jnp.moveaxis(x.reshape(*x.shape[:-1], n_blocks, size), -2, 0)
+
+    ra, rb, w = cut(ra), cut(rb), cut(w)
+    pairs = [(i, j, 1.0 if i == j else 2.0) for i in range(n_blocks) for j in range(i, n_blocks)]
+    out = jnp.zeros((w.shape[1], ra.shape[1], rb.shape[1]), jnp.float32)
+    if len(pairs) <= per_call:
+        return _tau_blocks_static(out, ra, rb, w, *zip(*pairs))
+    pairs += [(0, 0, 0.0)] * (-len(pairs) % per_call)                          # zero-factor filler
+    for start in range(0, len(pairs), per_call):
+        r, c, f = (jnp.asarray(v) for v in zip(*pairs[start:start + per_call]))
+        out = _tau_blocks_traced(out, ra, rb, w, r, c, f)
+    return out
+
+
+@partial(jax.jit, static_argnums=(1,))
+def _all_sample_weights(counts, n: int):
+    return jax.vmap(lambda k: _sample_weights(k, n))(counts)
+
+
+def _boot_tau_a(models, data, counts, n: int, pool_subjects: bool = False):
+    """τ-a for every sample as quadratic forms in the pair multiplicities w = kᵢkⱼ: Σ_{p<q} w_p S_pq w_q with
+    S_pq = sign(a_p − a_q) sign(b_p − b_q), one dense matrix product per block of S for all samples together.
+    Returns (samples, models, data RDMs), or with ``pool_subjects`` the mean over the data RDMs (samples, models,
+    1): τ-a's denominator depends on the sample only, so the mean over subjects is one form with the subjects'
+    sign matrices summed — S times cheaper."""
+    w = _all_sample_weights(counts, n)                                                   # (B, m)
     total = jnp.sum(w, 1)
-    denom = total * (total - 1) / 2
-    # unit scale, so that the product of two differences cannot underflow in float32 (signs are unchanged)
-    models, data = models / jnp.std(models, 1, keepdims=True), data / jnp.std(data, 1, keepdims=True)
-    out = np.zeros((counts.shape[0], models.shape[0], data.shape[0]), np.float32)
-    for i in range(models.shape[0]):
-        for j in range(data.shape[0]):
-            num = 0.0
-            for r in range(0, m, rows):
-                e = min(r + rows, m)
-                num = num + _tau_block(models[i, r:e], data[j, r:e], models[i, r:], data[j, r:], wt[r:], wt[r:e])
-            out[:, i, j] = np.asarray(num / denom)
-    return jnp.asarray(out)
+    ra, rb = _dense_ranks(models), _dense_ranks(data)
+    rb = rb[None] if pool_subjects else rb[:, None]                                      # (G, S_g, m)
+    m = w.shape[1]
+    # blocks of ≤ 530 pairs, near-even (the upper block triangle then skips most of the lower half); smaller when
+    # one block of the (models × groups) pair matrices would pass ~200 MB
+    size = min(530, int(np.sqrt(5e7 / (ra.shape[0] * rb.shape[0]))), m)
+    size = -(-m // -(-m // size))
+    forms = _tau_forms(ra, rb, w, size) / rb.shape[1]                                  # (B, M, G)
+    return forms / (total * (total - 1))[:, None, None]                                  # Σ_{p≠q} = 2 Σ_{p<q}
 
 
 def _boot(models, data, counts, method: str, n: int):
@@ -440,8 +519,13 @@ def bootstrap(model_rdms, data_rdms, *, method: str = "corr", n_samples: int = 1
         subj_w = jax.vmap(lambda s: jnp.bincount(s, length=vd.shape[0]))(subj).astype(jnp.float32)
     else:
         subj_w = jnp.ones((n_samples, vd.shape[0]), jnp.float32)
-    per = _boot(jnp.asarray(vm, jnp.float32), jnp.asarray(vd, jnp.float32), counts, method, n)   # (B, M, S)
-    samples = np.asarray(jnp.sum(per * subj_w[:, None, :], -1) / jnp.sum(subj_w, -1, keepdims=True))
+    vm32, vd32 = jnp.asarray(vm, jnp.float32), jnp.asarray(vd, jnp.float32)
+    if method == "tau-a" and over == "stimuli":
+        samples = np.asarray(_boot_tau_a(vm32, vd32, counts, n, pool_subjects=True)[..., 0])
+    else:
+        # resampling subjects only: every sample has the same per-subject scores — compute them once
+        per = _boot(vm32, vd32, counts[:1] if over == "subjects" else counts, method, n)   # (B or 1, M, S)
+        samples = np.asarray(jnp.sum(per * subj_w[:, None, :], -1) / jnp.sum(subj_w, -1, keepdims=True))
     full = compare(vm, vd, method).mean(1)
     lo_q, hi_q = np.percentile(samples, [50 * (1 - ci), 50 * (1 + ci)], axis=0)
     ds = xr.Dataset({"score": ("model", full), "samples": (("sample", "model"), samples),
