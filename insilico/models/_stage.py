@@ -97,18 +97,25 @@ def avg_pool2(x):
 POOLS = {"max": max_pool2, "avg": avg_pool2, None: lambda x: x}
 
 
+def conv_padding(kernel: int, padding):
+    """Flax padding for a square kernel: "SAME", or ``int`` p for PyTorch's symmetric zero padding."""
+    return "SAME" if padding is None else ((padding, padding), (padding, padding))
+
+
 class ConvStage(Stage):
-    """Convolution -> optional batch norm -> ReLU. Output: post-ReLU feature map (N, H', W', features)."""
+    """Convolution -> optional batch norm -> ReLU. Output: post-ReLU feature map (N, H', W', features).
+    ``padding``: None for "SAME", or an int for PyTorch-style symmetric padding."""
 
     features: int
     kernel: int = 3
     stride: int = 1
     norm: bool = True
+    padding: int | None = None
 
     @nn.compact
     def __call__(self, x, train: bool = False):
         x = nn.Conv(self.features, (self.kernel, self.kernel), strides=(self.stride, self.stride),
-                    padding="SAME", use_bias=not self.norm, name="conv")(x)
+                    padding=conv_padding(self.kernel, self.padding), use_bias=not self.norm, name="conv")(x)
         if self.norm:
             x = nn.BatchNorm(use_running_average=not train, momentum=0.9, name="bn")(x)
         return relu(x)

@@ -6,25 +6,28 @@ from typing import Sequence
 import flax.linen as nn
 import jax.numpy as jnp
 
-from ._stage import ConvStage, Normalize, Readout, Stage, relu
+from ._stage import ConvStage, Normalize, Readout, Stage, conv_padding, relu
 
 
 class BasicBlock(Stage):
     """conv-bn-relu-conv-bn + shortcut, then ReLU. Output: the post-ReLU block output.
 
     The shortcut is the identity, or a strided 1x1 conv + bn when the shape changes (option B).
+    ``padding``: None for "SAME", 1 for PyTorch's symmetric padding (torchvision's ResNets).
     """
 
     features: int
     stride: int = 1
+    padding: int | None = None
 
     @nn.compact
     def __call__(self, x, train: bool = False):
         bn = lambda name: nn.BatchNorm(use_running_average=not train, momentum=0.9, name=name)  # noqa: E731
         s = (self.stride, self.stride)
-        y = nn.Conv(self.features, (3, 3), strides=s, padding="SAME", use_bias=False, name="conv1")(x)
+        pad = conv_padding(3, self.padding)
+        y = nn.Conv(self.features, (3, 3), strides=s, padding=pad, use_bias=False, name="conv1")(x)
         y = relu(bn("bn1")(y))
-        y = nn.Conv(self.features, (3, 3), padding="SAME", use_bias=False, name="conv2")(y)
+        y = nn.Conv(self.features, (3, 3), padding=pad, use_bias=False, name="conv2")(y)
         y = bn("bn2")(y)
         if self.stride != 1 or x.shape[-1] != self.features:
             x = nn.Conv(self.features, (1, 1), strides=s, use_bias=False, name="shortcut")(x)

@@ -6,10 +6,11 @@ import dataclasses
 import flax.linen as nn
 
 from .convnet import VGG, ConvNet
+from .imagenet import VGG16, AlexNet, ResNet18
 from .mlp import MLP
 from .resnet import ResNet
 
-MODEL_CLASSES = {cls.__name__: cls for cls in (ConvNet, VGG, ResNet, MLP)}
+MODEL_CLASSES = {cls.__name__: cls for cls in (ConvNet, VGG, ResNet, MLP, AlexNet, VGG16, ResNet18)}
 
 
 def model_spec(model: nn.Module) -> dict:
