@@ -48,8 +48,9 @@ def profile_figure(results: dict, title: str):
         dist = ds.distribution.values[:, 0]
         lo, hi = np.nanpercentile(dist, 2.5, axis=1), np.nanpercentile(dist, 97.5, axis=1)
         x = np.arange(len(y))
-        ax.errorbar(x, y, yerr=[y - lo, hi - y], marker="o", ms=3, capsize=2, label=name, color=f"C{k}",
-                    ls="--" if name.endswith("_untrained") else "-")
+        # the point is the median over neurons of the split-averaged r; the bar spans the per-split medians
+        ax.errorbar(x, y, yerr=[np.maximum(y - lo, 0), np.maximum(hi - y, 0)], marker="o", ms=3, capsize=2,
+                    label=name, color=f"C{k}", ls="--" if name.endswith("_untrained") else "-")
         ax.set_xticks(x, list(ds.site.values), rotation=45, ha="right", fontsize=7)
     ax.set_ylabel("median held-out r")
     ax.set_title(title, fontsize=9)

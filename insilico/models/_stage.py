@@ -13,6 +13,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from .feedback import dense
+
 
 _RELU_OVERRIDE: contextvars.ContextVar = contextvars.ContextVar("relu_override", default=None)
 
@@ -122,16 +124,18 @@ class ConvStage(Stage):
 
 
 class DenseStage(Stage):
-    """Dense -> ReLU (optionally dropout before the dense layer). Output: post-ReLU units (N, features)."""
+    """Dense -> ReLU (optionally dropout before the dense layer). Output: post-ReLU units (N, features).
+    ``learning_rule``: "backprop" or "feedback_alignment" (:mod:`insilico.models.feedback`)."""
 
     features: int
     dropout: float = 0.0
+    learning_rule: str = "backprop"
 
     @nn.compact
     def __call__(self, x, train: bool = False):
         if self.dropout > 0:
             x = nn.Dropout(self.dropout, deterministic=not train)(x)
-        return relu(nn.Dense(self.features, name="dense")(x))
+        return relu(dense(self.features, self.learning_rule, "dense")(x))
 
 
 class Readout(Stage):
@@ -139,17 +143,18 @@ class Readout(Stage):
 
     num_classes: int
     dropout: float = 0.0
+    learning_rule: str = "backprop"
 
     @nn.compact
     def __call__(self, x, train: bool = False):
         if self.dropout > 0:
             x = nn.Dropout(self.dropout, deterministic=not train)(x)
-        return nn.Dense(self.num_classes, name="dense")(x)
+        return dense(self.num_classes, self.learning_rule, "dense")(x)
 
 
-def classifier_head(x, fc, num_classes: int, dropout: float, train: bool):
+def classifier_head(x, fc, num_classes: int, dropout: float, train: bool, learning_rule: str = "backprop"):
     """Flatten, dense stages ``fc1 … fcM`` and the ``logits`` readout; call inside a compact ``__call__``."""
     x = x.reshape(x.shape[0], -1)
     for j, w in enumerate(fc, start=1):
-        x = DenseStage(w, dropout=dropout, name=f"fc{j}")(x, train)
-    return Readout(num_classes, dropout=dropout, name="logits")(x, train)
+        x = DenseStage(w, dropout=dropout, learning_rule=learning_rule, name=f"fc{j}")(x, train)
+    return Readout(num_classes, dropout=dropout, learning_rule=learning_rule, name="logits")(x, train)

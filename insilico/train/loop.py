@@ -38,10 +38,14 @@ class TrainConfig:
 
 @struct.dataclass
 class TrainState:
+    """``constants``: variable collections that training reads but never changes (e.g. ``"feedback"``
+    matrices of feedback alignment), or None."""
+
     step: jax.Array
     params: Any
     batch_stats: Any
     opt_state: Any
+    constants: Any = None
 
 
 @dataclass
@@ -78,7 +82,7 @@ def make_train_step(model: nn.Module, tx, cfg: TrainConfig):
             x = augment(k_aug, x)
 
         def loss_fn(params):
-            variables = {"params": params}
+            variables = {"params": params, **(state.constants or {})}
             if state.batch_stats is not None:
                 variables["batch_stats"] = state.batch_stats
             logits, updates = model.apply(variables, x, train=True, mutable=["batch_stats"],
@@ -89,7 +93,7 @@ def make_train_step(model: nn.Module, tx, cfg: TrainConfig):
         (loss, (logits, updates)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
         upd, opt_state = tx.update(grads, state.opt_state, state.params)
         new = TrainState(state.step + 1, optax.apply_updates(state.params, upd),
-                         updates.get("batch_stats", state.batch_stats), opt_state)
+                         updates.get("batch_stats", state.batch_stats), opt_state, state.constants)
         return new, loss, jnp.mean(jnp.argmax(logits, -1) == y)
 
     return jax.jit(step, donate_argnums=0)
@@ -133,8 +137,9 @@ def fit(model: nn.Module, train, test=None, cfg: TrainConfig = TrainConfig(), *,
     tx = make_optimizer(cfg, cfg.epochs * steps_per_epoch)
     key = jax.random.PRNGKey(cfg.seed)
     variables = init_variables(model, x_train.shape[1:], jax.random.fold_in(key, 0))
+    constants = {k: v for k, v in variables.items() if k not in ("params", "batch_stats")} or None
     state = TrainState(jnp.zeros((), jnp.int32), variables["params"], variables.get("batch_stats"),
-                       tx.init(variables["params"]))
+                       tx.init(variables["params"]), constants)
     identity = {"model": model_spec(model), "config": asdict(cfg), "train": train.name}
     history, start = [], 0
     ckpt = Path(checkpoint_dir) / "last.ckpt" if checkpoint_dir else None
@@ -148,7 +153,7 @@ def fit(model: nn.Module, train, test=None, cfg: TrainConfig = TrainConfig(), *,
         history, start = meta["history"], meta["epoch"]
     step_fn = make_train_step(model, tx, cfg)
     if on_epoch is not None and start == 0:
-        on_epoch(0, _variables(state))
+        on_epoch(0, jax.device_get(_variables(state)))          # host copies: the step donates its state
     for epoch in range(start, cfg.epochs):
         order = np.asarray(jax.random.permutation(jax.random.fold_in(key, 1000 + epoch), len(y_train)))
         losses, accs = [], []
@@ -172,12 +177,12 @@ def fit(model: nn.Module, train, test=None, cfg: TrainConfig = TrainConfig(), *,
         if ckpt is not None:
             save_checkpoint(ckpt, state, {"identity": identity, "epoch": epoch + 1, "history": history})
         if on_epoch is not None:
-            on_epoch(epoch + 1, _variables(state))
+            on_epoch(epoch + 1, jax.device_get(_variables(state)))
     return FitResult(_variables(state), history)
 
 
 def _variables(state: TrainState) -> dict:
-    out = {"params": state.params}
+    out = {"params": state.params, **(state.constants or {})}
     if state.batch_stats is not None:
         out["batch_stats"] = state.batch_stats
     return out

@@ -1,0 +1,49 @@
+"""Measurements of learning rules: how far feedback alignment's weights and updates are from backpropagation's.
+
+Lillicrap et al. (2016): under feedback alignment the forward weights W come to align with the fixed feedback
+weights B, so the error signals the network sends approach backpropagation's. Both angles are in degrees
+(90° = orthogonal; an untrained network starts near 90°).
+"""
+from __future__ import annotations
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import traverse_util
+
+
+def _angle(a, b) -> float:
+    a, b = np.ravel(np.asarray(a, np.float64)), np.ravel(np.asarray(b, np.float64))
+    c = a @ b / (np.linalg.norm(a) * np.linalg.norm(b))
+    return float(np.degrees(np.arccos(np.clip(c, -1.0, 1.0))))
+
+
+def weight_alignment(variables: dict) -> dict[str, float]:
+    """Angle between each feedback-aligned layer's forward kernel W and its feedback matrix B, by layer path
+    (e.g. ``"fc1/dense"``)."""
+    fb = traverse_util.flatten_dict(variables.get("feedback", {}), sep="/")
+    if not fb:
+        raise ValueError("no feedback matrices in these variables: the model is not trained by feedback alignment")
+    params = traverse_util.flatten_dict(variables["params"], sep="/")
+    return {path.rsplit("/", 1)[0]: _angle(params[path], b) for path, b in fb.items()}
+
+
+def gradient_alignment(model: nn.Module, variables: dict, x, y) -> dict[str, float]:
+    """Angle between the kernel gradients of the cross-entropy loss on (x, y) under the model's learning rule
+    and under backpropagation (``model.clone(learning_rule="backprop")`` on the same parameters), by layer path.
+    The readout's gradient is the same under both rules (0°); the layers below show how well the feedback
+    signal approximates the true gradient."""
+    bp = model.clone(learning_rule="backprop")
+    labels = jnp.asarray(y)
+
+    def grads(m, v):
+        def loss(params):
+            logits = m.apply({**v, "params": params}, jnp.asarray(x))
+            return optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
+        return traverse_util.flatten_dict(jax.grad(loss)(v["params"]), sep="/")
+
+    g_rule = grads(model, variables)
+    g_bp = grads(bp, {k: v for k, v in variables.items() if k != "feedback"})
+    return {path.rsplit("/", 1)[0]: _angle(g_rule[path], g_bp[path]) for path in g_rule if path.endswith("kernel")}

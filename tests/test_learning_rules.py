@@ -1,0 +1,70 @@
+"""Feedback alignment (Lillicrap et al. 2016) through a custom VJP: exact gradients, training, alignment."""
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from insilico.models import MLP
+from insilico.models.feedback import feedback_aligned
+from insilico.train import TrainConfig, fit
+from insilico.train.rules import gradient_alignment, weight_alignment
+
+
+def test_feedback_alignment_sends_errors_through_the_feedback_matrix():
+    rng = np.random.default_rng(0)
+    x, w, b = (jnp.asarray(rng.normal(size=s), jnp.float32) for s in ((5, 4), (4, 3), (4, 3)))
+    g = jnp.asarray(rng.normal(size=(5, 3)), jnp.float32)
+    op = feedback_aligned(jnp.matmul)
+    y, vjp = jax.vjp(op, x, w, b)
+    gx, gw, gb = vjp(g)
+    assert np.allclose(y, x @ w, atol=1e-6)
+    assert np.allclose(gx, g @ b.T, atol=1e-5)                 # the error goes down through B, not W
+    assert np.allclose(gw, x.T @ g, atol=1e-5)                 # the weight update is backprop's
+    assert np.all(np.asarray(gb) == 0)
+    _, vjp_same = jax.vjp(op, x, w, w)                         # B = W: exactly backpropagation
+    _, vjp_bp = jax.vjp(jnp.matmul, x, w)
+    assert np.allclose(vjp_same(g)[0], vjp_bp(g)[0], atol=1e-6)
+
+
+def test_mlp_rules_share_the_forward_pass_and_differ_in_gradients():
+    x = jnp.asarray(np.random.default_rng(1).uniform(size=(8, 6, 6, 1)), jnp.float32)
+    y = jnp.arange(8) % 3
+    fa = MLP(widths=(16, 8), num_classes=3, learning_rule="feedback_alignment")
+    v = fa.init(jax.random.PRNGKey(0), x)
+    assert set(v) == {"params", "feedback"} and set(v["feedback"]) == {"fc1", "fc2", "logits"}
+    bp = fa.clone(learning_rule="backprop")
+    assert np.allclose(fa.apply(v, x), bp.apply({"params": v["params"]}, x), atol=1e-6)
+    angles = gradient_alignment(fa, v, x, y)
+    assert angles["logits/dense"] < 1e-3                       # the readout's update is backprop's
+    assert angles["fc1/dense"] > 20                            # random feedback: far from the true gradient
+    with pytest.raises(ValueError, match="valid: backprop, feedback_alignment"):
+        MLP(learning_rule="hebbian").init(jax.random.PRNGKey(0), x)
+    with pytest.raises(ValueError, match="not trained by feedback alignment"):
+        weight_alignment({"params": v["params"]})
+
+
+def test_feedback_alignment_learns_and_aligns(tmp_path):
+    from insilico.data.datasets import Dataset
+
+    rng = np.random.default_rng(2)
+    protos = rng.uniform(size=(4, 8, 8, 1)).astype(np.float32)
+    labels = rng.integers(0, 4, 1200)
+    images = np.clip(protos[labels] + 0.35 * rng.normal(size=(1200, 8, 8, 1)), 0, 1).astype(np.float32)
+    names = ("a", "b", "c", "d")
+    train = Dataset(images[:1000], labels[:1000].astype(np.int32), names, "toy train")
+    test = Dataset(images[1000:], labels[1000:].astype(np.int32), names, "toy test")
+    model = MLP(widths=(32,), num_classes=4, learning_rule="feedback_alignment")
+    cfg = TrainConfig(epochs=4, batch_size=50, lr=3e-3, optimizer="adam", weight_decay=0.0, augment="none",
+                      label_smoothing=0.0)
+    before = {}
+    result = fit(model, train, test, cfg, progress=False, checkpoint_dir=tmp_path,
+                 on_epoch=lambda e, v: before.update(v) if e == 0 else None)
+    assert result.history[-1]["test_acc"] > 0.9
+    assert np.array_equal(result.variables["feedback"]["fc1"]["dense"]["kernel"],
+                          before["feedback"]["fc1"]["dense"]["kernel"])          # B never changes
+    start, end = weight_alignment(before), weight_alignment(result.variables)
+    assert end["logits/dense"] < start["logits/dense"] - 5          # W comes to align with B
+    again = fit(model, train, test, cfg, progress=False, checkpoint_dir=tmp_path)          # resumes: no steps
+    assert again.history == result.history
+    assert np.array_equal(again.variables["feedback"]["fc1"]["dense"]["kernel"],
+                          result.variables["feedback"]["fc1"]["dense"]["kernel"])
