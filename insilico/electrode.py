@@ -34,7 +34,7 @@ import numpy as np
 from .models import Stage
 
 __all__ = ["Edit", "identity", "lesion", "mean_ablation", "clamp", "gain", "noise", "unit_edits",
-           "run", "record", "list_sites", "site_means", "lesion_synapses", "synapse_paths", "trace_count",
+           "run", "record", "sample", "list_sites", "site_means", "lesion_synapses", "synapse_paths", "trace_count",
            "SiteError", "InputError"]
 
 
@@ -168,8 +168,10 @@ def _forward(model, record_sites, variables, x, edits, key, order=None):
             recorded[name] = y
         return y
 
+    # stochastic units draw from a "noise" stream of the key (noise-free without a key)
+    rngs = {} if key is None else {"noise": jax.random.fold_in(key, 0x7FFFFFFF)}
     with nn.intercept_methods(interceptor):
-        out = model.apply(variables, x)
+        out = model.apply(variables, x, rngs=rngs)
     return out, recorded
 
 
@@ -191,6 +193,10 @@ def _valid(subject) -> str:
 def _check_sites(subject, names: Iterable[str], what: str):
     for name in names:
         if name not in subject.sites:
+            steps = [s for s in subject.sites if s.startswith(f"{name}/t") and s[len(name) + 2:].isdigit()]
+            if steps:
+                raise SiteError(f"{name!r} on {subject.name} is recurrent: name one of its time steps for {what} "
+                                f"({', '.join(steps)})")
             raise SiteError(f"unknown site {name!r} for {what} on {subject.name}; valid: {_valid(subject)}")
 
 
@@ -269,6 +275,22 @@ def run(subject, x, edits: Mapping[str, Edit] | None = None, record: Sequence[st
 def record(subject, x, sites: Sequence[str] | str | None = None):
     """Record ``sites`` (a name, a list, or None for all) of an intact subject: ``(output, {site: act})``."""
     return run(subject, x, record=sites)
+
+
+def sample(subject, x, sites: Sequence[str] | str | None = None, *, n_samples: int, key,
+           edits: Mapping[str, Edit] | None = None):
+    """Monte-Carlo responses of a stochastic subject (units with ``noise``, or noise edits): ``n_samples``
+    independent draws in one vmapped call, ``(outputs (S, N, ...), {site: (S, N, *unit_shape)})``. A
+    deterministic subject gives ``n_samples`` identical copies."""
+    keys = jax.random.split(key, n_samples)
+    record_sites = (sites,) if isinstance(sites, str) else sites
+    run(subject, x[:1], edits, record_sites, key=keys[0])                   # validate once, with clear errors
+    record_sites = None if record_sites is None else tuple(record_sites)
+    variables = subject.variables
+    out, rec = jax.vmap(lambda k: _jit_forward(subject.model, record_sites, variables, x, dict(edits or {}), k))(
+        keys)
+    names = subject.sites if record_sites is None else record_sites
+    return out, {name: rec[name] for name in names}
 
 
 def site_means(subject, x, sites: Sequence[str] | str, over: str = "images", batch_size: int = 256) -> dict:

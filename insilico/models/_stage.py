@@ -104,23 +104,58 @@ def conv_padding(kernel: int, padding):
     return "SAME" if padding is None else ((padding, padding), (padding, padding))
 
 
+def noisy(x, std: float, module: nn.Module):
+    """x + std·ε with ε ~ N(0, 1) from the module's ``"noise"`` PRNG stream when one is given (the electrode
+    passes it when ``run`` gets a key); without a key the stage responds noise-free (its deterministic mean
+    drive), so every probe also works on stochastic models."""
+    if std <= 0 or not module.has_rng("noise"):
+        return x
+    return x + std * jax.random.normal(module.make_rng("noise"), x.shape, x.dtype)
+
+
+class DivisiveNorm(nn.Module):
+    """Divisive normalization across channels (Carandini & Heeger 2012; the GDN of Ballé et al. 2016):
+    yᵢ = xᵢ / sqrt(βᵢ + Σⱼ γᵢⱼ xⱼ²) with learned β > 0 and γ ≥ 0 (initialized β = 1, γ = 0.1·I)."""
+
+    @nn.compact
+    def __call__(self, x):
+        c = x.shape[-1]
+        beta = jax.nn.softplus(self.param("beta", nn.initializers.constant(0.5413), (c,)))   # softplus⁻¹(1)
+        gamma = jax.nn.relu(self.param("gamma", lambda k, s: 0.1 * jnp.eye(s[0]), (c, c)))
+        return x / jnp.sqrt(beta + (x * x) @ gamma)
+
+
 class ConvStage(Stage):
-    """Convolution -> optional batch norm -> ReLU. Output: post-ReLU feature map (N, H', W', features).
-    ``padding``: None for "SAME", or an int for PyTorch-style symmetric padding."""
+    """Convolution -> optional batch norm -> ReLU [-> divisive normalization]. Output: the post-nonlinearity
+    feature map (N, H', W', features).
+
+    ``padding``: None for "SAME", or an int for PyTorch-style symmetric padding. ``local``: a locally connected
+    layer (a separate filter at every position, no weight sharing; "SAME" padding). ``noise``: standard deviation
+    of Gaussian noise added before the ReLU when a ``"noise"`` PRNG is given (:func:`noisy`). ``divisive``:
+    divisive normalization across channels after the ReLU.
+    """
 
     features: int
     kernel: int = 3
     stride: int = 1
     norm: bool = True
     padding: int | None = None
+    local: bool = False
+    noise: float = 0.0
+    divisive: bool = False
 
     @nn.compact
     def __call__(self, x, train: bool = False):
-        x = nn.Conv(self.features, (self.kernel, self.kernel), strides=(self.stride, self.stride),
-                    padding=conv_padding(self.kernel, self.padding), use_bias=not self.norm, name="conv")(x)
+        if self.local:
+            x = nn.ConvLocal(self.features, (self.kernel, self.kernel), strides=(self.stride, self.stride),
+                             padding="SAME", use_bias=not self.norm, name="conv")(x)
+        else:
+            x = nn.Conv(self.features, (self.kernel, self.kernel), strides=(self.stride, self.stride),
+                        padding=conv_padding(self.kernel, self.padding), use_bias=not self.norm, name="conv")(x)
         if self.norm:
             x = nn.BatchNorm(use_running_average=not train, momentum=0.9, name="bn")(x)
-        return relu(x)
+        x = relu(noisy(x, self.noise, self))
+        return DivisiveNorm(name="divnorm")(x) if self.divisive else x
 
 
 class DenseStage(Stage):

@@ -18,6 +18,9 @@ class ConvNet(nn.Module):
         pools: pooling after each conv stage: "max", "avg" or None (one value for all).
         fc: widths of the dense stages. norm: batch norm in conv stages. dropout: before dense layers.
         mean/std: input normalization applied inside the model (inputs are pixels in the subject's bounds).
+        local: locally connected conv stages (no weight sharing). noise: Gaussian noise (std) before every conv
+        stage's ReLU when a "noise" PRNG is given (stochastic units). divisive: divisive normalization after
+        every conv stage.
 
     Example: ``ConvNet(widths=(32, 64, 128), kernels=(5, 3, 3), fc=(256,), num_classes=10)``.
     """
@@ -31,6 +34,9 @@ class ConvNet(nn.Module):
     dropout: float = 0.0
     mean: Sequence[float] = (0.5,)
     std: Sequence[float] = (0.25,)
+    local: bool = False
+    noise: float = 0.0
+    divisive: bool = False
 
     @nn.compact
     def __call__(self, x, train: bool = False):
@@ -42,7 +48,8 @@ class ConvNet(nn.Module):
                              "must have the same length")
         x = Normalize(self.mean, self.std, name="normalize")(x)
         for i, (w, k, p) in enumerate(zip(self.widths, kernels, pools), start=1):
-            x = ConvStage(w, k, norm=self.norm, name=f"conv{i}")(x, train)
+            x = ConvStage(w, k, norm=self.norm, local=self.local, noise=self.noise, divisive=self.divisive,
+                          name=f"conv{i}")(x, train)
             x = POOLS[p](x)
         return classifier_head(x, self.fc, self.num_classes, self.dropout, train)
 

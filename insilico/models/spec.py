@@ -7,10 +7,11 @@ import flax.linen as nn
 
 from .convnet import VGG, ConvNet
 from .imagenet import VGG16, AlexNet, ResNet18
+from .recurrent import BLTNet
 from .mlp import MLP
 from .resnet import ResNet
 
-MODEL_CLASSES = {cls.__name__: cls for cls in (ConvNet, VGG, ResNet, MLP, AlexNet, VGG16, ResNet18)}
+MODEL_CLASSES = {cls.__name__: cls for cls in (ConvNet, VGG, ResNet, MLP, AlexNet, VGG16, ResNet18, BLTNet)}
 
 
 def model_spec(model: nn.Module) -> dict:

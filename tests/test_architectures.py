@@ -1,0 +1,110 @@
+"""The manipulable architectures — recurrent (BLT family), locally connected, stochastic, divisive normalization,
+feedback alignment — each trains on CIFAR-10 at small scale and every kind of probe runs on it."""
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from insilico import electrode
+from insilico.analysis import rsa
+from insilico.data.datasets import Dataset
+from insilico.models import BLTNet, ConvNet, MLP
+from insilico.probes import featurevis as fv
+from insilico.probes import lesion, rf, synthesis
+from insilico.subject import InputSpec, make_subject
+from insilico.train import TrainConfig, fit
+
+ARCHS = {   # one model per code path (the feed-forward ConvNet is covered by the other probe tests)
+    "blt": (BLTNet(widths=(8, 16), steps=3), "conv2/t2"),
+    "locally_connected": (ConvNet(widths=(8, 16), fc=(32,), local=True, norm=False), "conv2"),
+    "stochastic_divisive": (ConvNet(widths=(8, 16), fc=(32,), noise=0.3, divisive=True), "conv2"),
+    "feedback_alignment": (MLP(widths=(64, 32), learning_rule="feedback_alignment"), "fc2"),
+}
+
+
+@pytest.fixture(scope="module")
+def cifar():
+    from conftest import data_or_skip
+
+    data_or_skip()
+    from insilico.data import cifar10
+
+    train, test = cifar10("train"), cifar10("test")
+    idx = np.random.default_rng(0).choice(len(train.y), 384, replace=False)
+    return (Dataset(train.x[idx], train.y[idx], train.class_names, "cifar10 train (384)"),
+            Dataset(test.x[idx[:64] % len(test.y)], test.y[idx[:64] % len(test.y)], test.class_names,
+                    "cifar10 test (64)"))
+
+
+@pytest.fixture(scope="module")
+def trained(cifar):
+    train, test = cifar
+    cfg = TrainConfig(epochs=2, batch_size=64, lr=1e-3, optimizer="adam", augment="none", weight_decay=0.0)
+    out = {}
+    for name, (model, _) in ARCHS.items():
+        result = fit(model, train, test, cfg, progress=False)
+        out[name] = (make_subject(name, model, result.variables, InputSpec((32, 32, 3))), result.history)
+    return out
+
+
+@pytest.mark.parametrize("arch", list(ARCHS))
+def test_each_architecture_trains_and_every_probe_runs(arch, trained, cifar):
+    subject, history = trained[arch]
+    site = ARCHS[arch][1]
+    if arch != "feedback_alignment":     # (FA first needs W to align with B: its training is tested on digits in
+        assert history[-1]["loss"] < history[0]["loss"], history        # test_learning_rules and the experiment)
+    x, y = cifar[1].x[:16], cifar[1].y[:16]
+    out, rec = electrode.record(subject, x, None)
+    assert out.shape == (16, 10) and all(np.isfinite(np.asarray(a)).all() for a in rec.values())
+    c = subject.sites[site][-1]
+    sweep = lesion.mask_sweep(subject, x, site, np.eye(c, dtype=np.float32)[:4], labels=y)
+    assert sweep.accuracy.shape == (4,)
+    vis = fv.visualize(subject, fv.channel(site), units=[0], key=jax.random.key(0), steps=4, progress=False)
+    assert np.isfinite(vis.images.values).all()
+    adv = synthesis.pgd(subject, x, y, 8 / 255, steps=3, key=jax.random.key(1))
+    assert adv.attrs["accuracy"] <= adv.attrs["clean_accuracy"]
+    tuning = rf.grating_tuning(subject, site, orientations=(0, 90), sfs=(0.1,), phases=(0, 180))
+    assert np.isfinite(np.asarray(tuning[site])).all()
+    r = rsa.rdm(np.asarray(rec[site]).reshape(16, -1) + 1e-3 * np.arange(16)[:, None])
+    assert r.shape == (16, 16) and np.isfinite(r).all()
+
+
+def test_recurrent_sites_per_time_step(trained, cifar):
+    subject, _ = trained["blt"]
+    x = cifar[1].x[:4]
+    with pytest.raises(electrode.SiteError, match=r"'conv2' on blt is recurrent.*conv2/t0, conv2/t1, conv2/t2"):
+        electrode.record(subject, x, "conv2")
+    _, intact = electrode.record(subject, x, ["conv1/t0", "conv1/t1", "conv1/t2"])
+    # silencing the top layer at step 0 reaches the first layer one step later (top-down), not at step 0
+    _, cut = electrode.run(subject, x, edits={"conv2/t0": electrode.lesion(np.ones(16, np.float32))},
+                           record=["conv1/t0", "conv1/t1"])
+    assert np.array_equal(np.asarray(cut["conv1/t0"]), np.asarray(intact["conv1/t0"]))
+    assert not np.allclose(np.asarray(cut["conv1/t1"]), np.asarray(intact["conv1/t1"]))
+    # gradients flow through the unrolled loop: the last step's response depends on the image
+    g = jax.grad(lambda im: electrode.run(subject, im, record="logits/t2")[1]["logits/t2"][:, 0].sum())(
+        jnp.asarray(x))
+    assert float(jnp.abs(g).sum()) > 0
+    bl = BLTNet(widths=(8, 16), steps=2, topdown=False).init(jax.random.key(0), jnp.zeros((1, 32, 32, 3)))
+    assert set(bl["params"]["conv1"]) == {"bottom_up", "lateral", "t0", "t1"}
+
+
+def test_stochastic_units_sample_with_a_key_and_are_noise_free_without(trained, cifar):
+    subject, _ = trained["stochastic_divisive"]
+    x = cifar[1].x[:4]
+    out, rec = electrode.sample(subject, x, "conv2", n_samples=5, key=jax.random.key(0))
+    assert rec["conv2"].shape == (5, 4, 16, 16, 16)
+    assert float(jnp.std(rec["conv2"], 0).mean()) > 0                  # trial-to-trial variability
+    again = electrode.sample(subject, x, "conv2", n_samples=5, key=jax.random.key(0))[1]["conv2"]
+    assert np.array_equal(np.asarray(again), np.asarray(rec["conv2"]))  # reproducible from the key
+    plain = electrode.record(subject, x, "conv2")[1]["conv2"]
+    assert np.array_equal(np.asarray(plain), np.asarray(electrode.record(subject, x, "conv2")[1]["conv2"]))
+    det, _ = trained["locally_connected"]
+    samples = electrode.sample(det, x, "conv2", n_samples=3, key=jax.random.key(0))[1]["conv2"]
+    assert np.array_equal(np.asarray(samples[0]), np.asarray(samples[2]))
+
+
+def test_locally_connected_layers_share_no_weights(trained):
+    subject, _ = trained["locally_connected"]
+    kernel = subject.params["conv1"]["conv"]["kernel"]
+    assert kernel.shape == (32, 32, 3 * 3 * 3, 8)                 # one filter per position
+    assert float(jnp.abs(kernel[0] - kernel[1]).max()) > 0
