@@ -3,10 +3,11 @@ from ._stage import ConvStage, DenseStage, Normalize, Readout, Stage, avg_pool2,
 from .convnet import VGG, ConvNet
 from .imagenet import VGG16, AlexNet, ResNet18
 from .recurrent import BLTNet
+from .autoencoder import Autoencoder
 from .spec import MODEL_CLASSES, build_model, model_spec
 from .mlp import MLP
 from .resnet import BasicBlock, ResNet
 
 __all__ = ["Stage", "ConvStage", "DenseStage", "Readout", "Normalize", "max_pool2", "avg_pool2",
-           "ConvNet", "VGG", "ResNet", "BasicBlock", "MLP", "AlexNet", "VGG16", "ResNet18", "BLTNet",
+           "ConvNet", "VGG", "ResNet", "BasicBlock", "MLP", "AlexNet", "VGG16", "ResNet18", "BLTNet", "Autoencoder",
            "model_spec", "build_model", "MODEL_CLASSES"]

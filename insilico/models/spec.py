@@ -8,10 +8,11 @@ import flax.linen as nn
 from .convnet import VGG, ConvNet
 from .imagenet import VGG16, AlexNet, ResNet18
 from .recurrent import BLTNet
+from .autoencoder import Autoencoder
 from .mlp import MLP
 from .resnet import ResNet
 
-MODEL_CLASSES = {cls.__name__: cls for cls in (ConvNet, VGG, ResNet, MLP, AlexNet, VGG16, ResNet18, BLTNet)}
+MODEL_CLASSES = {cls.__name__: cls for cls in (ConvNet, VGG, ResNet, MLP, AlexNet, VGG16, ResNet18, BLTNet, Autoencoder)}
 
 
 def model_spec(model: nn.Module) -> dict:

@@ -72,29 +72,39 @@ def init_variables(model: nn.Module, input_shape, key) -> dict:
     return dict(model.init(key, jnp.zeros((1, *input_shape), jnp.float32)))
 
 
-def make_train_step(model: nn.Module, tx, cfg: TrainConfig):
-    """A jit-compiled step ``(state, x, y, key) -> (state, loss, accuracy)``."""
+def make_train_step(model: nn.Module, tx, cfg: TrainConfig, objective=None):
+    """A jit-compiled step ``(state, x, y, key) -> (state, loss, metrics)`` for ``objective`` (default:
+    :class:`~insilico.train.objectives.Classification` with the config's label smoothing)."""
+    from .objectives import Classification
+
+    objective = objective or Classification(cfg.label_smoothing)
     augment = AUGMENTATIONS[cfg.augment]
 
     def step(state: TrainState, x, y, key):
-        k_aug, k_drop = jax.random.split(key)
+        k_aug, k_obj = jax.random.split(key)
         if augment is not None:
             x = augment(k_aug, x)
 
         def loss_fn(params):
-            variables = {"params": params, **(state.constants or {})}
-            if state.batch_stats is not None:
-                variables["batch_stats"] = state.batch_stats
-            logits, updates = model.apply(variables, x, train=True, mutable=["batch_stats"],
-                                          rngs={"dropout": k_drop})
-            labels = optax.smooth_labels(jax.nn.one_hot(y, logits.shape[-1]), cfg.label_smoothing)
-            return optax.softmax_cross_entropy(logits, labels).mean(), (logits, updates)
+            stats = {}
 
-        (loss, (logits, updates)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+            def apply(inputs, k):
+                variables = {"params": params, **(state.constants or {})}
+                if state.batch_stats is not None:
+                    variables["batch_stats"] = state.batch_stats
+                out, mutated = model.apply(variables, inputs, train=True, mutable=["batch_stats", "intermediates"],
+                                           rngs={"dropout": k})
+                stats["batch_stats"] = mutated.get("batch_stats")
+                return out, mutated.get("intermediates", {})
+
+            loss, metrics = objective(apply, x, y, k_obj)
+            return loss, (metrics, stats.get("batch_stats"))
+
+        (loss, (metrics, batch_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
         upd, opt_state = tx.update(grads, state.opt_state, state.params)
         new = TrainState(state.step + 1, optax.apply_updates(state.params, upd),
-                         updates.get("batch_stats", state.batch_stats), opt_state, state.constants)
-        return new, loss, jnp.mean(jnp.argmax(logits, -1) == y)
+                         batch_stats if batch_stats is not None else state.batch_stats, opt_state, state.constants)
+        return new, loss, metrics
 
     return jax.jit(step, donate_argnums=0)
 
@@ -118,8 +128,12 @@ def _predictor(model):
 
 
 def fit(model: nn.Module, train, test=None, cfg: TrainConfig = TrainConfig(), *, checkpoint_dir=None,
-        resume: bool = True, progress: bool = True, on_epoch=None) -> FitResult:
+        resume: bool = True, progress: bool = True, on_epoch=None, objective=None) -> FitResult:
     """Train ``model`` on ``train`` (a :class:`~insilico.data.Dataset`), evaluating on ``test`` each epoch.
+
+    ``objective``: what to learn (:mod:`insilico.train.objectives`; default classification). The history
+    records the loss and the objective's metrics (``train_acc`` for classification, ``train_mse``, ...), and
+    test accuracy for objectives that use labels.
 
     With ``checkpoint_dir``, the state is saved after every epoch to ``checkpoint_dir/last.ckpt``, and a
     later call with the same model and config resumes from it (``resume=False`` starts over). A checkpoint of
@@ -141,6 +155,8 @@ def fit(model: nn.Module, train, test=None, cfg: TrainConfig = TrainConfig(), *,
     state = TrainState(jnp.zeros((), jnp.int32), variables["params"], variables.get("batch_stats"),
                        tx.init(variables["params"]), constants)
     identity = {"model": model_spec(model), "config": asdict(cfg), "train": train.name}
+    if objective is not None:
+        identity["objective"] = {"class": type(objective).__name__, **asdict(objective)}
     history, start = [], 0
     ckpt = Path(checkpoint_dir) / "last.ckpt" if checkpoint_dir else None
     if ckpt is not None and resume and ckpt.exists():
@@ -151,25 +167,27 @@ def fit(model: nn.Module, train, test=None, cfg: TrainConfig = TrainConfig(), *,
                 f"  checkpoint: {json.dumps(meta.get('identity'))}\n  now:        {json.dumps(identity)}")
         state, meta = load_checkpoint(ckpt, state)
         history, start = meta["history"], meta["epoch"]
-    step_fn = make_train_step(model, tx, cfg)
+    step_fn = make_train_step(model, tx, cfg, objective)
+    labelled = objective is None or objective.uses_labels
     if on_epoch is not None and start == 0:
         on_epoch(0, jax.device_get(_variables(state)))          # host copies: the step donates its state
     for epoch in range(start, cfg.epochs):
         order = np.asarray(jax.random.permutation(jax.random.fold_in(key, 1000 + epoch), len(y_train)))
-        losses, accs = [], []
+        losses, metrics = [], []
         bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not progress,
                    leave=False)
         for i in bar:
             idx = order[i * cfg.batch_size:(i + 1) * cfg.batch_size]
-            state, loss, acc = step_fn(state, jnp.asarray(x_train[idx]), jnp.asarray(y_train[idx]),
-                                       jax.random.fold_in(key, int(epoch * steps_per_epoch + i) + 10**6))
+            state, loss, m = step_fn(state, jnp.asarray(x_train[idx]), jnp.asarray(y_train[idx]),
+                                     jax.random.fold_in(key, int(epoch * steps_per_epoch + i) + 10**6))
             losses.append(loss)
-            accs.append(acc)
+            metrics.append(m)
             if i % 20 == 0:
                 bar.set_postfix(loss=f"{float(loss):.3f}")
-        record = {"epoch": epoch + 1, "loss": float(np.mean(jax.device_get(losses))),
-                  "train_acc": float(np.mean(jax.device_get(accs)))}
-        if test is not None:
+        record = {"epoch": epoch + 1, "loss": float(np.mean(jax.device_get(losses)))}
+        for name, values in jax.device_get(jax.tree.map(lambda *v: jnp.stack(v), *metrics)).items():
+            record[f"train_{name}"] = float(np.mean(values))
+        if test is not None and labelled:
             record["test_acc"] = evaluate(model, _variables(state), test.x, test.y)
         history.append(record)
         if progress:
