@@ -92,8 +92,9 @@ def make_train_step(model: nn.Module, tx, cfg: TrainConfig, objective=None):
                 variables = {"params": params, **(state.constants or {})}
                 if state.batch_stats is not None:
                     variables["batch_stats"] = state.batch_stats
+                # stochastic units are noisy while learning too (a "noise" stream beside dropout's)
                 out, mutated = model.apply(variables, inputs, train=True, mutable=["batch_stats", "intermediates"],
-                                           rngs={"dropout": k})
+                                           rngs={"dropout": k, "noise": jax.random.fold_in(k, 1)})
                 stats["batch_stats"] = mutated.get("batch_stats")
                 return out, mutated.get("intermediates", {})
 
