@@ -4,7 +4,9 @@ For every bundled model (and an untrained control): its sites, first-layer filte
 per site on gratings and scikit-image photos, orientation tuning of early units, receptive fields (feature
 visualizations with exemplars, RF size vs depth, simple/complex cells), a single-unit lesion sweep on
 natural-image patches measured as agreement with the intact model, and stimulus synthesis (PGD accuracy vs ε,
-controversial stimuli between the CIFAR models, metamers). No data directory is needed.
+controversial stimuli between the CIFAR models, metamers), comparison with brains (when INSILICO_DATA holds the
+data), and the four elements (recurrent vs feed-forward, feedback alignment vs backpropagation, trained on the
+spot on scikit-learn's digits). No data directory is needed.
 """
 from __future__ import annotations
 
@@ -305,8 +307,66 @@ def brain_section(ctx: Context):
     s.tables.append(("Best site per region", ("model", "region", "site", label, "95% interval"), rows))
 
 
+def four_elements_section(ctx: Context):
+    """Architecture and learning rule, trained on the spot on scikit-learn's digits (offline): a recurrent BLT
+    network vs the same network without recurrence, read out at every time step; an MLP trained by
+    backpropagation vs feedback alignment, with the angle between their updates."""
+    import matplotlib.pyplot as plt
+
+    from .data import digits
+    from .models import MLP, BLTNet
+    from .subject import InputSpec, make_subject
+    from .train import TrainConfig, fit
+    from .train.rules import gradient_alignment
+
+    data = digits()
+    order = np.random.default_rng(0).permutation(len(data.y))
+    train, test = data.subset(order[:1400]), data.subset(order[1400:])
+    epochs, widths = (3, (8, 16)) if ctx.quick else (10, (16, 32))
+    cfg = TrainConfig(epochs=epochs, batch_size=50, lr=3e-3, optimizer="adam", augment="none", weight_decay=0.0)
+    s = ctx.report.section("The four elements: architecture and learning rule", "Trained here on scikit-learn's "
+                           f"8x8 digits ({len(train.y)} training, {len(test.y)} held-out, {epochs} epochs). Left: a "
+                           "recurrent BLT network (bottom-up, lateral and top-down connections, 4 time steps) "
+                           "and the same network without recurrence (B), read out at every step — the site "
+                           "logits/t{k}. Right: the angle between the weight updates of an MLP trained by feedback "
+                           "alignment (a fixed random feedback matrix) and backpropagation's, per epoch; 90° is "
+                           "no better than chance direction. Experiment: experiments/four_elements.py.")
+    rows, per_step = [], {}
+    for label, lateral in (("BLT", True), ("B", False)):
+        model = BLTNet(widths=widths, steps=4, lateral=lateral, topdown=lateral, mean=(0.3,), std=(0.4,))
+        res = fit(model, train, test, cfg, progress=False)
+        sub = make_subject(label, model, res.variables, InputSpec((8, 8, 1)))
+        steps = [f"logits/t{t}" for t in range(4)]
+        _, rec = el.record(sub, test.x, steps)
+        per_step[label] = [float(np.mean(np.argmax(np.asarray(rec[k]), -1) == test.y)) for k in steps]
+        rows.append(("architecture", f"{label} (4 steps)", per_step[label][-1]))
+    angles = {}
+    for rule in ("backprop", "feedback_alignment"):
+        model = MLP(widths=(64, 32), learning_rule=rule, mean=(0.3,), std=(0.4,))
+        snaps = {}
+        res = fit(model, train, test, cfg, progress=False, on_epoch=lambda e, v: snaps.__setitem__(e, v))
+        rows.append(("learning rule", f"MLP, {rule.replace('_', ' ')}", res.history[-1]["test_acc"]))
+        if rule == "feedback_alignment":
+            angles = {e: gradient_alignment(model, v, test.x, test.y) for e, v in snaps.items()}
+    fig, axes = plt.subplots(1, 2, figsize=(8, 2.8))
+    for label, acc in per_step.items():
+        axes[0].plot(range(4), acc, marker="o", label=label)
+    axes[0].set_xlabel("time step")
+    axes[0].set_ylabel("held-out accuracy of logits/t{k}")
+    axes[0].legend(fontsize=7)
+    for layer in ("fc1/dense", "fc2/dense"):
+        axes[1].plot(list(angles), [a[layer] for a in angles.values()], marker="o", label=layer)
+    axes[1].axhline(90, color="k", lw=0.5, ls=":")
+    axes[1].set_xlabel("epoch")
+    axes[1].set_ylabel("feedback alignment vs backprop (°)")
+    axes[1].legend(fontsize=7)
+    fig.tight_layout()
+    ctx.report.figure(s, fig, "four_elements")
+    s.tables.append(("Held-out accuracy", ("element", "variant", "accuracy"), rows))
+
+
 SECTIONS = [models_section, filters_section, statistics_section, tuning_section, receptive_fields_section,
-            lesion_section, synthesis_section, brain_section]
+            lesion_section, synthesis_section, brain_section, four_elements_section]
 
 
 def run_demo(out, models=DEFAULT_MODELS, quick: bool = False, progress: bool = True) -> Path:
