@@ -17,7 +17,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from ._stage import ConvStage, DenseStage, Normalize, Readout, max_pool2
-from .resnet import BasicBlock
+from .resnet import ResNetStage
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -99,20 +99,6 @@ class VGG16(nn.Module):
         return Readout(self.num_classes, dropout=self.dropout, name="logits")(x, train)
 
 
-class _Layer(nn.Module):
-    """A ResNet layer of basic blocks ``block1 …`` (not itself a site)."""
-
-    features: int
-    blocks: int
-    stride: int
-
-    @nn.compact
-    def __call__(self, x, train: bool = False):
-        for i in range(1, self.blocks + 1):
-            x = BasicBlock(self.features, self.stride if i == 1 else 1, padding=1, name=f"block{i}")(x, train)
-        return x
-
-
 class ResNet18(nn.Module):
     """torchvision's ImageNet ResNet with basic blocks (He et al. 2016); the default ``layers`` are ResNet-18
     (11.7 M parameters), ``(3, 4, 6, 3)`` is ResNet-34."""
@@ -129,5 +115,5 @@ class ResNet18(nn.Module):
         x = ConvStage(self.widths[0], 7, stride=2, padding=3, name="conv1")(x, train)
         x = _max_pool3(x, padding=1)
         for i, (n, w) in enumerate(zip(self.layers, self.widths), start=1):
-            x = _Layer(w, n, 1 if i == 1 else 2, name=f"layer{i}")(x, train)
+            x = ResNetStage(w, n, 1 if i == 1 else 2, padding=1, name=f"layer{i}")(x, train)
         return Readout(self.num_classes, name="logits")(jnp.mean(x, axis=(1, 2)), train)

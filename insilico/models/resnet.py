@@ -36,16 +36,18 @@ class BasicBlock(Stage):
 
 
 class ResNetStage(nn.Module):
-    """A stage of ``blocks`` basic blocks named ``block1 …`` (not itself a site)."""
+    """A stage of ``blocks`` basic blocks named ``block1 …`` (not itself a site); ``padding`` as in
+    :class:`BasicBlock`."""
 
     features: int
     blocks: int
     stride: int
+    padding: int | None = None
 
     @nn.compact
     def __call__(self, x, train: bool = False):
         for i in range(1, self.blocks + 1):
-            x = BasicBlock(self.features, self.stride if i == 1 else 1, name=f"block{i}")(x, train)
+            x = BasicBlock(self.features, self.stride if i == 1 else 1, self.padding, name=f"block{i}")(x, train)
         return x
 
 
