@@ -131,7 +131,7 @@ def main(argv=None):
     rows, summary = [], {"config": {"epochs": cfg.epochs, "n_train": n_train, "n_test": len(test.y)},
                          "variants": {}}
     t0 = time.time()
-    for k, (name, (element, model, objective, world)) in enumerate(chosen.items()):
+    for name, (element, model, objective, world) in chosen.items():
         t = time.time()
         data = transform(train, **world) if world else train
         result = fit(model, data, None if objective else test, cfg, progress=False, objective=objective)
@@ -140,17 +140,17 @@ def main(argv=None):
         sites = list(subject.sites)
         entry = {"element": element, "train_seconds": time.time() - t}
         if objective is None:
-            key = jax.random.PRNGKey(200 + k)
+            key = jax.random.PRNGKey(200)
             entry["accuracy"] = float(np.mean(predict(subject, np.asarray(test.x), key) == test.y))
             for kind in ("noise", "occlusion"):
-                xp = perturb(np.asarray(test.x), kind, jax.random.PRNGKey(100 + k))
+                xp = perturb(np.asarray(test.x), kind, jax.random.PRNGKey(100))      # the same for every variant
                 entry[f"accuracy_{kind}"] = float(np.mean(predict(subject, xp, key) == test.y))
         else:
             site = [s for s in sites if s != "logits"][-1]
             entry["accuracy"] = linear_readout(subject, site, train, test, min(n_train, 5000))
             entry["readout_site"] = site
             for kind in ("noise", "occlusion"):
-                xp = perturb(np.asarray(test.x), kind, jax.random.PRNGKey(100 + k))
+                xp = perturb(np.asarray(test.x), kind, jax.random.PRNGKey(100))
                 noisy = test.__class__(xp, test.y, test.class_names, test.name)
                 entry[f"accuracy_{kind}"] = linear_readout(subject, site, train, noisy, min(n_train, 5000))
         if getattr(model, "learning_rule", "backprop") == "feedback_alignment":

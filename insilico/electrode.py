@@ -278,19 +278,21 @@ def record(subject, x, sites: Sequence[str] | str | None = None):
 
 
 def sample(subject, x, sites: Sequence[str] | str | None = None, *, n_samples: int, key,
-           edits: Mapping[str, Edit] | None = None):
+           edits: Mapping[str, Edit] | None = None, variables=None):
     """Monte-Carlo responses of a stochastic subject (units with ``noise``, or noise edits): ``n_samples``
     independent draws in one vmapped call, ``(outputs (S, N, ...), {site: (S, N, *unit_shape)})``. A
-    deterministic subject gives ``n_samples`` identical copies."""
-    keys = jax.random.split(key, n_samples)
-    record_sites = (sites,) if isinstance(sites, str) else sites
-    run(subject, x[:1], edits, record_sites, key=keys[0])                   # validate once, with clear errors
-    record_sites = None if record_sites is None else tuple(record_sites)
-    variables = subject.variables
-    out, rec = jax.vmap(lambda k: _jit_forward(subject.model, record_sites, variables, x, dict(edits or {}), k))(
-        keys)
-    names = subject.sites if record_sites is None else record_sites
-    return out, {name: rec[name] for name in names}
+    deterministic subject gives ``n_samples`` identical copies. Same checks as :func:`run`."""
+    if int(n_samples) < 1:
+        raise ValueError(f"n_samples must be ≥ 1; got {n_samples}")
+    edits = dict(edits or {})
+    record_sites = None if sites is None else ((sites,) if isinstance(sites, str) else tuple(sites))
+    _check_sites(subject, record_sites or (), "recording")
+    _check_edits(subject, edits)
+    _check_input(subject, x)
+    v = subject.variables if variables is None else variables
+    keys = jax.random.split(key, int(n_samples))
+    out, rec = jax.vmap(lambda k: _jit_forward(subject.model, record_sites, v, x, edits, k))(keys)
+    return out, {name: rec[name] for name in (subject.sites if record_sites is None else record_sites)}
 
 
 def site_means(subject, x, sites: Sequence[str] | str, over: str = "images", batch_size: int = 256) -> dict:

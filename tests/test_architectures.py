@@ -108,3 +108,39 @@ def test_locally_connected_layers_share_no_weights(trained):
     kernel = subject.params["conv1"]["conv"]["kernel"]
     assert kernel.shape == (32, 32, 3 * 3 * 3, 8)                 # one filter per position
     assert float(jnp.abs(kernel[0] - kernel[1]).max()) > 0
+
+
+def test_every_time_step_is_trained_and_divisive_norm_formula():
+    from insilico.models import DivisiveNorm
+    from insilico.train.objectives import Classification
+
+    model = BLTNet(widths=(4, 8), steps=3, lateral=False, topdown=False)        # B: steps share no recurrence
+    x = jnp.asarray(np.random.default_rng(0).uniform(size=(8, 8, 8, 3)), jnp.float32)
+    v = model.init(jax.random.key(0), x)
+    y = jnp.arange(8) % 10
+
+    def loss(params):
+        def apply(inputs, k):
+            out, mut = model.apply({**v, "params": params}, inputs, train=True,
+                                   mutable=["batch_stats", "intermediates"])
+            return out, mut["intermediates"]
+        return Classification(0.0)(apply, x, y, None)[0]
+
+    g = jax.grad(loss)(v["params"])
+    assert float(jnp.abs(g["conv1"]["t0"]["bn"]["scale"]).sum()) > 0        # the first step learns too
+    dn = DivisiveNorm()
+    z = jnp.asarray(np.random.default_rng(1).uniform(size=(2, 3)), jnp.float32)
+    p = {"params": {"beta": jnp.zeros(3), "gamma": jnp.array([[0.1, 0.5, 0.0], [0.0, 0.2, 0.0], [0.3, 0.0, 0.4]])}}
+    beta = np.log1p(np.exp(0.0))
+    ref = np.asarray(z) / np.sqrt(beta + (np.asarray(z) ** 2) @ np.asarray(p["params"]["gamma"]).T)
+    assert np.allclose(dn.apply(p, z), ref, atol=1e-6)
+
+
+def test_sample_checks_every_image(trained, cifar):
+    subject, _ = trained["stochastic_divisive"]
+    x = np.array(cifar[1].x[:3])
+    x[2, 0, 0, 0] = np.nan
+    with pytest.raises(electrode.InputError, match="NaN"):
+        electrode.sample(subject, x, "conv2", n_samples=2, key=jax.random.key(0))
+    with pytest.raises(ValueError, match="n_samples must be"):
+        electrode.sample(subject, x[:2], "conv2", n_samples=0, key=jax.random.key(0))

@@ -77,3 +77,19 @@ def test_sparse_coding_recovers_a_planted_dictionary():
     assert out["mse"][-1] < 0.2 * out["mse"][0] and out["active"][-1] < 0.5
     with pytest.raises(ValueError, match="N ≥ n_atoms"):
         sparse_coding(x[:5], k, key=jax.random.key(0))
+
+
+def test_objective_edge_cases():
+    from insilico.train.objectives import Classification
+
+    with pytest.raises(ValueError, match="augmentation to make two views.*valid: flip_crop, crop"):
+        Contrastive(augment="none")
+    x = jnp.asarray(np.random.default_rng(3).uniform(size=(16, 8, 8, 1)), jnp.float32)
+    one = lambda inputs, k: (inputs.reshape(len(inputs), -1)[:, :1] * 3.0, {})      # noqa: E731  (d = 1)
+    loss, m = Slowness(shift=1)(one, x, None, jax.random.key(0))
+    assert np.isfinite(float(loss)) and np.isfinite(float(m["slowness"]))
+    steps = (jnp.zeros((16, 3)), jnp.ones((16, 3)) * jnp.array([5.0, 0, 0]))          # per-step logits
+    y = jnp.zeros(16, jnp.int32)
+    loss, _ = Classification(0.0)(lambda inputs, k: (steps[-1], {"step_logits": steps}), x, y, None)
+    expect = (np.log(3) + float(-jax.nn.log_softmax(jnp.array([5.0, 0, 0]))[0])) / 2
+    assert float(loss) == pytest.approx(expect, rel=1e-5)                   # the mean over time steps

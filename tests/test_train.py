@@ -96,3 +96,23 @@ def test_model_spec_roundtrip():
 def test_unknown_optimizer(digit_split):
     with pytest.raises(ValueError, match="unknown optimizer 'rmsprop'; valid: sgd, adam"):
         fit(MLP(widths=(8,)), digit_split[0], None, replace(CFG, optimizer="rmsprop"), progress=False)
+
+
+def test_a_checkpoint_without_the_constants_field_still_resumes(digit_split, tmp_path):
+    """Training states gained ``constants`` (e.g. feedback matrices); checkpoints written without the field load
+    into a state that leaves it empty."""
+    from flax import serialization
+
+    from insilico.train.checkpoint import _read
+
+    train, test = digit_split
+    model = MLP(widths=(16,), num_classes=10)
+    cfg = replace(CFG, epochs=1)
+    first = fit(model, train, test, cfg, checkpoint_dir=tmp_path, progress=False)
+    path = tmp_path / "last.ckpt"
+    header, payload = _read(path)
+    raw = serialization.msgpack_restore(payload)
+    assert "constants" in raw
+    save_checkpoint(path, {k: v for k, v in raw.items() if k != "constants"}, header["meta"])
+    again = fit(model, train, test, cfg, checkpoint_dir=tmp_path, progress=False)
+    assert again.history == first.history

@@ -520,11 +520,12 @@ def bootstrap(model_rdms, data_rdms, *, method: str = "corr", n_samples: int = 1
     else:
         subj_w = jnp.ones((n_samples, vd.shape[0]), jnp.float32)
     vm32, vd32 = jnp.asarray(vm, jnp.float32), jnp.asarray(vd, jnp.float32)
-    if method == "tau-a" and over == "stimuli":
-        samples = np.asarray(_boot_tau_a(vm32, vd32, counts, n, pool_subjects=True)[..., 0])
+    if method == "tau-a" and over == "stimuli":            # ranks from the float64 values (ties as in `score`)
+        samples = np.asarray(_boot_tau_a(vm, vd, counts, n, pool_subjects=True)[..., 0])
     else:
         # resampling subjects only: every sample has the same per-subject scores — compute them once
-        per = _boot(vm32, vd32, counts[:1] if over == "subjects" else counts, method, n)   # (B or 1, M, S)
+        m_in, d_in = (vm, vd) if method == "tau-a" else (vm32, vd32)          # τ-a ranks the float64 values
+        per = _boot(m_in, d_in, counts[:1] if over == "subjects" else counts, method, n)   # (B or 1, M, S)
         samples = np.asarray(jnp.sum(per * subj_w[:, None, :], -1) / jnp.sum(subj_w, -1, keepdims=True))
     full = compare(vm, vd, method).mean(1)
     lo_q, hi_q = np.percentile(samples, [50 * (1 - ci), 50 * (1 + ci)], axis=0)

@@ -122,7 +122,7 @@ class DivisiveNorm(nn.Module):
         c = x.shape[-1]
         beta = jax.nn.softplus(self.param("beta", nn.initializers.constant(0.5413), (c,)))   # softplus⁻¹(1)
         gamma = jax.nn.relu(self.param("gamma", lambda k, s: 0.1 * jnp.eye(s[0]), (c, c)))
-        return x / jnp.sqrt(beta + (x * x) @ gamma)
+        return x / jnp.sqrt(beta + (x * x) @ gamma.T)                          # Σⱼ γᵢⱼ xⱼ²
 
 
 class ConvStage(Stage):

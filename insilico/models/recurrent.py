@@ -7,7 +7,8 @@ Layer l at time step t:
 with bottom-up (B), lateral (L) and top-down (T) convolutions shared over time, the image as h_0 at every step,
 2x2 max pooling between layers, nearest-neighbour upsampling for top-down input, and a separate batch norm per
 time step. The readout (global average pool → dense, shared over time) gives logits at every step; the model's
-output is the last step's.
+output is the last step's. Every step's logits are also sown (``intermediates/step_logits``), so that
+classification trains the readout at every step (the cross-entropy averaged over steps, as Spoerer et al.).
 
 Sites are per time step: ``conv{l}/t{k}`` and ``logits/t{k}`` (k = 0 … steps − 1). A recurrent layer name alone
 (``conv2``) is not a site; the electrode says which steps exist.
@@ -71,7 +72,7 @@ class RecurrentLayer(nn.Module):
 class BLTNet(nn.Module):
     """A recurrent convolutional network of the BLT family (Spoerer et al. 2017), unrolled for ``steps`` time
     steps. ``lateral`` / ``topdown`` switch the recurrent connections (both off: a feed-forward "B" net run
-    ``steps`` times, every step alike).
+    ``steps`` times, its steps differing only in their batch norms).
 
     Example: ``BLTNet(widths=(32, 64, 128), steps=4)`` on CIFAR-10; sites ``conv1/t0 … conv3/t3``,
     ``logits/t0 … logits/t3``.
@@ -110,6 +111,7 @@ class BLTNet(nn.Module):
                 below = max_pool2(h)
             state = new
             logits = readout_sites(t, dense(jnp.mean(state[-1], axis=(1, 2))), train)
+            self.sow("intermediates", "step_logits", logits)      # training reads out every step
         return logits
 
 

@@ -68,6 +68,10 @@ def load_checkpoint(path, target):
     header, payload = _read(path)
     raw = serialization.msgpack_restore(payload)
     target_raw = serialization.to_state_dict(target)
+    if isinstance(raw, dict) and isinstance(target_raw, dict):
+        for k, v in target_raw.items():                 # a field the model leaves empty (e.g. no constants)
+            if v is None and k not in raw:             # restores from checkpoints written before it existed
+                raw[k] = None
     problems = _compare(raw, target_raw, "")
     if problems:
         shown = "; ".join(problems[:5]) + (f"; and {len(problems) - 5} more" if len(problems) > 5 else "")

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, is_dataclass
 from pathlib import Path
 from typing import Any
 
@@ -90,8 +90,8 @@ def make_train_step(model: nn.Module, tx, cfg: TrainConfig, objective=None):
 
             def apply(inputs, k):
                 variables = {"params": params, **(state.constants or {})}
-                if state.batch_stats is not None:
-                    variables["batch_stats"] = state.batch_stats
+                if state.batch_stats is not None:     # a second call (another view) continues from the first
+                    variables["batch_stats"] = stats.get("batch_stats") or state.batch_stats
                 # stochastic units are noisy while learning too (a "noise" stream beside dropout's)
                 out, mutated = model.apply(variables, inputs, train=True, mutable=["batch_stats", "intermediates"],
                                            rngs={"dropout": k, "noise": jax.random.fold_in(k, 1)})
@@ -156,8 +156,11 @@ def fit(model: nn.Module, train, test=None, cfg: TrainConfig = TrainConfig(), *,
     state = TrainState(jnp.zeros((), jnp.int32), variables["params"], variables.get("batch_stats"),
                        tx.init(variables["params"]), constants)
     identity = {"model": model_spec(model), "config": asdict(cfg), "train": train.name}
-    if objective is not None:
-        identity["objective"] = {"class": type(objective).__name__, **asdict(objective)}
+    from .objectives import Classification
+
+    if objective is not None and objective != Classification(cfg.label_smoothing):     # the default: not recorded
+        fields = asdict(objective) if is_dataclass(objective) else {"repr": repr(objective)}
+        identity["objective"] = {"class": type(objective).__name__, **fields}
     history, start = [], 0
     ckpt = Path(checkpoint_dir) / "last.ckpt" if checkpoint_dir else None
     if ckpt is not None and resume and ckpt.exists():

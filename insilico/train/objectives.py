@@ -27,15 +27,18 @@ from .augment import AUGMENTATIONS
 
 @dataclass(frozen=True)
 class Classification:
-    """Softmax cross-entropy with ``label_smoothing``; metric ``acc``."""
+    """Softmax cross-entropy with ``label_smoothing`` (overrides the config's); metric ``acc`` (of the output).
+    A model that sows ``step_logits`` (a recurrent network's readout at every time step) is trained on the
+    cross-entropy averaged over its steps."""
 
     label_smoothing: float = 0.1
     uses_labels = True
 
     def __call__(self, apply, x, y, key):
-        logits, _ = apply(x, key)
+        logits, inter = apply(x, key)
         labels = optax.smooth_labels(jax.nn.one_hot(y, logits.shape[-1]), self.label_smoothing)
-        loss = optax.softmax_cross_entropy(logits, labels).mean()
+        steps = inter.get("step_logits", (logits,))
+        loss = jnp.mean(jnp.stack([optax.softmax_cross_entropy(s, labels).mean() for s in steps]))
         return loss, {"acc": jnp.mean(jnp.argmax(logits, -1) == y)}
 
 
@@ -77,6 +80,12 @@ class Contrastive:
     augment: str = "flip_crop"
     uses_labels = False
 
+    def __post_init__(self):
+        if AUGMENTATIONS.get(self.augment) is None:
+            valid = [k for k, v in AUGMENTATIONS.items() if v is not None]
+            raise ValueError(f"Contrastive needs an augmentation to make two views; got {self.augment!r}, "
+                             f"valid: {', '.join(valid)}")
+
     def __call__(self, apply, x, y, key):
         aug = AUGMENTATIONS[self.augment]
         k1, k2, k3, k4 = jax.random.split(key, 4)
@@ -87,8 +96,8 @@ class Contrastive:
 
 
 def shifted_pair(key, x, shift: int):
-    """Two consecutive frames of a translation sequence per image: a random crop (zero-padded by ``shift``)
-    and the same crop moved by ``shift`` pixels in a random one of four directions."""
+    """Two consecutive frames of a translation sequence per image: a random crop (of the image reflected
+    across its borders) and the same crop moved by ``shift`` pixels in a random one of four directions."""
     n, h, w, c = x.shape
     pad = jnp.pad(x, ((0, 0), (2 * shift, 2 * shift), (2 * shift, 2 * shift), (0, 0)), mode="reflect")
     k1, k2 = jax.random.split(key)
@@ -123,7 +132,7 @@ class Slowness:
         change = jnp.mean((na - nb) ** 2)
         corr = na.T @ na / za.shape[0]
         d = corr.shape[0]
-        off = (jnp.sum(corr ** 2) - jnp.sum(jnp.diag(corr) ** 2)) / (d * (d - 1))
+        off = (jnp.sum(corr ** 2) - jnp.sum(jnp.diag(corr) ** 2)) / max(d * (d - 1), 1)
         var = jnp.mean((jnp.log(za.var(0) + 1e-6)) ** 2)
         unrelated = jnp.mean((na - jnp.roll(na, 1, 0)) ** 2)
         return change + self.decorrelation * off + var, {"slowness": change / (unrelated + 1e-8)}

@@ -15,8 +15,12 @@ from flax import traverse_util
 
 
 def _angle(a, b) -> float:
+    """Angle in degrees; NaN when either is zero (no direction)."""
     a, b = np.ravel(np.asarray(a, np.float64)), np.ravel(np.asarray(b, np.float64))
-    c = a @ b / (np.linalg.norm(a) * np.linalg.norm(b))
+    norm = np.linalg.norm(a) * np.linalg.norm(b)
+    if norm == 0:
+        return float("nan")
+    c = a @ b / norm
     return float(np.degrees(np.arccos(np.clip(c, -1.0, 1.0))))
 
 
@@ -35,6 +39,8 @@ def gradient_alignment(model: nn.Module, variables: dict, x, y) -> dict[str, flo
     and under backpropagation (``model.clone(learning_rule="backprop")`` on the same parameters), by layer path.
     The readout's gradient is the same under both rules (0°); the layers below show how well the feedback
     signal approximates the true gradient."""
+    if not hasattr(model, "learning_rule"):
+        raise ValueError(f"{type(model).__name__} has no learning_rule field to compare with backpropagation")
     bp = model.clone(learning_rule="backprop")
     labels = jnp.asarray(y)
 
