@@ -30,8 +30,8 @@ def cifar():
     from insilico.data import cifar10
 
     train, test = cifar10("train"), cifar10("test")
-    idx = np.random.default_rng(0).choice(len(train.y), 384, replace=False)
-    return (Dataset(train.x[idx], train.y[idx], train.class_names, "cifar10 train (384)"),
+    idx = np.random.default_rng(0).choice(len(train.y), 256, replace=False)
+    return (Dataset(train.x[idx], train.y[idx], train.class_names, "cifar10 train (256)"),
             Dataset(test.x[idx[:64] % len(test.y)], test.y[idx[:64] % len(test.y)], test.class_names,
                     "cifar10 test (64)"))
 

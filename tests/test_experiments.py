@@ -65,7 +65,7 @@ def test_four_elements_quick(tmp_path, data_dir):
     spec = importlib.util.spec_from_file_location("four_elements", path)
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
-    names = ["BLT (recurrent)", "stochastic units", "MLP, feedback alignment", "ConvNet, contrastive (SimCLR)"]
+    names = ["BLT (recurrent)", "MLP, feedback alignment"]      # (the other variants' parts are tested elsewhere)
     summary = mod.main(["--quick", "--out", str(tmp_path), "--epochs", "1", "--n-train", "1000", "--only", *names])
     assert list(summary["variants"]) == names
     for name, v in summary["variants"].items():

@@ -14,7 +14,7 @@ from insilico.train.objectives import Contrastive, Slowness, SparseAutoencoder, 
 def blobs():
     """Images of one bright Gaussian blob at a random place on a dim background (16 x 16 x 3)."""
     rng = np.random.default_rng(0)
-    n, h = 256, 16
+    n, h = 160, 16
     yy, xx = np.mgrid[:h, :h]
     cy, cx = rng.uniform(3, h - 3, (2, n))
     colour = rng.uniform(0.3, 1.0, (n, 3))
@@ -44,7 +44,7 @@ def test_nt_xent_equals_a_loop():
 
 def test_sparse_autoencoder_learns_and_l1_sparsifies(blobs):
     model = Autoencoder(widths=(8, 16), code=32)
-    cfg = TrainConfig(epochs=20, batch_size=32, lr=3e-3, optimizer="adam", augment="none", weight_decay=0.0)
+    cfg = TrainConfig(epochs=20, batch_size=16, lr=3e-3, optimizer="adam", augment="none", weight_decay=0.0)
     dense = fit(model, blobs, None, cfg, progress=False, objective=SparseAutoencoder(l1=0.0))
     sparse = fit(model, blobs, None, cfg, progress=False, objective=SparseAutoencoder(l1=0.3))
     baseline = float(np.mean((blobs.x - blobs.x.mean(0)) ** 2))       # predicting the mean image
