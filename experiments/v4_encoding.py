@@ -41,6 +41,11 @@ def images(session, size: int):
     return np.stack([resize(im, (size, size), anti_aliasing=True) for im in x]).astype(np.float32)
 
 
+def _session_index(session: str) -> int:
+    """A fixed index per session, so that a session's random splits do not depend on which others are run."""
+    return SESSIONS.index(session) if session in SESSIONS else int(session)
+
+
 def profile_figure(results: dict, title: str):
     fig, ax = plt.subplots(figsize=(6.5, 3.4))
     for k, (name, ds) in enumerate(results.items()):
@@ -76,7 +81,7 @@ def main(argv=None):
     key = jax.random.PRNGKey(0)
     summary = {"n_splits": n_splits, "sessions": {}}
     t0 = time.time()
-    for si, session in enumerate(sessions):
+    for session in sessions:
         keep = slice(None, args.n_images)
         resp = cowley2023(session).isel(presentation=keep)
         x = images(session, 32)[keep]
@@ -92,7 +97,7 @@ def main(argv=None):
             sub = zoo.load(name)
             ds = brain.encoding_by_site(sub, x, {"V4": resp.values}, n_splits=n_splits, max_units=500,
                                         ceilings=None if ceiling is None else {"V4": ceiling},
-                                        key=jax.random.fold_in(key, 10 * si + k))
+                                        key=jax.random.fold_in(key, 10 * _session_index(session) + k))
             results[name] = ds
             raw_r = ds.raw.values[:, 0]
             best = int(np.nanargmax(raw_r))
