@@ -322,7 +322,7 @@ def four_elements_section(ctx: Context):
     data = digits()
     order = np.random.default_rng(0).permutation(len(data.y))
     train, test = data.subset(order[:1400]), data.subset(order[1400:])
-    epochs, widths = (3, (8, 16)) if ctx.quick else (10, (16, 32))
+    epochs, widths = (2, (8, 16)) if ctx.quick else (10, (16, 32))
     cfg = TrainConfig(epochs=epochs, batch_size=50, lr=3e-3, optimizer="adam", augment="none", weight_decay=0.0)
     s = ctx.report.section("The four elements: architecture and learning rule", "Trained here on scikit-learn's "
                            f"8x8 digits ({len(train.y)} training, {len(test.y)} held-out, {epochs} epochs). Left: a "

@@ -114,8 +114,8 @@ def test_every_time_step_is_trained_and_divisive_norm_formula():
     from insilico.models import DivisiveNorm
     from insilico.train.objectives import Classification
 
-    model = BLTNet(widths=(4, 8), steps=3, lateral=False, topdown=False)        # B: steps share no recurrence
-    x = jnp.asarray(np.random.default_rng(0).uniform(size=(8, 8, 8, 3)), jnp.float32)
+    model = BLTNet(widths=(2, 4), steps=2, lateral=False, topdown=False)        # B: steps share no recurrence
+    x = jnp.asarray(np.random.default_rng(0).uniform(size=(8, 4, 4, 3)), jnp.float32)
     v = model.init(jax.random.key(0), x)
     y = jnp.arange(8) % 10
 

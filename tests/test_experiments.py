@@ -65,13 +65,12 @@ def test_four_elements_quick(tmp_path, data_dir):
     spec = importlib.util.spec_from_file_location("four_elements", path)
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
-    names = ["BLT (recurrent)", "MLP, feedback alignment"]      # (the other variants' parts are tested elsewhere)
+    names = ["MLP, feedback alignment"]            # (the other variants' parts are tested elsewhere)
     summary = mod.main(["--quick", "--out", str(tmp_path), "--epochs", "1", "--n-train", "1000", "--only", *names])
     assert list(summary["variants"]) == names
     for name, v in summary["variants"].items():
         assert 0.0 <= v["accuracy"] <= 1.0 and -1 <= v["rsa_human IT"] <= 1, name
         assert v["best_site_EVC"] in v["rsa_profile"]["EVC"]
-    assert summary["variants"]["BLT (recurrent)"]["best_site_human IT"].split("/")[-1].startswith("t")
     fa = summary["variants"]["MLP, feedback alignment"]["gradient_alignment_deg"]
     assert fa["logits/dense"] < 1e-3 and 0 < fa["fc1/dense"] < 120
     assert json.loads((tmp_path / "results.json").read_text())["config"]["n_train"] == 1000
