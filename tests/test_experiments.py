@@ -75,3 +75,18 @@ def test_four_elements_quick(tmp_path, data_dir):
     assert fa["logits/dense"] < 1e-3 and 0 < fa["fc1/dense"] < 120
     assert json.loads((tmp_path / "results.json").read_text())["config"]["n_train"] == 1000
     assert (tmp_path / "four_elements.png").exists() and (tmp_path / "index.html").exists()
+
+
+def test_feedback_alignment_quick(tmp_path, data_dir):
+    import importlib.util
+    import pathlib
+
+    path = pathlib.Path(__file__).parent.parent / "experiments" / "feedback_alignment.py"
+    spec = importlib.util.spec_from_file_location("feedback_alignment", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    summary = mod.main(["--quick", "--epochs", "2", "--out", str(tmp_path)])
+    fa, bp = summary["rules"]["feedback_alignment"], summary["rules"]["backprop"]
+    assert fa["test_acc"][-1] > 0.8 and bp["test_acc"][-1] > 0.9
+    assert fa["gradient_alignment"][2]["fc2/dense"] < fa["gradient_alignment"][0]["fc2/dense"]   # aligning
+    assert (tmp_path / "feedback_alignment.png").exists()
