@@ -14,8 +14,8 @@ subset for a few epochs) and then measured on the same images:
   Pearson correlation of RDMs, with noise ceilings.
 
 Variants: architecture — feed-forward ConvNet, recurrent BLT (4 time steps), B (the same net, no recurrence),
-locally connected, stochastic (Gaussian noise in every conv stage); learning rule — an MLP by backpropagation vs
-by feedback alignment (with the alignment angle); objective — classification vs SimCLR contrastive (linear
+locally connected, stochastic (Gaussian noise in every conv stage); learning rule — an MLP and the ConvNet by
+backpropagation vs by feedback alignment (with the angle between the two rules' gradients); objective — classification vs SimCLR contrastive (linear
 readout); input statistics — the ConvNet trained on a grayscale and on a blurred world. Writes results.json,
 results.md, figures and index.html to --out.
 """
@@ -47,10 +47,10 @@ from insilico.zoo import CIFAR_MEAN, CIFAR_STD  # noqa: E402
 NORM = {"mean": CIFAR_MEAN, "std": CIFAR_STD}
 
 
-def variants(quick: bool) -> dict:
-    """name → (element, model, objective, world options)."""
-    w = (16, 32, 64) if quick else (32, 64, 128)
-    steps = 2 if quick else 4
+def variants(quick: bool, widths=None, steps=None) -> dict:
+    """name → (element, model, objective, world options). Every conv net has the same widths."""
+    w = tuple(widths or ((8, 16, 32) if quick else (16, 32, 64)))
+    steps = steps or (2 if quick else 4)
     return {
         "ConvNet (feed-forward)": ("architecture", ConvNet(widths=w, fc=(128,), **NORM), None, {}),
         "BLT (recurrent)": ("architecture", BLTNet(widths=w, steps=steps, **NORM), None, {}),
@@ -61,6 +61,8 @@ def variants(quick: bool) -> dict:
         "MLP, backprop": ("learning rule", MLP(widths=(512, 256), **NORM), None, {}),
         "MLP, feedback alignment": ("learning rule", MLP(widths=(512, 256), learning_rule="feedback_alignment",
                                                           **NORM), None, {}),
+        "ConvNet, feedback alignment": ("learning rule", ConvNet(widths=w, fc=(128,), learning_rule="feedback_alignment",
+                                                                 **NORM), None, {}),
         "ConvNet, contrastive (SimCLR)": ("objective", ConvNet(widths=w, fc=(128,), num_classes=64, **NORM),
                                           Contrastive(), {}),
         "ConvNet, grayscale world": ("input statistics", ConvNet(widths=w, fc=(128,), **NORM), None,
@@ -101,11 +103,20 @@ def linear_readout(subject, site: str, train, test, n_train: int) -> float:
     return float(clf.score(fte, test.y))
 
 
+def row(element: str, name: str, entry: dict) -> tuple:
+    return (element, name, entry["accuracy"], entry["accuracy_noise"], entry["accuracy_occlusion"],
+            entry["rsa_human IT"], entry["best_site_human IT"], entry["rsa_EVC"], entry["best_site_EVC"])
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", default="results/four_elements")
     p.add_argument("--quick", action="store_true", help="2,000 training images, 2 epochs, 500 test images")
-    p.add_argument("--epochs", type=int, default=None, help="training epochs (default 15; 2 with --quick)")
+    p.add_argument("--epochs", type=int, default=None, help="training epochs (default 10; 2 with --quick)")
+    p.add_argument("--widths", default=None, help="channels of the three conv stages of every conv net, e.g. "
+                   "32,64,128 (default 16,32,64; 8,16,32 with --quick)")
+    p.add_argument("--steps", type=int, default=None, help="time steps of the recurrent nets (default 4; 2 with "
+                   "--quick)")
     p.add_argument("--n-train", type=int, default=None, help="training images (default all 50,000)")
     p.add_argument("--only", nargs="+", default=None, help="variant names to run (default all)")
     args = p.parse_args(argv)
@@ -117,21 +128,35 @@ def main(argv=None):
     rng = np.random.default_rng(0)
     train = train.subset(np.sort(rng.choice(len(train.y), n_train, replace=False)))
     test = test.subset(np.sort(rng.choice(len(test.y), 500 if q else len(test.y), replace=False)))
-    cfg = TrainConfig(epochs=args.epochs or (2 if q else 15), batch_size=128, lr=2e-3, optimizer="adam",
+    cfg = TrainConfig(epochs=args.epochs or (2 if q else 10), batch_size=128, lr=2e-3, optimizer="adam",
                       weight_decay=5e-4, augment="flip_crop")
     images92 = objects92(32).x
     regions = objects92_region_rdms()
     regions = {"human IT": regions["human IT"], "EVC": regions["EVC"]}
-    chosen = variants(q)
+    widths = tuple(int(v) for v in args.widths.split(",")) if args.widths else None
+    chosen = variants(q, widths, args.steps)
+    config = {"epochs": cfg.epochs, "n_train": n_train, "n_test": len(test.y),
+              "widths": list(chosen["ConvNet (feed-forward)"][1].widths), "steps": chosen["BLT (recurrent)"][1].steps}
     if args.only:
         unknown = set(args.only) - set(chosen)
         if unknown:
             raise SystemExit(f"unknown variants {sorted(unknown)}; available: {', '.join(chosen)}")
         chosen = {k: v for k, v in chosen.items() if k in args.only}
-    rows, summary = [], {"config": {"epochs": cfg.epochs, "n_train": n_train, "n_test": len(test.y)},
-                         "variants": {}}
+    rows, summary = [], {"config": config, "variants": {}}
+    done = {}
+    if (out / "results.json").exists():                        # finished variants of an interrupted run
+        previous = json.loads((out / "results.json").read_text())
+        if previous.get("config") == config:
+            done = previous["variants"]
+            summary["ceilings"] = previous.get("ceilings")
+    out.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
     for name, (element, model, objective, world) in chosen.items():
+        if name in done:
+            print(f"{name}: kept from {out / 'results.json'}", flush=True)
+            summary["variants"][name] = done[name]
+            rows.append(row(element, name, done[name]))
+            continue
         t = time.time()
         data = transform(train, **world) if world else train
         result = fit(model, data, None if objective else test, cfg, progress=False, objective=objective)
@@ -166,8 +191,8 @@ def main(argv=None):
         summary["ceilings"] = {r: [float(ds.ceiling_lower.sel(region=r)), float(ds.ceiling_upper.sel(region=r))]
                                for r in regions}
         summary["variants"][name] = entry
-        rows.append((element, name, entry["accuracy"], entry["accuracy_noise"], entry["accuracy_occlusion"],
-                     entry["rsa_human IT"], entry["best_site_human IT"], entry["rsa_EVC"], entry["best_site_EVC"]))
+        (out / "results.json").write_text(json.dumps(summary, indent=1, default=float))      # after every variant
+        rows.append(row(element, name, entry))
         print(f"{name}: accuracy {entry['accuracy']:.3f} (noise {entry['accuracy_noise']:.3f}, occlusion "
               f"{entry['accuracy_occlusion']:.3f}); RSA human IT {entry['rsa_human IT']:.3f} "
               f"({entry['best_site_human IT']}), EVC {entry['rsa_EVC']:.3f} ({entry['best_site_EVC']}) "
@@ -199,6 +224,16 @@ def main(argv=None):
     axes[0].invert_yaxis()
     fig.tight_layout()
     report.figure(sec, fig, "four_elements")
+    fa = {n: e["gradient_alignment_deg"] for n, e in summary["variants"].items() if "gradient_alignment_deg" in e}
+    if fa:
+        layers = sorted({layer for angles in fa.values() for layer in angles}, key=lambda s: (s[0] != "c", s))
+        sec = report.section("Feedback alignment: how close to backpropagation",
+                             "Angle (degrees) between each layer's kernel gradient under feedback alignment and "
+                             "under backpropagation on the same weights, after training, 500 test images; 90° = "
+                             "unrelated, 0° = backpropagation's direction.")
+        sec.tables.append(("Gradient angle by layer", ("variant", *layers),
+                           [(n, *(f"{a[layer]:.1f}" if layer in a else "" for layer in layers))
+                            for n, a in fa.items()]))
     (out / "results.json").write_text(json.dumps(summary, indent=1, default=float))
     lines = [f"# Four elements (CIFAR-10, {n_train} images, {cfg.epochs} epochs)", "",
              "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]

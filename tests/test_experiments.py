@@ -75,6 +75,8 @@ def test_four_elements_quick(tmp_path, data_dir):
     assert fa["logits/dense"] < 1e-3 and 0 < fa["fc1/dense"] < 120
     assert json.loads((tmp_path / "results.json").read_text())["config"]["n_train"] == 1000
     assert (tmp_path / "four_elements.png").exists() and (tmp_path / "index.html").exists()
+    again = mod.main(["--quick", "--out", str(tmp_path), "--epochs", "1", "--n-train", "1000", "--only", *names])
+    assert again["variants"] == json.loads(json.dumps(summary["variants"]))       # finished variants are kept
 
 
 def test_feedback_alignment_quick(tmp_path, data_dir):

@@ -68,3 +68,63 @@ def test_feedback_alignment_learns_and_aligns(tmp_path):
     assert again.history == result.history
     assert np.array_equal(again.variables["feedback"]["fc1"]["dense"]["kernel"],
                           result.variables["feedback"]["fc1"]["dense"]["kernel"])
+
+
+def _conv_input_grad_loop(g, b, x_shape, stride, pad):
+    """∂⟨g, x ⋆ b⟩/∂x by explicit loops over output positions (NHWC, HWIO, symmetric zero padding)."""
+    n, h, w, c = x_shape
+    k = b.shape[0]
+    gx = np.zeros((n, h + 2 * pad, w + 2 * pad, c))
+    for i in range(g.shape[1]):
+        for j in range(g.shape[2]):
+            # each output (i, j, o) reads the padded patch at (i·s, j·s) through b[..., o]
+            gx[:, i * stride:i * stride + k, j * stride:j * stride + k, :] += np.einsum("no,pqco->npqc", g[:, i, j],
+                                                                                       b)
+    return gx[:, pad:pad + h, pad:pad + w]
+
+
+@pytest.mark.parametrize("stride,pad", [(1, 1), (2, 1), (1, 0)])
+def test_convolutional_feedback_alignment_sends_errors_through_a_fixed_kernel(stride, pad):
+    import flax.linen as nn
+
+    from insilico.models.feedback import FAConv
+
+    rng = np.random.default_rng(3)
+    x = jnp.asarray(rng.normal(size=(2, 7, 7, 3)), jnp.float32)
+    layer = FAConv(4, (3, 3), strides=(stride, stride), padding=((pad, pad), (pad, pad)))
+    v = layer.init(jax.random.PRNGKey(0), x)
+    w, b = v["params"]["kernel"], v["feedback"]["kernel"]
+    assert w.shape == b.shape == (3, 3, 3, 4) and not np.allclose(w, b)
+    plain = nn.Conv(4, (3, 3), strides=(stride, stride), padding=((pad, pad), (pad, pad)))
+    y, vjp = jax.vjp(lambda x_, p_: layer.apply({"params": p_, "feedback": v["feedback"]}, x_), x, v["params"])
+    y_bp, vjp_bp = jax.vjp(lambda x_, p_: plain.apply({"params": p_}, x_), x, v["params"])
+    assert np.allclose(y, y_bp, atol=1e-5)                         # the same forward computation
+    g = jnp.asarray(rng.normal(size=y.shape), jnp.float32)
+    (gx, gp), (gx_bp, gp_bp) = vjp(g), vjp_bp(g)
+    assert np.allclose(gp["kernel"], gp_bp["kernel"], atol=1e-4)    # the kernel's update is backprop's
+    assert np.allclose(gp["bias"], gp_bp["bias"], atol=1e-4)
+    ref = _conv_input_grad_loop(np.asarray(g, np.float64), np.asarray(b, np.float64), x.shape, stride, pad)
+    assert np.allclose(gx, ref, atol=1e-4)                          # the error goes down through B
+    assert not np.allclose(gx, gx_bp, atol=1e-2)
+    assert np.allclose(gx_bp, _conv_input_grad_loop(np.asarray(g, np.float64), np.asarray(w, np.float64), x.shape,
+                                                    stride, pad), atol=1e-4)
+
+
+def test_convnet_feedback_alignment_in_every_layer():
+    from insilico.models import ConvNet
+
+    x = jnp.asarray(np.random.default_rng(4).uniform(size=(6, 8, 8, 3)), jnp.float32)
+    y = jnp.arange(6) % 3
+    fa = ConvNet(widths=(4, 8), fc=(8,), num_classes=3, learning_rule="feedback_alignment")
+    v = fa.init(jax.random.PRNGKey(0), x)
+    assert set(v["feedback"]) == {"conv1", "conv2", "fc1", "logits"}
+    bp = fa.clone(learning_rule="backprop")
+    v_bp = bp.init(jax.random.PRNGKey(0), x)
+    assert jax.tree.structure(v_bp["params"]) == jax.tree.structure(v["params"])     # same parameter names
+    plain = {k: val for k, val in v.items() if k != "feedback"}
+    assert np.allclose(fa.apply(v, x), bp.apply(plain, x), atol=1e-5)
+    angles = gradient_alignment(fa, v, x, y)
+    assert set(angles) == {"conv1/conv", "conv2/conv", "fc1/dense", "logits/dense"}
+    assert angles["logits/dense"] < 1e-3 and angles["conv1/conv"] > 20
+    with pytest.raises(ValueError, match="not for locally connected"):
+        ConvNet(widths=(4,), local=True, norm=False, learning_rule="feedback_alignment").init(jax.random.PRNGKey(0), x)

@@ -13,7 +13,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from .feedback import dense
+from .feedback import check_rule, conv, dense
 
 
 _RELU_OVERRIDE: contextvars.ContextVar = contextvars.ContextVar("relu_override", default=None)
@@ -132,7 +132,8 @@ class ConvStage(Stage):
     ``padding``: None for "SAME", or an int for PyTorch-style symmetric padding. ``local``: a locally connected
     layer (a separate filter at every position, no weight sharing; "SAME" padding). ``noise``: standard deviation
     of Gaussian noise added before the ReLU when a ``"noise"`` PRNG is given (:func:`noisy`). ``divisive``:
-    divisive normalization across channels after the ReLU.
+    divisive normalization across channels after the ReLU. ``learning_rule``: "backprop" or "feedback_alignment"
+    (the error reaches the input through a fixed random kernel; not for locally connected layers).
     """
 
     features: int
@@ -143,15 +144,19 @@ class ConvStage(Stage):
     local: bool = False
     noise: float = 0.0
     divisive: bool = False
+    learning_rule: str = "backprop"
 
     @nn.compact
     def __call__(self, x, train: bool = False):
         if self.local:
+            if check_rule(self.learning_rule) != "backprop":
+                raise ValueError(f"{self.name}: feedback alignment is implemented for convolutions and dense "
+                                 "layers, not for locally connected layers (local=True)")
             x = nn.ConvLocal(self.features, (self.kernel, self.kernel), strides=(self.stride, self.stride),
                              padding="SAME", use_bias=not self.norm, name="conv")(x)
         else:
-            x = nn.Conv(self.features, (self.kernel, self.kernel), strides=(self.stride, self.stride),
-                        padding=conv_padding(self.kernel, self.padding), use_bias=not self.norm, name="conv")(x)
+            x = conv(self.features, self.kernel, self.stride, conv_padding(self.kernel, self.padding),
+                     not self.norm, self.learning_rule, "conv")(x)
         if self.norm:
             x = nn.BatchNorm(use_running_average=not train, momentum=0.9, name="bn")(x)
         x = relu(noisy(x, self.noise, self))

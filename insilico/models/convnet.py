@@ -20,7 +20,7 @@ class ConvNet(nn.Module):
         mean/std: input normalization applied inside the model (inputs are pixels in the subject's bounds).
         local: locally connected conv stages (no weight sharing). noise: Gaussian noise (std) before every conv
         stage's ReLU when a "noise" PRNG is given (stochastic units). divisive: divisive normalization after
-        every conv stage.
+        every conv stage. learning_rule: "backprop" or "feedback_alignment" (every conv and dense layer).
 
     Example: ``ConvNet(widths=(32, 64, 128), kernels=(5, 3, 3), fc=(256,), num_classes=10)``.
     """
@@ -37,6 +37,7 @@ class ConvNet(nn.Module):
     local: bool = False
     noise: float = 0.0
     divisive: bool = False
+    learning_rule: str = "backprop"
 
     @nn.compact
     def __call__(self, x, train: bool = False):
@@ -49,9 +50,9 @@ class ConvNet(nn.Module):
         x = Normalize(self.mean, self.std, name="normalize")(x)
         for i, (w, k, p) in enumerate(zip(self.widths, kernels, pools), start=1):
             x = ConvStage(w, k, norm=self.norm, local=self.local, noise=self.noise, divisive=self.divisive,
-                          name=f"conv{i}")(x, train)
+                          learning_rule=self.learning_rule, name=f"conv{i}")(x, train)
             x = POOLS[p](x)
-        return classifier_head(x, self.fc, self.num_classes, self.dropout, train)
+        return classifier_head(x, self.fc, self.num_classes, self.dropout, train, self.learning_rule)
 
 
 class VGG(nn.Module):

@@ -3,7 +3,8 @@
 Under feedback alignment a layer computes y = x·W as usual, but the error it sends to the layer below is
 g·Bᵀ with a fixed random feedback matrix B of W's shape instead of g·Wᵀ; W's own update is unchanged (xᵀg).
 It is a custom VJP around the layer's linear map, so any optax optimizer and every probe work unchanged (the
-forward pass is the same computation). B lives in the ``"feedback"`` variable collection, drawn at
+forward pass is the same computation). Dense layers (:class:`FADense`) and convolutions (:class:`FAConv`, whose
+feedback is a fixed random kernel) are provided. B lives in the ``"feedback"`` variable collection, drawn at
 initialization from the ``"params"`` key; nothing ever updates it.
 """
 from __future__ import annotations
@@ -61,6 +62,46 @@ class FADense(nn.Module):
         feedback = self.variable("feedback", "kernel", lambda: nn.initializers.lecun_normal()(
             self.make_rng("params"), kernel.shape)).value
         return feedback_aligned(_matmul)(x, kernel, feedback) + bias
+
+
+@lru_cache(maxsize=None)
+def _conv(strides: tuple, padding):
+    """``x ⋆ w`` (NHWC input, HWIO kernel) with the given strides and padding; one function per geometry, so
+    :func:`feedback_aligned` builds one custom VJP for each."""
+
+    def f(x, w):
+        return jax.lax.conv_general_dilated(x, w, strides, padding, dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    return f
+
+
+class FAConv(nn.Module):
+    """A 2-D convolution trained by feedback alignment: the error reaches the input through a fixed random
+    kernel B (a transposed convolution with B instead of W). Same parameter names, shapes and initialization as
+    ``nn.Conv``; ``padding`` is "SAME" or ((top, bottom), (left, right))."""
+
+    features: int
+    kernel_size: tuple
+    strides: tuple = (1, 1)
+    padding: str | tuple = "SAME"
+    use_bias: bool = True
+
+    @nn.compact
+    def __call__(self, x):
+        shape = (*self.kernel_size, x.shape[-1], self.features)
+        kernel = self.param("kernel", nn.initializers.lecun_normal(), shape)
+        feedback = self.variable("feedback", "kernel", lambda: nn.initializers.lecun_normal()(
+            self.make_rng("params"), shape)).value
+        padding = self.padding if isinstance(self.padding, str) else tuple(map(tuple, self.padding))
+        y = feedback_aligned(_conv(tuple(self.strides), padding))(x, kernel, feedback)
+        if self.use_bias:
+            y = y + self.param("bias", nn.initializers.zeros, (self.features,))
+        return y
+
+
+def conv(features: int, kernel: int, stride: int, padding, use_bias: bool, rule: str, name: str):
+    """``nn.Conv`` for backpropagation, :class:`FAConv` for feedback alignment (same parameter names)."""
+    cls = nn.Conv if check_rule(rule) == "backprop" else FAConv
+    return cls(features, (kernel, kernel), strides=(stride, stride), padding=padding, use_bias=use_bias, name=name)
 
 
 def dense(features: int, rule: str, name: str):
