@@ -44,3 +44,25 @@ def test_objects92(data_dir):
     small = objects92(32, channels=1)
     assert small.x.shape == (92, 32, 32, 1) and 0 <= small.x.min() and small.x.max() <= 1
     assert abs(small.x.mean() - full.x.mean()) < 0.01                         # resizing keeps the mean
+
+
+def test_decoded_cache_is_reused_and_a_corrupt_file_rebuilt(tmp_path, monkeypatch):
+    from insilico.data import datasets
+
+    monkeypatch.setenv("INSILICO_CACHE", str(tmp_path / "cache"))
+    source = tmp_path / "source.bin"
+    source.write_bytes(b"abc")
+    calls = []
+
+    def build(src):
+        calls.append(src)
+        return np.arange(6.0).reshape(2, 3), np.array([0, 1])
+
+    x, y = datasets._cached("toy", source, build)
+    x2, y2 = datasets._cached("toy", source, build)
+    assert len(calls) == 1 and np.array_equal(x, x2) and np.array_equal(y, y2)
+    (cached,) = (tmp_path / "cache").glob("toy-*.npz")
+    assert not list((tmp_path / "cache").glob("*.tmp.npz"))         # no temporary file left behind
+    cached.write_bytes(cached.read_bytes()[:40])                     # truncated (e.g. an interrupted copy)
+    x3, _ = datasets._cached("toy", source, build)
+    assert len(calls) == 2 and np.array_equal(x3, x)

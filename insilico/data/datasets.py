@@ -7,7 +7,10 @@ from __future__ import annotations
 import gzip
 import hashlib
 import io
+import os
 import tarfile
+import uuid
+import zipfile
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -60,10 +63,10 @@ def _cached(key: str, source, build) -> tuple[np.ndarray, np.ndarray]:
         try:
             with np.load(path) as f:
                 return f["x"], f["y"]
-        except (OSError, ValueError, KeyError):
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
             path.unlink(missing_ok=True)
     x, y = build(source)
-    tmp = path.with_suffix(".tmp.npz")
+    tmp = path.with_name(f"{path.stem}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp.npz")     # concurrent processes
     np.savez(tmp, x=x, y=y)
     tmp.replace(path)
     return x, y
