@@ -8,7 +8,7 @@ import pytest
 from insilico import electrode
 from insilico.analysis import rsa
 from insilico.data.datasets import Dataset
-from insilico.models import BLTNet, ConvNet, MLP
+from insilico.models import BLTNet, ConvNet
 from insilico.probes import featurevis as fv
 from insilico.probes import lesion, rf, synthesis
 from insilico.subject import InputSpec, make_subject
@@ -18,7 +18,8 @@ ARCHS = {   # one model per code path (the feed-forward ConvNet is covered by th
     "blt": (BLTNet(widths=(8, 16), steps=3), "conv2/t2"),
     "locally_connected": (ConvNet(widths=(8, 16), fc=(32,), local=True, norm=False), "conv2"),
     "stochastic_divisive": (ConvNet(widths=(8, 16), fc=(32,), noise=0.3, divisive=True), "conv2"),
-    "feedback_alignment": (MLP(widths=(64, 32), learning_rule="feedback_alignment"), "fc2"),
+    # convolutions and dense layers by feedback alignment (the MLP's training is tested in test_learning_rules)
+    "feedback_alignment": (ConvNet(widths=(8, 16), fc=(32,), learning_rule="feedback_alignment"), "conv2"),
 }
 
 

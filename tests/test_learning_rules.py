@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from insilico.models import MLP
-from insilico.models.feedback import feedback_aligned
+from insilico.models.feedback import feedback_aligned, learning_rule_gradients
 from insilico.train import TrainConfig, fit
 from insilico.train.rules import gradient_alignment, weight_alignment
 
@@ -96,7 +96,9 @@ def test_convolutional_feedback_alignment_sends_errors_through_a_fixed_kernel(st
     w, b = v["params"]["kernel"], v["feedback"]["kernel"]
     assert w.shape == b.shape == (3, 3, 3, 4) and not np.allclose(w, b)
     plain = nn.Conv(4, (3, 3), strides=(stride, stride), padding=((pad, pad), (pad, pad)))
-    y, vjp = jax.vjp(lambda x_, p_: layer.apply({"params": p_, "feedback": v["feedback"]}, x_), x, v["params"])
+    with learning_rule_gradients():                                # while learning
+        y, vjp = jax.vjp(lambda x_, p_: layer.apply({"params": p_, "feedback": v["feedback"]}, x_), x,
+                         v["params"])
     y_bp, vjp_bp = jax.vjp(lambda x_, p_: plain.apply({"params": p_}, x_), x, v["params"])
     assert np.allclose(y, y_bp, atol=1e-5)                         # the same forward computation
     g = jnp.asarray(rng.normal(size=y.shape), jnp.float32)
@@ -128,3 +130,22 @@ def test_convnet_feedback_alignment_in_every_layer():
     assert angles["logits/dense"] < 1e-3 and angles["conv1/conv"] > 20
     with pytest.raises(ValueError, match="not for locally connected"):
         ConvNet(widths=(4,), local=True, norm=False, learning_rule="feedback_alignment").init(jax.random.PRNGKey(0), x)
+
+
+def test_probes_see_true_gradients_of_a_feedback_aligned_network():
+    """Feedback alignment is a rule for learning: outside training, input gradients (feature visualization,
+    adversarial examples) are the network's true gradients; only while learning do errors go through B."""
+    from insilico.models import ConvNet
+
+    x = jnp.asarray(np.random.default_rng(5).uniform(size=(3, 8, 8, 3)), jnp.float32)
+    for fa in (ConvNet(widths=(4,), fc=(8,), num_classes=3, learning_rule="feedback_alignment"),
+               MLP(widths=(8,), num_classes=3, learning_rule="feedback_alignment")):
+        v = fa.init(jax.random.PRNGKey(0), x)
+        bp = fa.clone(learning_rule="backprop")
+        plain = {k: val for k, val in v.items() if k != "feedback"}
+        true = jax.grad(lambda im: bp.apply(plain, im)[:, 0].sum())(x)
+        probe = jax.grad(lambda im: fa.apply(v, im)[:, 0].sum())(x)
+        assert np.allclose(probe, true, atol=1e-5)
+        with learning_rule_gradients():
+            learning = jax.grad(lambda im: fa.apply(v, im)[:, 0].sum())(x)
+        assert not np.allclose(learning, true, atol=1e-3)

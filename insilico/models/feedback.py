@@ -2,13 +2,17 @@
 
 Under feedback alignment a layer computes y = x·W as usual, but the error it sends to the layer below is
 g·Bᵀ with a fixed random feedback matrix B of W's shape instead of g·Wᵀ; W's own update is unchanged (xᵀg).
-It is a custom VJP around the layer's linear map, so any optax optimizer and every probe work unchanged (the
-forward pass is the same computation). Dense layers (:class:`FADense`) and convolutions (:class:`FAConv`, whose
+It is a custom VJP around the layer's linear map, so any optax optimizer works unchanged (the forward pass is the
+same computation). The rule is a rule for *learning*: it is in force only while tracing inside
+:func:`learning_rule_gradients` (the training loop does); probes that differentiate the network (feature
+visualization, adversarial examples, metamers) get its true gradients. Dense layers (:class:`FADense`) and convolutions (:class:`FAConv`, whose
 feedback is a fixed random kernel) are provided. B lives in the ``"feedback"`` variable collection, drawn at
 initialization from the ``"params"`` key; nothing ever updates it.
 """
 from __future__ import annotations
 
+import contextlib
+import contextvars
 from functools import lru_cache
 
 import flax.linen as nn
@@ -16,6 +20,26 @@ import jax
 import jax.numpy as jnp
 
 LEARNING_RULES = ("backprop", "feedback_alignment")
+
+_LEARNING: contextvars.ContextVar = contextvars.ContextVar("learning_rule_gradients", default=False)
+
+
+@contextlib.contextmanager
+def learning_rule_gradients():
+    """Trace-time context for learning: inside it, layers trained by feedback alignment send errors down through
+    their feedback weights. Outside it — every probe: feature visualization, adversarial examples, metamers,
+    gradients of responses — gradients are the network's true gradients (the forward pass is the same
+    either way). The training loop and :func:`insilico.train.rules.gradient_alignment` trace inside it."""
+    token = _LEARNING.set(True)
+    try:
+        yield
+    finally:
+        _LEARNING.reset(token)
+
+
+def _rule_op(f):
+    """f itself for true gradients; its feedback-aligned version while learning."""
+    return feedback_aligned(f) if _LEARNING.get() else (lambda x, w, b: f(x, w))
 
 
 def check_rule(rule: str) -> str:
@@ -61,7 +85,7 @@ class FADense(nn.Module):
         bias = self.param("bias", nn.initializers.zeros, (self.features,))
         feedback = self.variable("feedback", "kernel", lambda: nn.initializers.lecun_normal()(
             self.make_rng("params"), kernel.shape)).value
-        return feedback_aligned(_matmul)(x, kernel, feedback) + bias
+        return _rule_op(_matmul)(x, kernel, feedback) + bias
 
 
 @lru_cache(maxsize=None)
@@ -92,7 +116,7 @@ class FAConv(nn.Module):
         feedback = self.variable("feedback", "kernel", lambda: nn.initializers.lecun_normal()(
             self.make_rng("params"), shape)).value
         padding = self.padding if isinstance(self.padding, str) else tuple(map(tuple, self.padding))
-        y = feedback_aligned(_conv(tuple(self.strides), padding))(x, kernel, feedback)
+        y = _rule_op(_conv(tuple(self.strides), padding))(x, kernel, feedback)
         if self.use_bias:
             y = y + self.param("bias", nn.initializers.zeros, (self.features,))
         return y

@@ -13,6 +13,7 @@ import numpy as np
 import optax
 from flax import struct
 
+from ..models.feedback import learning_rule_gradients
 from ..models.spec import model_spec
 from .augment import AUGMENTATIONS
 from .checkpoint import CheckpointError, load_checkpoint, read_meta, save_checkpoint
@@ -93,8 +94,10 @@ def make_train_step(model: nn.Module, tx, cfg: TrainConfig, objective=None):
                 if state.batch_stats is not None:     # a second call (another view) continues from the first
                     variables["batch_stats"] = stats.get("batch_stats") or state.batch_stats
                 # stochastic units are noisy while learning too (a "noise" stream beside dropout's)
-                out, mutated = model.apply(variables, inputs, train=True, mutable=["batch_stats", "intermediates"],
-                                           rngs={"dropout": k, "noise": jax.random.fold_in(k, 1)})
+                with learning_rule_gradients():          # feedback alignment etc. act while learning only
+                    out, mutated = model.apply(variables, inputs, train=True,
+                                               mutable=["batch_stats", "intermediates"],
+                                               rngs={"dropout": k, "noise": jax.random.fold_in(k, 1)})
                 stats["batch_stats"] = mutated.get("batch_stats")
                 return out, mutated.get("intermediates", {})
 

@@ -13,6 +13,8 @@ import numpy as np
 import optax
 from flax import traverse_util
 
+from ..models.feedback import learning_rule_gradients
+
 
 def _angle(a, b) -> float:
     """Angle in degrees; NaN when either is zero (no direction)."""
@@ -46,7 +48,8 @@ def gradient_alignment(model: nn.Module, variables: dict, x, y) -> dict[str, flo
 
     def grads(m, v):
         def loss(params):
-            logits = m.apply({**v, "params": params}, jnp.asarray(x))
+            with learning_rule_gradients():
+                logits = m.apply({**v, "params": params}, jnp.asarray(x))
             return optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
         return traverse_util.flatten_dict(jax.grad(loss)(v["params"]), sep="/")
 
