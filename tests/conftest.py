@@ -1,12 +1,16 @@
 import os
 
-import jax
-import jax.numpy as jnp
-import numpy as np
-import pytest
+# Tests run in parallel worker processes (pytest -n auto): on a GPU, each takes memory as it needs it instead of
+# pre-allocating most of the device.
+os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
 
-from insilico.models import ConvNet, MLP, ResNet
-from insilico.subject import InputSpec, make_subject
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+from insilico.models import ConvNet, MLP, ResNet  # noqa: E402
+from insilico.subject import InputSpec, make_subject  # noqa: E402
 
 
 def _randomize_batch_stats(variables, key):
