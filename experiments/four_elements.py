@@ -22,8 +22,11 @@ results.md, figures and index.html to --out.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
+import shutil
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import jax
@@ -36,6 +39,7 @@ import numpy as np  # noqa: E402
 from insilico.data import cifar10, objects92, objects92_region_rdms  # noqa: E402
 from insilico.data.worlds import transform  # noqa: E402
 from insilico.models import MLP, BLTNet, ConvNet  # noqa: E402
+from insilico.models.spec import model_spec  # noqa: E402
 from insilico.probes import brain  # noqa: E402
 from insilico.report import Report  # noqa: E402
 from insilico.subject import InputSpec, make_subject  # noqa: E402
@@ -103,6 +107,13 @@ def linear_readout(subject, site: str, train, test, n_train: int) -> float:
     return float(clf.score(fte, test.y))
 
 
+def fingerprint(variant: tuple, config: dict) -> str:
+    """A digest of how a variant's numbers were made: the model, objective, world and training settings."""
+    element, model, objective, world = variant
+    made = {"model": model_spec(model), "objective": repr(objective), "world": world, "config": config}
+    return hashlib.sha256(json.dumps(made, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
 def row(element: str, name: str, entry: dict) -> tuple:
     return (element, name, entry["accuracy"], entry["accuracy_noise"], entry["accuracy_occlusion"],
             entry["rsa_human IT"], entry["best_site_human IT"], entry["rsa_EVC"], entry["best_site_EVC"])
@@ -133,29 +144,42 @@ def main(argv=None):
     images92 = objects92(32).x
     regions = objects92_region_rdms()
     regions = {"human IT": regions["human IT"], "EVC": regions["EVC"]}
-    widths = tuple(int(v) for v in args.widths.split(",")) if args.widths else None
-    chosen = variants(q, widths, args.steps)
-    config = {"epochs": cfg.epochs, "n_train": n_train, "n_test": len(test.y),
-              "widths": list(chosen["ConvNet (feed-forward)"][1].widths), "steps": chosen["BLT (recurrent)"][1].steps}
+    widths = None
+    if args.widths is not None:
+        widths = tuple(int(v) for v in args.widths.split(",") if v.strip())
+        if len(widths) != 3 or min(widths) < 1:
+            raise SystemExit(f"--widths takes three positive channel counts, e.g. 32,64,128; got {args.widths!r}")
+    if args.steps is not None and args.steps < 1:
+        raise SystemExit(f"--steps must be at least 1; got {args.steps}")
+    everything = variants(q, widths, args.steps)
+    chosen = everything
     if args.only:
         unknown = set(args.only) - set(chosen)
         if unknown:
             raise SystemExit(f"unknown variants {sorted(unknown)}; available: {', '.join(chosen)}")
         chosen = {k: v for k, v in chosen.items() if k in args.only}
-    rows, summary = [], {"config": config, "variants": {}}
-    done = {}
-    if (out / "results.json").exists():                        # finished variants of an interrupted run
-        previous = json.loads((out / "results.json").read_text())
-        if previous.get("config") == config:
-            done = previous["variants"]
-            summary["ceilings"] = previous.get("ceilings")
+    config = {"n_train": n_train, "n_test": len(test.y), "train": asdict(cfg),
+              "widths": list(everything["ConvNet (feed-forward)"][1].widths),
+              "steps": everything["BLT (recurrent)"][1].steps}
+    prints = {name: fingerprint(v, config) for name, v in everything.items()}
+    summary = {"config": config, "variants": {}}
+    results = out / "results.json"
+    if results.exists():           # finished variants of an earlier or interrupted run, if made the same way
+        previous = json.loads(results.read_text())
+        summary["variants"] = {n: e for n, e in previous.get("variants", {}).items()
+                               if e.get("fingerprint") == prints.get(n)}
+        stale = sorted(set(previous.get("variants", {})) - set(summary["variants"]))
+        if stale:
+            shutil.copy(results, out / "results.json.bak")
+            print(f"{results}: {', '.join(stale)} were made with other settings; not reused (old file kept as "
+                  "results.json.bak)", flush=True)
+        if summary["variants"] and previous.get("ceilings"):
+            summary["ceilings"] = previous["ceilings"]
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
     for name, (element, model, objective, world) in chosen.items():
-        if name in done:
-            print(f"{name}: kept from {out / 'results.json'}", flush=True)
-            summary["variants"][name] = done[name]
-            rows.append(row(element, name, done[name]))
+        if name in summary["variants"]:
+            print(f"{name}: kept from {results}", flush=True)
             continue
         t = time.time()
         data = transform(train, **world) if world else train
@@ -163,7 +187,7 @@ def main(argv=None):
         subject = make_subject(name, model, result.variables, InputSpec((32, 32, 3), (0.0, 1.0), CIFAR_MEAN,
                                                                        CIFAR_STD), train.class_names)
         sites = list(subject.sites)
-        entry = {"element": element, "train_seconds": time.time() - t}
+        entry = {"element": element, "fingerprint": prints[name], "train_seconds": time.time() - t}
         if objective is None:
             key = jax.random.PRNGKey(200)
             entry["accuracy"] = float(np.mean(predict(subject, np.asarray(test.x), key) == test.y))
@@ -191,13 +215,15 @@ def main(argv=None):
         summary["ceilings"] = {r: [float(ds.ceiling_lower.sel(region=r)), float(ds.ceiling_upper.sel(region=r))]
                                for r in regions}
         summary["variants"][name] = entry
-        (out / "results.json").write_text(json.dumps(summary, indent=1, default=float))      # after every variant
-        rows.append(row(element, name, entry))
+        results.write_text(json.dumps(summary, indent=1, default=float))      # after every variant
         print(f"{name}: accuracy {entry['accuracy']:.3f} (noise {entry['accuracy_noise']:.3f}, occlusion "
               f"{entry['accuracy_occlusion']:.3f}); RSA human IT {entry['rsa_human IT']:.3f} "
               f"({entry['best_site_human IT']}), EVC {entry['rsa_EVC']:.3f} ({entry['best_site_EVC']}) "
               f"({time.time() - t0:.0f} s)", flush=True)
     summary["seconds"] = time.time() - t0
+    # every finished variant made with these settings, in the canonical order (also those of earlier runs)
+    summary["variants"] = {n: summary["variants"][n] for n in everything if n in summary["variants"]}
+    rows = [row(everything[n][0], n, e) for n, e in summary["variants"].items()]
 
     header = ("element", "variant", "accuracy", "with noise", "with occlusion", "RSA human IT", "site",
               "RSA EVC", "site")

@@ -77,6 +77,11 @@ def test_four_elements_quick(tmp_path, data_dir):
     assert (tmp_path / "four_elements.png").exists() and (tmp_path / "index.html").exists()
     again = mod.main(["--quick", "--out", str(tmp_path), "--epochs", "1", "--n-train", "1000", "--only", *names])
     assert again["variants"] == json.loads(json.dumps(summary["variants"]))       # finished variants are kept
+    other = mod.main(["--quick", "--out", str(tmp_path), "--epochs", "2", "--n-train", "1000", "--only", *names])
+    assert other["variants"][names[0]]["fingerprint"] != summary["variants"][names[0]]["fingerprint"]   # retrained
+    assert (tmp_path / "results.json.bak").exists()
+    more = mod.main(["--quick", "--out", str(tmp_path), "--epochs", "2", "--n-train", "1000", "--only", "MLP, backprop"])
+    assert list(more["variants"]) == ["MLP, backprop", *names]          # a run of one variant keeps the others
 
 
 def test_feedback_alignment_quick(tmp_path, data_dir):

@@ -70,32 +70,38 @@ def test_feedback_alignment_learns_and_aligns(tmp_path):
                           result.variables["feedback"]["fc1"]["dense"]["kernel"])
 
 
-def _conv_input_grad_loop(g, b, x_shape, stride, pad):
-    """∂⟨g, x ⋆ b⟩/∂x by explicit loops over output positions (NHWC, HWIO, symmetric zero padding)."""
+def _conv_input_grad_loop(g, b, x_shape, stride, pads):
+    """∂⟨g, x ⋆ b⟩/∂x by explicit loops over output positions (NHWC, HWIO; zero padding (lo, hi) per side)."""
     n, h, w, c = x_shape
     k = b.shape[0]
-    gx = np.zeros((n, h + 2 * pad, w + 2 * pad, c))
+    lo, hi = pads
+    gx = np.zeros((n, h + lo + hi + k, w + lo + hi + k, c))
     for i in range(g.shape[1]):
         for j in range(g.shape[2]):
             # each output (i, j, o) reads the padded patch at (i·s, j·s) through b[..., o]
             gx[:, i * stride:i * stride + k, j * stride:j * stride + k, :] += np.einsum("no,pqco->npqc", g[:, i, j],
                                                                                        b)
-    return gx[:, pad:pad + h, pad:pad + w]
+    return gx[:, lo:lo + h, lo:lo + w]
 
 
-@pytest.mark.parametrize("stride,pad", [(1, 1), (2, 1), (1, 0)])
-def test_convolutional_feedback_alignment_sends_errors_through_a_fixed_kernel(stride, pad):
+@pytest.mark.parametrize("size,stride,pad", [(7, 1, 1), (7, 2, 1), (7, 1, 0), (8, 2, "SAME"), (7, 1, "SAME")])
+def test_convolutional_feedback_alignment_sends_errors_through_a_fixed_kernel(size, stride, pad):
     import flax.linen as nn
 
     from insilico.models.feedback import FAConv
 
     rng = np.random.default_rng(3)
-    x = jnp.asarray(rng.normal(size=(2, 7, 7, 3)), jnp.float32)
-    layer = FAConv(4, (3, 3), strides=(stride, stride), padding=((pad, pad), (pad, pad)))
+    x = jnp.asarray(rng.normal(size=(2, size, size, 3)), jnp.float32)
+    if pad == "SAME":                    # TensorFlow's rule: the extra row/column of an odd total goes below/right
+        total = max((-(-size // stride) - 1) * stride + 3 - size, 0)
+        pads, padding = (total // 2, total - total // 2), "SAME"
+    else:
+        pads, padding = (pad, pad), ((pad, pad), (pad, pad))
+    layer = FAConv(4, (3, 3), strides=(stride, stride), padding=padding)
     v = layer.init(jax.random.PRNGKey(0), x)
     w, b = v["params"]["kernel"], v["feedback"]["kernel"]
     assert w.shape == b.shape == (3, 3, 3, 4) and not np.allclose(w, b)
-    plain = nn.Conv(4, (3, 3), strides=(stride, stride), padding=((pad, pad), (pad, pad)))
+    plain = nn.Conv(4, (3, 3), strides=(stride, stride), padding=padding)
     with learning_rule_gradients():                                # while learning
         y, vjp = jax.vjp(lambda x_, p_: layer.apply({"params": p_, "feedback": v["feedback"]}, x_), x,
                          v["params"])
@@ -105,11 +111,12 @@ def test_convolutional_feedback_alignment_sends_errors_through_a_fixed_kernel(st
     (gx, gp), (gx_bp, gp_bp) = vjp(g), vjp_bp(g)
     assert np.allclose(gp["kernel"], gp_bp["kernel"], atol=1e-4)    # the kernel's update is backprop's
     assert np.allclose(gp["bias"], gp_bp["bias"], atol=1e-4)
-    ref = _conv_input_grad_loop(np.asarray(g, np.float64), np.asarray(b, np.float64), x.shape, stride, pad)
+    g64 = np.asarray(g, np.float64)
+    ref = _conv_input_grad_loop(g64, np.asarray(b, np.float64), x.shape, stride, pads)
     assert np.allclose(gx, ref, atol=1e-4)                          # the error goes down through B
     assert not np.allclose(gx, gx_bp, atol=1e-2)
-    assert np.allclose(gx_bp, _conv_input_grad_loop(np.asarray(g, np.float64), np.asarray(w, np.float64), x.shape,
-                                                    stride, pad), atol=1e-4)
+    assert np.allclose(gx_bp, _conv_input_grad_loop(g64, np.asarray(w, np.float64), x.shape, stride, pads),
+                       atol=1e-4)
 
 
 def test_convnet_feedback_alignment_in_every_layer():

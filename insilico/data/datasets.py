@@ -67,8 +67,11 @@ def _cached(key: str, source, build) -> tuple[np.ndarray, np.ndarray]:
             path.unlink(missing_ok=True)
     x, y = build(source)
     tmp = path.with_name(f"{path.stem}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp.npz")     # concurrent processes
-    np.savez(tmp, x=x, y=y)
-    tmp.replace(path)
+    try:
+        np.savez(tmp, x=x, y=y)
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
     return x, y
 
 

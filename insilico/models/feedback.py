@@ -101,7 +101,8 @@ def _conv(strides: tuple, padding):
 class FAConv(nn.Module):
     """A 2-D convolution trained by feedback alignment: the error reaches the input through a fixed random
     kernel B (a transposed convolution with B instead of W). Same parameter names, shapes and initialization as
-    ``nn.Conv``; ``padding`` is "SAME" or ((top, bottom), (left, right))."""
+    ``nn.Conv`` for the arguments used by the zoo (build it through :func:`conv`): batched NHWC input,
+    ``kernel_size`` and ``strides`` pairs, ``padding`` "SAME", "VALID" or ((top, bottom), (left, right))."""
 
     features: int
     kernel_size: tuple

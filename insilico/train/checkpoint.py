@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import uuid
 from pathlib import Path
 
 import jax
@@ -28,10 +29,13 @@ def save_checkpoint(path, state, meta: dict | None = None) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = serialization.to_bytes(jax.device_get(state))
     header = json.dumps({"meta": meta or {}, "sha256": hashlib.sha256(payload).hexdigest()}).encode()
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        f.write(MAGIC + len(header).to_bytes(8, "little") + header + payload)
-    os.replace(tmp, path)
+    tmp = path.with_name(f"{path.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp")     # one per writer
+    try:
+        with open(tmp, "wb") as f:
+            f.write(MAGIC + len(header).to_bytes(8, "little") + header + payload)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
     return path
 
 

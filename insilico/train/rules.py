@@ -36,20 +36,27 @@ def weight_alignment(variables: dict) -> dict[str, float]:
     return {path.rsplit("/", 1)[0]: _angle(params[path], b) for path, b in fb.items()}
 
 
-def gradient_alignment(model: nn.Module, variables: dict, x, y) -> dict[str, float]:
+def gradient_alignment(model: nn.Module, variables: dict, x, y, *, key=None) -> dict[str, float]:
     """Angle between the kernel gradients of the cross-entropy loss on (x, y) under the model's learning rule
     and under backpropagation (``model.clone(learning_rule="backprop")`` on the same parameters), by layer path.
     The readout's gradient is the same under both rules (0°); the layers below show how well the feedback
-    signal approximates the true gradient."""
+    signal approximates the true gradient.
+
+    The model runs as it does while learning (``train=True``: batch norm on the batch's statistics; dropout and
+    noise, if any, drawn from ``key`` — the same draws under both rules), so the angle is that of the updates
+    training applies."""
     if not hasattr(model, "learning_rule"):
         raise ValueError(f"{type(model).__name__} has no learning_rule field to compare with backpropagation")
     bp = model.clone(learning_rule="backprop")
     labels = jnp.asarray(y)
+    key = jax.random.PRNGKey(0) if key is None else key
 
     def grads(m, v):
         def loss(params):
             with learning_rule_gradients():
-                logits = m.apply({**v, "params": params}, jnp.asarray(x))
+                logits, _ = m.apply({**v, "params": params}, jnp.asarray(x), train=True,
+                                    mutable=["batch_stats", "intermediates"],
+                                    rngs={"dropout": key, "noise": jax.random.fold_in(key, 1)})
             return optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
         return traverse_util.flatten_dict(jax.grad(loss)(v["params"]), sep="/")
 
