@@ -101,9 +101,10 @@ def linear_readout(subject, site: str, train, test, n_train: int) -> float:
     """Held-out accuracy of a ridge classifier on a site's responses (self-supervised models)."""
     from sklearn.linear_model import RidgeClassifierCV
 
-    ftr = brain.record_sites(subject, train.x[:n_train], [site])[site]
+    pick = np.sort(np.random.default_rng(1).choice(len(train.y), n_train, replace=False))   # every class, not the
+    ftr = brain.record_sites(subject, train.x[pick], [site])[site]                       # first (class-sorted) n
     fte = brain.record_sites(subject, test.x, [site])[site]
-    clf = RidgeClassifierCV(alphas=np.logspace(-2, 4, 7)).fit(ftr, train.y[:n_train])
+    clf = RidgeClassifierCV(alphas=np.logspace(-2, 4, 7)).fit(ftr, train.y[pick])
     return float(clf.score(fte, test.y))
 
 

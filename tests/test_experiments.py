@@ -97,3 +97,31 @@ def test_feedback_alignment_quick(tmp_path, data_dir):
     assert fa["test_acc"][-1] > 0.8 and bp["test_acc"][-1] > 0.9
     assert fa["gradient_alignment"][2]["fc2/dense"] < fa["gradient_alignment"][0]["fc2/dense"]   # aligning
     assert (tmp_path / "feedback_alignment.png").exists()
+
+
+def test_four_elements_linear_readout_trains_on_every_class():
+    """The readout's training images are a random subset: CIFAR-10 is sorted by class, so the first n images
+    would all be airplanes and the readout would sit at chance."""
+    import importlib.util
+    import pathlib
+
+    import jax
+    import jax.numpy as jnp
+
+    from insilico.data.datasets import Dataset
+    from insilico.models import MLP
+    from insilico.subject import InputSpec, make_subject
+
+    path = pathlib.Path(__file__).parent.parent / "experiments" / "four_elements.py"
+    spec = importlib.util.spec_from_file_location("four_elements", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    rng = np.random.default_rng(0)
+    protos = rng.uniform(size=(3, 6, 6, 1)).astype(np.float32)
+    y = np.repeat(np.arange(3), 100).astype(np.int32)                    # sorted by class, like CIFAR-10
+    x = np.clip(protos[y] + 0.1 * rng.normal(size=(300, 6, 6, 1)), 0, 1).astype(np.float32)
+    model = MLP(widths=(32,), num_classes=3)
+    subject = make_subject("toy", model, model.init(jax.random.PRNGKey(0), jnp.zeros((1, 6, 6, 1))),
+                           InputSpec((6, 6, 1)))
+    data = Dataset(x, y, ("a", "b", "c"), "toy")
+    assert mod.linear_readout(subject, "fc1", data, data, 90) > 0.9
