@@ -5,8 +5,8 @@ g·Bᵀ with a fixed random feedback matrix B of W's shape instead of g·Wᵀ; W
 It is a custom VJP around the layer's linear map, so any optax optimizer works unchanged (the forward pass is the
 same computation). The rule is a rule for *learning*: it is in force only while tracing inside
 :func:`learning_rule_gradients` (the training loop does); probes that differentiate the network (feature
-visualization, adversarial examples, metamers) get its true gradients. Dense layers (:class:`FADense`) and convolutions (:class:`FAConv`, whose
-feedback is a fixed random kernel) are provided. B lives in the ``"feedback"`` variable collection, drawn at
+visualization, adversarial examples, metamers) get its true gradients. Dense layers (:class:`FADense`) and
+convolutions (:class:`FAConv`, whose feedback is a fixed random kernel) are provided. B lives in the ``"feedback"`` variable collection, drawn at
 initialization from the ``"params"`` key; nothing ever updates it.
 """
 from __future__ import annotations
