@@ -1,10 +1,11 @@
 """The electrode: record from any named site of a pure Flax model and perturb any unit, with edits as data.
 
-A *site* is the output of a :class:`~insilico.models.Stage` submodule, named by its module path joined by
-``/`` (``conv2``, ``stage2/block1``, ``logits``). Recording and editing happen in a Linen method interceptor
-that is entered *inside* the traced function, so :func:`run` is pure, jit-able, vmappable over a leading edit
-axis and differentiable. It compiles once per (model, recorded sites, edited sites, shapes): changing edit
-*values* never retraces.
+A *site* is the output of a submodule call chosen by the subject's selector (:mod:`insilico.selectors`), named
+by its module path joined by ``/`` (``conv2``, ``stage2/block1``, ``logits``) — in any Linen or NNX model.
+Recording and editing happen in an interceptor entered *inside* the traced function
+(:mod:`insilico.interception`), so :func:`forward` is pure and composes with ``jit``, ``vmap``, ``grad``,
+``lax.scan`` and ``shard_map``. :func:`run` is the checked, compiled entry: it compiles once per (model,
+recorded sites, edited sites, shapes), and new weights or edit *values* never retrace.
 
 An :class:`Edit` acts on a site's activation ``x`` as::
 
@@ -26,16 +27,16 @@ from __future__ import annotations
 import dataclasses
 from typing import Iterable, Mapping, Sequence
 
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .models import Stage
+from .interception import Tap, apply
+from .models import relu_gradient_override, relu_override_state
 
 __all__ = ["Edit", "identity", "lesion", "mean_ablation", "clamp", "gain", "noise", "unit_edits",
-           "run", "record", "sample", "list_sites", "site_means", "lesion_synapses", "synapse_paths", "trace_count",
-           "SiteError", "InputError"]
+           "forward", "validate", "run", "record", "sample", "list_sites", "site_means", "lesion_synapses",
+           "synapse_paths", "trace_count", "SiteError", "InputError"]
 
 
 class SiteError(KeyError):
@@ -141,49 +142,66 @@ def trace_count() -> int:
     return _TRACES["count"]
 
 
-def _site_name(module: nn.Module) -> str:
-    return "/".join(str(p) for p in module.path)
+def _site_plan(subject):
+    """(base names of modules called more than once, methods other than ``__call__`` to look at)."""
+    repeated = {n[:n.rindex("@")] for n, _ in subject.modules if "@" in n and n[n.rindex("@") + 1:].isdigit()}
+    methods = frozenset(subject.selector.methods) - {"__call__"} if subject.selector is not None else frozenset()
+    return frozenset(repeated), methods
 
 
-def _forward(model, record_sites, variables, x, edits, key, order=None):
-    """Apply ``model`` with edits and recording. ``record_sites``: tuple of names, or None for all.
-    ``order``, if a list, receives the site names in call order (at trace time)."""
+def forward(subject, x, edits: Mapping[str, Edit] | None = None, record: Sequence[str] | str | None = (), key=None):
+    """The electrode's pure core: ``subject`` on images ``x`` (N, H, W, C) with ``edits`` applied at their sites,
+    recording ``record`` (a name, names, or None for every site). Returns ``(output, {site: activation})``.
+
+    Unjitted and unchecked — call it inside your own ``jit``, ``vmap``, ``grad``, ``lax.scan`` or ``shard_map``
+    (check arguments once beforehand with :func:`validate`; :func:`run` is the checked, compiled entry). The
+    subject is a pytree, so pass it as an argument of the compiled function: new weights then never retrace.
+    ``key``: PRNG key for noise edits (``fold_in(key, i)`` for the i-th edited site in sorted order) and for
+    stochastic units (see :func:`insilico.interception.apply`).
+    """
     _TRACES["count"] += 1
+    edits = dict(edits or {})
+    if record is None:
+        names = tuple(subject.sites)
+    else:
+        names = (record,) if isinstance(record, str) else tuple(record)
+    keys = {} if key is None else {name: jax.random.fold_in(key, i) for i, name in enumerate(sorted(edits))}
+    wanted = set(names)
     recorded = {}
-    keys = {}
-    if key is not None:
-        for i, name in enumerate(sorted(edits)):
-            keys[name] = jax.random.fold_in(key, i)
 
-    def interceptor(next_fun, args, kwargs, context):
-        if context.method_name != "__call__" or not isinstance(context.module, Stage):
-            return next_fun(*args, **kwargs)
-        y = next_fun(*args, **kwargs)
-        name = _site_name(context.module)
-        if order is not None:
-            order.append(name)
+    def on_site(name, y):
         if name in edits:
-            y = edits[name].apply(y, keys.get(name))
-        if record_sites is None or name in record_sites:
+            y = edits[name].apply(y, keys.get(name)).astype(y.dtype)
+        if name in wanted:
             recorded[name] = y
         return y
 
-    # stochastic units draw from a "noise" stream of the key (noise-free without a key)
-    rngs = {} if key is None else {"noise": jax.random.fold_in(key, 0x7FFFFFFF)}
-    with nn.intercept_methods(interceptor):
-        out = model.apply(variables, x, rngs=rngs)
-    return out, recorded
+    repeated, methods = _site_plan(subject)
+    tap = Tap(sites=frozenset(edits) | wanted, repeated=repeated, methods=methods, on_site=on_site)
+    out = apply(subject, x, tap, key)
+    missing = [n for n in names if n not in recorded]
+    if missing:
+        raise SiteError(f"site(s) {missing} of {subject.name} were not reached by the forward pass; valid: "
+                        f"{_valid(subject)}")
+    return out, {name: recorded[name] for name in names}
 
 
-_jit_forward = jax.jit(_forward, static_argnums=(0, 1))
+def _run(subject, x, edits, key, override, record):
+    if override is None:
+        return forward(subject, x, edits, record, key)
+    with relu_gradient_override(override):
+        return forward(subject, x, edits, record, key)
 
 
-def list_sites(model: nn.Module, variables: dict, input_shape) -> dict:
-    """Ordered ``{site: unit shape}`` of ``model`` for inputs of shape (H, W, C), without computing anything."""
-    x = jax.ShapeDtypeStruct((1, *input_shape), jnp.float32)
-    order: list = []
-    _, rec = jax.eval_shape(lambda v, x: _forward(model, None, v, x, {}, None, order), variables, x)
-    return {name: tuple(rec[name].shape[1:]) for name in dict.fromkeys(order)}
+_jit_run = jax.jit(_run, static_argnums=(5,))
+
+
+def list_sites(model, variables, input_shape, sites=None) -> dict:
+    """Ordered ``{site: unit shape}`` of ``model`` for inputs of shape (H, W, C), without computing anything
+    (``sites``: a selector, as in :func:`insilico.subject.make_subject`)."""
+    from .subject import InputSpec, make_subject
+
+    return make_subject("model", model, variables, InputSpec(tuple(input_shape)), sites=sites).sites
 
 
 def _valid(subject) -> str:
@@ -192,12 +210,28 @@ def _valid(subject) -> str:
 
 def _check_sites(subject, names: Iterable[str], what: str):
     for name in names:
-        if name not in subject.sites:
-            steps = [s for s in subject.sites if s.startswith(f"{name}/t") and s[len(name) + 2:].isdigit()]
-            if steps:
-                raise SiteError(f"{name!r} on {subject.name} is recurrent: name one of its time steps for {what} "
-                                f"({', '.join(steps)})")
-            raise SiteError(f"unknown site {name!r} for {what} on {subject.name}; valid: {_valid(subject)}")
+        if not isinstance(name, str):
+            raise SiteError(f"site names must be strings; got {name!r} for {what} on {subject.name}; valid: "
+                            f"{_valid(subject)}")
+        if name in subject.sites:
+            continue
+        steps = [s for s in subject.sites if s.startswith(f"{name}/t") and s[len(name) + 2:].isdigit()]
+        if steps:
+            raise SiteError(f"{name!r} on {subject.name} is recurrent: name one of its time steps for {what} "
+                            f"({', '.join(steps)})")
+        calls = [s for s in subject.sites if s.startswith(f"{name}@") and s[len(name) + 1:].isdigit()]
+        if calls:
+            raise SiteError(f"{name!r} on {subject.name} is called {len(calls)} times in a forward pass: name one "
+                            f"call for {what} ({', '.join(calls)})")
+        others = [f"{n} ({c})" for n, c in subject.modules if n not in subject.sites]
+        kinds = dict(subject.modules)
+        if name in kinds:
+            raise SiteError(f"{name!r} is a module of {subject.name} ({kinds[name]}) but not one of its sites "
+                            f"(selected by {getattr(subject.selector, 'description', subject.selector)}); to use it "
+                            f"for {what}, make the subject with a selector that includes it "
+                            f"(make_subject(..., sites=...)). Sites: {_valid(subject)}")
+        tail = f"; other modules of the model (not sites): {', '.join(others)}" if others else ""
+        raise SiteError(f"unknown site {name!r} for {what} on {subject.name}; valid: {_valid(subject)}{tail}")
 
 
 def _all_finite(x) -> bool | None:
@@ -208,27 +242,38 @@ def _all_finite(x) -> bool | None:
         return None
 
 
-def _check_input(subject, x):
+def _check_input(subject, x, name: str = "input", in_bounds: bool = False):
     spec = subject.input_spec
     shape = tuple(getattr(x, "shape", ()))
     dtype = getattr(x, "dtype", None)
     if dtype is None or not jnp.issubdtype(dtype, jnp.floating):
         hint = " (divide uint8 images by 255)" if dtype is not None and jnp.issubdtype(dtype, jnp.integer) else ""
-        raise InputError(f"input must be a floating-point array of pixels in {spec.bounds}; got dtype "
-                         f"{dtype}{hint}")
+        raise InputError(f"{name} must be a floating-point array of pixels in {spec.bounds}; got "
+                         f"{type(x).__name__ if dtype is None else 'dtype ' + str(dtype)}{hint}")
     if shape == tuple(spec.shape):
-        raise InputError(f"input must be a batch of shape (N, {', '.join(map(str, spec.shape))}); got a single "
+        raise InputError(f"{name} must be a batch of shape (N, {', '.join(map(str, spec.shape))}); got a single "
                          f"image of shape {shape}: add a leading axis (x[None])")
     if len(shape) != 4 or shape[1:] != tuple(spec.shape):
-        raise InputError(f"input shape {shape} does not match {subject.name}'s input (N, "
+        raise InputError(f"{name} shape {shape} does not match {subject.name}'s input (N, "
                          f"{', '.join(map(str, spec.shape))}) (NHWC)")
-    if _all_finite(x) is False:
+    if shape[0] == 0:
+        raise InputError(f"{name} is an empty batch (0 images); pass at least one image")
+    finite = _all_finite(x)
+    if finite is False:
         bad = ~np.isfinite(np.asarray(x))
         first = tuple(int(i) for i in np.argwhere(bad)[0])
-        raise InputError(f"input contains {int(bad.sum())} NaN/inf value(s), the first at index {first}")
+        raise InputError(f"{name} contains {int(bad.sum())} NaN/inf value(s), the first at index {first}")
+    if in_bounds and finite is not None:
+        lo, hi = spec.bounds
+        xmin, xmax = float(jnp.min(x)), float(jnp.max(x))
+        if xmin < lo - 1e-6 or xmax > hi + 1e-6:
+            raise InputError(f"{name} must lie in {subject.name}'s pixel bounds [{lo}, {hi}]; got values in "
+                             f"[{xmin:.4g}, {xmax:.4g}]")
 
 
 def _check_edits(subject, edits: Mapping):
+    if not isinstance(edits, Mapping):
+        raise TypeError(f"edits must be a mapping {{site: Edit}}; got {type(edits).__name__}")
     _check_sites(subject, edits, "an edit")
     for name, e in edits.items():
         if not isinstance(e, Edit):
@@ -244,6 +289,26 @@ def _check_edits(subject, edits: Mapping):
                              f"{site_shape} for single units, and jax.vmap for a leading sweep axis")
 
 
+def validate(subject, images=None, *, sites: Sequence[str] | str | None = (), edits: Mapping | None = None,
+             in_bounds: bool = False, purpose: str = "recording", name: str = "input"):
+    """Check what a probe is about to compute with and raise an error that names the bad argument, its value and
+    what is valid: ``subject`` (a :class:`~insilico.subject.Subject`), ``sites`` (names, recurrent and repeated
+    calls explained, modules that are not sites named), ``edits`` (types and shapes), ``images`` (float dtype,
+    (N, H, W, C) of the input spec, N ≥ 1, finite; with ``in_bounds`` inside the pixel bounds). ``purpose`` and
+    ``name`` word the messages. Values of traced arrays are not checked (shapes are). Returns None."""
+    from .subject import Subject
+
+    if not isinstance(subject, Subject):
+        raise TypeError(f"subject must be an insilico Subject (insilico.zoo.load or insilico.subject.make_subject); "
+                        f"got {type(subject).__name__}")
+    if sites is not None:
+        _check_sites(subject, (sites,) if isinstance(sites, str) else tuple(sites), purpose)
+    if edits is not None:
+        _check_edits(subject, edits)
+    if images is not None:
+        _check_input(subject, images, name, in_bounds)
+
+
 def run(subject, x, edits: Mapping[str, Edit] | None = None, record: Sequence[str] | str | None = (),
         key=None, variables=None):
     """Run ``subject`` on images ``x`` (N, H, W, C) with ``edits`` applied, recording ``record`` sites.
@@ -253,23 +318,21 @@ def run(subject, x, edits: Mapping[str, Edit] | None = None, record: Sequence[st
         key: PRNG key, required when an edit adds noise. variables: override ``subject.variables`` (e.g.
         synaptic lesions from :func:`lesion_synapses`, vmappable).
     Returns: ``(output, {site: activation (N, *unit_shape)})``; only requested sites are returned.
-    Pure and jit-able; vmap over a leading axis of ``edits``, ``key`` or ``variables``.
+    Checked (:func:`validate`) and compiled once per (model, recorded sites, edited sites, shapes): new weights
+    and edit values never retrace. Inside your own traced function, use :func:`forward`.
     """
     edits = dict(edits or {})
     if isinstance(record, str):
         record = (record,)
     record_sites = None if record is None else tuple(record)
-    _check_sites(subject, record_sites or (), "recording")
-    _check_edits(subject, edits)
-    _check_input(subject, x)
+    validate(subject, x, sites=record_sites or (), edits=edits, purpose="recording")
     if key is None and any(e.has_noise for e in edits.values()):
         raise ValueError(f"noise edits at {[n for n, e in edits.items() if e.has_noise]} need a PRNG key: "
-                         "run(..., key=jax.random.PRNGKey(0))")
-    out, rec = _jit_forward(subject.model, record_sites, subject.variables if variables is None else variables,
-                            x, edits, key)
-    if record_sites is None:
-        return out, {name: rec[name] for name in subject.sites}
-    return out, {name: rec[name] for name in record_sites}
+                         "run(..., key=jax.random.key(0))")
+    if variables is not None:
+        subject = subject.replace(variables=variables)
+    out, rec = _jit_run(subject, x, edits, key, relu_override_state(), record_sites)
+    return out, {name: rec[name] for name in (subject.sites if record_sites is None else record_sites)}
 
 
 def record(subject, x, sites: Sequence[str] | str | None = None):
@@ -284,14 +347,16 @@ def sample(subject, x, sites: Sequence[str] | str | None = None, *, n_samples: i
     deterministic subject gives ``n_samples`` identical copies. Same checks as :func:`run`."""
     if int(n_samples) < 1:
         raise ValueError(f"n_samples must be ≥ 1; got {n_samples}")
+    if key is None:
+        raise ValueError("sample needs a PRNG key: sample(..., key=jax.random.key(0))")
     edits = dict(edits or {})
     record_sites = None if sites is None else ((sites,) if isinstance(sites, str) else tuple(sites))
-    _check_sites(subject, record_sites or (), "recording")
-    _check_edits(subject, edits)
-    _check_input(subject, x)
-    v = subject.variables if variables is None else variables
+    validate(subject, x, sites=record_sites or (), edits=edits, purpose="recording")
+    if variables is not None:
+        subject = subject.replace(variables=variables)
     keys = jax.random.split(key, int(n_samples))
-    out, rec = jax.vmap(lambda k: _jit_forward(subject.model, record_sites, v, x, edits, k))(keys)
+    override = relu_override_state()
+    out, rec = jax.vmap(lambda k: _jit_run(subject, x, edits, k, override, record_sites))(keys)
     return out, {name: rec[name] for name in (subject.sites if record_sites is None else record_sites)}
 
 

@@ -1,10 +1,39 @@
-"""The model organism: a model with its weights, its input specification and its recordable sites."""
+"""The model organism: a model with its weights, its input specification and its recordable sites.
+
+Any Flax model is a subject: a Linen module with the variables from ``model.init``, or a ``flax.nnx.Module``
+(its state split from the graph, so that every probe stays pure). Sites are chosen by a selector
+(:mod:`insilico.selectors`); insilico's own models default to their curated ``Stage`` sites, any other model to
+every submodule whose ``__call__`` returns an array.
+
+A :class:`Subject` is a pytree: the weights (``variables``) are its leaves, everything else — the model or graph,
+name, sites, input spec, class names — is static. Compiled probes take the subject as an argument, so a new set
+of weights of the same model (a synaptic lesion, a training snapshot, another seed) never retraces.
+
+Example::
+
+    import flax.linen as nn
+    class CNN(nn.Module):
+        @nn.compact
+        def __call__(self, x):
+            x = nn.relu(nn.Conv(16, (3, 3), name="conv1")(x))
+            return nn.Dense(10, name="out")(x.mean((1, 2)))
+    model = CNN()
+    subject = make_subject("cnn", model, model.init(key, jnp.zeros((1, 32, 32, 3))), InputSpec((32, 32, 3)))
+    subject.sites   # {'conv1': (32, 32, 16), 'out': (10,)}
+"""
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Any, Sequence
 
-import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from . import selectors as sel
+from .interception import NNXGraph, SubjectError, Tap, apply, inference_kwargs, is_nnx_module
+
+__all__ = ["InputSpec", "Subject", "make_subject", "SubjectError", "discover"]
 
 
 @dataclass(frozen=True)
@@ -19,44 +48,268 @@ class InputSpec:
     mean: tuple[float, ...] = (0.5,)
     std: tuple[float, ...] = (0.25,)
 
+    def __post_init__(self):
+        shape = tuple(int(s) for s in self.shape)
+        if len(shape) != 3 or min(shape) < 1:
+            raise ValueError(f"InputSpec shape must be (H, W, C) of positive sizes; got {self.shape!r}")
+        lo, hi = (float(b) for b in self.bounds)
+        if not lo < hi:
+            raise ValueError(f"InputSpec bounds must be (low, high) with low < high; got {self.bounds!r}")
+        object.__setattr__(self, "shape", shape)
+        object.__setattr__(self, "bounds", (lo, hi))
+
+
+_STATIC = ("name", "model", "input_spec", "class_names", "sites", "meta", "selector", "api", "call_kwargs", "graph",
+           "output_shape", "modules")
+
 
 @dataclass(frozen=True, eq=False)
 class Subject:
-    """A ready-to-probe model: ``model`` (Linen module), ``variables`` ({"params", ["batch_stats"]}),
-    ``input_spec``, ``class_names`` and ``sites`` (ordered ``{name: unit shape}``, batch axis excluded).
+    """A ready-to-probe model.
 
-    Build one with :func:`insilico.zoo.load` or :func:`insilico.subject.make_subject`.
+    Fields: ``name``; ``model`` (the Linen module, or for NNX the graph definition); ``variables`` (plain nested
+    dicts of arrays per collection: ``{"params", ["batch_stats"], ...}`` — the only dynamic part);
+    ``input_spec``; ``class_names``; ``sites`` (ordered ``{name: unit shape}``, batch axis excluded); ``meta``;
+    ``selector`` (how the sites were chosen); ``api`` ("linen" or "nnx"); ``call_kwargs`` (keyword arguments of
+    every call, e.g. ``train=False``); ``graph`` (NNX: the :class:`~insilico.interception.NNXGraph`);
+    ``output_shape`` (of one image's output); ``modules`` (``(name, class name)`` of every submodule call seen,
+    selected or not).
+
+    Build one with :func:`insilico.zoo.load` or :func:`make_subject`.
     """
 
     name: str
-    model: nn.Module
+    model: Any
     variables: dict
     input_spec: InputSpec
-    class_names: Sequence[str]
+    class_names: Sequence[str] = ()
     sites: dict = field(default_factory=dict)
     meta: dict = field(default_factory=dict)
+    selector: Any = None
+    api: str = "linen"
+    call_kwargs: tuple = ()
+    graph: Any = None
+    output_shape: tuple = ()
+    modules: tuple = ()
+
+    def __post_init__(self):
+        object.__setattr__(self, "_key", _static_key(self))
 
     @property
     def params(self) -> dict:
         """The trainable parameters (``variables["params"]``)."""
         return self.variables["params"]
 
+    @property
+    def architecture(self) -> str:
+        """The model's class name."""
+        return self.graph.class_name if self.graph is not None else type(self.model).__name__
+
+    @property
+    def n_outputs(self) -> int:
+        """Size of the last axis of the model's output (the number of classes of a classifier)."""
+        return int(self.output_shape[-1]) if self.output_shape else 0
+
+    def module(self):
+        """The model with these weights: a live ``nnx.Module`` (NNX) or the Linen module bound to its
+        variables (``model.bind(variables)``)."""
+        if self.api == "nnx":
+            return self.graph.module(self.variables)
+        return self.model.bind(self.variables)
+
     def replace(self, **changes) -> "Subject":
         """A copy with some fields replaced (e.g. lesioned ``variables``)."""
-        from dataclasses import replace
-
-        return replace(self, **changes)
+        return dataclasses.replace(self, **changes)
 
     def __repr__(self) -> str:
         sites = ", ".join(f"{k}{tuple(v)}" for k, v in self.sites.items())
-        return (f"Subject({self.name!r}, {type(self.model).__name__}, input {self.input_spec.shape} in "
+        return (f"Subject({self.name!r}, {self.architecture} ({self.api}), input {self.input_spec.shape} in "
                 f"{self.input_spec.bounds}, sites: {sites})")
 
 
-def make_subject(name: str, model: nn.Module, variables: dict, input_spec: InputSpec,
-                 class_names: Sequence[str] = (), meta: dict | None = None) -> Subject:
-    """Bundle a model and its variables into a :class:`Subject`, discovering its sites and their shapes."""
-    from .electrode import list_sites
+class _StaticKey:
+    """The hashable static part of a subject (what a compiled probe is specialized on); hash computed once."""
 
-    sites = list_sites(model, variables, input_spec.shape)
-    return Subject(name, model, dict(variables), input_spec, tuple(class_names), sites, dict(meta or {}))
+    __slots__ = ("fields", "hash")
+
+    def __init__(self, fields):
+        self.fields = fields
+        self.hash = hash(fields)
+
+    def __eq__(self, other):
+        return self is other or (isinstance(other, _StaticKey) and self.hash == other.hash
+                                 and self.fields == other.fields)
+
+    def __hash__(self):
+        return self.hash
+
+
+def _static_key(s: Subject) -> _StaticKey:
+    return _StaticKey((s.name, s.model, s.input_spec, tuple(s.class_names), tuple(s.sites.items()), s.selector,
+                       s.api, s.call_kwargs, s.graph, s.output_shape, s.modules))
+
+
+
+class _Aux:
+    """Pytree aux data of a subject: compares by its static key only (metadata rides along unhashed)."""
+
+    __slots__ = ("key", "statics")
+
+    def __init__(self, key, statics):
+        self.key, self.statics = key, statics
+
+    def __eq__(self, other):
+        return isinstance(other, _Aux) and self.key == other.key
+
+    def __hash__(self):
+        return hash(self.key)
+
+
+def _flatten(s: Subject):
+    return (s.variables,), _Aux(s._key, tuple(getattr(s, f) for f in _STATIC))
+
+
+def _unflatten(aux: _Aux, children):
+    s = object.__new__(Subject)
+    for f, v in zip(_STATIC, aux.statics):
+        object.__setattr__(s, f, v)
+    object.__setattr__(s, "variables", children[0])
+    object.__setattr__(s, "_key", aux.key)
+    return s
+
+
+def _flatten_with_keys(s: Subject):
+    children, aux = _flatten(s)
+    return ((jax.tree_util.GetAttrKey("variables"), children[0]),), aux
+
+
+jax.tree_util.register_pytree_with_keys(Subject, _flatten_with_keys, _unflatten, _flatten)
+
+
+# ----------------------------------------------------------------------------------------------------- discovery
+
+def _trace_calls(subject_like, methods: frozenset):
+    """One abstract forward pass noting every call: ``(tap, output struct)``; a failure names the module."""
+    tap = Tap(methods=methods, discover=True)
+    spec = subject_like.input_spec
+    x = jax.ShapeDtypeStruct((1, *spec.shape), jnp.float32)
+    try:
+        out = jax.eval_shape(lambda v, x: apply(dataclasses.replace(subject_like, variables=v), x, tap),
+                             subject_like.variables, x)
+    except SubjectError:
+        raise
+    except Exception as err:
+        where = ""
+        if tap.failed_at is not None:
+            path, cls, method = tap.failed_at
+            where = f" in module {sel.site_name(path, method)} ({cls})"
+        raise SubjectError(f"{subject_like.name}: calling the model on a batch of shape (N, "
+                           f"{', '.join(map(str, spec.shape))}) (the input spec) failed{where}: "
+                           f"{type(err).__name__}: {err}. Check InputSpec(shape=...) (H, W, C) and that the model "
+                           "can run in inference mode with the given variables") from err
+    return tap, out
+
+
+def discover(subject_like, selector=None) -> tuple[dict, tuple, tuple]:
+    """Trace one forward pass of ``subject_like`` with ``jax.eval_shape`` (no FLOPs) and return ``(sites,
+    modules, output_shape)``: the ordered ``{name: unit shape}`` of the calls ``selector`` selects (default:
+    ``subject_like.selector``), ``(name, class name)`` of every call, and the shape of one image's output."""
+    selector = subject_like.selector if selector is None else selector
+    tap, out = _trace_calls(subject_like, frozenset(selector.methods))
+    counts: dict = {}
+    for path, module, method, y, k in tap.calls:
+        counts[sel.site_name(path, method)] = k + 1
+    sites, modules = {}, {}
+    for path, module, method, y, k in tap.calls:
+        base = sel.site_name(path, method)
+        name = f"{base}@{k}" if counts[base] > 1 else base
+        call = sel.Call(path, module, method, y)
+        modules.setdefault(name, type(module).__name__)
+        if not selector(call):
+            continue
+        if not call.is_array:
+            if selector.silent_non_arrays:
+                continue
+            raise SubjectError(f"{subject_like.name}: module {name} ({type(module).__name__}) is selected as a site "
+                               f"by {selector.description} but its {method} returns a {type(y).__name__}, not an "
+                               "array; sites must be arrays: select the submodules that produce the parts (or wrap "
+                               "the part you want in a module)")
+        if name in sites:
+            continue
+        if not y.shape or y.shape[0] != 1:
+            raise SubjectError(f"{subject_like.name}: module {name} ({type(module).__name__}) returns shape "
+                               f"{tuple(y.shape)} for a batch of 1 image; a site's leading axis must be the batch")
+        sites[name] = tuple(int(d) for d in y.shape[1:])
+    if not hasattr(out, "shape"):
+        raise SubjectError(f"{subject_like.name}: the model returns a {type(out).__name__}; probes need a model "
+                           "whose output is one array (N, ...) (e.g. class logits)")
+    return sites, tuple(modules.items()), tuple(int(d) for d in out.shape[1:])
+
+
+def _has_stages(subject_like) -> bool:
+    """Whether the model has any of insilico's ``Stage`` submodules (then they are its default sites)."""
+    from .models import Stage
+
+    tap, _ = _trace_calls(subject_like, frozenset())
+    return any(isinstance(m, Stage) for _, m, _, _, _ in tap.calls)
+
+
+def make_subject(name: str, model, variables: dict | None, input_spec: InputSpec, class_names: Sequence[str] = (),
+                 meta: dict | None = None, sites=None, call_kwargs: dict | None = None) -> Subject:
+    """Bundle any Flax model into a :class:`Subject`, discovering its sites and their shapes (free: ``eval_shape``).
+
+    Args:
+        model: a Linen module (``variables`` from ``model.init``), or a ``flax.nnx.Module`` (``variables=None``;
+            its state is split from the graph and the module runs in inference mode: ``deterministic=True`` and
+            ``use_running_average=True`` wherever a submodule has them; the module you pass is not changed).
+        input_spec: :class:`InputSpec` — the (H, W, C) images the model takes and their pixel bounds.
+        sites: which calls are sites — a :class:`~insilico.selectors.Selector`, a path pattern or a list of them
+            (``["conv*", "blocks/*"]``); default: insilico's own ``Stage`` sites for the zoo's models, otherwise
+            every submodule whose ``__call__`` returns an array.
+        call_kwargs: keyword arguments of every call of the model; default: inference mode read from the
+            signature of its ``__call__`` (``train=False``, ``deterministic=True``, ... where present).
+    Raises: :class:`SubjectError` naming the module path when the model cannot run on the input spec, a selected
+    call does not return an array, the selector matches nothing, or an NNX call changes state.
+    """
+    if not isinstance(name, str) or not name:
+        raise TypeError(f"name must be a non-empty string; got {name!r}")
+    if not isinstance(input_spec, InputSpec):
+        raise TypeError(f"input_spec must be an insilico.subject.InputSpec; got {type(input_spec).__name__}")
+    if is_nnx_module(model):
+        if variables is not None:
+            raise TypeError(f"{name}: an NNX module carries its own state; pass variables=None (got "
+                            f"{type(variables).__name__})")
+        graph, variables = NNXGraph.from_module(model)
+        api, fn, model = "nnx", type(model).__call__, graph.graphdef
+    else:
+        import flax.linen as nn
+
+        if not isinstance(model, nn.Module):
+            raise TypeError(f"{name}: model must be a flax.linen.Module (with its variables) or a flax.nnx.Module; "
+                            f"got {type(model).__name__}")
+        if variables is None or not hasattr(variables, "keys") or "params" not in variables:
+            raise TypeError(f"{name}: a Linen model needs its variables, a mapping with 'params' (from "
+                            f"model.init(key, x)); got {type(variables).__name__}")
+        graph, api, fn = None, "linen", type(model).__call__
+        variables = _plain(variables)
+    kwargs = inference_kwargs(fn) if call_kwargs is None else dict(call_kwargs)
+    draft = Subject(name, model, variables, input_spec, tuple(class_names), {}, dict(meta or {}),
+                    sel.everything(), api, tuple(sorted(kwargs.items())), graph)
+    if sites is None:
+        selector = sel.stages() if _has_stages(draft) else sel.arrays()
+    else:
+        selector = sel.as_selector(sites)
+    found, modules, out_shape = discover(draft, selector)
+    if not found:
+        raise SubjectError(f"{name}: the selector {selector.description} matches no module call; the model's "
+                           f"modules: {', '.join(f'{n} ({c})' for n, c in modules) or 'none'}")
+    if class_names and out_shape and len(class_names) != out_shape[-1]:
+        raise ValueError(f"{name}: {len(class_names)} class names for an output of {out_shape[-1]} units")
+    return dataclasses.replace(draft, sites=found, selector=selector, modules=modules, output_shape=out_shape)
+
+
+def _plain(variables) -> dict:
+    """Plain nested dicts (FrozenDict unfrozen) with the same leaves."""
+    if hasattr(variables, "items"):
+        return {k: _plain(v) for k, v in variables.items()}
+    return variables

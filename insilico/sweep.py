@@ -65,6 +65,10 @@ def _struct(tree, lead=None):
     return jax.tree.map(one, tree)
 
 
+def _shapes(tree) -> tuple:
+    return tuple((tuple(a.shape), str(a.dtype)) for a in jax.tree.leaves(tree))
+
+
 def _intermediate_bytes(jaxpr):
     """Bytes of every value computed in a jaxpr, sub-jaxprs (loop bodies, branches) included once each."""
     for eqn in jaxpr.eqns:
@@ -101,8 +105,8 @@ def choose_batch_size(fn: Callable, items, shared=None, budget_bytes: float = 2e
     one item instead (an upper bound on what is live at once; loop bodies counted once) — for expensive-to-
     compile functions such as optimization loops. Cached per (fn, item and shared shapes, budget).
     """
-    key = (fn, jax.tree.structure(items), str(_struct(items, 1)), str(_struct(shared)), budget_bytes, max_batch,
-           compile)
+    key = (fn, jax.tree.structure(items), _shapes(_struct(items, 1)), jax.tree.structure(shared),
+           _shapes(_struct(shared)), budget_bytes, max_batch, compile)
     if key not in _BATCH_CACHE and not compile:
         one = jax.tree.map(lambda a: jax.ShapeDtypeStruct(np.shape(a)[1:], a.dtype), _struct(items, 1))
         per_item = float(_total_intermediates(jax.make_jaxpr(fn)(one, _struct(shared)).jaxpr))

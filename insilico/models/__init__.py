@@ -1,5 +1,6 @@
 """The animals: pure Linen modules whose named :class:`Stage` submodules are the recordable sites."""
-from ._stage import ConvStage, DenseStage, DivisiveNorm, Normalize, Readout, Stage, avg_pool2, max_pool2
+from ._stage import (ConvStage, DenseStage, DivisiveNorm, Normalize, Readout, Stage, avg_pool2, max_pool2, relu,
+                     relu_gradient_override, relu_override_state)
 from .convnet import VGG, ConvNet
 from .imagenet import VGG16, AlexNet, ResNet18
 from .recurrent import BLTNet
@@ -8,6 +9,6 @@ from .spec import MODEL_CLASSES, build_model, model_spec
 from .mlp import MLP
 from .resnet import BasicBlock, ResNet
 
-__all__ = ["Stage", "ConvStage", "DenseStage", "DivisiveNorm", "Readout", "Normalize", "max_pool2", "avg_pool2",
+__all__ = ["relu", "relu_gradient_override", "relu_override_state", "Stage", "ConvStage", "DenseStage", "DivisiveNorm", "Readout", "Normalize", "max_pool2", "avg_pool2",
            "ConvNet", "VGG", "ResNet", "BasicBlock", "MLP", "AlexNet", "VGG16", "ResNet18", "BLTNet", "Autoencoder",
            "model_spec", "build_model", "MODEL_CLASSES"]

@@ -48,6 +48,12 @@ def relu(x):
     return jax.nn.relu(x) if on is None else _redirected_relu(x, on)
 
 
+def relu_override_state():
+    """The value set by the innermost :func:`relu_gradient_override` (a scalar array), or None outside one.
+    Compiled functions that run a model take it as an argument, so the override is part of what keys them."""
+    return _RELU_OVERRIDE.get()
+
+
 @contextlib.contextmanager
 def relu_gradient_override(on):
     """Trace-time context: while ``on`` (a scalar, may be traced) is > 0, ReLUs of zoo models pass gradients
