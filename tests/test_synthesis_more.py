@@ -100,7 +100,7 @@ def test_controversial_scores_between_two_units(tiny_convnet):
     assert (r.score_a.values[0] > r.score_b.values[0]).all() and (r.score_a.values[1] < r.score_b.values[1]).all()
     with pytest.raises(el.InputError, match="constant 0 to all 64 reference images"):
         syn.ResponseScore(tiny_convnet, "fc1", 0).standardized(ref)                # a dead unit
-    with pytest.raises(el.InputError, match="fc1 has 8 units"):
+    with pytest.raises(el.InputError, match=r"integer index in \[0, 8\) of the units of fc1; got 8"):
         syn.ResponseScore(tiny_convnet, "fc1", 8)
     with pytest.raises(el.SiteError, match="valid"):
         syn.ResponseScore(tiny_convnet, "fc9")
@@ -124,7 +124,7 @@ def test_controversial_stimulus_sets_separate_two_fits_to_a_target_rdm(tiny_conv
 
     def fit(site):
         def score(images):
-            _, rec = el._forward(tiny_convnet.model, (site,), tiny_convnet.variables, images, {}, None)
+            _, rec = el.forward(tiny_convnet, images, record=(site,))
             return _corr(_rdm(rec[site].reshape(images.shape[0], -1)), brain)
         score.__name__ = f"{site} RDM fit"
         return score

@@ -11,6 +11,10 @@ over one compiled step. XLA:CPU gives the input-gradient convolutions inside a c
 without its fast path (3-4x slower per step than the same gradient in a straight-line program), so on CPU the host
 loop wins; on accelerators the scan avoids a dispatch per step. A program may also define ``done(state) -> bool``
 (every sample finished): the host loop then stops early, checking every ``check_every`` steps.
+
+Arguments may hold anything: array leaves (images, ε, keys, the weights inside a subject — a subject is a pytree)
+are traced, every other leaf (a score function, a class index given as a Python int) is static and part of the
+compile key (:func:`split_static`). So new weights or new values of ε, step sizes and targets never retrace.
 """
 from __future__ import annotations
 
@@ -18,6 +22,7 @@ from functools import lru_cache
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 LOOPS = ("auto", "scan", "host")
 
@@ -31,19 +36,71 @@ def resolve_loop(loop: str) -> str:
     return loop
 
 
+class Static:
+    """A static (non-array) pytree leaf, compared by equality when hashable, else by identity."""
+
+    __slots__ = ("value", "_hash")
+
+    def __init__(self, value):
+        self.value = value
+        try:
+            self._hash = hash(value)
+        except TypeError:
+            self._hash = None
+
+    def __eq__(self, other):
+        if not isinstance(other, Static):
+            return NotImplemented
+        if self.value is other.value:
+            return True
+        return self._hash is not None and other._hash is not None and self._hash == other._hash and bool(
+            self.value == other.value)
+
+    def __hash__(self):
+        return self._hash if self._hash is not None else id(self.value)
+
+
+def _is_array(x) -> bool:
+    return isinstance(x, (jax.Array, np.ndarray, np.generic)) or (hasattr(x, "shape") and hasattr(x, "dtype"))
+
+
+def split_static(tree):
+    """``(arrays, static)``: the array leaves of ``tree`` (other leaves None) and a hashable rest, so that
+    ``join_static(arrays, static)`` rebuilds ``tree``; used to jit functions of arbitrary arguments."""
+    leaves, treedef = jax.tree.flatten(tree)
+    arrays = [leaf if _is_array(leaf) else None for leaf in leaves]
+    static = tuple(None if _is_array(leaf) else Static(leaf) for leaf in leaves)
+    return arrays, (treedef, static)
+
+
+def join_static(arrays, static):
+    treedef, rest = static
+    return jax.tree.unflatten(treedef, [a if s is None else s.value for a, s in zip(arrays, rest)])
+
+
+def filter_jit(fn):
+    """``jax.jit`` of ``fn(*args)`` where array leaves are traced and any other leaf is static."""
+    inner = jax.jit(lambda arrays, static: fn(*join_static(arrays, static)), static_argnums=1)
+
+    def call(*args):
+        arrays, static = split_static(args)
+        return inner(arrays, static)
+    return call
+
+
 @lru_cache(maxsize=64)
 def _scan_fn(program):
     def run(*args):
         state, trace = jax.lax.scan(lambda s, i: program.step(s, i, *args), program.init(*args),
                                     jnp.arange(program.steps))
         return program.finish(state, *args), trace
-    return jax.jit(run)
+    return filter_jit(run)
 
 
 @lru_cache(maxsize=64)
 def _host_fns(program):
-    done = jax.jit(program.done) if hasattr(program, "done") else None
-    return jax.jit(program.init), jax.jit(program.step), jax.jit(program.finish), done
+    done = filter_jit(program.done) if hasattr(program, "done") else None
+    return filter_jit(program.init), filter_jit(program.step), filter_jit(program.finish), done
 
 
 def _pad_trace(trace, steps: int):

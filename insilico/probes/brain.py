@@ -29,7 +29,7 @@ def record_sites(subject, images, sites: Sequence[str] | None = None, *, batch_s
     """Responses of ``sites`` (default: every site) to ``images``, one forward pass per batch: {site: (stimuli,
     units) float64 array}."""
     sites = list(subject.sites) if sites is None else list(sites)
-    el._check_sites(subject, sites, "record_sites")
+    el.validate(subject, sites=sites, purpose="record_sites")
     x = jnp.asarray(images, jnp.float32)
     parts: dict[str, list] = {s: [] for s in sites}
     for i in range(0, len(x), batch_size):

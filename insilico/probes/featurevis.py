@@ -36,7 +36,7 @@ import xarray as xr
 
 from .. import electrode as el
 from ._loop import resolve_loop
-from ..models._stage import relu_gradient_override
+from ..models import relu_gradient_override
 from ..sweep import choose_batch_size, run_sweep
 
 __all__ = ["ImageParam", "pixel", "fourier", "pyramid", "cppn", "color_matrix", "default_param",
@@ -495,12 +495,13 @@ def alignment(site: str, decay_ratio: float = 2.0) -> Objective:
 class _Program:
     """The optimization of one unit's images, in three pure pieces shared by both drivers of :func:`visualize`:
     ``init(unit, shared) -> state``, ``step(state, i, unit, shared) -> (state, objective values)`` and
-    ``finish(state, unit, shared) -> outputs``; ``shared = (variables, key)``. The state carries the image
+    ``finish(state, unit, shared) -> outputs``; ``shared = (subject, key)`` (the subject is a pytree, so its
+    weights are arguments of the compiled program, never constants in it). The state carries the image
     parameters, the Adam state, the first non-finite step (-1: none) and the snapshot buffer."""
 
-    def __init__(self, subject, objective: Objective, param: ImageParam, transforms: tuple, steps: int, lr: float,
+    def __init__(self, objective: Objective, param: ImageParam, transforms: tuple, steps: int, lr: float,
                  n_seeds: int, snapshots: tuple, override_steps: int):
-        self.subject, self.objective, self.param, self.transforms = subject, objective, param, transforms
+        self.objective, self.param, self.transforms = objective, param, transforms
         self.steps, self.n_seeds, self.snapshots, self.override_steps = steps, n_seeds, snapshots, override_steps
         self.sites = tuple(sorted(objective.sites))
         self.opt = optax.adam(lr)
@@ -508,12 +509,12 @@ class _Program:
     def _keys(self, unit, key):
         return jax.random.split(jax.random.fold_in(key, unit))             # (init key, step key)
 
-    def _loss(self, p, key, unit, variables, step):
+    def _loss(self, p, key, unit, subject, step):
         imgs = jax.vmap(self.param.render)(p)
         keys = jax.random.split(key, self.n_seeds)
         seen = jax.vmap(lambda k, im: apply_transforms(self.transforms, k, im, self.param.bounds))(keys, imgs)
         with relu_gradient_override(step < self.override_steps):
-            _, acts = el._forward(self.subject.model, self.sites, variables, seen, {}, None)
+            _, acts = el.forward(subject, seen, record=self.sites)
         values = self.objective(acts, imgs, unit)
         return -values.sum(), (values, imgs)
 
@@ -525,9 +526,9 @@ class _Program:
 
     def step(self, state, i, unit, shared):
         p, s, nan_step, buf = state
-        variables, key = shared
+        subject, key = shared
         key = jax.random.fold_in(self._keys(unit, key)[1], i)
-        (_, (values, imgs)), g = jax.value_and_grad(self._loss, has_aux=True)(p, key, unit, variables, i)
+        (_, (values, imgs)), g = jax.value_and_grad(self._loss, has_aux=True)(p, key, unit, subject, i)
         snaps = jnp.asarray(self.snapshots, jnp.int32)
         slot = jnp.minimum(jnp.searchsorted(snaps, i), len(self.snapshots) - 1)
         buf = jnp.where(snaps[slot] == i, buf.at[slot].set(imgs), buf)          # images after i updates
@@ -545,7 +546,7 @@ class _Program:
         p, _, nan_step, buf = state
         final = jax.vmap(self.param.render)(p)
         buf = buf.at[-1].set(final)                                        # the last snapshot is always ``steps``
-        _, acts = el._forward(self.subject.model, self.sites, shared[0], final, {}, None)
+        _, acts = el.forward(shared[0], final, record=self.sites)
         score = self.objective(acts, final, unit)                          # final images, untransformed
         return {"images": jnp.nan_to_num(buf), "score": jnp.nan_to_num(score), "nan_step": nan_step}
 
@@ -595,7 +596,7 @@ def _host_loop(program: _Program, units: np.ndarray, shared, batch_size: int, pr
 
 
 def _check(subject, objective: Objective, param: ImageParam, units: np.ndarray):
-    el._check_sites(subject, sorted(objective.sites), f"objective {objective.name}")
+    el.validate(subject, sites=sorted(objective.sites), purpose=f"objective {objective.name}")
     if tuple(param.shape) != tuple(subject.input_spec.shape):
         raise ValueError(f"parameterization renders images of shape {tuple(param.shape)} (H, W, C) but "
                          f"{subject.name} takes {tuple(subject.input_spec.shape)}")
@@ -645,9 +646,9 @@ def visualize(subject, objective: Objective, units: Sequence[int] | int = 1, *, 
     _check(subject, objective, param, units)
     snap_run = snapshots if snapshots[-1] == steps else snapshots + (steps,)
     loop = resolve_loop(loop)
-    program = _program(subject, objective, param, transforms, int(steps), float(lr), int(n_seeds), snap_run,
+    program = _program(objective, param, transforms, int(steps), float(lr), int(n_seeds), snap_run,
                        int(relu_override_steps))
-    shared = (subject.variables, key)
+    shared = (subject, key)
     if batch_size is None:                 # sized from the traced program: compiling twice to measure is slow
         batch_size = choose_batch_size(program.scan_fn, jnp.asarray(units[:1], jnp.int32), shared, memory_budget,
                                        compile=False)

@@ -5,44 +5,74 @@ Taylor importance (Molchanov et al. 2017), random orders; single-unit impact com
 """
 from __future__ import annotations
 
+from functools import partial
+
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 from .. import electrode as el
 
-_KERNELS = ("conv/kernel", "dense/kernel", "conv2/kernel")
+# a site's own kernel ("conv1/kernel" of an nn.Conv site), an insilico stage's, a residual block's second conv
+_KERNELS = ("kernel", "conv/kernel", "dense/kernel", "conv2/kernel")
 
 
-def l1_weight_norm(subject, site: str):
-    """L1 norm of the weights that produce each channel of ``site`` (the stage's conv/dense kernel; a
-    residual block's second conv). Shape (C,)."""
+def _leaf(params, path: str):
+    for k in path.split("/"):
+        params = params[k] if k in params else params[int(k)]
+    return params
+
+
+def l1_weight_norm(subject, site: str, param: str | None = None):
+    """L1 norm of the weights that produce each channel of ``site``. Shape (C,).
+
+    ``param``: the parameter path (as in :func:`insilico.electrode.synapse_paths`); default: the site's own
+    kernel (``site/kernel``), an insilico stage's conv/dense kernel or a residual block's second conv, else the
+    only kernel inside the site whose last axis has C entries."""
+    el.validate(subject, sites=(site,), purpose="l1_weight_norm")
+    n = subject.sites[site][-1]
     paths = el.synapse_paths(subject, site)
-    for suffix in _KERNELS:
-        path = f"{site}/{suffix}"
-        if path in paths:
-            leaf = subject.params
-            for k in path.split("/"):
-                leaf = leaf[k]
-            return jnp.abs(leaf).reshape(-1, leaf.shape[-1]).sum(0)
-    raise ValueError(f"site {site!r} has no kernel among {', '.join(_KERNELS)}; its parameters: {paths}")
+    if param is None:
+        known = [f"{site}/{s}" for s in _KERNELS if f"{site}/{s}" in paths]
+        fits = [p for p in paths if p.rsplit("/", 1)[-1] == "kernel" and np.shape(_leaf(subject.params, p))[-1] == n]
+        if known:
+            param = known[0]
+        elif len(fits) == 1:
+            param = fits[0]
+        else:
+            raise ValueError(f"site {site!r}: no unique kernel with {n} output channels among its parameters "
+                             f"{paths or '(none)'}; name one with param=")
+    elif param not in el.synapse_paths(subject):
+        raise KeyError(f"unknown parameter path {param!r}; valid: {', '.join(el.synapse_paths(subject))}")
+    leaf = _leaf(subject.params, param)
+    if np.shape(leaf)[-1] != n:
+        raise ValueError(f"parameter {param!r} has shape {np.shape(leaf)}; its last axis must have the {n} channels "
+                         f"of {site!r}")
+    return jnp.abs(leaf).reshape(-1, leaf.shape[-1]).sum(0)
+
+
+@partial(jax.jit, static_argnums=0)
+def _taylor_gradients(site: str, subject, x, labels):
+    """Per-image gradients of the loss w.r.t. the channel gains of ``site`` at 1: (N, C)."""
+    def loss(g, xi, yi):
+        out, _ = el.forward(subject, xi[None], {site: el.gain(g)})
+        return optax.softmax_cross_entropy_with_integer_labels(out, yi[None]).sum()
+
+    return jax.vmap(jax.grad(loss), in_axes=(None, 0, 0))(jnp.ones(subject.sites[site][-1]), x, labels)
 
 
 def taylor_importance(subject, x, site: str, labels):
     """First-order Taylor importance per channel (Molchanov et al. 2017): for each image, |mean over
     positions of a · ∂L/∂a| (the loss change from removing the channel to first order), averaged over
     images. Computed as per-image gradients w.r.t. the channel gains at 1. Shape (C,)."""
-    n_units = subject.sites[site][-1]
+    x = jnp.asarray(x)
+    el.validate(subject, x, sites=(site,), purpose="taylor_importance")
     labels = jnp.asarray(labels, jnp.int32)
-    positions = 1
-    for d in subject.sites[site][:-1]:
-        positions *= d
-
-    def loss(g, xi, yi):
-        out, _ = el.run(subject, xi[None], {site: el.gain(g)})
-        return optax.softmax_cross_entropy_with_integer_labels(out, yi[None]).sum()
-
-    grads = jax.jit(jax.vmap(jax.grad(loss), in_axes=(None, 0, 0)))(jnp.ones(n_units), jnp.asarray(x), labels)
+    if labels.shape != (x.shape[0],):
+        raise ValueError(f"labels must have shape ({x.shape[0]},) to match the images; got {labels.shape}")
+    positions = int(np.prod(subject.sites[site][:-1]))
+    grads = _taylor_gradients(site, subject, x, labels)
     return jnp.abs(grads / positions).mean(0)
 
 

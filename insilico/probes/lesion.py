@@ -39,15 +39,16 @@ MODES = ("zero", "mean", "noise")
 
 
 @lru_cache(maxsize=64)
-def _lesion_fn(subject, sites: tuple, mode, index_shapes):
-    """``(item, shared) -> metrics`` for one lesion; cached so sweeps compile once per (sites, mode).
+def _lesion_fn(sites: tuple, mode, index_shapes):
+    """``(item, shared) -> metrics`` for one lesion; cached so sweeps compile once per (sites, mode) — the
+    subject travels in ``shared`` (a pytree), so new weights never recompile.
 
     An item is a 0/1 mask of the one site (``index_shapes`` None) or a unit index into the concatenated units
     of ``sites`` (shapes ``index_shapes``), turned into one-hot masks inside the compiled function (dense
     compares, no scatter), so huge single-unit sweeps need no mask arrays.
     """
     def fn(item, shared):
-        variables, x, labels, intact, key, stats = shared
+        subject, x, labels, intact, key, stats = shared
         if index_shapes is None:
             masks = (item,)
         else:
@@ -59,14 +60,13 @@ def _lesion_fn(subject, sites: tuple, mode, index_shapes):
         make = {"zero": lambda m, st: el.lesion(m), "mean": el.mean_ablation,
                 "noise": lambda m, st: el.noise(m * st)}[mode]
         edits = {site: make(m, st) for site, m, st in zip(sites, masks, stats)}
-        logits, _ = el.run(subject, x, edits, variables=variables, key=key)
+        logits, _ = el.forward(subject, x, edits, key=key)
         return _metrics(logits, intact, labels)
     return fn
 
 
 def _check_site(subject, site):
-    if site not in subject.sites:
-        raise el.SiteError(f"unknown site {site!r}; valid: {', '.join(subject.sites)}")
+    el.validate(subject, sites=(site,), purpose="lesions")
 
 
 def _unit_stats(subject, site, mode, reference, noise_scale):
@@ -87,8 +87,8 @@ def _sweep(subject, x, sites: tuple, items, index_shapes, labels, mode, referenc
         raise ValueError("mode='noise' needs a PRNG key, e.g. key=jax.random.PRNGKey(0)")
     intact, _ = el.run(subject, x)
     labels = None if labels is None else jnp.asarray(labels, jnp.int32)
-    ds = run_sweep(_lesion_fn(subject, sites, mode, index_shapes), items,
-                   (subject.variables, x, labels, intact, key, stats), dim=dim, coords=coords,
+    ds = run_sweep(_lesion_fn(sites, mode, index_shapes), items,
+                   (subject, x, labels, intact, key, stats), dim=dim, coords=coords,
                    extra_dims={"class_accuracy": ("class",)}, tag=f"{subject.name}/{sites}/{mode}/{index_shapes}",
                    desc=f"lesions {', '.join(sites)}", **kwargs)
     for k, v in _metrics(intact, intact, labels).items():
@@ -209,10 +209,11 @@ def ablation_curve(subject, x, site: str, orders: dict, labels=None, fractions=N
 
 
 @lru_cache(maxsize=32)
-def _synapse_fn(subject, path):
+def _synapse_fn(path):
     def fn(mask, shared):
-        variables, x, labels, intact = shared
-        logits, _ = el.run(subject, x, variables=el.lesion_synapses(variables, {path: 1.0 - mask}))
+        subject, x, labels, intact = shared
+        cut = subject.replace(variables=el.lesion_synapses(subject.variables, {path: 1.0 - mask}))
+        logits, _ = el.forward(cut, x)
         return _metrics(logits, intact, labels)
     return fn
 
@@ -238,7 +239,7 @@ def synapse_sweep(subject, x, path: str, masks, labels=None, **kwargs) -> xr.Dat
     x = jnp.asarray(x)
     intact, _ = el.run(subject, x)
     labels = None if labels is None else jnp.asarray(labels, jnp.int32)
-    ds = run_sweep(_synapse_fn(subject, path), masks, (subject.variables, x, labels, intact), dim="mask",
+    ds = run_sweep(_synapse_fn(path), masks, (subject, x, labels, intact), dim="mask",
                    extra_dims={"class_accuracy": ("class",)}, tag=f"{subject.name}/{path}", desc=f"synapses {path}",
                    **kwargs)
     ds.attrs.update({"parameter": path, "n_images": int(x.shape[0]), "subject": subject.name})

@@ -28,10 +28,10 @@ def _var(site: str) -> str:
 
 
 @lru_cache(maxsize=32)
-def _centre_fn(subject, sites: tuple):
-    """``(image, variables) -> {site: centre responses}`` for the sweep engine (one stimulus per item)."""
-    def fn(image, variables):
-        _, rec = el.run(subject, image[None], record=sites, variables=variables)
+def _centre_fn(sites: tuple):
+    """``(image, subject) -> {site: centre responses}`` for the sweep engine (one stimulus per item)."""
+    def fn(image, subject):
+        _, rec = el.forward(subject, image[None], record=sites)
         return {_var(s): centre_units(rec[s])[0] for s in sites}
     return fn
 
@@ -45,7 +45,7 @@ def centre_units(activation):
 
 def _sites(subject, sites) -> tuple:
     sites = (sites,) if isinstance(sites, str) else tuple(sites)
-    el._check_sites(subject, sites, "receptive fields")
+    el.validate(subject, sites=sites, purpose="receptive fields")
     return sites
 
 
@@ -63,7 +63,7 @@ def grating_tuning(subject, sites: Sequence[str] | str, orientations: Sequence[f
     contrasts = (float(contrast),) if np.ndim(contrast) == 0 else tuple(float(c) for c in contrast)
     h, w, c = subject.input_spec.shape
     images, params = grating_set(h, orientations, sfs, phases, contrasts, channels=c)
-    ds = run_sweep(_centre_fn(subject, sites), images, subject.variables, dim="stimulus", batch_size=batch_size,
+    ds = run_sweep(_centre_fn(sites), images, subject, dim="stimulus", batch_size=batch_size,
                    progress=progress, desc="gratings")
     dims = ["orientation", "sf", "phase", "contrast"]
     values = [orientations, sfs, phases, contrasts]
@@ -139,11 +139,11 @@ def orientation_selectivity(tuning: xr.DataArray) -> xr.Dataset:
 # ------------------------------------------------------------------------------------------ reverse correlation
 
 @lru_cache(maxsize=16)
-def _revcorr_step(subject, site: str, window: tuple | None):
+def _revcorr_step(site: str, window: tuple | None):
     """Jitted accumulation of response-weighted sums over one batch of noise images."""
     @jax.jit
-    def step(acc, x, mean):
-        _, rec = el._forward(subject.model, (site,), subject.variables, x, {}, None)
+    def step(subject, acc, x, mean):
+        _, rec = el.forward(subject, x, record=(site,))
         r = centre_units(rec[site])                                  # (B, U)
         d = (x - mean).reshape(x.shape[0], -1)                       # (B, D)
         new = {"n": acc["n"] + x.shape[0], "r": acc["r"] + r.sum(0), "r2": acc["r2"] + (r ** 2).sum(0),
@@ -179,11 +179,11 @@ def reverse_correlation(subject, site: str, n_images: int = 8192, *, key, std: f
     n_units = subject.sites[site][-1]
     win = None
     if stc:
-        size = window or min(16, int(receptive_field_size(subject, site, key=jax.random.key(0))
+        size = window or min(16, int(receptive_field_size(subject, site, key=jax.random.fold_in(key, 0x5EED))
                                      ["theoretical_size"].values[0]))
         size = int(min(size, h, w))
         win = ((h - size) // 2, (w - size) // 2, size)
-    step = _revcorr_step(subject, site, win)
+    step = _revcorr_step(site, win)
     acc = {"n": jnp.zeros(()), "r": jnp.zeros(n_units), "r2": jnp.zeros(n_units),
            "rx": jnp.zeros((n_units, h * w * c))}
     if win:
@@ -192,7 +192,7 @@ def reverse_correlation(subject, site: str, n_images: int = 8192, *, key, std: f
     for i in tqdm(range(n_batches), desc=f"reverse correlation {site}", disable=not progress):
         x = jnp.clip(mean + std * (hi - lo) * jax.random.normal(jax.random.fold_in(key, i), (batch_size, h, w, c)),
                      lo, hi)
-        acc = step(acc, x, mean)
+        acc = step(subject, acc, x, mean)
     acc = {k: np.asarray(v, np.float64) for k, v in acc.items()}
     spikes = acc["r"]
     safe = np.where(spikes > 0, spikes, 1.0)
@@ -221,12 +221,15 @@ def reverse_correlation(subject, site: str, n_images: int = 8192, *, key, std: f
 # ------------------------------------------------------------------------------------------ receptive-field size
 
 @lru_cache(maxsize=32)
-def _centre_grad(subject, site: str):
-    """Jitted ``images -> |d(sum over channels of the centre unit)/d image|`` summed over input channels."""
-    def unit_sum(x):
-        _, rec = el._forward(subject.model, (site,), subject.variables, x[None], {}, None)
-        return centre_units(rec[site]).sum()
-    return jax.jit(jax.vmap(lambda x: jnp.abs(jax.grad(unit_sum)(x)).sum(-1)))
+def _centre_grad(site: str):
+    """Jitted ``(subject, images) -> |d(sum over channels of the centre unit)/d image|`` summed over input
+    channels."""
+    def grad_map(subject, images):
+        def unit_sum(x):
+            _, rec = el.forward(subject, x[None], record=(site,))
+            return centre_units(rec[site]).sum()
+        return jax.vmap(lambda x: jnp.abs(jax.grad(unit_sum)(x)).sum(-1))(images)
+    return jax.jit(grad_map)
 
 
 def receptive_field_size(subject, sites: Sequence[str] | str | None = None, images=None, *, key=None,
@@ -253,7 +256,7 @@ def receptive_field_size(subject, sites: Sequence[str] | str | None = None, imag
     yy, xx = np.mgrid[0:h, 0:w]
     rows = {k: [] for k in ("theoretical_size", "clipped", "effective_size", "area_size", "erf")}
     for site in sites:
-        g = np.asarray(_centre_grad(subject, site)(images), np.float64)      # (N, H, W)
+        g = np.asarray(_centre_grad(site)(subject, images), np.float64)      # (N, H, W)
         support = (g > 0).any(0)
         if support.any():
             ys, xs = np.nonzero(support)
@@ -282,9 +285,9 @@ def receptive_field_size(subject, sites: Sequence[str] | str | None = None, imag
 # ------------------------------------------------------------------------------------------------ exemplars
 
 @lru_cache(maxsize=32)
-def _best_position_fn(subject, site: str):
-    def fn(image, variables):
-        _, rec = el.run(subject, image[None], record=site, variables=variables)
+def _best_position_fn(site: str):
+    def fn(image, subject):
+        _, rec = el.forward(subject, image[None], record=(site,))
         a = rec[site][0]
         if a.ndim == 1:
             return {"score": a, "pos": jnp.zeros((a.shape[0], 2), jnp.int32)}
@@ -318,13 +321,13 @@ def exemplars(subject, site: str, images, k: int = 9, *, units: Sequence[int] | 
     """
     _sites(subject, site)
     batches = [images] if hasattr(images, "shape") else images
-    fn = _best_position_fn(subject, site)
+    fn = _best_position_fn(site)
     scores, positions, kept, offset = [], [], [], 0
     for batch in batches:
         batch = np.asarray(batch)
-        el._check_input(subject, batch)
+        el.validate(subject, batch, name="images")
         batch = batch.astype(np.float32)
-        ds = run_sweep(fn, batch, subject.variables, dim="image", batch_size=batch_size, progress=progress,
+        ds = run_sweep(fn, batch, subject, dim="image", batch_size=batch_size, progress=progress,
                        desc=f"exemplars {site}")
         s, p = ds["score"].values, ds["pos"].values                      # (n, U), (n, U, 2)
         scores.append(s)
@@ -353,7 +356,7 @@ def exemplars(subject, site: str, images, k: int = 9, *, units: Sequence[int] | 
         h, w, _ = subject.input_spec.shape
         shape = subject.sites[site]
         conv = len(shape) == 3
-        size = crop_size or (int(receptive_field_size(subject, site, key=jax.random.key(0))
+        size = crop_size or (int(receptive_field_size(subject, site, allimg[:32])
                                  ["theoretical_size"].values[0]) if conv else h)
         size = max(1, min(size, h))
         fill = 0.5 * sum(subject.input_spec.bounds)
@@ -374,11 +377,13 @@ def exemplars(subject, site: str, images, k: int = 9, *, units: Sequence[int] | 
 # ------------------------------------------------------------------------------------------- gradient images
 
 @lru_cache(maxsize=32)
-def _unit_jacobian(subject, site: str):
-    def units_of(x):
-        _, rec = el._forward(subject.model, (site,), subject.variables, x[None], {}, None)
-        return centre_units(rec[site])[0]
-    return jax.jit(jax.vmap(jax.jacrev(units_of)))
+def _unit_jacobian(site: str):
+    def jacobians(subject, images):
+        def units_of(x):
+            _, rec = el.forward(subject, x[None], record=(site,))
+            return centre_units(rec[site])[0]
+        return jax.vmap(jax.jacrev(units_of))(images)
+    return jax.jit(jacobians)
 
 
 def input_gradients(subject, site: str, images, units: Sequence[int] | None = None) -> xr.DataArray:
@@ -386,8 +391,8 @@ def input_gradients(subject, site: str, images, units: Sequence[int] | None = No
     DataArray (unit, image, y, x, channel). Positive = increasing the pixel raises the response."""
     _sites(subject, site)
     x = jnp.asarray(images, jnp.float32)
-    el._check_input(subject, x)
-    jac = np.asarray(_unit_jacobian(subject, site)(x))                   # (N, U, H, W, C)
+    el.validate(subject, x, name="images")
+    jac = np.asarray(_unit_jacobian(site)(subject, x))                   # (N, U, H, W, C)
     all_units = np.arange(jac.shape[1])
     units = all_units if units is None else np.asarray(list(units))
     if units.min() < 0 or units.max() >= jac.shape[1]:

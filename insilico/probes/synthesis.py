@@ -41,17 +41,11 @@ def quantize(x, bounds=(0.0, 1.0), levels: int = 256):
 
 def check_images(subject, x, what: str = "images"):
     """Shape/dtype/NaN checks of the electrode plus the subject's pixel bounds (named, with the offending value)."""
-    el._check_input(subject, x)
-    lo, hi = subject.input_spec.bounds
-    xmin, xmax = float(jnp.min(x)), float(jnp.max(x))
-    if xmin < lo - 1e-6 or xmax > hi + 1e-6:
-        raise el.InputError(f"{what} must lie in {subject.name}'s pixel bounds [{lo}, {hi}]; got values in "
-                            f"[{xmin:.4g}, {xmax:.4g}]")
+    el.validate(subject, x, in_bounds=True, name=what)
 
 
 def _logits(subject, x):
-    out, _ = el._forward(subject.model, (), subject.variables, x, {}, None)
-    return out
+    return el.forward(subject, x)[0]
 
 
 def _loss(subject, x, labels, targeted: bool):
@@ -86,29 +80,31 @@ def _random_start(key, shape, eps, norm: str):
 class _PGD:
     """PGD for one batch at E values of ε × R random restarts (a :mod:`._loop` program).
 
-    args: ``(x (N, ...), labels (N,), eps (E,), step_size (E,), key)``; the state holds the attacked images
-    (E, R, N, ...) and the first non-finite gradient step per (ε, restart). ``finish`` returns the best restart
-    per image and ε on the 8-bit image: (images (E, N, ...), loss (E, N), nan step (E,))."""
-    subject: object
+    args: ``(subject, x (N, ...), labels (N,), eps (E,), step_size (E,), key)`` (``key`` None without random
+    starts); the state holds the attacked images (E, R, N, ...) and the first non-finite gradient step per (ε,
+    restart). ``finish`` returns the best restart per image and ε on the 8-bit image: (images (E, N, ...), loss
+    (E, N), nan step (E,))."""
     norm: str
     steps: int
     restarts: int
     targeted: bool
     rand_init: bool
 
-    def init(self, x, labels, eps, step_size, key):
-        lo, hi = self.subject.input_spec.bounds
+    def init(self, subject, x, labels, eps, step_size, key):
+        lo, hi = subject.input_spec.bounds
+        if not self.rand_init:
+            xa = jnp.broadcast_to(jnp.clip(x, lo, hi), (eps.shape[0], self.restarts, *x.shape))
+            return xa, jnp.full((eps.shape[0], self.restarts), -1, jnp.int32)
         keys = jax.random.split(key, self.restarts)
 
         def start(e, k):
-            delta = _random_start(k, x.shape, e, self.norm) if self.rand_init else jnp.zeros_like(x)
-            return jnp.clip(x + delta, lo, hi)
+            return jnp.clip(x + _random_start(k, x.shape, e, self.norm), lo, hi)
         xa = jax.vmap(lambda e: jax.vmap(lambda k: start(e, k))(keys))(eps)
         return xa, jnp.full((eps.shape[0], self.restarts), -1, jnp.int32)
 
-    def step(self, state, i, x, labels, eps, step_size, key):
-        lo, hi = self.subject.input_spec.bounds
-        grad = jax.grad(lambda xa: _loss(self.subject, xa, labels, self.targeted).sum())
+    def step(self, state, i, subject, x, labels, eps, step_size, key):
+        lo, hi = subject.input_spec.bounds
+        grad = jax.grad(lambda xa: _loss(subject, xa, labels, self.targeted).sum())
 
         def one(xa, nan_step, e, size):
             g = grad(xa)
@@ -120,13 +116,12 @@ class _PGD:
         over_restarts = jax.vmap(one, in_axes=(0, 0, None, None))
         return jax.vmap(over_restarts)(*state, eps, step_size), None
 
-    def finish(self, state, x, labels, eps, step_size, key):
-        lo, hi = self.subject.input_spec.bounds
+    def finish(self, state, subject, x, labels, eps, step_size, key):
+        lo, hi = subject.input_spec.bounds
 
         def judge(xa, e):
             xq = _round_in_ball(xa, x, e, self.norm, (lo, hi))
-            return xq, _loss(self.subject, xq, labels, self.targeted), _fooled(self.subject, xq, labels,
-                                                                             self.targeted)
+            return xq, _loss(subject, xq, labels, self.targeted), _fooled(subject, xq, labels, self.targeted)
 
         def best(xs, e):                                                       # over restarts (R, N, ...)
             xs, losses, fooled = jax.vmap(judge, in_axes=(0, None))(xs, e)
@@ -152,25 +147,25 @@ def _round_in_ball(xa, x, eps, norm: str, bounds):
 
 
 @lru_cache(maxsize=32)
-def _pair_fns(subject, norm: str):
-    """Jitted per-(ε, image) PGD pieces for the early-stopping sweep; every argument carries one row per pair.
-    ``step(xa, x, labels, eps, size) -> (new iterate, finite gradient)``, ``judge(xa, x, labels, eps) ->
-    (8-bit image, misclassified)``, and the random start ``init`` of :class:`_PGD`."""
-    bounds = subject.input_spec.bounds
+def _pair_fns(norm: str):
+    """Jitted per-(ε, image) PGD pieces for the early-stopping sweep; every argument after the subject carries one
+    row per pair. ``step(subject, xa, x, labels, eps, size) -> (new iterate, finite gradient)``,
+    ``judge(subject, xa, x, labels, eps) -> (8-bit image, misclassified)``, and the random start ``init`` of
+    :class:`_PGD`."""
     col = lambda v: v[:, None, None, None]  # noqa: E731
 
-    def judge(xa, x, labels, eps):
-        xq = _round_in_ball(xa, x, col(eps), norm, bounds)
+    def judge(subject, xa, x, labels, eps):
+        xq = _round_in_ball(xa, x, col(eps), norm, subject.input_spec.bounds)
         return xq, _logits(subject, xq).argmax(-1) != labels
 
-    def step(xa, x, labels, eps, size):
+    def step(subject, xa, x, labels, eps, size):
         g = jax.grad(lambda xa: _loss(subject, xa, labels, False).sum())(xa)
         finite = jnp.all(jnp.isfinite(g), axis=(1, 2, 3))
         new = jnp.clip(x + _project(xa + _step_direction(jnp.nan_to_num(g), norm) * col(size) - x, col(eps), norm),
-                       *bounds)
+                       *subject.input_spec.bounds)
         return new, finite
 
-    return jax.jit(step), jax.jit(judge), jax.jit(_PGD(subject, norm, 1, 1, False, True).init)
+    return jax.jit(step), jax.jit(judge), jax.jit(_PGD(norm, 1, 1, False, True).init)
 
 
 def _bucket(n: int) -> int:
@@ -193,13 +188,14 @@ def _sweep_early_stop(subject, x, labels, eps_values, size, key, *, norm: str, s
     accuracy. Returns the 8-bit images (E, N, ...) and whether each is misclassified (E, N)."""
     from tqdm.auto import tqdm
 
-    step, judge, init = _pair_fns(subject, norm)
+    step, judge, init = _pair_fns(norm)
     e_n, n = len(eps_values), x.shape[0]
-    xa0 = init(x, labels, jnp.asarray(eps_values), jnp.asarray(size), key)[0][:, 0].reshape(e_n * n, *x.shape[1:])
+    xa0 = init(subject, x, labels, jnp.asarray(eps_values), jnp.asarray(size), key)[0][:, 0].reshape(
+        e_n * n, *x.shape[1:])
     pair_eps, pair_size = np.repeat(eps_values, n), np.repeat(np.asarray(size, np.float32), n)
     pair_img = np.tile(np.arange(n), e_n)
     out = np.asarray(jnp.broadcast_to(x[None], (e_n, *x.shape))).reshape(e_n * n, *x.shape[1:]).copy()
-    broken = np.tile(np.asarray(_pred_fn(subject)(x)) != np.asarray(labels), e_n)   # ε = 0: the clean image
+    broken = np.tile(np.asarray(_predict(subject, x)) != np.asarray(labels), e_n)   # ε = 0: the clean image
     ids = np.flatnonzero(pair_eps > 0)
     if not len(ids):
         return jnp.asarray(out.reshape(e_n, n, *x.shape[1:])), broken.reshape(e_n, n)
@@ -208,7 +204,7 @@ def _sweep_early_stop(subject, x, labels, eps_values, size, key, *, norm: str, s
     xa = jnp.take(xa0, jnp.asarray(sel), axis=0)
     batch = [x[pair_img[sel]], jnp.asarray(lab[pair_img[sel]]), jnp.asarray(pair_eps[sel]),
              jnp.asarray(pair_size[sel])]
-    xq, fooled = judge(xa, *batch[:3])                     # the random start
+    xq, fooled = judge(subject, xa, *batch[:3])            # the random start
     with tqdm(total=steps, desc="accuracy_vs_eps", disable=not progress, unit="step") as bar:
         for i in range(steps + 1):
             fooled = np.asarray(fooled)[:len(ids)]
@@ -222,8 +218,8 @@ def _sweep_early_stop(subject, x, labels, eps_values, size, key, *, norm: str, s
                     break
                 sel = jnp.asarray(_padded(keep))
                 xa, batch = jnp.take(xa, sel, axis=0), [jnp.take(b, sel, axis=0) for b in batch]
-            xa, finite = step(xa, *batch)
-            xq, fooled = judge(xa, *batch[:3])     # a separate call: fused into the step it runs 2x slower
+            xa, finite = step(subject, xa, *batch)
+            xq, fooled = judge(subject, xa, *batch[:3])     # a separate call: fused into the step it runs 2x slower
             if not bool(jnp.all(finite)):
                 raise FloatingPointError(f"the loss gradient became NaN/inf at step {i} of the attack")
             bar.update()
@@ -233,10 +229,10 @@ def _sweep_early_stop(subject, x, labels, eps_values, size, key, *, norm: str, s
 def _attack(subject, x, labels, eps, step_size, key, *, norm: str, steps: int, restarts: int, targeted: bool,
             rand_init: bool, loop: str):
     """Run :class:`_PGD` for the ε values ``eps`` (E,); raises on a NaN gradient. Returns images (E, N, ...)."""
-    program = _PGD(subject, norm, int(steps), int(restarts), bool(targeted), bool(rand_init))
+    program = _PGD(norm, int(steps), int(restarts), bool(targeted), bool(rand_init))
     eps = jnp.asarray(eps, jnp.float32).reshape(-1)
     size = jnp.broadcast_to(jnp.asarray(step_size, jnp.float32), eps.shape)
-    (images, _, nan_step), _ = drive(program, x, labels, eps, size, key, loop=loop)
+    (images, _, nan_step), _ = drive(program, subject, x, labels, eps, size, key, loop=loop)
     if int(jnp.max(nan_step)) >= 0:
         raise FloatingPointError(f"the loss gradient became NaN/inf at step {int(jnp.max(nan_step))} of the attack")
     return images
@@ -253,9 +249,10 @@ def _prepare(subject, x, labels, eps, norm):
     labels = jnp.asarray(labels, jnp.int32)
     if labels.shape != (x.shape[0],):
         raise el.InputError(f"labels must have shape ({x.shape[0]},) to match the images; got {labels.shape}")
-    n_classes = subject.sites[list(subject.sites)[-1]][-1]
+    n_classes = subject.n_outputs
     if int(labels.min()) < 0 or int(labels.max()) >= n_classes:
-        raise el.InputError(f"labels must be class indices in 0..{n_classes - 1}")
+        raise el.InputError(f"labels must be class indices in 0..{n_classes - 1} ({subject.name} has {n_classes} "
+                            f"outputs); got values in [{int(labels.min())}, {int(labels.max())}]")
     if norm not in ("linf", "l2"):
         raise ValueError(f"norm must be 'linf' or 'l2', got {norm!r}")
     if np.any(np.asarray(eps) < 0):
@@ -264,8 +261,8 @@ def _prepare(subject, x, labels, eps, norm):
 
 
 def _result(subject, x, adv, labels, targeted, eps, attack: str, norm: str, extra=None) -> xr.Dataset:
-    clean = np.asarray(_pred_fn(subject)(x))
-    pred = np.asarray(_pred_fn(subject)(adv))
+    clean = np.asarray(_predict(subject, x))
+    pred = np.asarray(_predict(subject, adv))
     labels = np.asarray(labels)
     success = pred == labels if targeted else pred != labels
     diff = np.asarray(adv - x).reshape(len(labels), -1)
@@ -280,9 +277,9 @@ def _result(subject, x, adv, labels, targeted, eps, attack: str, norm: str, extr
     return ds
 
 
-@lru_cache(maxsize=32)
-def _pred_fn(subject):
-    return jax.jit(lambda x: _logits(subject, x).argmax(-1))
+@jax.jit
+def _predict(subject, x):
+    return _logits(subject, x).argmax(-1)
 
 
 def fgsm(subject, x, labels, eps: float, *, targeted: bool = False, loop: str = "auto") -> xr.Dataset:
@@ -291,8 +288,8 @@ def fgsm(subject, x, labels, eps: float, *, targeted: bool = False, loop: str = 
     Returns a Dataset with the adversarial ``images``, ``prediction``, ``success`` and L∞/L2 distances; the
     attribute ``accuracy`` is the accuracy on the attacked images (untargeted)."""
     x, labels = _prepare(subject, x, labels, eps, "linf")
-    adv = _attack(subject, x, labels, eps, eps, jax.random.PRNGKey(0), norm="linf", steps=1, restarts=1,
-                  targeted=targeted, rand_init=False, loop=loop)[0]
+    adv = _attack(subject, x, labels, eps, eps, None, norm="linf", steps=1, restarts=1, targeted=targeted,
+                  rand_init=False, loop=loop)[0]
     return _result(subject, x, adv, labels, targeted, eps, "fgsm", "linf")
 
 
@@ -308,20 +305,20 @@ def pgd(subject, x, labels, eps: float, *, norm: str = "linf", steps: int = 40, 
     if (random_start or restarts > 1) and key is None:
         raise ValueError("random starts need a PRNG key: pgd(..., key=jax.random.PRNGKey(0))")
     step_size = 2.5 * eps / steps if step_size is None else step_size
-    adv = _attack(subject, x, labels, eps, step_size, jax.random.PRNGKey(0) if key is None else key, norm=norm,
-                  steps=steps, restarts=restarts, targeted=targeted, rand_init=random_start, loop=loop)[0]
+    adv = _attack(subject, x, labels, eps, step_size, key, norm=norm, steps=steps, restarts=restarts,
+                  targeted=targeted, rand_init=random_start, loop=loop)[0]
     return _result(subject, x, adv, labels, targeted, eps, "pgd", norm,
                    {"steps": steps, "restarts": restarts, "step_size": float(step_size)})
 
 
-@lru_cache(maxsize=32)
-def _sweep_stats(subject):
-    """Jitted ``(x, labels, adv (E, N, ...)) -> (accuracy, mean L∞, mean L2)`` per ε."""
-    def one(x, labels, adv):
+@jax.jit
+def _sweep_stats(subject, x, labels, adv):
+    """``adv (E, N, ...) -> (accuracy, mean L∞, mean L2)`` per ε."""
+    def one(adv):
         d = (adv - x).reshape(x.shape[0], -1)
         return (jnp.mean(_logits(subject, adv).argmax(-1) == labels), jnp.abs(d).max(1).mean(),
                 jnp.sqrt((d ** 2).sum(1)).mean())
-    return jax.jit(jax.vmap(one, in_axes=(None, None, 0)))
+    return jax.vmap(one)(adv)
 
 
 def accuracy_vs_eps(subject, x, labels, eps_values: Sequence[float], *, attack: str = "pgd", norm: str = "linf",
@@ -341,7 +338,9 @@ def accuracy_vs_eps(subject, x, labels, eps_values: Sequence[float], *, attack: 
     x, labels = _prepare(subject, x, labels, eps_values, norm)
     if attack not in ("pgd", "fgsm"):
         raise ValueError(f"attack must be 'pgd' or 'fgsm', got {attack!r}")
-    key = jax.random.PRNGKey(0) if key is None else key
+    if attack == "pgd" and key is None:
+        raise ValueError("accuracy_vs_eps with PGD needs a PRNG key for its random starts: "
+                         "accuracy_vs_eps(..., key=jax.random.key(0))")
     if attack == "fgsm":
         steps, restarts = 1, 1
     size = eps_values if attack == "fgsm" else 2.5 * eps_values / steps
@@ -354,7 +353,7 @@ def accuracy_vs_eps(subject, x, labels, eps_values: Sequence[float], *, attack: 
     else:
         adv = _attack(subject, x, labels, eps_values, size, key, norm=norm, steps=steps, restarts=restarts,
                       targeted=False, rand_init=attack != "fgsm", loop=loop)
-        acc, linf, l2 = _sweep_stats(subject)(x, labels, adv)
+        acc, linf, l2 = _sweep_stats(subject, x, labels, adv)
     return xr.Dataset({"accuracy": ("eps", np.asarray(acc)), "linf": ("eps", np.asarray(linf)),
                        "l2": ("eps", np.asarray(l2))}, coords={"eps": eps_values},
                       attrs={"subject": subject.name, "attack": attack, "norm": norm, "steps": steps,
@@ -368,34 +367,32 @@ def accuracy_vs_eps(subject, x, labels, eps_values: Sequence[float], *, attack: 
 class _Power:
     """Power iteration on the Fisher matrix JᵀJ of ``site`` (J = d site / d image), one image per vmapped lane,
     with matrix-free products JᵀJ v = vjp(jvp(v)). ``mode="min"`` iterates λ·I − JᵀJ (args carry λ = λ_max per
-    image), whose top eigenvector is JᵀJ's least. args: ``(x (N, ...), v0 (N, ...), lam (N,))``."""
-    subject: object
+    image), whose top eigenvector is JᵀJ's least. args: ``(subject, x (N, ...), v0 (N, ...), lam (N,))``."""
     site: str
     steps: int
     mode: str
 
-    def _fisher(self, x, v):
+    def _fisher(self, subject, x, v):
         def rep(img):
-            _, rec = el._forward(self.subject.model, (self.site,), self.subject.variables, img[None], {}, None)
-            return rec[self.site][0]
+            return el.forward(subject, img[None], record=(self.site,))[1][self.site][0]
         _, vjp = jax.vjp(rep, x)
         return vjp(jax.jvp(rep, (x,), (v,))[1])[0]
 
-    def _matvec(self, x, v, lam):
-        fv = self._fisher(x, v)
+    def _matvec(self, subject, x, v, lam):
+        fv = self._fisher(subject, x, v)
         return lam * v - fv if self.mode == "min" else fv
 
-    def init(self, x, v0, lam):
+    def init(self, subject, x, v0, lam):
         return jax.vmap(lambda v: v / jnp.linalg.norm(v))(v0)
 
-    def step(self, v, i, x, v0, lam):
+    def step(self, v, i, subject, x, v0, lam):
         def one(x, v, lam):
-            w = self._matvec(x, v, lam)
+            w = self._matvec(subject, x, v, lam)
             return w / jnp.maximum(jnp.linalg.norm(w), 1e-30)
         return jax.vmap(one)(x, v, lam), None
 
-    def finish(self, v, x, v0, lam):
-        rayleigh = jax.vmap(lambda x, v, lam: jnp.vdot(v, self._matvec(x, v, lam)))(x, v, lam)
+    def finish(self, v, subject, x, v0, lam):
+        rayleigh = jax.vmap(lambda x, v, lam: jnp.vdot(v, self._matvec(subject, x, v, lam)))(x, v, lam)
         return v, (lam - rayleigh if self.mode == "min" else rayleigh)
 
 
@@ -407,12 +404,12 @@ def eigendistortions(subject, site: str, images, *, n_iter: int = 100, key, loop
     representation per unit squared pixel change along that direction."""
     x = jnp.asarray(images, jnp.float32) if not hasattr(images, "dtype") else images
     check_images(subject, x)
-    el._check_sites(subject, (site,), "eigendistortions")
+    el.validate(subject, sites=(site,), purpose="eigendistortions")
     k1, k2 = jax.random.split(key)
     zeros = jnp.zeros(x.shape[0], jnp.float32)
-    (v_max, l_max), _ = drive(_Power(subject, site, int(n_iter), "max"), x, jax.random.normal(k1, x.shape), zeros,
+    (v_max, l_max), _ = drive(_Power(site, int(n_iter), "max"), subject, x, jax.random.normal(k1, x.shape), zeros,
                               loop=loop)
-    (v_min, l_min), _ = drive(_Power(subject, site, int(n_iter), "min"), x, jax.random.normal(k2, x.shape), l_max,
+    (v_min, l_min), _ = drive(_Power(site, int(n_iter), "min"), subject, x, jax.random.normal(k2, x.shape), l_max,
                               loop=loop)
     return xr.Dataset({"distortion": (("image", "which", "y", "x", "channel"),
                                       np.stack([np.asarray(v_max), np.asarray(v_min)], 1)),
@@ -461,8 +458,7 @@ class _Metamer:
     representations at ``sites`` and the target's; each sample stops once its pooled relative error is at most
     ``tol``. ``coarse_to_fine``: "sites" — the k-th site joins the loss at step k·steps/len(sites); "scales" —
     the update is block-averaged over ``scales[k]`` pixels during the k-th of len(scales) equal stages.
-    args: ``(targets (T, ...), start (T, S, ...))``."""
-    subject: object
+    args: ``(subject, targets (T, ...), start (T, S, ...))``."""
     sites: tuple
     steps: int
     lr: float
@@ -471,8 +467,8 @@ class _Metamer:
     loss: object
     scales: tuple
 
-    def _reps(self, img):
-        _, rec = el._forward(self.subject.model, self.sites, self.subject.variables, img[None], {}, None)
+    def _reps(self, subject, img):
+        _, rec = el.forward(subject, img[None], record=self.sites)
         return [rec[s][0] for s in self.sites]
 
     def _starts(self):
@@ -482,22 +478,22 @@ class _Metamer:
     def _loss_fn(self):
         return METAMER_LOSSES[self.loss] if isinstance(self.loss, str) else self.loss
 
-    def rel_error(self, img, goal):
-        return METAMER_LOSSES["relative"](self._reps(img), goal)
+    def rel_error(self, subject, img, goal):
+        return METAMER_LOSSES["relative"](self._reps(subject, img), goal)
 
-    def init(self, targets, start):
-        goal = jax.vmap(self._reps)(targets)
+    def init(self, subject, targets, start):
+        goal = jax.vmap(lambda t: self._reps(subject, t))(targets)
         opt = jax.vmap(jax.vmap(optax.adam(self.lr).init))(start)
         minus = jnp.full(start.shape[:2], -1, jnp.int32)
         return start, opt, minus, minus, goal
 
-    def step(self, state, i, targets, start):
+    def step(self, state, i, subject, targets, start):
         x, s, done_at, nan_step, goal = state
         loss_fn, starts, opt = self._loss_fn(), self._starts(), optax.adam(self.lr)
 
         def objective(img, goal):
             on = [(i >= st).astype(jnp.float32) for st in starts]
-            reps = [r * w for r, w in zip(self._reps(img), on)]
+            reps = [r * w for r, w in zip(self._reps(subject, img), on)]
             goals = [g * w for g, w in zip(goal, on)]
             return loss_fn(reps, goals), jax.lax.stop_gradient(METAMER_LOSSES["relative"](reps, goals))
 
@@ -510,7 +506,7 @@ class _Metamer:
             nan_step = jnp.where((nan_step < 0) & bad, i, nan_step)
             done_at = jnp.where((done_at < 0) & (err <= self.tol) & (i >= starts[-1]), i, done_at)
             upd, s_new = opt.update(jnp.nan_to_num(g), s, x)
-            x_new = jnp.clip(optax.apply_updates(x, upd), *self.subject.input_spec.bounds)
+            x_new = jnp.clip(optax.apply_updates(x, upd), *subject.input_spec.bounds)
             stop = (done_at >= 0) | (nan_step >= 0)
             return (jnp.where(stop, x, x_new), jax.tree_util.tree_map(lambda a, b: jnp.where(stop, a, b), s, s_new),
                     done_at, nan_step, err)
@@ -522,9 +518,9 @@ class _Metamer:
     def done(self, state):
         return jnp.all((state[2] >= 0) | (state[3] >= 0))
 
-    def finish(self, state, targets, start):
+    def finish(self, state, subject, targets, start):
         x, _, done_at, nan_step, goal = state
-        err = jax.vmap(lambda xs, g: jax.vmap(lambda im: self.rel_error(im, g))(xs))(x, goal)
+        err = jax.vmap(lambda xs, g: jax.vmap(lambda im: self.rel_error(subject, im, g))(xs))(x, goal)
         return x, err, done_at, nan_step
 
 
@@ -550,7 +546,7 @@ def metamers(subject, sites: Sequence[str] | str, targets, *, n_seeds: int = 1, 
     ``error_trace`` (target, seed, step), and pixel distances to the target (``pixel_rmse``) and to the start.
     Raises ``FloatingPointError`` naming the step where the loss became NaN/inf."""
     sites = (sites,) if isinstance(sites, str) else tuple(sites)
-    el._check_sites(subject, sites, "metamers")
+    el.validate(subject, sites=sites, purpose="metamers")
     if isinstance(loss, str) and loss not in METAMER_LOSSES:
         raise ValueError(f"loss must be one of {sorted(METAMER_LOSSES)} or a function; got {loss!r}")
     coarse_to_fine = "sites" if coarse_to_fine is True else (coarse_to_fine or None)
@@ -572,8 +568,9 @@ def metamers(subject, sites: Sequence[str] | str, targets, *, n_seeds: int = 1, 
         raise el.InputError(f"start must have shape {(n, n_seeds, *shape)} (target, seed, H, W, C); got "
                             f"{tuple(start.shape)}")
     check_images(subject, start.reshape(-1, *shape), "start images")
-    program = _Metamer(subject, sites, int(steps), float(lr), float(tol), coarse_to_fine, loss, scales)
-    (x, err, done_at, nan_step), trace = drive(program, t, start, loop=loop, progress=progress, desc="metamers")
+    program = _Metamer(sites, int(steps), float(lr), float(tol), coarse_to_fine, loss, scales)
+    (x, err, done_at, nan_step), trace = drive(program, subject, t, start, loop=loop, progress=progress,
+                                               desc="metamers")
     if int(jnp.max(nan_step)) >= 0:
         raise FloatingPointError(f"the metamer loss became NaN/inf at step {int(jnp.max(nan_step))}")
     x, tn_ = np.asarray(x), np.asarray(t)
@@ -602,8 +599,9 @@ def _same_inputs(a, b):
 @dataclass(frozen=True)
 class _Contrast:
     """Adam on sigmoid-parameterized pixels of P image sets (shape ``shape`` = (n_images, H, W, C)), one per
-    condition, maximizing ``objective(images, cond) -> (smooth value, (score_a, score_b))``. ``finish`` rounds
-    the images to 8 bits and scores them again. args: ``(conds (P, ...), keys (P,))``."""
+    condition, maximizing ``objective(models, images, cond) -> (smooth value, (score_a, score_b))``. ``finish``
+    rounds the images to 8 bits and scores them again. args: ``(models, conds (P, ...), keys (P,))`` — ``models``
+    is what the objective scores with (two subjects, or two score functions and their scales)."""
     objective: object
     shape: tuple
     bounds: tuple
@@ -614,15 +612,16 @@ class _Contrast:
         lo, hi = self.bounds
         return lo + (hi - lo) * jax.nn.sigmoid(z)
 
-    def init(self, conds, keys):
+    def init(self, models, conds, keys):
         z = jax.vmap(lambda k: 0.5 * jax.random.normal(k, self.shape))(keys)
         return z, jax.vmap(optax.adam(self.lr).init)(z), jnp.full(keys.shape[:1], -1, jnp.int32)
 
-    def step(self, state, i, conds, keys):
+    def step(self, state, i, models, conds, keys):
         opt = optax.adam(self.lr)
 
         def one(z, s, nan_step, cond):
-            (val, _), g = jax.value_and_grad(lambda z: self.objective(self._images(z), cond), has_aux=True)(z)
+            (val, _), g = jax.value_and_grad(lambda z: self.objective(models, self._images(z), cond),
+                                             has_aux=True)(z)
             nan_step = jnp.where((nan_step < 0) & ~(jnp.isfinite(val) & jnp.all(jnp.isfinite(g))), i, nan_step)
             upd, s_new = opt.update(-jnp.nan_to_num(g), s, z)
             stop = nan_step >= 0
@@ -632,10 +631,10 @@ class _Contrast:
         z, s, nan_step, val = jax.vmap(one)(*state, conds)
         return (z, s, nan_step), val
 
-    def finish(self, state, conds, keys):
+    def finish(self, state, models, conds, keys):
         z, _, nan_step = state
         imgs = quantize(self._images(z), self.bounds)
-        _, (sa, sb) = jax.vmap(self.objective)(imgs, conds)
+        _, (sa, sb) = jax.vmap(lambda im, c: self.objective(models, im, c))(imgs, conds)
         return imgs, sa, sb, nan_step
 
 
@@ -646,35 +645,31 @@ def _softmin(a, b):
 @dataclass(frozen=True)
 class _ClassPair:
     """Objective of :func:`controversial`: soft minimum of log p_A(class_a) and log p_B(class_b); scores are the
-    two probabilities. ``cond`` = (class_a, class_b)."""
-    subject_a: object
-    subject_b: object
+    two probabilities. ``models`` = (subject_a, subject_b), ``cond`` = (class_a, class_b)."""
 
-    def __call__(self, imgs, cond):
-        la = jax.nn.log_softmax(_logits(self.subject_a, imgs))[0, cond[0]]
-        lb = jax.nn.log_softmax(_logits(self.subject_b, imgs))[0, cond[1]]
+    def __call__(self, models, imgs, cond):
+        la = jax.nn.log_softmax(_logits(models[0], imgs))[0, cond[0]]
+        lb = jax.nn.log_softmax(_logits(models[1], imgs))[0, cond[1]]
         return _softmin(la, lb), (jnp.exp(la), jnp.exp(lb))
 
 
 @dataclass(frozen=True)
 class _ScorePair:
-    """Objective of :func:`controversial_scores`: ``cond`` = +1 drives score A up and B down, −1 the reverse;
-    soft minimum of the two scaled, signed scores."""
-    score_a: object
-    score_b: object
-    scale: tuple
+    """Objective of :func:`controversial_scores`: ``models`` = (score_a, score_b, scales (2,)); ``cond`` = +1
+    drives score A up and B down, −1 the reverse; soft minimum of the two scaled, signed scores."""
 
-    def __call__(self, imgs, sign):
-        a, b = self.score_a(imgs), self.score_b(imgs)
-        return _softmin(sign * a / self.scale[0], -sign * b / self.scale[1]), (a, b)
+    def __call__(self, models, imgs, sign):
+        score_a, score_b, scale = models
+        a, b = score_a(imgs), score_b(imgs)
+        return _softmin(sign * a / scale[0], -sign * b / scale[1]), (a, b)
 
 
-def _contrast(objective, conds, shape, bounds, steps, lr, key, loop, progress, what):
+def _contrast(objective, models, conds, shape, bounds, steps, lr, key, loop, progress, what):
     conds = jax.tree_util.tree_map(jnp.asarray, conds)
     n = jax.tree_util.tree_leaves(conds)[0].shape[0]
     program = _Contrast(objective, tuple(shape), tuple(bounds), int(steps), float(lr))
-    (img, sa, sb, nan_step), trace = drive(program, conds, jax.random.split(key, n), loop=loop, progress=progress,
-                                           desc=what)
+    (img, sa, sb, nan_step), trace = drive(program, models, conds, jax.random.split(key, n), loop=loop,
+                                           progress=progress, desc=what)
     if int(jnp.max(nan_step)) >= 0:
         raise FloatingPointError(f"the {what} objective became NaN/inf at step {int(jnp.max(nan_step))}")
     return np.asarray(img), np.asarray(sa), np.asarray(sb), np.asarray(trace).T
@@ -691,16 +686,16 @@ def controversial(subject_a, subject_b, class_pairs=None, *, n_seeds: int = 1, s
     ``class_pairs``: list of (i, j) (default: every ordered pair of distinct classes). Returns ``images`` (pair,
     seed, y, x, channel), ``p_a``, ``p_b``, ``acceptance`` (pair, seed), ``objective`` (pair, seed, step)."""
     _same_inputs(subject_a, subject_b)
-    n_classes = subject_a.sites[list(subject_a.sites)[-1]][-1]
+    n_classes = subject_a.n_outputs
     if class_pairs is None:
         class_pairs = [(i, j) for i in range(n_classes) for j in range(n_classes) if i != j]
     pairs = np.asarray(class_pairs, np.int32).reshape(-1, 2)
-    n_b = subject_b.sites[list(subject_b.sites)[-1]][-1]
+    n_b = subject_b.n_outputs
     if pairs[:, 0].max() >= n_classes or pairs[:, 1].max() >= n_b or pairs.min() < 0:
         raise el.InputError(f"class pairs must index {subject_a.name}'s {n_classes} and {subject_b.name}'s {n_b} "
                             "classes")
     classes = np.repeat(pairs, n_seeds, axis=0)
-    img, pa, pb, trace = _contrast(_ClassPair(subject_a, subject_b), classes, (1, *subject_a.input_spec.shape),
+    img, pa, pb, trace = _contrast(_ClassPair(), (subject_a, subject_b), classes, (1, *subject_a.input_spec.shape),
                                    subject_a.input_spec.bounds, steps, lr, key, loop, progress, "controversial")
     shape = (len(pairs), n_seeds)
     pa, pb = pa.reshape(shape), pb.reshape(shape)
@@ -744,8 +739,9 @@ def controversial_scores(score_a, score_b, shape, *, bounds=(0.0, 1.0), n_images
     if any(p.shape != () for p in probe):
         raise el.InputError(f"scores must return a scalar; got shapes {[p.shape for p in probe]}")
     signs = np.repeat(np.asarray([1.0, -1.0], np.float32), n_seeds)
-    img, sa, sb, trace = _contrast(_ScorePair(score_a, score_b, scale), signs, (n_images, *shape), bounds, steps,
-                                   lr, key, loop, progress, "controversial_scores")
+    img, sa, sb, trace = _contrast(_ScorePair(), (score_a, score_b, jnp.asarray(scale, jnp.float32)), signs,
+                                   (n_images, *shape), bounds, steps, lr, key, loop, progress,
+                                   "controversial_scores")
     dims = (2, n_seeds)
     za, zb = sa / scale[0], sb / scale[1]
     margin = np.minimum(signs * za, -signs * zb)
@@ -769,7 +765,9 @@ class ResponseScore:
     """A differentiable score for :func:`controversial_scores`: the mean response of ``unit`` at ``site`` over the
     images of a set, z-scored with ``mean`` / ``std``. ``unit``: an index into the site's flattened units, a
     channel (``channel=True``: averaged over space), or None (the mean over every unit of the site).
-    Build it with :meth:`standardized` to take mean and std from reference images (natural images, say)."""
+    Build it with :meth:`standardized` to take mean and std from reference images (natural images, say).
+    A pytree: the subject's weights, ``mean`` and ``std`` are its leaves, so compiled programs take it as an
+    argument (a new standardization or new weights never retrace)."""
     subject: object
     site: str
     unit: int | None = None
@@ -778,12 +776,21 @@ class ResponseScore:
     std: float = 1.0
 
     def __post_init__(self):
-        el._check_sites(self.subject, (self.site,), "ResponseScore")
+        el.validate(self.subject, sites=(self.site,), purpose="ResponseScore")
         shape = self.subject.sites[self.site]
         n = shape[-1] if self.channel else int(np.prod(shape))
-        if self.unit is not None and not 0 <= int(self.unit) < n:
-            raise el.InputError(f"{self.site} has {n} {'channels' if self.channel else 'units'}; got unit "
-                                f"{self.unit}")
+        if self.unit is not None and (isinstance(self.unit, bool) or not isinstance(self.unit, (int, np.integer))
+                                      or not 0 <= int(self.unit) < n):
+            raise el.InputError(f"unit must be None or an integer index in [0, {n}) of the "
+                                f"{'channels' if self.channel else 'units'} of {self.site}; got {self.unit!r}")
+        for name in ("mean", "std"):
+            value = getattr(self, name)
+            if not np.isfinite(np.asarray(value)).all():
+                raise ValueError(f"{name} must be finite; got {value!r}")
+        if float(np.asarray(self.std)) <= 0:
+            raise ValueError(f"std must be positive; got {self.std!r}")
+        object.__setattr__(self, "mean", jnp.asarray(self.mean, jnp.float32))
+        object.__setattr__(self, "std", jnp.asarray(self.std, jnp.float32))
 
     @property
     def name(self) -> str:
@@ -792,7 +799,7 @@ class ResponseScore:
 
     def raw(self, images):
         """Per-image responses (before z-scoring)."""
-        _, rec = el._forward(self.subject.model, (self.site,), self.subject.variables, images, {}, None)
+        _, rec = el.forward(self.subject, images, record=(self.site,))
         r = rec[self.site]
         if self.channel:
             r = r.reshape(r.shape[0], -1, r.shape[-1]).mean(1)
@@ -805,7 +812,9 @@ class ResponseScore:
 
     def standardized(self, reference) -> "ResponseScore":
         """The same score z-scored against the responses to ``reference`` images."""
-        r = np.asarray(jax.jit(self.raw)(jnp.asarray(reference, jnp.float32)))
+        reference = jnp.asarray(reference, jnp.float32)
+        el.validate(self.subject, reference, in_bounds=True, name="reference images")
+        r = np.asarray(_raw_responses(self, reference))
         if not np.isfinite(r).all() or r.std() <= 1e-8 * max(1.0, abs(float(r.mean()))):
             raise el.InputError(f"{self.name} responds with a constant {float(r.mean()):.4g} to all "
                                 f"{len(r)} reference images (a dead unit?); it cannot be z-scored")
@@ -814,11 +823,31 @@ class ResponseScore:
         return replace(self, mean=float(r.mean()), std=float(r.std()))
 
 
+def _score_flatten(score: ResponseScore):
+    return (score.subject, score.mean, score.std), (score.site, score.unit, score.channel)
+
+
+def _score_unflatten(aux, children):
+    score = object.__new__(ResponseScore)
+    for name, value in zip(("subject", "mean", "std", "site", "unit", "channel"), (*children, *aux)):
+        object.__setattr__(score, name, value)
+    return score
+
+
+jax.tree_util.register_pytree_node(ResponseScore, _score_flatten, _score_unflatten)
+
+
+@jax.jit
+def _raw_responses(score, images):
+    return score.raw(images)
+
+
 # ---------------------------------------------------------------------------------------------- MAD competition
 
 def _rep_distance(subject, site):
+    """``(x, ref) -> ‖f(x) − f(ref)‖²`` at ``site`` (call inside a traced function)."""
     def d(x, ref):
-        _, rec = el._forward(subject.model, (site,), subject.variables, jnp.stack([x, ref]), {}, None)
+        _, rec = el.forward(subject, jnp.stack([x, ref]), record=(site,))
         return jnp.sum((rec[site][0] - rec[site][1]) ** 2)
     return d
 
@@ -828,25 +857,24 @@ class _MAD:
     """The four MAD images per start (a :mod:`._loop` program): maximize / minimize distance A while holding
     distance B at its start value (gradient of A projected orthogonally to the gradient of B, then B restored by
     a Newton step), and the same with the roles swapped. The pixel L2 distance to the reference is held by
-    projecting onto the sphere around it. args: ``(ref (N, ...), start (N, ...))``; state (4, N, ...)."""
-    subject_a: object
+    projecting onto the sphere around it. args: ``(subject_a, subject_b, ref (N, ...), start (N, ...))``; state
+    (4, N, ...)."""
     site_a: str
-    subject_b: object
     site_b: str
     steps: int
     lr: float
 
-    def _runs(self):
-        da, db = _rep_distance(self.subject_a, self.site_a), _rep_distance(self.subject_b, self.site_b)
+    def _runs(self, subject_a, subject_b):
+        da, db = _rep_distance(subject_a, self.site_a), _rep_distance(subject_b, self.site_b)
         return ((da, db, 1.0), (da, db, -1.0), (db, da, 1.0), (db, da, -1.0))       # (primary, held, sign)
 
-    def init(self, ref, start):
-        held = jnp.stack([jax.vmap(fixed)(start, ref) for _, fixed, _ in self._runs()])
+    def init(self, subject_a, subject_b, ref, start):
+        held = jnp.stack([jax.vmap(fixed)(start, ref) for _, fixed, _ in self._runs(subject_a, subject_b)])
         return jnp.stack([start] * 4), held
 
-    def step(self, state, i, ref, start):
+    def step(self, state, i, subject_a, subject_b, ref, start):
         xs, held = state
-        lo, hi = self.subject_a.input_spec.bounds
+        lo, hi = subject_a.input_spec.bounds
 
         def move(primary, fixed, sign, x, ref, start, target):
             radius = jnp.linalg.norm(start - ref)
@@ -864,11 +892,18 @@ class _MAD:
             return jnp.clip(x, lo, hi), primary(x, ref)
 
         out = [jax.vmap(partial(move, p, f, s))(xs[k], ref, start, held[k])
-               for k, (p, f, s) in enumerate(self._runs())]
+               for k, (p, f, s) in enumerate(self._runs(subject_a, subject_b))]
         return (jnp.stack([o[0] for o in out]), held), jnp.stack([o[1] for o in out])
 
-    def finish(self, state, ref, start):
+    def finish(self, state, subject_a, subject_b, ref, start):
         return state[0]
+
+
+@partial(jax.jit, static_argnums=(2, 3))
+def _mad_distances(subject_a, subject_b, site_a, site_b, images, ref):
+    """Distances under A and B of ``images`` (N, K, ...) to their references (N, ...): (N, K, 2)."""
+    da, db = _rep_distance(subject_a, site_a), _rep_distance(subject_b, site_b)
+    return jax.vmap(jax.vmap(lambda im, r: jnp.stack([da(im, r), db(im, r)]), in_axes=(0, None)))(images, ref)
 
 
 def mad_competition(subject_a, site_a: str, subject_b, site_b: str, images, *, noise: float = 0.1, steps: int = 100,
@@ -882,17 +917,15 @@ def mad_competition(subject_a, site_a: str, subject_b, site_b: str, images, *, n
     the start's distances. Vmapped over images."""
     _same_inputs(subject_a, subject_b)
     for sub, site in ((subject_a, site_a), (subject_b, site_b)):
-        el._check_sites(sub, (site,), "MAD competition")
+        el.validate(sub, sites=(site,), purpose="MAD competition")
     x = jnp.asarray(images, jnp.float32) if not hasattr(images, "dtype") else images
     check_images(subject_a, x)
     lo, hi = subject_a.input_spec.bounds
     start = jnp.clip(x + noise * (hi - lo) * jax.random.normal(key, x.shape), lo, hi)
-    imgs, _ = drive(_MAD(subject_a, site_a, subject_b, site_b, int(steps), float(lr)), x, start, loop=loop)
+    imgs, _ = drive(_MAD(site_a, site_b, int(steps), float(lr)), subject_a, subject_b, x, start, loop=loop)
     imgs = jnp.moveaxis(imgs, 0, 1)                                        # (image, which, ...)
-    da, db = _rep_distance(subject_a, site_a), _rep_distance(subject_b, site_b)
-    dist = jax.jit(jax.vmap(jax.vmap(lambda im, r: jnp.stack([da(im, r), db(im, r)]), in_axes=(0, None))))
-    d = np.asarray(dist(imgs, x))                                          # (image, which, 2)
-    d0 = np.asarray(jax.vmap(lambda s, r: jnp.stack([da(s, r), db(s, r)]))(start, x))
+    d = np.asarray(_mad_distances(subject_a, subject_b, site_a, site_b, imgs, x))      # (image, which, 2)
+    d0 = np.asarray(_mad_distances(subject_a, subject_b, site_a, site_b, start[:, None], x))[:, 0]
     if not np.isfinite(d).all():
         raise FloatingPointError("MAD competition produced NaN/inf distances")
     return xr.Dataset({"images": (("image", "which", "y", "x", "channel"), np.asarray(imgs)),
@@ -913,17 +946,16 @@ def mad_competition(subject_a, site_a: str, subject_b, site_b: str, images, *, n
 @dataclass(frozen=True)
 class _DeepFool:
     """Multi-class DeepFool (Moosavi-Dezfooli et al. 2016), L2, vmapped over images; each image stops once its
-    prediction changes (the host loop stops when all have). args: ``(x (N, ...), labels (N,))``."""
-    subject: object
+    prediction changes (the host loop stops when all have). args: ``(subject, x (N, ...), labels (N,))``."""
     steps: int
     overshoot: float
 
-    def init(self, x, labels):
+    def init(self, subject, x, labels):
         return jnp.zeros_like(x), jnp.zeros(x.shape[0], bool)
 
-    def step(self, state, i, x, labels):
-        lo, hi = self.subject.input_spec.bounds
-        logits_of = lambda img: _logits(self.subject, img[None])[0]  # noqa: E731
+    def step(self, state, i, subject, x, labels):
+        lo, hi = subject.input_spec.bounds
+        logits_of = lambda img: _logits(subject, img[None])[0]  # noqa: E731
 
         def one(r_total, done, x0, label):
             xa = jnp.clip(x0 + (1 + self.overshoot) * r_total, lo, hi)
@@ -942,8 +974,8 @@ class _DeepFool:
     def done(self, state):
         return jnp.all(state[1])
 
-    def finish(self, state, x, labels):
-        lo, hi = self.subject.input_spec.bounds
+    def finish(self, state, subject, x, labels):
+        lo, hi = subject.input_spec.bounds
         return jnp.clip(x + (1 + self.overshoot) * state[0], lo, hi)
 
 
@@ -954,7 +986,7 @@ def deepfool(subject, x, labels, *, max_iter: int = 50, overshoot: float = 0.02,
     and their perturbation norms are ``images_float`` / ``l2_float``; ``success`` and the other fields are judged
     on the 8-bit image (minimal perturbations below one 8-bit level do not survive rounding)."""
     x, labels = _prepare(subject, x, labels, 0.0, "l2")
-    adv, _ = drive(_DeepFool(subject, int(max_iter), float(overshoot)), x, labels, loop=loop)
+    adv, _ = drive(_DeepFool(int(max_iter), float(overshoot)), subject, x, labels, loop=loop)
     l2_float = np.sqrt(np.asarray(((adv - x) ** 2).sum(axis=(1, 2, 3))))
     ds = _result(subject, x, quantize(adv, subject.input_spec.bounds), labels, False, 0.0, "deepfool", "l2",
                  {"max_iter": max_iter, "overshoot": overshoot})

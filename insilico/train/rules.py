@@ -6,6 +6,7 @@ weights B, so the error signals the network sends approach backpropagation's. Bo
 """
 from __future__ import annotations
 
+import flax
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -44,22 +45,25 @@ def gradient_alignment(model: nn.Module, variables: dict, x, y, *, key=None) -> 
 
     The model runs as it does while learning (``train=True``: batch norm on the batch's statistics; dropout and
     noise, if any, drawn from ``key`` — the same draws under both rules), so the angle is that of the updates
-    training applies."""
+    training applies. A model with dropout or stochastic units needs ``key``."""
     if not hasattr(model, "learning_rule"):
         raise ValueError(f"{type(model).__name__} has no learning_rule field to compare with backpropagation")
     bp = model.clone(learning_rule="backprop")
     labels = jnp.asarray(y)
-    key = jax.random.PRNGKey(0) if key is None else key
+    rngs = {} if key is None else {"dropout": key, "noise": jax.random.fold_in(key, 1)}
 
     def grads(m, v):
         def loss(params):
             with learning_rule_gradients():
                 logits, _ = m.apply({**v, "params": params}, jnp.asarray(x), train=True,
-                                    mutable=["batch_stats", "intermediates"],
-                                    rngs={"dropout": key, "noise": jax.random.fold_in(key, 1)})
+                                    mutable=["batch_stats", "intermediates"], rngs=rngs)
             return optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
         return traverse_util.flatten_dict(jax.grad(loss)(v["params"]), sep="/")
 
-    g_rule = grads(model, variables)
+    try:
+        g_rule = grads(model, variables)
+    except flax.errors.InvalidRngError as err:
+        raise ValueError(f"{type(model).__name__} draws random numbers in training mode (dropout or noise): pass "
+                         "gradient_alignment(..., key=jax.random.key(0))") from err
     g_bp = grads(bp, {k: v for k, v in variables.items() if k != "feedback"})
     return {path.rsplit("/", 1)[0]: _angle(g_rule[path], g_bp[path]) for path in g_rule if path.endswith("kernel")}
