@@ -24,7 +24,7 @@ def _sites(args):
 
     subject = zoo.load(args.name)
     width = max(len(s) for s in subject.sites)
-    print(f"{subject.name}: {type(subject.model).__name__}, input {subject.input_spec.shape} "
+    print(f"{subject.name}: {subject.architecture}, input {subject.input_spec.shape} "
           f"in {subject.input_spec.bounds}")
     for site, shape in subject.sites.items():
         units = 1

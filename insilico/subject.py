@@ -119,6 +119,8 @@ class Subject:
 
     def replace(self, **changes) -> "Subject":
         """A copy with some fields replaced (e.g. lesioned ``variables``)."""
+        if set(changes) == {"variables"}:                       # the static part, and its key, are unchanged
+            return _unflatten(_flatten(self)[1], (changes["variables"],))
         return dataclasses.replace(self, **changes)
 
     def __repr__(self) -> str:
@@ -144,9 +146,33 @@ class _StaticKey:
         return self.hash
 
 
+class _ById:
+    """An unhashable static value (a Linen module with list attributes), compared by identity."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value):
+        self.value = value
+
+    def __eq__(self, other):
+        return isinstance(other, _ById) and self.value is other.value
+
+    def __hash__(self):
+        return id(self.value)
+
+
+def _hashable(value):
+    try:
+        hash(value)
+        return value
+    except TypeError:
+        return _ById(value)
+
+
 def _static_key(s: Subject) -> _StaticKey:
-    return _StaticKey((s.name, s.model, s.input_spec, tuple(s.class_names), tuple(s.sites.items()), s.selector,
-                       s.api, s.call_kwargs, s.graph, s.output_shape, s.modules))
+    return _StaticKey(tuple(_hashable(v) for v in (
+        s.name, s.model, s.input_spec, tuple(s.class_names), tuple(s.sites.items()), s.selector, s.api,
+        s.call_kwargs, s.graph, s.output_shape, s.modules)))
 
 
 
@@ -216,6 +242,11 @@ def discover(subject_like, selector=None) -> tuple[dict, tuple, tuple]:
     ``subject_like.selector``), ``(name, class name)`` of every call, and the shape of one image's output."""
     selector = subject_like.selector if selector is None else selector
     tap, out = _trace_calls(subject_like, frozenset(selector.methods))
+    return _select(subject_like.name, tap, out, selector)
+
+
+def _select(name_of_subject: str, tap: Tap, out, selector) -> tuple[dict, tuple, tuple]:
+    """Sites, modules and output shape from the calls a discovery pass noted."""
     counts: dict = {}
     for path, module, method, y, k in tap.calls:
         counts[sel.site_name(path, method)] = k + 1
@@ -230,28 +261,20 @@ def discover(subject_like, selector=None) -> tuple[dict, tuple, tuple]:
         if not call.is_array:
             if selector.silent_non_arrays:
                 continue
-            raise SubjectError(f"{subject_like.name}: module {name} ({type(module).__name__}) is selected as a site "
+            raise SubjectError(f"{name_of_subject}: module {name} ({type(module).__name__}) is selected as a site "
                                f"by {selector.description} but its {method} returns a {type(y).__name__}, not an "
                                "array; sites must be arrays: select the submodules that produce the parts (or wrap "
                                "the part you want in a module)")
         if name in sites:
             continue
         if not y.shape or y.shape[0] != 1:
-            raise SubjectError(f"{subject_like.name}: module {name} ({type(module).__name__}) returns shape "
+            raise SubjectError(f"{name_of_subject}: module {name} ({type(module).__name__}) returns shape "
                                f"{tuple(y.shape)} for a batch of 1 image; a site's leading axis must be the batch")
         sites[name] = tuple(int(d) for d in y.shape[1:])
     if not hasattr(out, "shape"):
-        raise SubjectError(f"{subject_like.name}: the model returns a {type(out).__name__}; probes need a model "
+        raise SubjectError(f"{name_of_subject}: the model returns a {type(out).__name__}; probes need a model "
                            "whose output is one array (N, ...) (e.g. class logits)")
     return sites, tuple(modules.items()), tuple(int(d) for d in out.shape[1:])
-
-
-def _has_stages(subject_like) -> bool:
-    """Whether the model has any of insilico's ``Stage`` submodules (then they are its default sites)."""
-    from .models import Stage
-
-    tap, _ = _trace_calls(subject_like, frozenset())
-    return any(isinstance(m, Stage) for _, m, _, _, _ in tap.calls)
 
 
 def make_subject(name: str, model, variables: dict | None, input_spec: InputSpec, class_names: Sequence[str] = (),
@@ -295,11 +318,15 @@ def make_subject(name: str, model, variables: dict | None, input_spec: InputSpec
     kwargs = inference_kwargs(fn) if call_kwargs is None else dict(call_kwargs)
     draft = Subject(name, model, variables, input_spec, tuple(class_names), {}, dict(meta or {}),
                     sel.everything(), api, tuple(sorted(kwargs.items())), graph)
-    if sites is None:
-        selector = sel.stages() if _has_stages(draft) else sel.arrays()
+    if sites is None:                      # insilico's Stage sites when the model has any, else every array
+        from .models import Stage
+
+        tap, out = _trace_calls(draft, frozenset())
+        selector = sel.stages() if any(isinstance(m, Stage) for _, m, _, _, _ in tap.calls) else sel.arrays()
+        found, modules, out_shape = _select(name, tap, out, selector)
     else:
         selector = sel.as_selector(sites)
-    found, modules, out_shape = discover(draft, selector)
+        found, modules, out_shape = discover(draft, selector)
     if not found:
         raise SubjectError(f"{name}: the selector {selector.description} matches no module call; the model's "
                            f"modules: {', '.join(f'{n} ({c})' for n, c in modules) or 'none'}")

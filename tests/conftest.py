@@ -1,8 +1,19 @@
+import atexit
 import os
+import shutil
+import tempfile
 
 # Tests run in parallel worker processes (pytest -n auto): on a GPU, each takes memory as it needs it instead of
 # pre-allocating most of the device.
 os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+# One XLA compilation cache for this test run, shared by the worker processes and the notebooks, experiments
+# and CLI runs they start (they inherit the environment): a program compiled in one process is loaded, not
+# compiled again, in another. A fresh directory per run, removed at the end, so no run reuses another's.
+if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
+    _cache = tempfile.mkdtemp(prefix="insilico-tests-xla-")
+    os.environ["JAX_COMPILATION_CACHE_DIR"] = _cache
+    os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.2")
+    atexit.register(shutil.rmtree, _cache, ignore_errors=True)
 
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402

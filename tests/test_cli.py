@@ -39,10 +39,11 @@ def test_quick_demo(tmp_path):
     main(["demo", "--out", str(tmp_path), "--models", "mnist_convnet", "--quick"])
     html = (tmp_path / "index.html").read_text()
     for section in ("First-layer filters", "Activation statistics", "Orientation tuning", "Receptive fields",
-                    "Single-unit lesions", "Stimulus synthesis", "The four elements"):
+                    "Single-unit lesions", "Stimulus synthesis", "The four elements", "Probe your own model"):
         assert section in html
     for png in ("filters_mnist_convnet.png", "stats_mnist_convnet.png", "lesions_mnist_convnet.png",
-                "units_mnist_convnet_conv2.png", "rf_size_vs_depth.png", "modulation_ratio.png", "four_elements.png"):
+                "units_mnist_convnet_conv2.png", "rf_size_vs_depth.png", "modulation_ratio.png", "four_elements.png",
+                "your_own_model.png"):
         assert (tmp_path / png).stat().st_size > 1000 and png in html
     ds = xr.open_dataset(tmp_path / "mnist_convnet.nc")
     assert ds.lesion_agreement.sizes["lesion_unit"] == 32

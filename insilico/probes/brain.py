@@ -65,6 +65,8 @@ def rsa_by_site(subject, images, regions: Mapping[str, object], *, sites: Sequen
     responses are constant across stimuli is reported as NaN with its name in attrs["constant_sites"]."""
     x = np.asarray(images, np.float32)
     n = x.shape[0]
+    if n_boot and key is None:
+        raise ValueError(f"n_boot={n_boot} bootstrap samples need a PRNG key: rsa_by_site(..., key=jax.random.key(0))")
     reg = _region_rdms(regions, n)
     feats = record_sites(subject, x, sites, batch_size=batch_size)
     names, rnames = list(feats), list(reg)

@@ -1,0 +1,30 @@
+"""The README's "Probe your own model" examples run as written, and print what they say they print."""
+import ast
+import contextlib
+import io
+import re
+from pathlib import Path
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+
+def _section(title: str) -> str:
+    text = README.read_text()
+    start = text.index(f"## {title}")
+    end = text.find("\n## ", start + 1)
+    return text[start:end if end > 0 else None]
+
+
+def test_probe_your_own_model_examples_run():
+    blocks = re.findall(r"```python\n(.*?)```", _section("Probe your own model"), re.S)
+    assert len(blocks) == 2
+    namespace: dict = {}
+    for block in blocks:
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            exec(compile(block, str(README), "exec"), namespace)
+        for line in block.splitlines():
+            m = re.match(r"\s*print\((.*)\)\s+#\s*(\{.*\})\s*$", line)
+            if m:                                   # "print(expr)  # {expected}": the claim holds
+                assert eval(m.group(1), namespace) == ast.literal_eval(m.group(2))
+    assert namespace["subject"].api == "nnx" and list(namespace["subject"].sites) == ["conv1", "bn1", "out"]
