@@ -25,29 +25,18 @@ Example::
 from __future__ import annotations
 
 import dataclasses
-from typing import Iterable, Mapping, Sequence
+from typing import Mapping, Sequence
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from .interception import Tap, apply
+from .validation import InputError, SiteError, check_images, check_sites, check_subject
 from .models import relu_gradient_override, relu_override_state
 
 __all__ = ["Edit", "identity", "lesion", "mean_ablation", "clamp", "gain", "noise", "unit_edits",
            "forward", "validate", "run", "record", "sample", "list_sites", "site_means", "lesion_synapses",
-           "synapse_paths", "trace_count", "SiteError", "InputError"]
-
-
-class SiteError(KeyError):
-    """An unknown site name; the message lists the valid ones."""
-
-    def __str__(self):  # KeyError would print the repr of the message
-        return str(self.args[0])
-
-
-class InputError(ValueError):
-    """A stimulus batch with the wrong shape, dtype or non-finite values."""
+           "synapse_paths", "parameter", "trace_count", "SiteError", "InputError"]
 
 
 @jax.tree_util.register_dataclass
@@ -182,7 +171,7 @@ def forward(subject, x, edits: Mapping[str, Edit] | None = None, record: Sequenc
     missing = [n for n in names if n not in recorded]
     if missing:
         raise SiteError(f"site(s) {missing} of {subject.name} were not reached by the forward pass; valid: "
-                        f"{_valid(subject)}")
+                        f"{', '.join(subject.sites)}")
     return out, {name: recorded[name] for name in names}
 
 
@@ -204,77 +193,10 @@ def list_sites(model, variables, input_shape, sites=None) -> dict:
     return make_subject("model", model, variables, InputSpec(tuple(input_shape)), sites=sites).sites
 
 
-def _valid(subject) -> str:
-    return ", ".join(subject.sites)
-
-
-def _check_sites(subject, names: Iterable[str], what: str):
-    for name in names:
-        if not isinstance(name, str):
-            raise SiteError(f"site names must be strings; got {name!r} for {what} on {subject.name}; valid: "
-                            f"{_valid(subject)}")
-        if name in subject.sites:
-            continue
-        steps = [s for s in subject.sites if s.startswith(f"{name}/t") and s[len(name) + 2:].isdigit()]
-        if steps:
-            raise SiteError(f"{name!r} on {subject.name} is recurrent: name one of its time steps for {what} "
-                            f"({', '.join(steps)})")
-        calls = [s for s in subject.sites if s.startswith(f"{name}@") and s[len(name) + 1:].isdigit()]
-        if calls:
-            raise SiteError(f"{name!r} on {subject.name} is called {len(calls)} times in a forward pass: name one "
-                            f"call for {what} ({', '.join(calls)})")
-        others = [f"{n} ({c})" for n, c in subject.modules if n not in subject.sites]
-        kinds = dict(subject.modules)
-        if name in kinds:
-            raise SiteError(f"{name!r} is a module of {subject.name} ({kinds[name]}) but not one of its sites "
-                            f"(selected by {getattr(subject.selector, 'description', subject.selector)}); to use it "
-                            f"for {what}, make the subject with a selector that includes it "
-                            f"(make_subject(..., sites=...)). Sites: {_valid(subject)}")
-        tail = f"; other modules of the model (not sites): {', '.join(others)}" if others else ""
-        raise SiteError(f"unknown site {name!r} for {what} on {subject.name}; valid: {_valid(subject)}{tail}")
-
-
-def _all_finite(x) -> bool | None:
-    """Whether every value of ``x`` is finite (reduced on the device); None while ``x`` is being traced."""
-    try:
-        return bool(jnp.isfinite(x).all()) if isinstance(x, jax.Array) else bool(np.isfinite(x).all())
-    except (jax.errors.TracerBoolConversionError, jax.errors.ConcretizationTypeError):
-        return None
-
-
-def _check_input(subject, x, name: str = "input", in_bounds: bool = False):
-    spec = subject.input_spec
-    shape = tuple(getattr(x, "shape", ()))
-    dtype = getattr(x, "dtype", None)
-    if dtype is None or not jnp.issubdtype(dtype, jnp.floating):
-        hint = " (divide uint8 images by 255)" if dtype is not None and jnp.issubdtype(dtype, jnp.integer) else ""
-        raise InputError(f"{name} must be a floating-point array of pixels in {spec.bounds}; got "
-                         f"{type(x).__name__ if dtype is None else 'dtype ' + str(dtype)}{hint}")
-    if shape == tuple(spec.shape):
-        raise InputError(f"{name} must be a batch of shape (N, {', '.join(map(str, spec.shape))}); got a single "
-                         f"image of shape {shape}: add a leading axis (x[None])")
-    if len(shape) != 4 or shape[1:] != tuple(spec.shape):
-        raise InputError(f"{name} shape {shape} does not match {subject.name}'s input (N, "
-                         f"{', '.join(map(str, spec.shape))}) (NHWC)")
-    if shape[0] == 0:
-        raise InputError(f"{name} is an empty batch (0 images); pass at least one image")
-    finite = _all_finite(x)
-    if finite is False:
-        bad = ~np.isfinite(np.asarray(x))
-        first = tuple(int(i) for i in np.argwhere(bad)[0])
-        raise InputError(f"{name} contains {int(bad.sum())} NaN/inf value(s), the first at index {first}")
-    if in_bounds and finite is not None:
-        lo, hi = spec.bounds
-        xmin, xmax = float(jnp.min(x)), float(jnp.max(x))
-        if xmin < lo - 1e-6 or xmax > hi + 1e-6:
-            raise InputError(f"{name} must lie in {subject.name}'s pixel bounds [{lo}, {hi}]; got values in "
-                             f"[{xmin:.4g}, {xmax:.4g}]")
-
-
 def _check_edits(subject, edits: Mapping):
     if not isinstance(edits, Mapping):
         raise TypeError(f"edits must be a mapping {{site: Edit}}; got {type(edits).__name__}")
-    _check_sites(subject, edits, "an edit")
+    check_sites(subject, edits, "an edit")
     for name, e in edits.items():
         if not isinstance(e, Edit):
             raise TypeError(f"edit for site {name!r} must be an insilico.electrode.Edit; got {type(e).__name__}")
@@ -296,17 +218,13 @@ def validate(subject, images=None, *, sites: Sequence[str] | str | None = (), ed
     calls explained, modules that are not sites named), ``edits`` (types and shapes), ``images`` (float dtype,
     (N, H, W, C) of the input spec, N ≥ 1, finite; with ``in_bounds`` inside the pixel bounds). ``purpose`` and
     ``name`` word the messages. Values of traced arrays are not checked (shapes are). Returns None."""
-    from .subject import Subject
-
-    if not isinstance(subject, Subject):
-        raise TypeError(f"subject must be an insilico Subject (insilico.zoo.load or insilico.subject.make_subject); "
-                        f"got {type(subject).__name__}")
+    check_subject(subject)
     if sites is not None:
-        _check_sites(subject, (sites,) if isinstance(sites, str) else tuple(sites), purpose)
+        check_sites(subject, (sites,) if isinstance(sites, str) else tuple(sites), purpose)
     if edits is not None:
         _check_edits(subject, edits)
     if images is not None:
-        _check_input(subject, images, name, in_bounds)
+        check_images(subject, images, name, in_bounds)
 
 
 def run(subject, x, edits: Mapping[str, Edit] | None = None, record: Sequence[str] | str | None = (),
@@ -384,10 +302,21 @@ def site_means(subject, x, sites: Sequence[str] | str, over: str = "images", bat
 def synapse_paths(subject, site: str | None = None) -> list[str]:
     """Parameter paths (``"conv2/conv/kernel"``) of ``subject``, optionally only those inside ``site``."""
     if site is not None:
-        _check_sites(subject, [site], "synapses")
+        check_sites(subject, [site], "synapses")
     flat = jax.tree_util.tree_flatten_with_path(subject.params)[0]
     paths = ["/".join(str(getattr(k, "key", k)) for k in path) for path, _ in flat]
     return [p for p in paths if site is None or p.startswith(site + "/")]
+
+
+def parameter(subject, path: str):
+    """The parameter array at ``path`` (as in :func:`synapse_paths`; list indices of NNX models included)."""
+    paths = synapse_paths(subject)
+    if path not in paths:
+        raise KeyError(f"unknown parameter path {path!r}; valid: {', '.join(paths)}")
+    leaf = subject.params
+    for k in path.split("/"):
+        leaf = leaf[k] if k in leaf else leaf[int(k)]
+    return leaf
 
 
 def lesion_synapses(variables: dict, masks: Mapping[str, jax.Array]) -> dict:

@@ -220,7 +220,7 @@ def _trace_calls(subject_like, methods: frozenset):
     spec = subject_like.input_spec
     x = jax.ShapeDtypeStruct((1, *spec.shape), jnp.float32)
     try:
-        out = jax.eval_shape(lambda v, x: apply(dataclasses.replace(subject_like, variables=v), x, tap),
+        out = jax.eval_shape(lambda v, x: apply(subject_like.replace(variables=v), x, tap),
                              subject_like.variables, x)
     except SubjectError:
         raise

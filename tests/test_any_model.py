@@ -189,7 +189,7 @@ def test_single_unit_and_synaptic_lesions(subject):
         out, _ = el.run(subject, x, {site: el.lesion(jnp.zeros(c).at[u].set(1.0))})
         assert float(units.accuracy.values[u]) == pytest.approx(float(np.mean(np.asarray(out.argmax(-1)) == labels)))
     path = kernel_path(subject, site)
-    shape = np.shape(_leaf(subject.params, path))
+    shape = np.shape(el.parameter(subject, path))
     cut = lesion.synapse_sweep(subject, x, path, np.ones((1, *shape), np.float32), labels=labels, progress=False)
     cut_out, _ = el.run(subject, x, variables=el.lesion_synapses(subject.variables, {path: jnp.zeros(shape)}))
     assert float(cut.accuracy.values[0]) == pytest.approx(float(np.mean(np.asarray(cut_out.argmax(-1)) == labels)))
@@ -210,12 +210,6 @@ def test_group_and_cumulative_lesions_and_importance(user_subject):
     assert float(curve.accuracy.sel(fraction=0.0)[0]) == 1.0
     taylor = importance.taylor_importance(subject, x[:3], site, labels[:3])
     assert taylor.shape == (c,) and np.isfinite(np.asarray(taylor)).all()
-
-
-def _leaf(params, path):
-    for k in path.split("/"):
-        params = params[k] if k in params else params[int(k)]
-    return params
 
 
 def test_feature_visualization(user_subject):

@@ -229,3 +229,30 @@ def test_subject_is_a_pytree_of_its_weights(linen):
     assert doubled.sites == s.sites and doubled.name == "m"
     assert_close(doubled.params["out"]["bias"], 2 * np.asarray(v["params"]["out"]["bias"]))
     assert jax.tree.structure(doubled) == jax.tree.structure(s)
+
+
+class _Stack(nnx.Module):
+    """Layers in an nnx.List: sites and parameter paths with list indices."""
+
+    def __init__(self, rngs):
+        self.blocks = nnx.List([nnx.Linear(3, 4, rngs=rngs), nnx.Linear(4, 2, rngs=rngs)])
+
+    def __call__(self, x):
+        x = x.mean((1, 2))
+        for block in self.blocks:
+            x = block(x)
+        return x
+
+
+def test_nnx_list_sites_and_parameter_paths():
+    s = make_subject("stack", _Stack(nnx.Rngs(0)), None, InputSpec((2, 2, 3)))
+    assert list(s.sites) == ["blocks/0", "blocks/1"]
+    assert "blocks/1/kernel" in el.synapse_paths(s, "blocks/1")
+    kernel = el.parameter(s, "blocks/1/kernel")
+    assert kernel.shape == (4, 2)
+    x = jax.random.uniform(jax.random.key(0), (3, 2, 2, 3))
+    cut = el.lesion_synapses(s.variables, {"blocks/1/kernel": jnp.zeros((4, 2)), "blocks/1/bias": jnp.zeros(2)})
+    out, _ = el.run(s, x, variables=cut)
+    assert float(jnp.abs(out).max()) == 0.0
+    with pytest.raises(KeyError, match="unknown parameter path 'blocks/2/kernel'; valid: blocks/0/bias"):
+        el.parameter(s, "blocks/2/kernel")

@@ -18,12 +18,6 @@ from .. import electrode as el
 _KERNELS = ("kernel", "conv/kernel", "dense/kernel", "conv2/kernel")
 
 
-def _leaf(params, path: str):
-    for k in path.split("/"):
-        params = params[k] if k in params else params[int(k)]
-    return params
-
-
 def l1_weight_norm(subject, site: str, param: str | None = None):
     """L1 norm of the weights that produce each channel of ``site``. Shape (C,).
 
@@ -35,7 +29,8 @@ def l1_weight_norm(subject, site: str, param: str | None = None):
     paths = el.synapse_paths(subject, site)
     if param is None:
         known = [f"{site}/{s}" for s in _KERNELS if f"{site}/{s}" in paths]
-        fits = [p for p in paths if p.rsplit("/", 1)[-1] == "kernel" and np.shape(_leaf(subject.params, p))[-1] == n]
+        fits = [p for p in paths
+                if p.rsplit("/", 1)[-1] == "kernel" and np.shape(el.parameter(subject, p))[-1] == n]
         if known:
             param = known[0]
         elif len(fits) == 1:
@@ -43,9 +38,7 @@ def l1_weight_norm(subject, site: str, param: str | None = None):
         else:
             raise ValueError(f"site {site!r}: no unique kernel with {n} output channels among its parameters "
                              f"{paths or '(none)'}; name one with param=")
-    elif param not in el.synapse_paths(subject):
-        raise KeyError(f"unknown parameter path {param!r}; valid: {', '.join(el.synapse_paths(subject))}")
-    leaf = _leaf(subject.params, param)
+    leaf = el.parameter(subject, param)
     if np.shape(leaf)[-1] != n:
         raise ValueError(f"parameter {param!r} has shape {np.shape(leaf)}; its last axis must have the {n} channels "
                          f"of {site!r}")

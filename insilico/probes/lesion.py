@@ -222,12 +222,7 @@ def synapse_sweep(subject, x, path: str, masks, labels=None, **kwargs) -> xr.Dat
     """Synaptic lesions: for each 0/1 mask, cut the weights of parameter ``path`` where the mask is 1
     (e.g. ``"conv2/conv/kernel"`` masks of shape (M, 1, 1, C_in, C_out) cut input→output channel
     connections). One compiled sweep; metrics as in :func:`mask_sweep`, over dim ``mask``."""
-    paths = el.synapse_paths(subject)
-    if path not in paths:
-        raise KeyError(f"unknown parameter path {path!r}; valid: {', '.join(paths)}")
-    leaf = subject.params
-    for k in path.split("/"):
-        leaf = leaf[k]
+    leaf = el.parameter(subject, path)
     masks = jnp.asarray(masks, jnp.float32)
     try:
         fits = masks.ndim >= 1 and jnp.broadcast_shapes(masks.shape[1:], leaf.shape) == leaf.shape

@@ -9,8 +9,8 @@ sees the full pattern. Conventions of the stimuli (orientation, sf in cycles/pix
 from __future__ import annotations
 
 import math
-from functools import lru_cache
-from typing import Iterable, Sequence
+from functools import lru_cache, partial
+from typing import Sequence
 
 import jax
 import jax.numpy as jnp
@@ -138,22 +138,19 @@ def orientation_selectivity(tuning: xr.DataArray) -> xr.Dataset:
 
 # ------------------------------------------------------------------------------------------ reverse correlation
 
-@lru_cache(maxsize=16)
-def _revcorr_step(site: str, window: tuple | None):
-    """Jitted accumulation of response-weighted sums over one batch of noise images."""
-    @jax.jit
-    def step(subject, acc, x, mean):
-        _, rec = el.forward(subject, x, record=(site,))
-        r = centre_units(rec[site])                                  # (B, U)
-        d = (x - mean).reshape(x.shape[0], -1)                       # (B, D)
-        new = {"n": acc["n"] + x.shape[0], "r": acc["r"] + r.sum(0), "r2": acc["r2"] + (r ** 2).sum(0),
-               "rx": acc["rx"] + r.T @ d}
-        if window is not None:
-            y0, x0, size = window
-            w = (x - mean)[:, y0:y0 + size, x0:x0 + size, :].reshape(x.shape[0], -1)
-            new["rxx"] = acc["rxx"] + jnp.einsum("bu,bd,be->ude", r, w, w)
-        return new
-    return step
+@partial(jax.jit, static_argnums=(0, 1))
+def _revcorr_step(site: str, window: tuple | None, subject, acc, x, mean):
+    """Accumulate response-weighted sums over one batch of noise images."""
+    _, rec = el.forward(subject, x, record=(site,))
+    r = centre_units(rec[site])                                      # (B, U)
+    d = (x - mean).reshape(x.shape[0], -1)                           # (B, D)
+    new = {"n": acc["n"] + x.shape[0], "r": acc["r"] + r.sum(0), "r2": acc["r2"] + (r ** 2).sum(0),
+           "rx": acc["rx"] + r.T @ d}
+    if window is not None:
+        y0, x0, size = window
+        w = (x - mean)[:, y0:y0 + size, x0:x0 + size, :].reshape(x.shape[0], -1)
+        new["rxx"] = acc["rxx"] + jnp.einsum("bu,bd,be->ude", r, w, w)
+    return new
 
 
 def reverse_correlation(subject, site: str, n_images: int = 8192, *, key, std: float = 0.15,
@@ -183,7 +180,6 @@ def reverse_correlation(subject, site: str, n_images: int = 8192, *, key, std: f
                                      ["theoretical_size"].values[0]))
         size = int(min(size, h, w))
         win = ((h - size) // 2, (w - size) // 2, size)
-    step = _revcorr_step(site, win)
     acc = {"n": jnp.zeros(()), "r": jnp.zeros(n_units), "r2": jnp.zeros(n_units),
            "rx": jnp.zeros((n_units, h * w * c))}
     if win:
@@ -192,7 +188,7 @@ def reverse_correlation(subject, site: str, n_images: int = 8192, *, key, std: f
     for i in tqdm(range(n_batches), desc=f"reverse correlation {site}", disable=not progress):
         x = jnp.clip(mean + std * (hi - lo) * jax.random.normal(jax.random.fold_in(key, i), (batch_size, h, w, c)),
                      lo, hi)
-        acc = step(subject, acc, x, mean)
+        acc = _revcorr_step(site, win, subject, acc, x, mean)
     acc = {k: np.asarray(v, np.float64) for k, v in acc.items()}
     spikes = acc["r"]
     safe = np.where(spikes > 0, spikes, 1.0)
@@ -220,16 +216,13 @@ def reverse_correlation(subject, site: str, n_images: int = 8192, *, key, std: f
 
 # ------------------------------------------------------------------------------------------ receptive-field size
 
-@lru_cache(maxsize=32)
-def _centre_grad(site: str):
-    """Jitted ``(subject, images) -> |d(sum over channels of the centre unit)/d image|`` summed over input
-    channels."""
-    def grad_map(subject, images):
-        def unit_sum(x):
-            _, rec = el.forward(subject, x[None], record=(site,))
-            return centre_units(rec[site]).sum()
-        return jax.vmap(lambda x: jnp.abs(jax.grad(unit_sum)(x)).sum(-1))(images)
-    return jax.jit(grad_map)
+@partial(jax.jit, static_argnums=0)
+def _centre_grad(site: str, subject, images):
+    """|d(sum over channels of the centre unit of ``site``)/d image| summed over input channels: (N, H, W)."""
+    def unit_sum(x):
+        _, rec = el.forward(subject, x[None], record=(site,))
+        return centre_units(rec[site]).sum()
+    return jax.vmap(lambda x: jnp.abs(jax.grad(unit_sum)(x)).sum(-1))(images)
 
 
 def receptive_field_size(subject, sites: Sequence[str] | str | None = None, images=None, *, key=None,
@@ -256,7 +249,7 @@ def receptive_field_size(subject, sites: Sequence[str] | str | None = None, imag
     yy, xx = np.mgrid[0:h, 0:w]
     rows = {k: [] for k in ("theoretical_size", "clipped", "effective_size", "area_size", "erf")}
     for site in sites:
-        g = np.asarray(_centre_grad(site)(subject, images), np.float64)      # (N, H, W)
+        g = np.asarray(_centre_grad(site, subject, images), np.float64)      # (N, H, W)
         support = (g > 0).any(0)
         if support.any():
             ys, xs = np.nonzero(support)
@@ -376,14 +369,13 @@ def exemplars(subject, site: str, images, k: int = 9, *, units: Sequence[int] | 
 
 # ------------------------------------------------------------------------------------------- gradient images
 
-@lru_cache(maxsize=32)
-def _unit_jacobian(site: str):
-    def jacobians(subject, images):
-        def units_of(x):
-            _, rec = el.forward(subject, x[None], record=(site,))
-            return centre_units(rec[site])[0]
-        return jax.vmap(jax.jacrev(units_of))(images)
-    return jax.jit(jacobians)
+@partial(jax.jit, static_argnums=0)
+def _unit_jacobian(site: str, subject, images):
+    """Jacobian of the centre units of ``site`` w.r.t. each image: (N, U, H, W, C)."""
+    def units_of(x):
+        _, rec = el.forward(subject, x[None], record=(site,))
+        return centre_units(rec[site])[0]
+    return jax.vmap(jax.jacrev(units_of))(images)
 
 
 def input_gradients(subject, site: str, images, units: Sequence[int] | None = None) -> xr.DataArray:
@@ -392,7 +384,7 @@ def input_gradients(subject, site: str, images, units: Sequence[int] | None = No
     _sites(subject, site)
     x = jnp.asarray(images, jnp.float32)
     el.validate(subject, x, name="images")
-    jac = np.asarray(_unit_jacobian(site)(subject, x))                   # (N, U, H, W, C)
+    jac = np.asarray(_unit_jacobian(site, subject, x))                   # (N, U, H, W, C)
     all_units = np.arange(jac.shape[1])
     units = all_units if units is None else np.asarray(list(units))
     if units.min() < 0 or units.max() >= jac.shape[1]:
