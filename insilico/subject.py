@@ -315,6 +315,9 @@ def make_subject(name: str, model, variables: dict | None, input_spec: InputSpec
                             f"model.init(key, x)); got {type(variables).__name__}")
         graph, api, fn = None, "linen", type(model).__call__
         variables = _plain(variables)
+    if call_kwargs is not None and not (hasattr(call_kwargs, "items") and all(isinstance(k, str) for k in call_kwargs)):
+        raise TypeError(f"{name}: call_kwargs must be a mapping of keyword names to values (e.g. {{'train': False}}); "
+                        f"got {call_kwargs!r}")
     kwargs = inference_kwargs(fn) if call_kwargs is None else dict(call_kwargs)
     draft = Subject(name, model, variables, input_spec, tuple(class_names), {}, dict(meta or {}),
                     sel.everything(), api, tuple(sorted(kwargs.items())), graph)

@@ -216,6 +216,8 @@ def test_arguments_are_checked(linen):
         make_subject("m", model, v, SPEC, sites=3)
     with pytest.raises(ValueError, match="3 class names for an output of 5 units"):
         make_subject("m", model, v, SPEC, class_names=("a", "b", "c"))
+    with pytest.raises(TypeError, match=r"call_kwargs must be a mapping of keyword names .* got \['train'\]"):
+        make_subject("m", model, v, SPEC, call_kwargs=["train"])
     with pytest.raises(TypeError, match="subject must be an insilico Subject"):
         el.validate(model)
 
