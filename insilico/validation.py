@@ -8,7 +8,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-__all__ = ["SiteError", "InputError", "check_subject", "check_sites", "check_images"]
+__all__ = ["SiteError", "InputError", "ArgumentError", "check_subject", "check_sites", "check_images",
+           "check_number", "check_count", "check_positive", "check_fraction", "check_choice", "check_finite",
+           "check_mask", "check_indices", "check_labels", "check_key"]
 
 
 class SiteError(KeyError):
@@ -100,3 +102,153 @@ def check_images(subject, x, name: str = "input", in_bounds: bool = False):
         if xmin < lo - 1e-6 or xmax > hi + 1e-6:
             raise InputError(f"{name} must lie in {subject.name}'s pixel bounds [{lo}, {hi}]; got values in "
                              f"[{xmin:.4g}, {xmax:.4g}]")
+
+
+# ------------------------------------------------------------------------------------------ argument checks
+# One small set of helpers every public function uses. Each names the argument, the bad value and what is
+# valid, and returns the value converted (a Python number, or a NumPy array). Values being traced by JAX
+# (inside jit, vmap or grad) cannot be inspected and are returned unchanged.
+
+class ArgumentError(ValueError):
+    """An argument outside what a function accepts; the message names the argument, the value and the valid range."""
+
+
+def _traced(value) -> bool:
+    return any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree.leaves(value))
+
+
+def _show(value) -> str:
+    a = np.asarray(value) if not isinstance(value, (str, bytes)) else None
+    if a is not None and a.ndim and a.size > 6:
+        return f"an array of shape {a.shape}"
+    return repr(value.tolist() if hasattr(value, "tolist") else value)
+
+
+def check_number(name: str, value, *, low=None, high=None, low_open: bool = False, high_open: bool = False,
+                 integer: bool = False):
+    """``value`` as a finite Python number in the range (``low``/``high`` inclusive unless ``*_open``); with
+    ``integer`` it must be a whole number (an int, or an integer-valued NumPy scalar — not a bool)."""
+    if _traced(value):
+        return value
+    kind = "an integer" if integer else "a number"
+    lo = "" if low is None else f"{'>' if low_open else '≥'} {low}"
+    hi = "" if high is None else f"{'<' if high_open else '≤'} {high}"
+    valid = f"{kind}{' ' if lo or hi else ''}{lo}{' and ' if lo and hi else ''}{hi}"
+    if isinstance(value, (bool, np.bool_)) or np.ndim(value) != 0:
+        raise ArgumentError(f"{name} must be {valid}; got {_show(value)}")
+    try:
+        number = value.item() if hasattr(value, "item") else value
+        as_float = float(number)
+    except (TypeError, ValueError):
+        raise ArgumentError(f"{name} must be {valid}; got {value!r}") from None
+    if not np.isfinite(as_float):
+        raise ArgumentError(f"{name} must be {valid}; got {as_float}")
+    if integer:
+        if not isinstance(number, (int, np.integer)):
+            raise ArgumentError(f"{name} must be {valid}; got {value!r} ({type(value).__name__})")
+        number = int(number)
+    if (low is not None and (as_float <= low if low_open else as_float < low)) or \
+            (high is not None and (as_float >= high if high_open else as_float > high)):
+        raise ArgumentError(f"{name} must be {valid}; got {number!r}")
+    return number
+
+
+def check_count(name: str, value, minimum: int = 1, maximum: int | None = None) -> int:
+    """An integer count ≥ ``minimum`` (and ≤ ``maximum``): step, sample, permutation and bootstrap counts."""
+    return check_number(name, value, low=minimum, high=maximum, integer=True)
+
+
+def check_positive(name: str, value) -> float:
+    """A finite number > 0: step sizes, learning rates, scales, temperatures."""
+    return check_number(name, value, low=0, low_open=True)
+
+
+def check_fraction(name: str, value, *, open_low: bool = False, open_high: bool = False) -> float:
+    """A number in [0, 1] (ends excluded with ``open_low``/``open_high``): fractions, probabilities, levels."""
+    return check_number(name, value, low=0.0, high=1.0, low_open=open_low, high_open=open_high)
+
+
+def check_choice(name: str, value, valid):
+    """``value`` must be one of ``valid``."""
+    valid = tuple(valid)
+    if not isinstance(value, (str, int, float, tuple, type(None))) or value not in valid:
+        raise ArgumentError(f"{name} must be one of {', '.join(map(repr, valid))}; got {value!r}")
+    return value
+
+
+def check_finite(name: str, value, *, ndim=None, allow_empty: bool = False):
+    """``value`` as an array with no NaN or inf (the first bad index is named), of ``ndim`` dimensions (an int
+    or a tuple of ints) and not empty. Traced arrays are returned unchecked."""
+    if _traced(value):
+        return value
+    try:
+        a = np.asarray(value)
+    except (TypeError, ValueError) as e:
+        raise ArgumentError(f"{name} must be a numeric array; got {type(value).__name__} ({e})") from None
+    if not (np.issubdtype(a.dtype, np.number) or a.dtype == np.bool_):
+        raise ArgumentError(f"{name} must be a numeric array; got dtype {a.dtype}")
+    if ndim is not None and a.ndim not in ((ndim,) if isinstance(ndim, int) else tuple(ndim)):
+        raise ArgumentError(f"{name} must have {ndim if isinstance(ndim, int) else ' or '.join(map(str, ndim))} "
+                            f"dimension(s); got shape {a.shape}")
+    if a.size == 0 and not allow_empty:
+        raise ArgumentError(f"{name} is empty (shape {a.shape}); pass at least one value")
+    if np.issubdtype(a.dtype, np.inexact) and not np.isfinite(a).all():
+        bad = ~np.isfinite(a)
+        first = tuple(int(i) for i in np.argwhere(bad)[0])
+        raise ArgumentError(f"{name} contains {int(bad.sum())} NaN/inf value(s), the first at index {first}; "
+                            "every value must be finite")
+    return a
+
+
+def check_mask(name: str, mask):
+    """A mask: finite values in [0, 1] (1 = apply, 0 = leave; fractions blend). An index is not a mask."""
+    a = check_finite(name, mask, allow_empty=True)
+    if a is mask and _traced(mask):
+        return mask
+    if a.size and (a.min() < 0 or a.max() > 1):
+        hint = (" (it looks like a unit index: pass a mask, e.g. jnp.zeros(n_units).at[index].set(1))"
+                if a.ndim == 0 and float(a).is_integer() else "")
+        raise ArgumentError(f"{name} must be a mask with values in [0, 1]; got values in [{a.min():.4g}, "
+                            f"{a.max():.4g}]{hint}")
+    return mask
+
+
+def check_indices(name: str, indices, size: int, *, allow_empty: bool = False) -> np.ndarray:
+    """Integer indices in [0, ``size``) (a scalar or a 1-D sequence), returned as a 1-D int array."""
+    a = check_finite(name, indices, ndim=(0, 1), allow_empty=allow_empty)
+    if a.size and not np.issubdtype(a.dtype, np.integer):
+        if np.issubdtype(a.dtype, np.floating) and np.all(a == np.round(a)):
+            a = a.astype(np.int64)
+        else:
+            raise ArgumentError(f"{name} must be integer indices in [0, {size}); got {_show(indices)} "
+                                f"(dtype {a.dtype})")
+    a = np.atleast_1d(a).astype(np.int64)
+    if a.size and (a.min() < 0 or a.max() >= size):
+        bad = a[(a < 0) | (a >= size)]
+        raise ArgumentError(f"{name} must be indices in [0, {size}); got {_show(bad[:6])} out of range")
+    return a
+
+
+def check_labels(name: str, labels, n_classes: int, n: int | None = None) -> np.ndarray:
+    """Integer class labels in [0, ``n_classes``), one per image when ``n`` is given; returned as an int array."""
+    a = check_finite(name, labels, ndim=1)
+    if n is not None and a.shape[0] != n:
+        raise ArgumentError(f"{name} must hold one label per image ({n}); got {a.shape[0]}")
+    try:
+        return check_indices(name, a, n_classes).astype(np.int32)
+    except ArgumentError as e:
+        raise ArgumentError(f"{name} must be class labels: integers in [0, {n_classes}) for {n_classes} classes; "
+                            f"{str(e).split('; ', 1)[-1]}") from None
+
+
+def check_key(name: str, key):
+    """A JAX PRNG key: ``jax.random.key(s)`` or a raw ``jax.random.PRNGKey(s)`` (uint32 of shape (2,))."""
+    if key is None:
+        raise ArgumentError(f"{name} must be a PRNG key (e.g. jax.random.key(0)); got None. insilico has no "
+                            "hidden default keys: every random choice takes yours")
+    dtype = getattr(key, "dtype", None)
+    if dtype is not None and jax.dtypes.issubdtype(dtype, jax.dtypes.prng_key):
+        return key
+    if dtype is not None and np.issubdtype(dtype, np.unsignedinteger) and tuple(np.shape(key))[-1:] == (2,):
+        return key
+    raise ArgumentError(f"{name} must be a PRNG key (e.g. jax.random.key(0)); got {_show(key)}")
