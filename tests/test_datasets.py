@@ -24,7 +24,7 @@ def test_digits_offline():
 
 
 def test_bad_split_and_missing_data(monkeypatch, tmp_path):
-    with pytest.raises(ValueError, match="unknown CIFAR-10 split 'val'; valid: train, test"):
+    with pytest.raises(ValueError, match="split must be one of 'train', 'test'; got 'val'"):
         cifar10("val")
     monkeypatch.delenv("INSILICO_DATA", raising=False)
     with pytest.raises(DataNotFoundError, match="INSILICO_DATA is not set"):

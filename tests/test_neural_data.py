@@ -113,9 +113,9 @@ def test_cowley2023_raw(data_dir):
 
 
 def test_cowley2023_bad_arguments():
-    with pytest.raises(ValueError, match="unknown Cowley 2023 session 'bad'; valid: 190923, 201025, 210225, 210325"):
+    with pytest.raises(ValueError, match="session must be one of '190923', '201025', '210225', '210325'; got 'bad'"):
         cowley2023(session="bad")
-    with pytest.raises(ValueError, match="unknown Cowley 2023 session 'bad'; valid: 190923"):
+    with pytest.raises(ValueError, match="session must be one of '190923'.*; got 'bad'"):
         cowley2023_images("bad")
     with pytest.raises(ValueError, match="raw repeats exist only for Cowley 2023 session.s. 210325"):
         cowley2023("190923", raw=True)
@@ -175,7 +175,7 @@ def test_tang2018(data_dir):
     # each neuron is selective: its 1% best patterns drive it far above its median response
     top = np.sort(r.values, 0)[-95:].mean(0)
     assert (top > np.median(r.values, 0) + 0.2).all()
-    with pytest.raises(ValueError, match="crop must be in 1..160"):
+    with pytest.raises(ValueError, match="crop must be an integer ≥ 1 and ≤ 160; got 161"):
         tang2018(crop=161)
 
 
@@ -192,7 +192,7 @@ def test_allen_v1(data_dir):
     # the train/test rows are the same scenes and responses as the 'all' rows of their stimulus ids
     np.testing.assert_array_equal(train.images, both.images[ids_train])
     np.testing.assert_array_equal(test.responses, both.responses[ids_test])
-    with pytest.raises(ValueError, match="unknown Allen V1 split 'val'; valid: train, test, all"):
+    with pytest.raises(ValueError, match="split must be one of 'train', 'test', 'all'; got 'val'"):
         allen_v1(split="val")
 
 

@@ -16,6 +16,7 @@ from typing import Sequence
 
 import numpy as np
 
+from ..validation import ArgumentError, check_choice, check_count, check_finite, check_indices
 from ._paths import cache_dir, dataset_path
 
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer",
@@ -36,8 +37,23 @@ class Dataset:
         return len(self.y)
 
     def subset(self, index) -> "Dataset":
-        """A dataset of the selected rows (slice, index array or boolean mask)."""
-        return Dataset(self.x[index], self.y[index], self.class_names, self.name)
+        """A dataset of the selected rows: a slice, integer indices in [0, N) or a boolean mask of length N.
+        Raises :class:`~insilico.validation.ArgumentError` for indices out of range or not integers, a mask of
+        another length, or a selection of no rows."""
+        n = len(self)
+        if not isinstance(index, slice):
+            a = np.asarray(index) if not hasattr(index, "dtype") else index
+            if getattr(a, "dtype", None) == np.bool_:
+                a = check_finite("index", a, ndim=1, allow_empty=True)
+                if a.shape[0] != n:
+                    raise ArgumentError(f"index as a boolean mask must have one value per image ({n}); got {a.shape[0]}")
+                index = a
+            else:
+                index = check_indices("index", index, n, allow_empty=True)       # a scalar keeps the batch axis
+        x, y = self.x[index], self.y[index]
+        if len(y) == 0:
+            raise ArgumentError(f"index selects no images of {self.name} ({n} images); select at least one")
+        return Dataset(x, y, self.class_names, self.name)
 
 
 def _decode_jpeg_tar(path) -> tuple[np.ndarray, np.ndarray]:
@@ -82,8 +98,7 @@ def cifar10(split: str = "test") -> Dataset:
     Example: ``test = cifar10("test"); test.x.shape == (10000, 32, 32, 3)``.
     """
     files = {"train": "cifar10_train_50000_jpg.tar.gz", "test": "cifar10_test_10000_jpg.tar.gz"}
-    if split not in files:
-        raise ValueError(f"unknown CIFAR-10 split {split!r}; valid: {', '.join(files)}")
+    check_choice("split", split, files)
     source = dataset_path("cifar10_jpeg", files[split]) / files[split]
     x, y = _cached(f"cifar10-{split}", source, _decode_jpeg_tar)
     return Dataset(x.astype(np.float32) / 255.0, y, CIFAR10_CLASSES, f"cifar10-{split}")
@@ -103,8 +118,7 @@ def mnist_test(split: str = "all") -> Dataset:
     "heldout" (the last 2,000, never trained on).
     """
     splits = {"all": slice(None), "train": slice(0, 8000), "heldout": slice(8000, None)}
-    if split not in splits:
-        raise ValueError(f"unknown MNIST split {split!r}; valid: {', '.join(splits)}")
+    check_choice("split", split, splits)
     folder = dataset_path("mnist_test", "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
     x = _read_idx(folder / "t10k-images-idx3-ubyte.gz")[..., None].astype(np.float32) / 255.0
     y = _read_idx(folder / "t10k-labels-idx1-ubyte.gz").astype(np.int32)
@@ -130,6 +144,9 @@ def objects92(size: int | None = None, channels: int = 3) -> Dataset:
     :data:`OBJECTS92_CATEGORIES`. ``size`` resizes (anti-aliased); ``channels=1`` averages the colours."""
     from scipy.io import loadmat
 
+    if size is not None:
+        size = check_count("size", size)
+    check_choice("channels", channels, (1, 3))
     name = "Kriegeskorte_Neuron2008_supplementalData.mat"
     folder = dataset_path("kriegeskorte2008_92images", name)
     stim = loadmat(folder / name, simplify_cells=True)["stimuli_92objs"]
@@ -141,6 +158,4 @@ def objects92(size: int | None = None, channels: int = 3) -> Dataset:
         x = np.stack([resize(im, (size, size), anti_aliasing=True) for im in x]).astype(np.float32)
     if channels == 1:
         x = x.mean(-1, keepdims=True)
-    elif channels != 3:
-        raise ValueError(f"channels must be 1 or 3, got {channels}")
     return Dataset(x, y, OBJECTS92_CATEGORIES, "objects92")

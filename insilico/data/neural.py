@@ -26,6 +26,7 @@ from typing import NamedTuple
 import numpy as np
 import xarray as xr
 
+from ..validation import ArgumentError, check_choice, check_count, check_finite
 from ._paths import DataNotFoundError, data_dir
 
 GORIS2015 = "goris2015_v1v2_gratings"
@@ -323,10 +324,9 @@ def objects92_region_rdms(root: str | os.PathLike | None = None) -> dict:
             "EVC": c.evc.values, "IT": c.it.values}
 
 def _cowley_session(session) -> str:
-    key = str(session)
-    if key not in COWLEY2023_SESSIONS:
-        raise ValueError(f"unknown Cowley 2023 session {session!r}; valid: {', '.join(COWLEY2023_SESSIONS)}")
-    return key
+    if isinstance(session, (bool, np.bool_)) or not isinstance(session, (str, int, np.integer)):
+        check_choice("session", session, COWLEY2023_SESSIONS)
+    return check_choice("session", str(session), COWLEY2023_SESSIONS)
 
 
 def cowley2023(session: str, root: str | os.PathLike | None = None, raw: bool = False) -> xr.DataArray:
@@ -516,6 +516,8 @@ def tang2018(root: str | os.PathLike | None = None, crop: int | None = None) -> 
 
     from PIL import Image
 
+    if crop is not None:
+        crop = check_count("crop", crop)
     archive = "pattern_stimuli_png.tar.gz"
     folder = _folder(TANG2018, [archive, *(f"neurons/{n}.npy" for n in TANG2018_NEURONS)], root)
     y = np.concatenate([np.load(folder / "neurons" / f"{n}.npy").reshape(-1, 1) for n in TANG2018_NEURONS], 1)
@@ -529,8 +531,7 @@ def tang2018(root: str | os.PathLike | None = None, crop: int | None = None) -> 
         for k in range(n):
             im = np.asarray(Image.open(io.BytesIO(tar.extractfile(members[f"pattern/{k + 1}.png"]).read())))
             if crop is not None:
-                if not 0 < crop <= min(im.shape):
-                    raise ValueError(f"crop must be in 1..{min(im.shape)}, got {crop}")
+                check_count("crop", crop, maximum=min(im.shape))
                 r0, c0 = (im.shape[0] - crop) // 2, (im.shape[1] - crop) // 2
                 im = im[r0:r0 + crop, c0:c0 + crop]
             if images is None:
@@ -568,8 +569,7 @@ def allen_v1(root: str | os.PathLike | None = None, split: str = "train") -> Rec
     License: Allen Institute terms of use (research use, cite de Vries et al. 2020).
     """
     splits = {"train": ("train",), "test": ("test",), "all": ("train", "test")}
-    if split not in splits:
-        raise ValueError(f"unknown Allen V1 split {split!r}; valid: {', '.join(splits)}")
+    check_choice("split", split, splits)
     scenes_file = "all_input_scenes_118_961.npy"
     files = [f"Allen_{s}_{io}.npy" for s in splits[split] for io in ("input", "output")]
     folder = _folder(ALLEN_V1, [scenes_file, *files], root)
@@ -653,13 +653,15 @@ def read_nwb_units(path: str | os.PathLike, intervals=None, *, stimulus_column: 
             stim = (np.asarray(table[stimulus_column][:]) if stimulus_column in table.colnames
                     else np.arange(len(start)))
         else:
-            bounds = np.asarray(intervals, float)
-            if bounds.ndim != 2 or bounds.shape[1] != 2:
-                raise ValueError(f"intervals must be a table name or a (presentations, 2) array; got shape "
-                                 f"{bounds.shape}")
+            bounds = check_finite("intervals", intervals, ndim=2).astype(float)
+            if bounds.shape[1] != 2:
+                raise ArgumentError(f"intervals must be a table name or a (presentations, 2) array of [start, stop) "
+                                    f"times; got shape {bounds.shape}")
             start, stop, stim = bounds[:, 0], bounds[:, 1], np.arange(len(bounds))
     if np.any(stop < start):
-        raise ValueError("intervals: some stop times precede their start times")
+        first = int(np.argmax(stop < start))
+        raise ArgumentError(f"intervals: stop times must not precede start times; presentation {first} has start "
+                            f"{start[first]} and stop {stop[first]}")
     counts = np.stack([np.searchsorted(s, stop, "left") - np.searchsorted(s, start, "left") for s in spikes], 1)
     return _responses(counts.astype(np.int64), stim, ids, regions, name="spike_count",
                       presentation={"start_time": start, "stop_time": stop},

@@ -1,4 +1,9 @@
-"""The datasets insilico knows: folder under ``INSILICO_DATA``, description, citation, files and sha256."""
+"""The datasets insilico knows: folder under ``INSILICO_DATA``, description, citation, files and sha256.
+
+Each entry: ``"files"`` maps a file's path inside the dataset folder to its sha256; ``"sizes"`` maps the same
+paths to their size in bytes (:func:`insilico.data.fetch.fetch` refuses a download that would exceed it); an
+optional ``"url"`` is the base URL the files can be fetched from.
+"""
 from __future__ import annotations
 
 DATASETS: dict[str, dict] = {
@@ -12,12 +17,22 @@ DATASETS: dict[str, dict] = {
             "Allen_train_output.npy": "d51c2606fc7df9f4caa747fdb10f9da7ef46786009167a5a66a3ca4290aeabc8",
             "all_input_scenes_118_961.npy": "0d40bbf7490200a0f833c8ca942773c60e72959c32a9810baeae73972ac73ea2",
         },
+        "sizes": {
+            "Allen_test_input.npy": 138464,
+            "Allen_test_output.npy": 30608,
+            "Allen_train_input.npy": 768880,
+            "Allen_train_output.npy": 169680,
+            "all_input_scenes_118_961.npy": 907264,
+        },
     },
     "cichy2014_fmri_rdms_92images": {
         "description": "EVC and IT fMRI RDMs, 15 subjects, the 92 images",
         "citation": "Cichy, Pantazis & Oliva 2014",
         "files": {
             "target_fmri_92.mat": "57f064c7ebc5e6de1c70898166090f5c7b6ffdcfb5b13cb897c6d81a09207e47",
+        },
+        "sizes": {
+            "target_fmri_92.mat": 1876161,
         },
     },
     "cifar10_jpeg": {
@@ -26,6 +41,10 @@ DATASETS: dict[str, dict] = {
         "files": {
             "cifar10_test_10000_jpg.tar.gz": "6cfd4ed5c3e1199e165d8ac0383a46dbf96d6cd7337c90242073a9f8b41660ba",
             "cifar10_train_50000_jpg.tar.gz": "c3e24bbd8f1b26757c204a57ca56a86baf62af2920c66d05558120cd5fd69249",
+        },
+        "sizes": {
+            "cifar10_test_10000_jpg.tar.gz": 3204753,
+            "cifar10_train_50000_jpg.tar.gz": 16010367,
         },
     },
     "cowley2023_v4": {
@@ -41,6 +60,17 @@ DATASETS: dict[str, dict] = {
             "responses_repeat_averaged/responses_201025.npy": "f729f3dc0d29aa38bd380c0da9e39aba916f9e2580949929b65d1714e7217a8a",
             "responses_repeat_averaged/responses_210225.npy": "853f196247504fa2526b507f56ee5237711ed166f295f7cb23ec5441a7bf789b",
             "responses_repeat_averaged/responses_210325.npy": "555e67037182611969ab90da291dcc39601de4411f651a64ad60e90572cf59d3",
+        },
+        "sizes": {
+            "images/images_190923.zip": 4024034,
+            "images/images_201025.zip": 4131376,
+            "images/images_210225.zip": 4137526,
+            "images/images_210325.zip": 1841475,
+            "responses_raw/responses_210325.npy": 2560128,
+            "responses_repeat_averaged/responses_190923.npy": 316928,
+            "responses_repeat_averaged/responses_201025.npy": 854528,
+            "responses_repeat_averaged/responses_210225.npy": 528128,
+            "responses_repeat_averaged/responses_210325.npy": 256128,
         },
     },
     "goris2015_v1v2_gratings": {
@@ -61,6 +91,21 @@ DATASETS: dict[str, dict] = {
             "m627r58_sf.mat": "4d42c2f19f313e15b21a599004eb21b2ed0ef7be95e0914a076ba3a688c66aed",
             "m627r58_tp.mat": "098853c6fc8aa612659b93ca8f8d489d382059c4867aeb9f64a661baa35c392f",
         },
+        "sizes": {
+            "dataList.mat": 2311,
+            "m620r12_sf.mat": 4238,
+            "m620r12_tp.mat": 1423122,
+            "m620r35_sf.mat": 13996,
+            "m620r35_tp.mat": 1653705,
+            "m624l54_sf.mat": 10611,
+            "m624l54_tp.mat": 1515016,
+            "m625r58_sf.mat": 4059,
+            "m625r58_tp.mat": 1527802,
+            "m625r62_sf.mat": 2423,
+            "m625r62_tp.mat": 1172160,
+            "m627r58_sf.mat": 17114,
+            "m627r58_tp.mat": 1615988,
+        },
     },
     "kriegeskorte2008_92images": {
         "description": "92 object photos; human and monkey IT RDMs; model and behavioural RDMs",
@@ -72,6 +117,13 @@ DATASETS: dict[str, dict] = {
             "Kriegeskorte_Neuron2008_supplementalData.mat": "06f21214399a5d43dc264eed19a7f4b8daf11c8622a59eec3e106064ce5e3504",
             "rdm92_V1model.mat": "4efc3291a5c85943c5f6ea3d05daedbf232b6dbd263104e8e5b5de38be6be8b1",
         },
+        "sizes": {
+            "92_behavRDMs.mat": 982719,
+            "92_brainRDMs.mat": 224663,
+            "92_modelRDMs.mat": 333004,
+            "Kriegeskorte_Neuron2008_supplementalData.mat": 3603779,
+            "rdm92_V1model.mat": 354019,
+        },
     },
     "mnist_test": {
         "description": "the MNIST test set (10,000 digits, IDX)",
@@ -79,6 +131,10 @@ DATASETS: dict[str, dict] = {
         "files": {
             "t10k-images-idx3-ubyte.gz": "ba05d2d6e06f59dd97d2d5378250478bb5c9b64296a5c2681700569121e3a2d7",
             "t10k-labels-idx1-ubyte.gz": "94088eab8a64f51a9b34cc9716f54b6548ef8b2fd16ada6d1575091b933dbf4b",
+        },
+        "sizes": {
+            "t10k-images-idx3-ubyte.gz": 1648877,
+            "t10k-labels-idx1-ubyte.gz": 4542,
         },
     },
     "tang2018_v1_pattern_stimuli": {
@@ -91,12 +147,22 @@ DATASETS: dict[str, dict] = {
             "neurons/neu75.npy": "cda4d341bcd2a3f3e423912807fec98f68becc5af438bb9f3021193b2abb30ca",
             "pattern_stimuli_png.tar.gz": "d5e03d1458381da29cae1782893c8f78cf8a5a7deee374b425f671b3c17970f3",
         },
+        "sizes": {
+            "neurons/neu255.npy": 76128,
+            "neurons/neu381.npy": 76128,
+            "neurons/neu504.npy": 76128,
+            "neurons/neu75.npy": 76128,
+            "pattern_stimuli_png.tar.gz": 2084054,
+        },
     },
     "vanhateren_single_image": {
         "description": "one calibrated van Hateren natural image (1024x1536, uint16)",
         "citation": "van Hateren & van der Schaaf 1998",
         "files": {
             "image.tiff.gz": "aa4dd317f750f4806a2dc787938f83c00f8b1db5cd566be18f2e6e1309b78e07",
+        },
+        "sizes": {
+            "image.tiff.gz": 2441089,
         },
     },
 }

@@ -14,8 +14,42 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ..validation import ArgumentError, check_choice, check_count, check_finite, check_key, check_number
+
 PHOTOS = ("astronaut", "camera", "coffee", "chelsea", "rocket", "brick", "grass", "gravel", "coins", "moon",
           "hubble_deep_field", "immunohistochemistry")
+
+
+def _values(name: str, value, *, low=None, high=None, low_open: bool = False):
+    """Check ``value`` (a number or an array of them): not empty, finite, every value in the range (the first
+    bad one is named). Values being traced by JAX pass unchecked. Returns ``value`` unchanged."""
+    a = check_finite(name, value)
+    if isinstance(a, np.ndarray) and (low is not None or high is not None):
+        out = np.zeros(a.shape, bool)
+        if low is not None:
+            out |= (a <= low) if low_open else (a < low)
+        if high is not None:
+            out |= a > high
+        if out.any():
+            check_number(name, a[out].flat[0].item(), low=low, high=high, low_open=low_open)
+    return value
+
+
+def _shape(name: str, shape, n: int | None = None) -> tuple[int, ...]:
+    """An image shape: a sequence of counts ≥ 1 (of length ``n`` when given)."""
+    if isinstance(shape, (str, bytes)) or not hasattr(shape, "__len__") or (n is not None and len(shape) != n):
+        raise ArgumentError(f"{name} must be a sequence of {n or 'some'} positive integers "
+                            f"{'(height, width, channels)' if n == 3 else ''}; got {shape!r}")
+    return tuple(check_count(f"{name}[{i}]", v) for i, v in enumerate(shape))
+
+
+def _grating_args(size, orientation, sf, phase, contrast, channels):
+    check_count("size", size)
+    check_count("channels", channels)
+    _values("orientation", orientation)
+    _values("sf", sf, low=0)
+    _values("phase", phase)
+    _values("contrast", contrast, low=0, high=1)
 
 
 def _coords(size: int):
@@ -39,8 +73,11 @@ def _to_images(lum, channels: int):
 def grating(size: int, orientation, sf, phase=0.0, contrast=1.0, channels: int = 1):
     """Full-field sinusoidal gratings; parameters broadcast together. Returns (..., size, size, channels).
 
-    Example: ``grating(32, orientation=jnp.arange(0, 180, 15), sf=0.1)`` -> (12, 32, 32, 1).
+    Example: ``grating(32, orientation=jnp.arange(0, 180, 15), sf=0.1)`` -> (12, 32, 32, 1). Raises
+    :class:`~insilico.validation.ArgumentError` for ``size``/``channels`` < 1, a NaN/inf or empty parameter,
+    ``sf`` < 0 or ``contrast`` outside [0, 1].
     """
+    _grating_args(size, orientation, sf, phase, contrast, channels)
     orientation, sf, phase, contrast = jnp.broadcast_arrays(*(jnp.asarray(a, jnp.float32)
                                                              for a in (orientation, sf, phase, contrast)))
     lum = 0.5 + 0.5 * contrast[..., None, None] * _carrier(size, orientation, sf, phase)
@@ -50,7 +87,13 @@ def grating(size: int, orientation, sf, phase=0.0, contrast=1.0, channels: int =
 def gabor(size: int, orientation, sf, phase=0.0, sigma=4.0, contrast=1.0, center=(0.0, 0.0),
           channels: int = 1):
     """Gabor patches: a grating under a Gaussian envelope of std ``sigma`` px at ``center`` (x, y) px
-    from the image centre. Returns (..., size, size, channels) in [0, 1]."""
+    from the image centre. Returns (..., size, size, channels) in [0, 1]. Parameters are checked as in
+    :func:`grating`; ``sigma`` must be > 0 and ``center`` two finite numbers."""
+    _grating_args(size, orientation, sf, phase, contrast, channels)
+    _values("sigma", sigma, low=0, low_open=True)
+    c = check_finite("center", center, ndim=1)
+    if isinstance(c, np.ndarray) and c.shape != (2,):
+        raise ArgumentError(f"center must be two numbers (x, y) in pixels from the image centre; got {center!r}")
     orientation, sf, phase, sigma, contrast = jnp.broadcast_arrays(
         *(jnp.asarray(a, jnp.float32) for a in (orientation, sf, phase, sigma, contrast)))
     xx, yy = _coords(size)
@@ -68,7 +111,14 @@ def grating_set(size: int, orientations: Sequence[float], sfs: Sequence[float], 
     """All combinations of the parameter lists, flattened: ``(images (N, size, size, C), params)``.
 
     ``params`` maps "orientation", "sf", "phase", "contrast" to arrays of length N (orientation slowest).
+    Every list must be non-empty and finite (``sfs`` ≥ 0, ``contrasts`` in [0, 1]).
     """
+    check_count("size", size)
+    check_count("channels", channels)
+    _values("orientations", list(orientations))
+    _values("sfs", list(sfs), low=0)
+    _values("phases", list(phases))
+    _values("contrasts", list(contrasts), low=0, high=1)
     grid = np.array(list(itertools.product(orientations, sfs, phases, contrasts)), np.float32).reshape(-1, 4)
     params = dict(zip(("orientation", "sf", "phase", "contrast"), grid.T))
     return grating(size, *(params[k] for k in ("orientation", "sf", "phase", "contrast")), channels=channels), params
@@ -76,6 +126,11 @@ def grating_set(size: int, orientations: Sequence[float], sfs: Sequence[float], 
 
 def white_noise(key, n: int, shape: Sequence[int], std: float | None = None):
     """White noise images (n, *shape): uniform in [0, 1], or Gaussian N(0.5, std) clipped to [0, 1]."""
+    check_key("key", key)
+    n = check_count("n", n)
+    shape = _shape("shape", shape)
+    if std is not None:
+        std = check_number("std", std, low=0)
     if std is None:
         return jax.random.uniform(key, (n, *shape), jnp.float32)
     return jnp.clip(0.5 + std * jax.random.normal(key, (n, *shape), jnp.float32), 0.0, 1.0)
@@ -84,7 +139,11 @@ def white_noise(key, n: int, shape: Sequence[int], std: float | None = None):
 def pink_noise(key, n: int, shape: Sequence[int], exponent: float = 1.0, std: float = 0.15):
     """1/f^exponent noise (amplitude spectrum), random phases, per image scaled to mean 0.5 and ``std``,
     clipped to [0, 1]. ``exponent=1`` matches natural images' spectra (Field 1987)."""
-    h, w, c = shape
+    check_key("key", key)
+    n = check_count("n", n)
+    h, w, c = _shape("shape", shape, 3)
+    exponent = check_number("exponent", exponent)
+    std = check_number("std", std, low=0)
     fy = jnp.fft.fftfreq(h)[:, None]
     fx = jnp.fft.rfftfreq(w)[None, :]
     f = jnp.sqrt(fx ** 2 + fy ** 2)
@@ -100,10 +159,20 @@ def pink_noise(key, n: int, shape: Sequence[int], exponent: float = 1.0, std: fl
 def _photo(name: str) -> np.ndarray:
     import skimage.data
 
-    if name not in PHOTOS:
-        raise ValueError(f"unknown photo {name!r}; valid: {', '.join(PHOTOS)}")
+    check_choice("names", name, PHOTOS)
     img = np.asarray(getattr(skimage.data, name)(), np.float32) / 255.0
     return img[..., None] if img.ndim == 2 else img[..., :3]
+
+
+def _photo_args(size, channels, names) -> tuple[str, ...]:
+    check_count("size", size)
+    check_count("channels", channels)
+    names = (names,) if isinstance(names, str) else tuple(names)
+    if not names:
+        raise ArgumentError(f"names must name at least one photo; valid: {', '.join(PHOTOS)}")
+    for name in names:
+        check_choice("names", name, PHOTOS)
+    return names
 
 
 def _match_channels(img: np.ndarray, channels: int) -> np.ndarray:
@@ -118,6 +187,7 @@ def photos(size: int, channels: int = 3, names: Sequence[str] = PHOTOS):
     ``size`` x ``size``: (len(names), size, size, channels) in [0, 1]."""
     from skimage.transform import resize
 
+    names = _photo_args(size, channels, names)
     out = []
     for name in names:
         img = _photo(name)
@@ -134,7 +204,15 @@ def natural_patches(key, n: int, size: int, channels: int = 3, names: Sequence[s
     ``scale`` > 1 crops ``size * scale`` pixels and downsamples by block averaging.
     Returns (n, size, size, channels) float32 in [0, 1].
     """
+    check_key("key", key)
+    n = check_count("n", n)
+    names = _photo_args(size, channels, names)
+    scale = check_count("scale", scale)
     imgs = [_match_channels(_photo(nm), channels) for nm in names]
+    smallest = min(min(im.shape[:2]) for im in imgs)
+    if size * scale > smallest:
+        raise ArgumentError(f"size * scale must be ≤ {smallest} (the smallest photo among names); got {size} * "
+                            f"{scale} = {size * scale}")
     rng = np.random.default_rng(int(jax.random.randint(key, (), 0, 2**31 - 1)))
     crop = size * scale
     out = np.empty((n, size, size, channels), np.float32)
@@ -152,6 +230,9 @@ def faces_and_nonfaces(size: int, channels: int = 3):
     ``size``. Returns ``(images (200, size, size, channels) in [0, 1], is_face (200,) bool)``."""
     from skimage.data import lfw_subset
     from skimage.transform import resize
+
+    check_count("size", size)
+    check_count("channels", channels)
 
     imgs = lfw_subset().astype(np.float32)
     imgs = (imgs - imgs.min()) / (imgs.max() - imgs.min())

@@ -14,13 +14,16 @@ import jax
 import numpy as np
 from scipy import ndimage
 
+from ..validation import ArgumentError, check_choice, check_count, check_finite, check_key, check_number
 from .datasets import Dataset
 
 
 def radial_amplitude(images, n_bins: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Mean Fourier amplitude of ``images`` (N, H, W, C) by spatial frequency (cycles/pixel, radial bins of
     width 1/H): ``(frequencies, amplitudes)``, without the DC term. Natural images fall as ~1/f."""
-    x = np.asarray(images, np.float64)
+    x = check_finite("images", images, ndim=4).astype(np.float64)
+    if n_bins is not None:
+        n_bins = check_count("n_bins", n_bins)
     x = x - x.mean(axis=(1, 2), keepdims=True)
     amp = np.abs(np.fft.fft2(x, axes=(1, 2))).mean(axis=(0, 3))
     h, w = amp.shape
@@ -65,28 +68,44 @@ def transform(ds: Dataset, *, blur: float | None = None, grayscale: bool = False
     - ``grayscale``: luminance (0.299 R + 0.587 G + 0.114 B) in every channel;
     - ``blur``: Gaussian blur of standard deviation ``blur`` pixels (reflecting borders);
     - ``whiten``: a flat amplitude spectrum (:func:`_whiten`; :func:`spectral_slope` goes from ≈ −1 to ≈ 0).
+
+    Raises :class:`~insilico.validation.ArgumentError` for an unknown or empty list of classes, a class weight
+    that is negative or not finite, weights that leave every image at 0, a missing ``key``, or a NaN/negative
+    ``blur``.
     """
+    if not isinstance(ds, Dataset):
+        raise ArgumentError(f"ds must be an insilico.data.Dataset; got {type(ds).__name__}")
+    if blur is not None:
+        blur = check_number("blur", blur, low=0)
     x, y = np.asarray(ds.x, np.float32), np.asarray(ds.y)
     names = list(ds.class_names)
     parts = []
 
-    def index(c):
-        if c not in names:
-            raise ValueError(f"unknown class {c!r}; classes of {ds.name}: {', '.join(names)}")
-        return names.index(c)
+    def index(what, c):
+        return names.index(check_choice(what, c, names))
 
     if classes is not None:
-        keep = np.isin(y, [index(c) for c in classes])
+        classes = [classes] if isinstance(classes, str) else list(classes)
+        if not classes:
+            raise ArgumentError(f"classes must name at least one class of {ds.name}; valid: {', '.join(names)}")
+        keep = np.isin(y, [index("classes", c) for c in classes])
+        if not keep.any():
+            raise ArgumentError(f"classes {classes} select no images of {ds.name}")
         x, y = x[keep], y[keep]
         parts.append(f"classes={','.join(classes)}")
     if class_weights is not None:
         if key is None:
-            raise ValueError("re-weighting categories resamples images: pass key=jax.random.PRNGKey(...)")
+            raise ArgumentError("key must be a PRNG key when class_weights is given (re-weighting categories "
+                                "resamples images): pass key=jax.random.key(...)")
+        check_key("key", key)
+        if not hasattr(class_weights, "items"):
+            raise ArgumentError(f"class_weights must map class names to weights; got {type(class_weights).__name__}")
         w = np.ones(len(names))
         for c, v in class_weights.items():
-            if v < 0:
-                raise ValueError(f"class weight for {c!r} must be ≥ 0; got {v}")
-            w[index(c)] = v
+            w[index("class_weights", c)] = check_number(f"class_weights[{c!r}]", v, low=0)
+        if w[y].sum() == 0:
+            raise ArgumentError(f"class_weights give weight 0 to every image of {ds.name}: at least one class "
+                                "present must have a weight > 0")
         p = w[y] / w[y].sum()
         idx = np.asarray(jax.random.choice(key, len(y), (len(y),), replace=True, p=p))
         x, y = x[idx], y[idx]
