@@ -1,11 +1,15 @@
 """Named models shipped with the package: ``load("cifar_convnet") -> Subject``.
 
-Trained weights live in ``insilico/weights/NAME.ckpt`` and were produced by ``experiments/train_zoo.py``; each
-file's metadata records the command, hardware, date and accuracy. ``NAME_untrained`` gives the same
+The shipped weights live in ``insilico/weights/NAME.ckpt`` and were produced by ``experiments/train_zoo.py``;
+each file's metadata records the command, hardware, date and accuracy. ``NAME_untrained`` gives the same
 architecture at its deterministic random initialization (key 0) for control experiments.
+
+:func:`train` retrains a recipe into a directory you name (default: :func:`default_weights_dir`, in the user
+cache), never into the installed package; ``load(name, weights=PATH)`` loads such retrained weights.
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -16,9 +20,36 @@ import jax
 from .data.datasets import CIFAR10_CLASSES, DIGIT_CLASSES
 from .models import ConvNet, ResNet
 from .subject import InputSpec, Subject, make_subject
+from .train.checkpoint import CheckpointError
 from .train.loop import TrainConfig, init_variables
+from .validation import ArgumentError, check_count
 
-WEIGHTS_DIR = Path(__file__).parent / "weights"
+WEIGHTS_DIR = Path(__file__).parent / "weights"           # the shipped weights: read, never written
+PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+class UnknownModelError(ArgumentError, KeyError):
+    """A name that is not a zoo model or recipe; the message lists the valid ones."""
+
+    def __str__(self):  # KeyError would print the repr of the message
+        return str(self.args[0])
+
+
+def default_weights_dir() -> Path:
+    """Where :func:`train` writes retrained weights unless told otherwise: ``$INSILICO_CACHE/weights``, or
+    ``~/.cache/insilico/weights``."""
+    return Path(os.environ.get("INSILICO_CACHE", Path.home() / ".cache" / "insilico")).expanduser() / "weights"
+
+
+def _outside_package(name: str, path) -> Path:
+    path = Path(path).expanduser()
+    resolved = path.resolve()
+    if resolved == PACKAGE_DIR or PACKAGE_DIR in resolved.parents:
+        raise ArgumentError(f"{name} {str(path)!r} is inside the installed insilico package ({PACKAGE_DIR}); "
+                            f"training never writes there. Name another directory (default: "
+                            f"{default_weights_dir()}); to ship retrained weights, copy NAME.ckpt into "
+                            f"insilico/weights by hand")
+    return path
 
 CIFAR_MEAN = (0.4914, 0.4822, 0.4465)
 CIFAR_STD = (0.2470, 0.2435, 0.2616)
@@ -67,28 +98,67 @@ def available() -> list[str]:
     return trained + [n + UNTRAINED_SUFFIX for n in RECIPES]
 
 
-def load(name: str) -> Subject:
+def load(name: str, weights=None) -> Subject:
     """Load a zoo model as a ready-to-probe :class:`Subject`.
 
+    ``weights``: retrained weights for the recipe ``name`` — a ``.ckpt`` file, or a directory holding
+    ``NAME.ckpt`` (what :func:`train` writes); by default the weights shipped in ``insilico/weights``. The
+    subject's ``meta["weights"]`` records the file loaded.
     Example: ``subject = load("cifar_convnet"); subject.sites["conv3"] == (8, 8, 128)``.
     """
-    return _load(name)
+    if not isinstance(name, str):
+        raise UnknownModelError(f"name must be a zoo model name (a string); got {name!r}; available: "
+                                f"{', '.join(available())}")
+    if weights is None:
+        return _load(name, None, None)
+    if name.endswith(UNTRAINED_SUFFIX):
+        raise ArgumentError(f"weights is for trained models; {name!r} is an untrained control (its weights are the "
+                            f"recipe's initialization): load({name[:-len(UNTRAINED_SUFFIX)]!r}, weights=...)")
+    if name not in RECIPES:
+        raise UnknownModelError(f"unknown zoo recipe {name!r}; valid: {', '.join(RECIPES)}")
+    if not isinstance(weights, (str, os.PathLike)):
+        raise ArgumentError(f"weights must be a path to a .ckpt file or a directory holding {name}.ckpt; got "
+                            f"{type(weights).__name__}")
+    path = Path(weights).expanduser()
+    if path.is_dir():
+        path = path / f"{name}.ckpt"
+    if not path.is_file():
+        raise ArgumentError(f"weights {str(weights)!r}: no checkpoint at {path} (zoo.train writes "
+                            f"WEIGHTS_DIR/{name}.ckpt)")
+    stat = path.stat()
+    return _load(name, str(path.resolve()), (stat.st_mtime_ns, stat.st_size))    # a rewritten file reloads
 
 
 @lru_cache(maxsize=None)
-def _load(name: str) -> Subject:
+def _load(name: str, weights: str | None, version) -> Subject:
+    from .models.spec import model_spec
     from .train.checkpoint import load_checkpoint
 
     base = name[: -len(UNTRAINED_SUFFIX)] if name.endswith(UNTRAINED_SUFFIX) else name
-    if base not in RECIPES or (base == name and not (WEIGHTS_DIR / f"{name}.ckpt").exists()):
-        raise KeyError(f"unknown zoo model {name!r}; available: {', '.join(available())}")
+    path = Path(weights) if weights is not None else WEIGHTS_DIR / f"{name}.ckpt"
+    if base not in RECIPES or (base == name and not path.exists()):
+        raise UnknownModelError(f"unknown zoo model {name!r}; available: {', '.join(available())}")
     recipe = RECIPES[base]
     variables = init_variables(recipe.model, recipe.input_spec.shape, jax.random.PRNGKey(0))
     meta = {"description": recipe.description, "trained": base == name}
     if base == name:
-        variables, stored = load_checkpoint(WEIGHTS_DIR / f"{name}.ckpt", variables)
+        variables, stored = load_checkpoint(path, variables)
+        if "model" in stored and not _same_model(stored["model"], recipe.model):
+            raise CheckpointError(f"{path} holds weights of another model ({stored['model']}) than the recipe "
+                                  f"{name!r} ({model_spec(recipe.model)})")
         meta.update(stored)
+        meta["weights"] = str(path)
     return make_subject(name, recipe.model, variables, recipe.input_spec, recipe.class_names, meta)
+
+
+def _same_model(spec, model) -> bool:
+    """Whether a stored model spec builds ``model`` (fields added since it was written take their defaults)."""
+    from .models.spec import build_model
+
+    try:
+        return build_model(spec) == model
+    except (TypeError, ValueError, AttributeError):
+        return False
 
 
 def _datasets(dataset: str):
@@ -98,18 +168,20 @@ def _datasets(dataset: str):
         return cifar10("train"), cifar10("test")
     if dataset == "mnist":
         return mnist_test("train"), mnist_test("heldout")
-    raise ValueError(f"unknown recipe dataset {dataset!r}")
+    raise ArgumentError(f"unknown recipe dataset {dataset!r}; valid: cifar10, mnist")
 
 
-def train(name: str, weights_dir=WEIGHTS_DIR, *, epochs: int | None = None, limit: int | None = None,
+def train(name: str, weights_dir=None, *, epochs: int | None = None, limit: int | None = None,
           checkpoint_dir=None, progress: bool = True) -> dict:
-    """Train zoo model ``name`` from its recipe and write ``weights_dir/NAME.ckpt``; returns its metadata.
+    """Train zoo model ``name`` from its recipe and write ``weights_dir/NAME.ckpt``; returns its metadata (with
+    ``"path"``, the file written). Load it with ``load(name, weights=weights_dir)``.
 
-    ``epochs`` overrides the recipe; ``limit`` trains on the first ``limit`` shuffled images only (quick
-    runs). Training resumes from ``checkpoint_dir`` when it holds a checkpoint of the same run.
+    ``weights_dir``: a directory outside the installed package (default :func:`default_weights_dir`); the
+    shipped weights in ``insilico/weights`` are never overwritten. ``epochs`` overrides the recipe; ``limit``
+    trains on the first ``limit`` shuffled images only (quick runs). Training resumes from ``checkpoint_dir``
+    when it holds a checkpoint of the same run (see :func:`insilico.train.fit`).
     """
     import datetime
-    import os
     import platform
     import sys
     from dataclasses import asdict, replace
@@ -120,12 +192,18 @@ def train(name: str, weights_dir=WEIGHTS_DIR, *, epochs: int | None = None, limi
     from .train.checkpoint import save_checkpoint
     from .train.loop import fit
 
-    if name not in RECIPES:
-        raise KeyError(f"unknown zoo recipe {name!r}; valid: {', '.join(RECIPES)}")
+    if not isinstance(name, str) or name not in RECIPES:
+        raise UnknownModelError(f"unknown zoo recipe {name!r}; valid: {', '.join(RECIPES)}")
+    weights_dir = _outside_package("weights_dir", default_weights_dir() if weights_dir is None else weights_dir)
+    if checkpoint_dir is not None:
+        checkpoint_dir = _outside_package("checkpoint_dir", checkpoint_dir)
+    if limit is not None:
+        check_count("limit", limit)
     recipe = RECIPES[name]
-    cfg = recipe.train if epochs is None else replace(recipe.train, epochs=epochs)
+    cfg = recipe.train if epochs is None else replace(recipe.train, epochs=check_count("epochs", epochs))
     train_set, test_set = _datasets(recipe.dataset)
     if limit is not None:
+        limit = check_count("limit", limit, maximum=len(train_set))
         order = np.random.default_rng(cfg.seed).permutation(len(train_set))[:limit]
         train_set = train_set.subset(np.sort(order))
     result = fit(recipe.model, train_set, test_set, cfg, checkpoint_dir=checkpoint_dir, progress=progress)
@@ -140,7 +218,8 @@ def train(name: str, weights_dir=WEIGHTS_DIR, *, epochs: int | None = None, limi
         "versions": {"jax": jax.__version__, "python": platform.python_version()},
         "date": datetime.date.today().isoformat(),
     }
-    path = save_checkpoint(os.path.join(weights_dir, f"{name}.ckpt"), result.variables, meta)
+    path = save_checkpoint(weights_dir / f"{name}.ckpt", result.variables, meta)
+    meta["path"] = str(path)
     _load.cache_clear()
     if progress:
         print(f"{name}: test accuracy {meta['test_accuracy']:.4f} -> {path}", flush=True)

@@ -51,7 +51,8 @@ def test_interrupted_training_resumes_to_the_same_weights(digit_split, tmp_path,
     assert [h["epoch"] for h in resumed.history] == [1, 2, 3]
     for a, b in zip(jax.tree.leaves(full.variables), jax.tree.leaves(resumed.variables)):
         np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-6)
-    with pytest.raises(CheckpointError, match="another model or config"):
+    with pytest.raises(CheckpointError, match=r"another training run.*the model's widths \(\[32\] in the checkpoint, "
+                                              r"\[16\] now\)"):
         fit(MLP(widths=(16,), num_classes=10), train, test, CFG, checkpoint_dir=tmp_path, progress=False)
 
 
@@ -94,7 +95,7 @@ def test_model_spec_roundtrip():
 
 
 def test_unknown_optimizer(digit_split):
-    with pytest.raises(ValueError, match="unknown optimizer 'rmsprop'; valid: sgd, adam"):
+    with pytest.raises(ValueError, match="TrainConfig.optimizer must be one of 'sgd', 'adam'; got 'rmsprop'"):
         fit(MLP(widths=(8,)), digit_split[0], None, replace(CFG, optimizer="rmsprop"), progress=False)
 
 

@@ -1,0 +1,279 @@
+"""Training refuses to lie: a resumed run is the run that wrote the checkpoint, a diverged run stops at the step
+that diverged and leaves the last good checkpoint alone, retrained zoo weights go where the user says, and bad
+arguments are named."""
+import re
+from dataclasses import dataclass, replace
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from insilico import zoo
+from insilico.data import Dataset
+from insilico.models import MLP
+from insilico.subject import InputSpec
+from insilico.train import (CheckpointError, TrainConfig, TrainingDivergedError, evaluate, fit, load_checkpoint,
+                            make_optimizer, read_meta, save_checkpoint)
+from insilico.train.checkpoint import _read
+from insilico.train.objectives import Classification
+from insilico.validation import ArgumentError
+
+CLASSES = ("a", "b", "c", "d")
+MODEL = MLP(widths=(8,), num_classes=4)
+CFG = TrainConfig(epochs=1, batch_size=10, lr=1e-2, optimizer="adam", augment="none", weight_decay=0.0)
+
+
+def toy(n=40, seed=0, name="toy"):
+    rng = np.random.default_rng(seed)
+    return Dataset(rng.uniform(size=(n, 4, 4, 1)).astype(np.float32), rng.integers(0, 4, n).astype(np.int32),
+                   CLASSES, name)
+
+
+TRAIN, TEST = toy(), toy(20, seed=1, name="toy test")
+
+
+@pytest.fixture(scope="module")
+def good_checkpoint(tmp_path_factory):
+    """The bytes of a checkpoint written by ``fit(MODEL, TRAIN, TEST, CFG)``."""
+    d = tmp_path_factory.mktemp("good")
+    fit(MODEL, TRAIN, TEST, CFG, checkpoint_dir=d, progress=False)
+    return (d / "last.ckpt").read_bytes()
+
+
+def _with(data, x=None, y=None, name=None):
+    return Dataset(data.x if x is None else x, data.y if y is None else y, CLASSES, name or data.name)
+
+
+def _changed_image():
+    x = TRAIN.x.copy()
+    x[7, 1, 2, 0] += 0.01
+    return x
+
+
+def _changed_label():
+    y = TRAIN.y.copy()
+    y[3] = (y[3] + 1) % 4
+    return y
+
+
+def _old_format(path):
+    """Rewrite a checkpoint's identity the way checkpoints were written before data were hashed."""
+    header, payload = _read(path)
+    from flax import serialization
+    meta = dict(header["meta"], identity={"model": header["meta"]["identity"]["model"],
+                                          "config": header["meta"]["identity"]["config"], "train": "toy"})
+    save_checkpoint(path, serialization.msgpack_restore(payload), meta)
+
+
+# what changes between the run that wrote the checkpoint and the run that resumes it -> what the refusal names
+# (None: the same run, which resumes)
+RESUMES = {
+    "image content, same name": (dict(train=_with(TRAIN, x=_changed_image())), r"the training data: content differs"),
+    "label content, same name": (dict(train=_with(TRAIN, y=_changed_label())), r"the training data: content differs"),
+    "test data content": (dict(test=_with(TEST, x=TEST.x[::-1].copy())), r"the test data"),
+    "objective": (dict(objective=Classification(label_smoothing=0.3)), r"the objective .*0\.3"),
+    "config": (dict(cfg=replace(CFG, lr=2e-2)), r"config\.lr \(0\.01 in the checkpoint, 0\.02 now\)"),
+    "checkpoint of an older format": (dict(mutate=_old_format), r"earlier version of insilico.*cannot be verified"),
+    "same content, another name": (dict(train=_with(TRAIN, name="renamed")), None),
+    "the default objective, spelled out": (dict(objective=Classification(CFG.label_smoothing)), None),
+}
+
+
+@pytest.mark.parametrize("case", list(RESUMES))
+def test_resume_refuses_another_run_and_names_what_differs(case, good_checkpoint, tmp_path):
+    change, expected = RESUMES[case]
+    (tmp_path / "last.ckpt").write_bytes(good_checkpoint)
+    if "mutate" in change:
+        change["mutate"](tmp_path / "last.ckpt")
+    run = dict(model=MODEL, train=TRAIN, test=TEST, cfg=CFG, objective=None)
+    run.update({k: v for k, v in change.items() if k != "mutate"})
+
+    def again(**kw):
+        return fit(run["model"], run["train"], run["test"], run["cfg"], checkpoint_dir=tmp_path, progress=False,
+                   objective=run["objective"], **kw)
+
+    if expected is None:                                   # the same run: resumed, nothing left to train
+        assert again().history == read_meta(tmp_path / "last.ckpt")["history"]
+        return
+    with pytest.raises(CheckpointError, match=expected) as err:
+        again()
+    assert "resume=False" in str(err.value) and "another checkpoint_dir" in str(err.value)
+
+
+# ------------------------------------------------------------------------------------------------ divergence
+
+MARKER = 7                                                   # the training image that poisons its batch
+
+
+@dataclass(frozen=True)
+class PoisonedBatch:
+    """Classification whose loss is NaN for a batch holding an image with a pixel above 1.5."""
+
+    uses_labels = True
+
+    def __call__(self, apply, x, y, key):
+        loss, metrics = Classification(0.0)(apply, x, y, key)
+        return loss + jnp.where(jnp.any(x > 1.5), jnp.nan, 0.0), metrics
+
+
+@dataclass(frozen=True)
+class NaNGradient:
+    """Classification whose loss stays finite while its gradient is NaN (d√u/du at u = 0, times 0)."""
+
+    uses_labels = True
+
+    def __call__(self, apply, x, y, key):
+        logits, _ = apply(x, key)
+        labels = jax.nn.one_hot(y, logits.shape[-1])
+        loss = optax.softmax_cross_entropy(logits, labels).mean()
+        return loss + jnp.sqrt(jnp.abs(logits.sum()) * 0.0), {}
+
+
+def _poisoned():
+    x = TRAIN.x.copy()
+    x[MARKER, 0, 0, 0] = 2.0
+    return _with(TRAIN, x=x)
+
+
+DIVERGENCES = {
+    "a NaN loss from one batch": (dict(train=_poisoned(), objective=PoisonedBatch()),
+                                  r"loss is nan at epoch 1/1, step \d/4"),
+    "an exploding learning rate": (dict(cfg=replace(CFG, epochs=3, lr=1e30, optimizer="sgd", momentum=0.0)),
+                                   r"loss is (nan|inf) at epoch \d/3, step \d/4"),
+    "NaN weights after a finite loss": (dict(cfg=replace(CFG, batch_size=40), objective=NaNGradient()),
+                                        r"after epoch 1/1 \(global step 1\) the training state holds NaN/inf values in "
+                                        r"params/"),
+}
+
+
+@pytest.mark.parametrize("case", list(DIVERGENCES))
+@pytest.mark.parametrize("check_every", [50, 1])
+def test_divergence_stops_at_the_step_and_keeps_the_good_checkpoint(case, check_every, good_checkpoint, tmp_path,
+                                                                    monkeypatch):
+    from insilico.train import loop
+
+    monkeypatch.setattr(loop, "CHECK_EVERY", check_every)
+    change, expected = DIVERGENCES[case]
+    (tmp_path / "last.ckpt").write_bytes(good_checkpoint)
+    run = {"train": TRAIN, "cfg": CFG, "objective": None, **change}
+    with pytest.raises(TrainingDivergedError, match=expected) as err:
+        fit(MODEL, run["train"], TEST, run["cfg"], checkpoint_dir=tmp_path, resume=False, progress=False,
+            objective=run["objective"])
+    assert (tmp_path / "last.ckpt").read_bytes() == good_checkpoint           # no NaN checkpoint over the good one
+    e = err.value
+    if "one batch" in case:                        # the batch named is the one that holds the poisoned image
+        assert MARKER in e.indices and f"{MARKER}" in str(e) and e.batch == e.step - 1
+        assert f"batch {e.batch} of the epoch" in str(e)
+
+
+# ------------------------------------------------------------------------------------------------- the zoo
+
+@pytest.fixture
+def toy_recipe(monkeypatch):
+    """A zoo recipe small enough to train in a test, on the toy data."""
+    monkeypatch.setitem(zoo.RECIPES, "toy_mlp", zoo.Recipe(MODEL, InputSpec((4, 4, 1)), CLASSES, "toy", CFG))
+    real = zoo._datasets
+    monkeypatch.setattr(zoo, "_datasets", lambda d: (TRAIN, TEST) if d == "toy" else real(d))
+    return "toy_mlp"
+
+
+def _package_weights():
+    return sorted((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in zoo.WEIGHTS_DIR.iterdir())
+
+
+def test_zoo_train_writes_where_told_and_load_reads_it_back(toy_recipe, tmp_path, monkeypatch):
+    before = _package_weights()
+    monkeypatch.setenv("INSILICO_CACHE", str(tmp_path / "cache"))
+    meta = zoo.train(toy_recipe, progress=False)                           # default: the user cache
+    path = tmp_path / "cache" / "weights" / "toy_mlp.ckpt"
+    assert meta["path"] == str(path) and path.is_file() and zoo.default_weights_dir() == path.parent
+    assert _package_weights() == before                                   # the installed package is untouched
+    with pytest.raises(KeyError, match="unknown zoo model 'toy_mlp'"):     # shipped weights stay the default
+        zoo.load(toy_recipe)
+    stored, _ = load_checkpoint(path, jax.device_get(zoo.load("toy_mlp_untrained").variables))
+    for where in (path.parent, path, str(path)):                           # a directory or the file itself
+        s = zoo.load(toy_recipe, weights=where)
+        assert s.meta["weights"] == str(path.resolve()) and s.meta["test_accuracy"] == meta["test_accuracy"]
+        for a, b in zip(jax.tree.leaves(s.variables), jax.tree.leaves(stored)):
+            np.testing.assert_array_equal(a, b)
+    monkeypatch.setitem(zoo.RECIPES, "toy_mlp_dropout",                    # same shapes, another model
+                        replace(zoo.RECIPES[toy_recipe], model=MLP(widths=(8,), num_classes=4, dropout=0.5)))
+    with pytest.raises(CheckpointError, match="holds weights of another model"):
+        zoo.load("toy_mlp_dropout", weights=path)
+    rewritten = jax.tree.map(lambda v: v + 1, stored)                      # retrained in place: loaded anew
+    save_checkpoint(path, rewritten, read_meta(path))
+    again = zoo.load(toy_recipe, weights=path)
+    np.testing.assert_array_equal(jax.tree.leaves(again.variables)[0], jax.tree.leaves(rewritten)[0])
+
+
+# ------------------------------------------------------------------------------------------- bad arguments
+
+VARIABLES = jax.device_get(MODEL.init(jax.random.PRNGKey(0), jnp.zeros((1, 4, 4, 1))))
+
+
+def _nan_images():
+    x = TRAIN.x.copy()
+    x[5, 0, 0, 0] = np.nan
+    return _with(TRAIN, x=x)
+
+
+def _labels(*values):
+    y = TRAIN.y.copy()
+    y[:len(values)] = values
+    return _with(TRAIN, y=y)
+
+
+EMPTY = Dataset(np.zeros((0, 4, 4, 1), np.float32), np.zeros(0, np.int32), CLASSES, "empty")
+
+# (call, the argument the error must name, the bad value it must show)
+BAD = {
+    "epochs 0": (lambda: TrainConfig(epochs=0), "TrainConfig.epochs", "0"),
+    "batch_size 0": (lambda: TrainConfig(batch_size=0), "TrainConfig.batch_size", "0"),
+    "batch_size 2.5": (lambda: TrainConfig(batch_size=2.5), "TrainConfig.batch_size", "2.5"),
+    "lr NaN": (lambda: TrainConfig(lr=float("nan")), "TrainConfig.lr", "nan"),
+    "lr 0": (lambda: TrainConfig(lr=0.0), "TrainConfig.lr", "0.0"),
+    "lr < 0": (lambda: TrainConfig(lr=-0.1), "TrainConfig.lr", "-0.1"),
+    "momentum > 1": (lambda: TrainConfig(momentum=1.5), "TrainConfig.momentum", "1.5"),
+    "warmup < 0": (lambda: TrainConfig(warmup=-0.1), "TrainConfig.warmup", "-0.1"),
+    "label_smoothing > 1": (lambda: TrainConfig(label_smoothing=2), "TrainConfig.label_smoothing", "2"),
+    "weight_decay < 0": (lambda: TrainConfig(weight_decay=-1e-4), "TrainConfig.weight_decay", "-0.0001"),
+    "unknown augment": (lambda: TrainConfig(augment="rotate"), "TrainConfig.augment", "'rotate'"),
+    "unknown optimizer": (lambda: replace(CFG, optimizer="rmsprop"), "TrainConfig.optimizer", "'rmsprop'"),
+    "steps 0": (lambda: make_optimizer(CFG, 0), "steps", "0"),
+    "config not a TrainConfig": (lambda: fit(MODEL, TRAIN, None, {"epochs": 1}, progress=False), "cfg", "dict"),
+    "label above the class range": (lambda: fit(MODEL, _labels(4), None, CFG, progress=False), "train.y", "[4]"),
+    "negative label": (lambda: fit(MODEL, _labels(-1), None, CFG, progress=False), "train.y", "[-1]"),
+    "test label out of range": (lambda: fit(MODEL, TRAIN, _with(TEST, y=TEST.y + 4), CFG, progress=False),
+                                "test.y", "out of range"),
+    "NaN image": (lambda: fit(MODEL, _nan_images(), None, CFG, progress=False), "train.x", "(5, 0, 0, 0)"),
+    "empty dataset": (lambda: fit(MODEL, EMPTY, None, CFG, progress=False), "train.x", "empty"),
+    "batch larger than the data": (lambda: fit(MODEL, TRAIN, None, replace(CFG, batch_size=41), progress=False),
+                                   "TrainConfig.batch_size", "41"),
+    "evaluate: label out of range": (lambda: evaluate(MODEL, VARIABLES, TEST.x, TEST.y + 4), "y", "out of range"),
+    "evaluate: labels of another length": (lambda: evaluate(MODEL, VARIABLES, TEST.x, TEST.y[:5]), "y", "5"),
+    "evaluate: NaN image": (lambda: evaluate(MODEL, VARIABLES, _nan_images().x, TRAIN.y), "x", "NaN"),
+    "evaluate: batch_size 0": (lambda: evaluate(MODEL, VARIABLES, TEST.x, TEST.y, batch_size=0), "batch_size", "0"),
+    "zoo.train: limit 0": (lambda: zoo.train("mnist_convnet", "unused", limit=0), "limit", "0"),
+    "zoo.train: epochs 0": (lambda: zoo.train("mnist_convnet", "unused", epochs=0), "epochs", "0"),
+    "zoo.train: into the package": (lambda: zoo.train("mnist_convnet", zoo.WEIGHTS_DIR), "weights_dir", "package"),
+    "zoo.train: checkpoints in the package": (
+        lambda: zoo.train("mnist_convnet", "unused", checkpoint_dir=zoo.WEIGHTS_DIR / "x"), "checkpoint_dir",
+        "package"),
+    "zoo.train: unknown recipe": (lambda: zoo.train("alexnet", "unused"), "recipe", "'alexnet'"),
+    "zoo.load: weights for an untrained control": (
+        lambda: zoo.load("mnist_convnet_untrained", weights="x.ckpt"), "weights", "untrained"),
+    "zoo.load: no such weights": (lambda: zoo.load("mnist_convnet", weights="/nonexistent/w.ckpt"), "weights",
+                                  "/nonexistent/w.ckpt"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD))
+def test_bad_arguments_are_named(case):
+    call, name, value = BAD[case]
+    with pytest.raises(ArgumentError) as err:
+        call()
+    message = str(err.value)
+    assert re.search(rf"(^|\W){re.escape(name)}\W", message), message
+    assert value in message, message
