@@ -10,7 +10,7 @@ import numpy as np
 
 __all__ = ["SiteError", "InputError", "ArgumentError", "check_subject", "check_sites", "check_images",
            "check_number", "check_count", "check_positive", "check_fraction", "check_choice", "check_finite",
-           "check_mask", "check_indices", "check_labels", "check_key"]
+           "check_in_range", "check_mask", "check_indices", "check_labels", "check_key"]
 
 
 class SiteError(KeyError):
@@ -198,6 +198,27 @@ def check_finite(name: str, value, *, ndim=None, allow_empty: bool = False):
         raise ArgumentError(f"{name} contains {int(bad.sum())} NaN/inf value(s), the first at index {first}; "
                             "every value must be finite")
     return a
+
+
+def check_in_range(name: str, value, *, low=None, high=None, low_open: bool = False, high_open: bool = False):
+    """A number or array of numbers: not empty, finite, every value in the range (the first bad one is named, as
+    :func:`check_number` would). Traced values pass unchecked. Returns ``value`` unchanged."""
+    a = check_finite(name, value)
+    if isinstance(a, np.ndarray) and (low is not None or high is not None):
+        out = np.zeros(a.shape, bool)
+        if low is not None:
+            out |= (a <= low) if low_open else (a < low)
+        if high is not None:
+            out |= (a >= high) if high_open else (a > high)
+        if out.any():
+            first = tuple(int(i) for i in np.argwhere(out)[0])
+            where = f" (index {first}, {int(out.sum())} value(s) out of range)" if a.ndim else ""
+            try:
+                check_number(name, a[out].flat[0].item(), low=low, high=high, low_open=low_open,
+                             high_open=high_open)
+            except ArgumentError as e:
+                raise ArgumentError(f"{e}{where}") from None
+    return value
 
 
 def check_mask(name: str, mask):

@@ -14,25 +14,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..validation import ArgumentError, check_choice, check_count, check_finite, check_key, check_number
+from ..validation import ArgumentError, check_choice, check_count, check_finite, check_in_range, check_key, check_number
 
 PHOTOS = ("astronaut", "camera", "coffee", "chelsea", "rocket", "brick", "grass", "gravel", "coins", "moon",
           "hubble_deep_field", "immunohistochemistry")
-
-
-def _values(name: str, value, *, low=None, high=None, low_open: bool = False):
-    """Check ``value`` (a number or an array of them): not empty, finite, every value in the range (the first
-    bad one is named). Values being traced by JAX pass unchecked. Returns ``value`` unchanged."""
-    a = check_finite(name, value)
-    if isinstance(a, np.ndarray) and (low is not None or high is not None):
-        out = np.zeros(a.shape, bool)
-        if low is not None:
-            out |= (a <= low) if low_open else (a < low)
-        if high is not None:
-            out |= a > high
-        if out.any():
-            check_number(name, a[out].flat[0].item(), low=low, high=high, low_open=low_open)
-    return value
 
 
 def _shape(name: str, shape, n: int | None = None) -> tuple[int, ...]:
@@ -46,10 +31,10 @@ def _shape(name: str, shape, n: int | None = None) -> tuple[int, ...]:
 def _grating_args(size, orientation, sf, phase, contrast, channels):
     check_count("size", size)
     check_count("channels", channels)
-    _values("orientation", orientation)
-    _values("sf", sf, low=0)
-    _values("phase", phase)
-    _values("contrast", contrast, low=0, high=1)
+    check_in_range("orientation", orientation)
+    check_in_range("sf", sf, low=0)
+    check_in_range("phase", phase)
+    check_in_range("contrast", contrast, low=0, high=1)
 
 
 def _coords(size: int):
@@ -90,7 +75,7 @@ def gabor(size: int, orientation, sf, phase=0.0, sigma=4.0, contrast=1.0, center
     from the image centre. Returns (..., size, size, channels) in [0, 1]. Parameters are checked as in
     :func:`grating`; ``sigma`` must be > 0 and ``center`` two finite numbers."""
     _grating_args(size, orientation, sf, phase, contrast, channels)
-    _values("sigma", sigma, low=0, low_open=True)
+    check_in_range("sigma", sigma, low=0, low_open=True)
     c = check_finite("center", center, ndim=1)
     if isinstance(c, np.ndarray) and c.shape != (2,):
         raise ArgumentError(f"center must be two numbers (x, y) in pixels from the image centre; got {center!r}")
@@ -115,10 +100,10 @@ def grating_set(size: int, orientations: Sequence[float], sfs: Sequence[float], 
     """
     check_count("size", size)
     check_count("channels", channels)
-    _values("orientations", list(orientations))
-    _values("sfs", list(sfs), low=0)
-    _values("phases", list(phases))
-    _values("contrasts", list(contrasts), low=0, high=1)
+    check_in_range("orientations", list(orientations))
+    check_in_range("sfs", list(sfs), low=0)
+    check_in_range("phases", list(phases))
+    check_in_range("contrasts", list(contrasts), low=0, high=1)
     grid = np.array(list(itertools.product(orientations, sfs, phases, contrasts)), np.float32).reshape(-1, 4)
     params = dict(zip(("orientation", "sf", "phase", "contrast"), grid.T))
     return grating(size, *(params[k] for k in ("orientation", "sf", "phase", "contrast")), channels=channels), params
