@@ -5,6 +5,29 @@ import argparse
 import sys
 
 
+def _option(integer: bool, low: float):
+    """An argparse ``type``: parse a number and check it with :func:`insilico.validation.check_number`, so a bad
+    value is refused by the parser naming the option, the value and what is valid."""
+    def parse(text: str):
+        from .validation import ArgumentError, check_number
+
+        try:
+            value = int(text) if integer else float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be {'an integer' if integer else 'a number'}; got {text!r}") from None
+        try:
+            return check_number("it", value, low=low, integer=integer)
+        except ArgumentError as e:
+            raise argparse.ArgumentTypeError(str(e)[len("it "):]) from None
+    parse.__name__ = "integer" if integer else "number"
+    return parse
+
+
+COUNT = _option(integer=True, low=1)                # images, units, steps, seeds, epochs
+NON_NEGATIVE_INT = _option(integer=True, low=0)     # optional counts (0 = none) and PRNG seeds
+EPSILON = _option(integer=False, low=0.0)           # attack budgets: finite and >= 0
+
+
 def _demo(args):
     from .demo import DEFAULT_MODELS, run_demo
 
@@ -15,14 +38,20 @@ def _demo(args):
 def _train(args):
     from . import zoo
 
-    meta = zoo.train(args.name, args.out, epochs=args.epochs, checkpoint_dir=args.checkpoint_dir)
-    print(f"{args.name}: test accuracy {meta['test_accuracy']:.4f}")
+    meta = zoo.train(args.name, args.out, epochs=args.epochs, limit=args.limit, checkpoint_dir=args.checkpoint_dir)
+    print(f"{args.name}: test accuracy {meta['test_accuracy']:.4f}; weights in {meta['path']} "
+          f"(probe them with --weights {meta['path']})")
+
+
+def _load(name: str, weights):
+    """A zoo model with its shipped weights, or with ``--weights`` (a retrained ``.ckpt`` or its directory)."""
+    from . import zoo
+
+    return zoo.load(name, weights=weights)
 
 
 def _sites(args):
-    from . import zoo
-
-    subject = zoo.load(args.name)
+    subject = _load(args.name, args.weights)
     width = max(len(s) for s in subject.sites)
     print(f"{subject.name}: {subject.architecture}, input {subject.input_spec.shape} "
           f"in {subject.input_spec.bounds}")
@@ -46,6 +75,8 @@ def _sweep_images(subject, source: str, n: int):
     from .data import cifar10, mnist_test
 
     data = {"cifar10-test": lambda: cifar10("test"), "mnist-heldout": lambda: mnist_test("heldout")}[source]()
+    if n > len(data):
+        raise ValueError(f"--n {n} asks for more images than {source} holds ({len(data)}); valid: 1 to {len(data)}")
     idx = np.sort(np.random.default_rng(0).permutation(len(data))[:n])
     return data.x[idx], data.y[idx]
 
@@ -55,24 +86,26 @@ def _sweep(args):
 
     import jax
 
-    from . import zoo
     from .probes.importance import random_orders
     from .probes.lesion import ablation_curve, single_unit_sweep
     from .report import figures
 
-    subject = zoo.load(args.model)
+    subject = _load(args.model, args.weights)
     x, y = _sweep_images(subject, args.images, args.n)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    store = {"store": args.store, "overwrite": args.overwrite, "recompute_damaged": args.recompute_damaged}
+    if args.store is None and (args.overwrite or args.recompute_damaged):
+        raise ValueError("--overwrite and --recompute-damaged act on a store: give --store DIR")
     if args.curve:
         n = subject.sites[args.site][-1] if args.site in subject.sites else 0
         ds = ablation_curve(subject, x, args.site, {"random": random_orders(jax.random.PRNGKey(args.seed), args.curve, n)},
-                            y, mode=args.mode, key=jax.random.PRNGKey(args.seed), store=args.store, progress=True)
+                            y, mode=args.mode, key=jax.random.PRNGKey(args.seed), progress=True, **store)
         metric = "accuracy" if y is not None else "agreement"
         print(ds[metric].mean("order").to_series().to_string())
     else:
         ds = single_unit_sweep(subject, x, args.site, y, args.mode, key=jax.random.PRNGKey(args.seed),
-                               store=args.store, progress=True)
+                               progress=True, **store)
         fig = figures.lesion_sweep(ds, f"{args.model} {args.site}: {ds.sizes['unit']} lesions x {len(x)} images")
         fig.savefig(out / "sweep.png", dpi=100, bbox_inches="tight")
         worst = ds.agreement.values.argsort()[:5]
@@ -88,18 +121,19 @@ def _rf(args):
     import jax
     import numpy as np
 
-    from . import zoo
     from .probes import featurevis as fv
     from .probes import rf
     from .report import figures
 
-    subject = zoo.load(args.model)
+    subject = _load(args.model, args.weights)
     if args.site not in subject.sites:
         raise KeyError(f"unknown site {args.site!r}; valid: {', '.join(subject.sites)}")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     n = subject.sites[args.site][-1]
-    units = np.arange(min(args.units, n))
+    if args.units > n:
+        raise ValueError(f"--units {args.units}: site {args.site!r} has {n} units; valid: 1 to {n}")
+    units = np.arange(args.units)
     key = jax.random.PRNGKey(args.seed)
     vis = fv.visualize(subject, fv.channel(args.site), units, key=key, steps=args.steps, n_seeds=1)
     x, _ = _sweep_images(subject, args.images, args.n)
@@ -130,10 +164,9 @@ def _attack(args):
     import jax
     import numpy as np
 
-    from . import zoo
     from .probes import synthesis as syn
 
-    subject = zoo.load(args.model)
+    subject = _load(args.model, args.weights)
     x, y = _sweep_images(subject, args.images, args.n)
     x = np.asarray(syn.quantize(x))
     if y is None:                                # photo patches: attack the model's own predictions
@@ -188,11 +221,10 @@ def _rsa(args):
 
     import jax
 
-    from . import zoo
     from .data import objects92, objects92_region_rdms
     from .probes import brain
 
-    subject = zoo.load(args.model)
+    subject = _load(args.model, args.weights)
     regions = objects92_region_rdms()
     h, _, ch = subject.input_spec.shape
     ds = brain.rsa_by_site(subject, objects92(h, channels=ch).x, regions, method=args.method, n_boot=args.n_boot,
@@ -261,12 +293,16 @@ def main(argv=None):
     p.set_defaults(fn=_demo)
     p = sub.add_parser("train", help="train a zoo model from its recipe (needs INSILICO_DATA)")
     p.add_argument("name")
-    p.add_argument("--out", default=".", help="directory for NAME.ckpt")
-    p.add_argument("--epochs", type=int, default=None)
+    p.add_argument("--out", default=None, help="directory for NAME.ckpt (default: $INSILICO_CACHE/weights or "
+                   "~/.cache/insilico/weights; never the installed package)")
+    p.add_argument("--limit", type=COUNT, default=None, help="train on this many images only (quick runs)")
+    p.add_argument("--epochs", type=COUNT, default=None)
     p.add_argument("--checkpoint-dir", default=None, help="per-epoch checkpoints; reruns resume")
     p.set_defaults(fn=_train)
     p = sub.add_parser("sites", help="list a zoo model's sites and their shapes")
     p.add_argument("name")
+    p.add_argument("--weights", default=None, help="retrained weights (a .ckpt file or the directory of "
+                   "insilico train); default: the shipped weights")
     p.set_defaults(fn=_sites)
     p = sub.add_parser("sweep", help="lesion every unit of a site (or cumulative ablation curves)")
     p.add_argument("model")
@@ -274,43 +310,54 @@ def main(argv=None):
     p.add_argument("--mode", choices=("zero", "mean", "noise"), default="zero")
     p.add_argument("--images", choices=("patches", "cifar10-test", "mnist-heldout"), default="patches",
                    help="photo patches (no data needed) or the model's test set (needs INSILICO_DATA)")
-    p.add_argument("--n", type=int, default=256, help="number of images")
-    p.add_argument("--curve", type=int, default=0, metavar="SEEDS",
+    p.add_argument("--n", type=COUNT, default=256, help="number of images")
+    p.add_argument("--curve", type=NON_NEGATIVE_INT, default=0, metavar="SEEDS",
                    help="cumulative ablation curves over SEEDS random orders instead of single units")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--store", default=None, help="stream chunks here; a rerun resumes an interrupted sweep")
+    p.add_argument("--seed", type=NON_NEGATIVE_INT, default=0)
+    p.add_argument("--store", default=None, help="stream chunks here; a rerun of the same sweep resumes, a sweep "
+                   "whose images, weights or settings changed is refused")
+    p.add_argument("--overwrite", action="store_true", help="start the store over (its chunks are deleted)")
+    p.add_argument("--recompute-damaged", action="store_true",
+                   help="recompute chunks of the store that fail their checksum instead of refusing")
     p.add_argument("--out", default="insilico_sweep")
+    p.add_argument("--weights", default=None, help="retrained weights (a .ckpt file or the directory of "
+                   "insilico train); default: the shipped weights")
     p.set_defaults(fn=_sweep)
     p = sub.add_parser("rf", help="visualize a site's units, their exemplars, RF size and grating tuning")
     p.add_argument("model")
     p.add_argument("site")
-    p.add_argument("--units", type=int, default=16, help="the first N units (default 16)")
-    p.add_argument("--steps", type=int, default=256, help="optimization steps per visualization")
+    p.add_argument("--units", type=COUNT, default=16, help="the first N units (default 16)")
+    p.add_argument("--steps", type=COUNT, default=256, help="optimization steps per visualization")
     p.add_argument("--images", choices=("patches", "cifar10-test", "mnist-heldout"), default="patches",
                    help="exemplar images (default: natural-image patches, no data needed)")
-    p.add_argument("--n", type=int, default=1024, help="number of exemplar images")
-    p.add_argument("--k", type=int, default=5, help="exemplars per unit and direction")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--n", type=COUNT, default=1024, help="number of exemplar images")
+    p.add_argument("--k", type=COUNT, default=5, help="exemplars per unit and direction")
+    p.add_argument("--seed", type=NON_NEGATIVE_INT, default=0)
     p.add_argument("--out", default="insilico_rf")
+    p.add_argument("--weights", default=None, help="retrained weights (a .ckpt file or the directory of "
+                   "insilico train); default: the shipped weights")
     p.set_defaults(fn=_rf)
 
     p = sub.add_parser("attack", help="FGSM and PGD accuracy vs epsilon (all epsilons in one compiled call)")
     p.add_argument("model")
-    p.add_argument("--eps", nargs="+", default=["0", "0.00392", "0.00784", "0.0157", "0.0314"])
+    p.add_argument("--eps", nargs="+", type=EPSILON, default=[0, 0.00392, 0.00784, 0.0157, 0.0314],
+                   help="attack budgets (finite, >= 0) in pixel units")
     p.add_argument("--norm", choices=("linf", "l2"), default="linf")
-    p.add_argument("--steps", type=int, default=40)
+    p.add_argument("--steps", type=COUNT, default=40)
     p.add_argument("--images", choices=("patches", "cifar10-test", "mnist-heldout"), default="patches")
-    p.add_argument("--n", type=int, default=256)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--n", type=COUNT, default=256)
+    p.add_argument("--seed", type=NON_NEGATIVE_INT, default=0)
     p.add_argument("--out", default="insilico_attack")
+    p.add_argument("--weights", default=None, help="retrained weights (a .ckpt file or the directory of "
+                   "insilico train); default: the shipped weights")
     p.set_defaults(fn=_attack)
 
     p = sub.add_parser("controversial", help="controversial stimuli between two models, every class pair")
     p.add_argument("model_a")
     p.add_argument("model_b")
-    p.add_argument("--seeds", type=int, default=1)
-    p.add_argument("--steps", type=int, default=200)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seeds", type=COUNT, default=1)
+    p.add_argument("--steps", type=COUNT, default=200)
+    p.add_argument("--seed", type=NON_NEGATIVE_INT, default=0)
     p.add_argument("--out", default="insilico_controversial")
     p.set_defaults(fn=_controversial)
 
@@ -318,23 +365,28 @@ def main(argv=None):
                                    "INSILICO_DATA)")
     p.add_argument("model")
     p.add_argument("--method", default="tau-a", choices=("tau-a", "corr", "spearman", "rho-a", "cosine"))
-    p.add_argument("--n-boot", type=int, default=200, help="stimulus-bootstrap samples for the intervals")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--n-boot", type=NON_NEGATIVE_INT, default=200, help="stimulus-bootstrap samples for the intervals")
+    p.add_argument("--seed", type=NON_NEGATIVE_INT, default=0)
     p.add_argument("--out", default="insilico_rsa")
+    p.add_argument("--weights", default=None, help="retrained weights (a .ckpt file or the directory of "
+                   "insilico train); default: the shipped weights")
     p.set_defaults(fn=_rsa)
 
     p = sub.add_parser("data", help="list, verify or fetch (sha256-checked) the datasets under INSILICO_DATA")
     p.add_argument("command", choices=("list", "verify", "fetch"), nargs="?", default="list")
     p.add_argument("names", nargs="*")
-    p.add_argument("--source", help="fetch: base URL of the dataset's folder (http(s):// or file://)")
+    p.add_argument("--source", help="fetch: base URL of the dataset's folder (https:// or file://, or a local directory)")
     p.add_argument("--dest", help="fetch: data directory (default: INSILICO_DATA)")
     p.set_defaults(fn=_data)
     args = parser.parse_args(argv)
     try:
         args.fn(args)
     except (KeyError, ValueError) as e:        # bad names / inputs: show the message, not a trace
-        print(f"error: {e.args[0]}", file=sys.stderr)
+        print(f"error: {e.args[0] if e.args else type(e).__name__}", file=sys.stderr)
         sys.exit(2)
+    except OSError as e:                       # a full disk, a missing or unwritable path: one line
+        print(f"error: {e.strerror or e}{f': {e.filename}' if e.filename else ''}", file=sys.stderr)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -85,3 +85,26 @@ def test_attack_and_controversial_commands(tmp_path, capsys):
     assert pgd.accuracy.values[0] == 1.0 and pgd.accuracy.values[1] < 1.0
     with pytest.raises(SystemExit):
         main(["controversial", "mnist_convnet", "nonexistent_model", "--out", str(tmp_path)])
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["attack", "mnist_convnet", "--eps", "0", "nan"], "--eps: must be a number ≥ 0.0; got nan"),
+    (["attack", "mnist_convnet", "--eps", "-0.1"], "--eps: must be a number ≥ 0.0; got -0.1"),
+    (["sweep", "mnist_convnet", "conv1", "--n", "0"], "--n: must be an integer ≥ 1; got 0"),
+    (["sweep", "mnist_convnet", "conv1", "--n", "2.5"], "--n: must be an integer; got '2.5'"),
+    (["rf", "mnist_convnet", "conv1", "--steps", "0"], "--steps: must be an integer ≥ 1; got 0"),
+    (["rsa", "mnist_convnet", "--n-boot", "-1"], "--n-boot: must be an integer ≥ 0; got -1"),
+    (["controversial", "a", "b", "--seeds", "0"], "--seeds: must be an integer ≥ 1; got 0"),
+    (["train", "mnist_convnet", "--epochs", "0"], "--epochs: must be an integer ≥ 1; got 0"),
+    (["sites", "mnist_convnet", "--weights", "/nonexistent/w.ckpt"], "no checkpoint at /nonexistent/w.ckpt"),
+])
+def test_bad_options_are_refused_by_the_parser(argv, message, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    assert exit_.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_more_images_than_the_test_set_holds_is_refused(data_dir, tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        main(["sweep", "mnist_convnet", "conv1", "--images", "mnist-heldout", "--n", "5000", "--out", str(tmp_path)])
+    assert "--n 5000 asks for more images than mnist-heldout holds (2000)" in capsys.readouterr().err
