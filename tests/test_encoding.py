@@ -72,7 +72,9 @@ def test_encode_scores_held_out_and_normalizes(linear_world):
     r = enc.encode(x, y, n_splits=5, key=jax.random.key(0), ceiling=np.full(6, 0.8))
     assert r.per_split.shape == (5, 6) and r.distribution.shape == (5,)
     assert r.per_neuron[0] > 0.9 and r.per_neuron[0] > r.per_neuron[-1]       # predictivity falls with noise
-    assert r.normalized == pytest.approx(r.raw / 0.8) and "median" in r.formula
+    assert r.normalized == pytest.approx(r.raw / np.sqrt(0.8)) and "sqrt(median" in r.formula
+    bs = enc.encode(x, y, n_splits=5, key=jax.random.key(0), ceiling=np.full(6, 0.8), normalization="brain-score")
+    assert bs.normalized == pytest.approx(r.raw / 0.8) and "Brain-Score" in bs.formula
     p = enc.encode(x, y, method="pls", n_components=5, n_splits=3, key=jax.random.key(1))
     assert np.isnan(p.normalized) and p.per_neuron[0] > 0.9
     rng = np.random.default_rng(2)
@@ -86,7 +88,7 @@ def test_bad_input_is_named(linear_world):
         enc.encode(x, y[:100], key=jax.random.key(0))
     bad = y.copy()
     bad[5, 1] = np.nan
-    with pytest.raises(ValueError, match="responses contain NaN"):
+    with pytest.raises(ValueError, match=r"responses contains 1 NaN/inf value\(s\), the first at index \(5, 1\)"):
         enc.ridge_cv(x, bad)
     const = y.copy()
     const[:, 2] = 1.0

@@ -5,18 +5,18 @@ from __future__ import annotations
 import numpy as np
 from scipy.spatial.distance import cdist
 
+from ..validation import ArgumentError, check_finite, check_fraction, check_number
+
 __all__ = ["pca_spectrum", "participation_ratio", "powerlaw_exponent", "two_nn"]
 
 
 def _responses(x, what: str, min_stimuli: int = 3) -> np.ndarray:
-    x = np.asarray(x, np.float64)
+    x = check_finite("x", x).astype(np.float64)
     if x.ndim < 2:
         raise ValueError(f"{what}: responses must be (stimuli, units, ...); got shape {x.shape}")
     x = x.reshape(x.shape[0], -1)
     if x.shape[0] < min_stimuli:
         raise ValueError(f"{what} needs at least {min_stimuli} stimuli; got {x.shape[0]}")
-    if not np.isfinite(x).all():
-        raise ValueError(f"{what}: responses contain NaN or inf ({int((~np.isfinite(x)).sum())} values)")
     if np.all(x.std(0) == 0):
         raise ValueError(f"{what}: every unit responds identically to all stimuli (constant responses)")
     return x
@@ -39,8 +39,12 @@ def powerlaw_exponent(x, fit_range: tuple[int, int] = (10, 500)) -> dict:
     """Exponent α of a power law λₙ ∝ n^(−α) fitted to the eigenspectrum by least squares in log-log coordinates
     over ranks ``fit_range`` (1-based, inclusive; clipped to the available ranks, at least 3 needed). Returns
     {"alpha", "r2", "ranks"}: Stringer et al. 2019 found α ≈ 1 in mouse V1 for natural images."""
+    if not isinstance(fit_range, (tuple, list)) or len(fit_range) != 2:
+        raise ArgumentError(f"fit_range must be a pair (first rank, last rank); got {fit_range!r}")
+    first = check_number("fit_range[0]", fit_range[0], low=1, integer=True)
+    last = check_number("fit_range[1]", fit_range[1], low=first + 2, integer=True)
     lam = pca_spectrum(x)
-    lo, hi = max(1, fit_range[0]), min(fit_range[1], int(np.sum(lam > lam[0] * 1e-12)))
+    lo, hi = first, min(last, int(np.sum(lam > lam[0] * 1e-12)))
     if hi - lo + 1 < 3:
         raise ValueError(f"powerlaw_exponent needs at least 3 non-zero eigenvalues in ranks {fit_range}; the "
                          f"spectrum has {int(np.sum(lam > 0))} (more stimuli or a lower fit range)")
@@ -54,7 +58,9 @@ def powerlaw_exponent(x, fit_range: tuple[int, int] = (10, 500)) -> dict:
 def two_nn(x, discard: float = 0.1) -> float:
     """TwoNN intrinsic dimension (Facco et al. 2017): from μ = r₂/r₁ (distances to each point's second and first
     nearest neighbours), the slope of −log(1 − F(μ)) against log μ through the origin, after discarding the
-    ``discard`` fraction of largest μ. Duplicate points are an error (r₁ = 0)."""
+    ``discard`` fraction of largest μ (in [0, 1); the largest μ, whose empirical F is 1, never enters the fit, so
+    ``discard=0`` keeps every other point). Duplicate points are an error (r₁ = 0)."""
+    discard = check_fraction("discard", discard, open_high=True)
     x = _responses(x, "two_nn", 4)
     d = cdist(x, x)
     np.fill_diagonal(d, np.inf)
@@ -65,7 +71,10 @@ def two_nn(x, discard: float = 0.1) -> float:
                          "remove duplicate rows")
     mu = np.sort(r2 / r1)
     n = len(mu)
-    keep = int(np.floor(n * (1 - discard)))
+    keep = min(int(np.floor(n * (1 - discard))), n - 1)            # F(μ_n) = 1: −log(1 − F) is infinite
+    if keep < 2:
+        raise ArgumentError(f"discard must leave at least 2 of the {n} stimuli for the fit; got {discard} "
+                            f"(keeps {max(keep, 0)})")
     f = np.arange(1, n + 1) / n
     lx, ly = np.log(mu[:keep]), -np.log(1 - f[:keep])
     return float(np.dot(lx, ly) / np.dot(lx, lx))

@@ -5,9 +5,16 @@
 - :func:`pls`: partial least squares (PLS2, NIPALS with standardized variables — Brain-Score's default regression
   with 25 components).
 - :func:`split_half_reliability`: the correlation between mean responses of random halves of the repetitions,
-  Spearman–Brown corrected to the full number of repetitions (a noise ceiling per neuron).
+  Spearman–Brown corrected to the full number of repetitions (a noise ceiling per neuron); the returned
+  :class:`Reliability` array states its formula.
 - :func:`encode`: repeated train/test splits → per-neuron held-out Pearson r; the :class:`EncodingResult` carries
   the raw score, the ceiling, the normalization formula and the resampling distribution.
+
+Normalization. The Spearman–Brown corrected split-half reliability c estimates the correlation between two
+independent measurements of the mean response; a model that predicts the true mean response exactly correlates
+with one measurement at √c, not c. The default ``normalization="sqrt"`` divides the raw r by √(ceiling), so such
+a perfect model scores 1. ``normalization="brain-score"`` divides by the ceiling itself (Brain-Score's
+convention, raw r / c: a perfect model then scores 1/√c > 1, and the score is comparable with Brain-Score's).
 
 All resampling takes an explicit PRNG key (``jax.random``) and inputs are checked (NaN, constant neurons,
 mismatched stimuli).
@@ -16,14 +23,31 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import warnings
+
 import jax
 import numpy as np
 import xarray as xr
 
-__all__ = ["RidgeModel", "ridge_cv", "PLSModel", "pls", "split_half_reliability", "EncodingResult", "encode",
-           "pearson_columns"]
+from ..validation import (ArgumentError, check_choice, check_count, check_finite, check_fraction, check_key,
+                          check_positive)
+
+__all__ = ["RidgeModel", "ridge_cv", "PLSModel", "pls", "split_half_reliability", "Reliability", "EncodingResult",
+           "encode", "pearson_columns", "NORMALIZATIONS"]
 
 ALPHAS = tuple(float(a) for a in np.logspace(-3, 6, 19))
+
+#: normalization name -> formula of the normalized score (r: median over neurons of the held-out r; c: median
+#: over neurons of the ceiling)
+NORMALIZATIONS = {"sqrt": "median_n(mean_split r) / sqrt(median_n(ceiling))",
+                  "brain-score": "median_n(mean_split r) / median_n(ceiling)"}
+
+
+def _alphas(alphas) -> np.ndarray:
+    a = check_finite("alphas", alphas, ndim=(0, 1)).astype(np.float64).reshape(-1)
+    if np.any(a < 0):
+        raise ArgumentError(f"alphas must be >= 0 (ridge penalties); got {a[a < 0][:6].tolist()}")
+    return a
 
 
 def _stimulus_ids(a):
@@ -39,16 +63,17 @@ def _xy(x, y, what: str):
         raise ValueError(f"{what}: the stimulus_id of features and responses differ" +
                          (f" at rows {bad.tolist()} (e.g. {ix[bad[0]]!r} vs {iy[bad[0]]!r})" if len(bad) else
                           f" ({len(ix)} vs {len(iy)} stimuli)") + "; align them first (xarray .sel(stimulus_id=...))")
-    x = np.asarray(x.values if isinstance(x, xr.DataArray) else x, np.float64)
-    y = np.asarray(y.values if isinstance(y, xr.DataArray) else y, np.float64)
+    x = check_finite("features", x.values if isinstance(x, xr.DataArray) else x).astype(np.float64)
+    y = check_finite("responses", y.values if isinstance(y, xr.DataArray) else y).astype(np.float64)
+    if x.ndim < 2:
+        raise ArgumentError(f"{what}: features must be (stimuli, units, ...); got shape {x.shape}")
+    if y.ndim < 1:
+        raise ArgumentError(f"{what}: responses must be (stimuli,) or (stimuli, neurons); got shape {y.shape}")
     x = x.reshape(x.shape[0], -1)
     y = y.reshape(y.shape[0], -1) if y.ndim > 1 else y[:, None]
     if x.shape[0] != y.shape[0]:
         raise ValueError(f"{what}: features have {x.shape[0]} stimuli but responses {y.shape[0]}; rows must be the "
                          "same stimuli in the same order")
-    for name, m in (("features", x), ("responses", y)):
-        if not np.isfinite(m).all():
-            raise ValueError(f"{what}: {name} contain NaN/inf ({int((~np.isfinite(m)).sum())} values)")
     if x.shape[0] < 4:
         raise ValueError(f"{what} needs at least 4 stimuli; got {x.shape[0]}")
     return x, y
@@ -91,13 +116,14 @@ def ridge_cv(x, y, *, alphas=ALPHAS, n_folds: int = 5, key=None, per_target: boo
     unless ``per_target=False``), then refit on all of (x, y). Folds are drawn with ``key`` (default: in order).
     Held-out predictions for every α come from one SVD per fold without forming the weights:
     X_test V diag(s / (s² + α)) Uᵀ y."""
+    alphas = _alphas(alphas)
+    if key is not None:
+        check_key("key", key)
     x, y = _xy(x, y, "ridge_cv")
-    alphas = np.asarray(alphas, np.float64)
-    if np.any(alphas < 0):
-        raise ValueError("alphas must be >= 0")
     n = x.shape[0]
+    check_count("n_folds", n_folds)
     if not 2 <= n_folds <= n:
-        raise ValueError(f"n_folds must be between 2 and the number of stimuli ({n}); got {n_folds}")
+        raise ArgumentError(f"n_folds must be between 2 and the number of stimuli ({n}); got {n_folds}")
     order = np.arange(n) if key is None else np.asarray(jax.random.permutation(key, n))
     folds = np.array_split(order, n_folds)
     pred = np.zeros((len(alphas), n, y.shape[1]))
@@ -139,6 +165,9 @@ def pls(x, y, *, n_components: int = 25, max_iter: int = 500, tol: float = 1e-6)
     """PLS2 regression by NIPALS on standardized x and y (the algorithm and defaults of scikit-learn's
     ``PLSRegression(scale=True)``, Brain-Score's regression). ``n_components`` is capped at the rank available
     (min(stimuli − 1, units)) with a warning-free cap recorded on the model."""
+    n_components = check_count("n_components", n_components)
+    max_iter = check_count("max_iter", max_iter)
+    tol = check_positive("tol", tol)
     x, y = _xy(x, y, "pls")
     xm, ym = x.mean(0), y.mean(0)
     xs, ys = x.std(0, ddof=1), y.std(0, ddof=1)
@@ -176,15 +205,54 @@ def pls(x, y, *, n_components: int = 25, max_iter: int = 500, tol: float = 1e-6)
 
 # ----------------------------------------------------------------------------------------------------- reliability
 
-def split_half_reliability(trials, *, n_splits: int = 100, key) -> np.ndarray:
+class Reliability(np.ndarray):
+    """Per-neuron reliabilities (a NumPy array) that state how they were computed: ``formula`` (text) and
+    ``spearman_brown`` (whether corrected to the full number of repetitions). :func:`encode` copies the formula
+    into its result."""
+
+    formula: str = "reliability supplied by the caller"
+    spearman_brown: bool | None = None
+
+    def __new__(cls, values, formula: str, spearman_brown: bool):
+        out = np.asarray(values, np.float64).view(cls)
+        out.formula, out.spearman_brown = formula, spearman_brown
+        return out
+
+    def __array_finalize__(self, obj):
+        self.formula = getattr(obj, "formula", Reliability.formula)
+        self.spearman_brown = getattr(obj, "spearman_brown", None)
+
+    def __reduce__(self):                       # pickles as a plain array plus the formula
+        return Reliability, (np.asarray(self), self.formula, self.spearman_brown)
+
+
+def split_half_reliability(trials, *, n_splits: int = 100, key, spearman_brown: bool = True) -> Reliability:
     """Per-neuron reliability of the mean response: ``trials`` (stimuli, neurons, repetitions; NaN for missing
     repetitions) are split into random halves of the repetitions ``n_splits`` times; the Pearson r between the
-    halves' mean responses across stimuli is averaged and Spearman–Brown corrected, 2r / (1 + r)."""
-    t = np.asarray(trials.values if isinstance(trials, xr.DataArray) else trials, np.float64)
+    halves' mean responses across stimuli is averaged and (``spearman_brown``, default) Spearman–Brown corrected
+    to the full number of repetitions, 2r / (1 + r) — the expected correlation between two independent
+    measurements of the mean response. A model equal to the true mean response correlates with the measured mean
+    at √(corrected reliability): see :func:`encode`'s ``normalization``. Returns a :class:`Reliability` array
+    whose ``formula`` says which."""
+    n_splits = check_count("n_splits", n_splits)
+    check_key("key", key)
+    if not isinstance(spearman_brown, (bool, np.bool_)):
+        raise ArgumentError(f"spearman_brown must be True or False; got {spearman_brown!r}")
+    t = trials.values if isinstance(trials, xr.DataArray) else trials
+    try:
+        t = np.asarray(t, np.float64)
+    except (TypeError, ValueError) as e:
+        raise ArgumentError(f"trials must be a numeric array (stimuli, neurons, repetitions); got "
+                            f"{type(trials).__name__} ({e})") from None
     if t.ndim != 3:
         raise ValueError(f"trials must be (stimuli, neurons, repetitions); got shape {t.shape}")
+    if np.isinf(t).any():
+        raise ArgumentError(f"trials contain {int(np.isinf(t).sum())} infinite value(s); mark missing repetitions "
+                            "with NaN")
     if t.shape[2] < 2:
         raise ValueError("split-half reliability needs at least 2 repetitions")
+    if t.shape[0] < 3 or t.shape[1] < 1:
+        raise ArgumentError(f"trials must hold at least 3 stimuli and 1 neuron; got shape {t.shape}")
     rs = []
     for k in jax.random.split(key, n_splits):
         perm = np.asarray(jax.random.permutation(k, t.shape[2]))
@@ -193,7 +261,13 @@ def split_half_reliability(trials, *, n_splits: int = 100, key) -> np.ndarray:
         b = np.nanmean(t[:, :, perm[half:2 * half]], 2)
         rs.append(pearson_columns(a, b))
     r = np.nanmean(np.stack(rs), 0)
-    return 2 * r / (1 + r)
+    reps = 2 * (t.shape[2] // 2)
+    if spearman_brown:
+        return Reliability(2 * r / (1 + r), f"Spearman-Brown corrected split-half r, 2r/(1+r) (r: mean over "
+                           f"{n_splits} splits of the Pearson r between the means of {reps // 2} and {reps // 2} "
+                           f"repetitions), the reliability of a {reps}-repetition mean", True)
+    return Reliability(r, f"split-half r, not Spearman-Brown corrected (mean over {n_splits} splits of the "
+                       f"Pearson r between the means of {reps // 2} and {reps // 2} repetitions)", False)
 
 
 # ----------------------------------------------------------------------------------------------------- evaluation
@@ -204,7 +278,10 @@ class EncodingResult:
 
     ``per_neuron``: mean held-out Pearson r per neuron over the splits; ``per_split`` (split, neuron);
     ``raw``: the median over neurons; ``ceiling``: per-neuron reliability (if given) and its median;
-    ``normalized``: ``raw / median ceiling`` (``formula`` says so) — NaN without a ceiling;
+    ``normalized``: the raw score over the ceiling by ``normalization`` — "sqrt" (default): ``raw / √(median
+    ceiling)``, under which a model equal to the true mean response scores 1; "brain-score": ``raw / median
+    ceiling`` (Brain-Score's convention) — NaN without a ceiling (or with a median ceiling ≤ 0);
+    ``formula`` states the normalization and how the ceiling was computed (from a :class:`Reliability`);
     ``distribution``: the median over neurons per split (the resampling distribution of ``raw``)."""
     per_neuron: np.ndarray
     per_split: np.ndarray
@@ -216,6 +293,7 @@ class EncodingResult:
     distribution: np.ndarray
     method: str
     settings: dict = field(default_factory=dict)
+    normalization: str = "sqrt"
 
     def __repr__(self) -> str:
         return (f"EncodingResult({self.method}: raw median r = {self.raw:.3f}, ceiling {self.ceiling_median:.3f}, "
@@ -224,23 +302,44 @@ class EncodingResult:
 
 
 def encode(features, responses, *, method: str = "ridge", n_splits: int = 10, test_fraction: float = 0.1,
-           ceiling=None, key, alphas=ALPHAS, n_components: int = 25) -> EncodingResult:
+           ceiling=None, key, alphas=ALPHAS, n_components: int = 25, normalization: str = "sqrt") -> EncodingResult:
     """Fit ``features`` (stimuli, units) → ``responses`` (stimuli, neurons) on random train/test splits (``key``)
     and score each neuron by the Pearson r between predicted and measured held-out responses.
 
-    method: "ridge" (α per neuron by 5-fold CV inside the training set) or "pls" (``n_components``).
-    ceiling: per-neuron reliability (e.g. :func:`split_half_reliability`); the normalized score is the median raw
-    r over the median ceiling. Constant neurons are an error (their correlation is undefined)."""
+    method: "ridge" (α per neuron by 5-fold CV inside the training set, from ``alphas``) or "pls"
+    (``n_components``). ``test_fraction`` in (0, 1) of the stimuli is held out in each of ``n_splits`` splits.
+    ceiling: per-neuron reliability of the mean response (e.g. :func:`split_half_reliability`, Spearman–Brown
+    corrected; NaN for neurons without one). normalization: "sqrt" (default) gives median r / √(median ceiling) —
+    a model equal to the true mean response scores 1 (its r with the measured mean is √ceiling);
+    "brain-score" gives median r / median ceiling, Brain-Score's convention (a perfect model scores 1/√ceiling).
+    The result's ``formula`` names the one used. Constant neurons are an error (their correlation is undefined)."""
+    method = check_choice("method", method, ("ridge", "pls"))
+    normalization = check_choice("normalization", normalization, tuple(NORMALIZATIONS))
+    n_splits = check_count("n_splits", n_splits)
+    test_fraction = check_fraction("test_fraction", test_fraction, open_low=True, open_high=True)
+    check_key("key", key)
+    alphas = _alphas(alphas) if method == "ridge" else alphas
+    n_components = check_count("n_components", n_components)
     x, y = _xy(features, responses, "encode")
     const = np.flatnonzero(y.std(0) == 0)
     if len(const):
         raise ValueError(f"encode: neurons {const.tolist()} respond identically to every stimulus")
-    if method not in ("ridge", "pls"):
-        raise ValueError(f"method must be 'ridge' or 'pls'; got {method!r}")
+    ceiling_formula = getattr(ceiling, "formula", None)
+    if ceiling is not None:
+        try:
+            ceiling = np.asarray(ceiling, np.float64).reshape(-1)
+        except (TypeError, ValueError) as e:
+            raise ArgumentError(f"ceiling must be a numeric array of per-neuron reliabilities; got "
+                                f"{type(ceiling).__name__} ({e})") from None
+        if ceiling.shape[0] != y.shape[1]:
+            raise ValueError(f"ceiling has {ceiling.shape[0]} values for {y.shape[1]} neurons")
+        if np.isinf(ceiling).any() or np.isnan(ceiling).all() or np.nanmax(np.abs(ceiling)) > 1 + 1e-9:
+            raise ArgumentError(f"ceiling must hold reliabilities in [-1, 1] (NaN for neurons without one), not all "
+                                f"NaN; got values in [{np.nanmin(ceiling):.4g}, {np.nanmax(ceiling):.4g}]")
     n = x.shape[0]
     n_test = max(2, int(round(test_fraction * n)))
     if n - n_test < 3:
-        raise ValueError(f"encode: {n} stimuli leave too few for training with test_fraction={test_fraction}")
+        raise ArgumentError(f"encode: {n} stimuli leave too few for training with test_fraction={test_fraction}")
     per_split = []
     for k in jax.random.split(key, n_splits):
         k_perm, k_cv = jax.random.split(k)
@@ -255,14 +354,20 @@ def encode(features, responses, *, method: str = "ridge", n_splits: int = 10, te
     per_neuron = np.nanmean(per_split, 0)
     raw = float(np.nanmedian(per_neuron))
     if ceiling is not None:
-        ceiling = np.asarray(ceiling, np.float64).reshape(-1)
-        if ceiling.shape[0] != y.shape[1]:
-            raise ValueError(f"ceiling has {ceiling.shape[0]} values for {y.shape[1]} neurons")
         c_med = float(np.nanmedian(ceiling))
-        normalized, formula = raw / c_med, "median_n(mean_split r) / median_n(ceiling)"
+        formula = (f"{NORMALIZATIONS[normalization]}"
+                   f"{' (Brain-Score convention)' if normalization == 'brain-score' else ''}; ceiling: "
+                   f"{ceiling_formula or 'per-neuron reliability supplied by the caller'}")
+        if c_med > 0:
+            normalized = raw / (np.sqrt(c_med) if normalization == "sqrt" else c_med)
+        else:
+            warnings.warn(f"encode: the median ceiling is {c_med:.3g} (≤ 0): the responses are not reliable "
+                          "enough to normalize; normalized is NaN", RuntimeWarning, stacklevel=2)
+            normalized, formula = float("nan"), f"median ceiling {c_med:.3g} ≤ 0: not normalized; {formula}"
     else:
         c_med, normalized, formula = float("nan"), float("nan"), "no ceiling given"
-    return EncodingResult(per_neuron, per_split, raw, ceiling, c_med, normalized, formula,
+    return EncodingResult(per_neuron, per_split, raw, ceiling, c_med, float(normalized), formula,
                           np.nanmedian(per_split, 1), method,
                           {"n_splits": n_splits, "test_fraction": test_fraction, "n_stimuli": n,
-                           "n_units": x.shape[1], "n_neurons": y.shape[1]})
+                           "n_units": x.shape[1], "n_neurons": y.shape[1], "normalization": normalization},
+                          normalization)

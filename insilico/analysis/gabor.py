@@ -29,6 +29,8 @@ import numpy as np
 import xarray as xr
 from scipy.optimize import least_squares
 
+from ..validation import ArgumentError, check_count, check_finite
+
 try:                                        # small least-squares problems: multithreaded BLAS only adds overhead
     from threadpoolctl import threadpool_limits
 except ImportError:                         # pragma: no cover
@@ -80,17 +82,24 @@ def _jac(p: np.ndarray, xx: np.ndarray, yy: np.ndarray) -> np.ndarray:
 
 def _get(params: Any, key: str) -> float:
     try:
-        return float(params[key])
+        value = float(params[key])
     except (KeyError, ValueError, IndexError):
         if key in _DEFAULTS:
             return _DEFAULTS[key]
         raise KeyError(f"gabor params lack required key {key!r}") from None
+    if not np.isfinite(value) or (key in ("sigma_x", "sigma_y") and value <= 0) or (key == "sf" and value < 0):
+        valid = "a number > 0" if key.startswith("sigma") else "a number ≥ 0" if key == "sf" else "a finite number"
+        raise ArgumentError(f"gabor params[{key!r}] must be {valid}; got {value}")
+    return value
 
 
 def gabor_filter(shape: int | tuple[int, int], params: Mapping[str, float] | Any) -> np.ndarray:
     """(H, W) Gabor from a params dict/record/Dataset row (keys as in :data:`PARAMS`, angles in degrees;
     cx, cy, phase, offset default to 0 and amplitude to 1)."""
     shape = (shape, shape) if np.isscalar(shape) else tuple(shape)
+    if len(shape) != 2:
+        raise ArgumentError(f"shape must be an int or (H, W); got {shape!r}")
+    shape = tuple(check_count(f"shape[{i}]", v) for i, v in enumerate(shape))
     p = np.array([_get(params, k) for k in PARAMS])
     p[[4, 6]] = np.deg2rad(p[[4, 6]])
     return _model(p, *_grid(shape))
@@ -166,14 +175,15 @@ def fit_gabor(filters: np.ndarray, n_starts: int = 4) -> xr.Dataset:
     coefficient of determination; NaN for a constant filter), ``fitted`` (unit, y, x) with y/x pixel
     coordinates, and for 4-D input ``color`` (unit, channel), the dominant colour vector (see module doc).
     """
+    n_starts = check_count("n_starts", n_starts)
     a = np.asarray(filters, dtype=float)
     if a.ndim not in (2, 3, 4):
         raise ValueError(f"filters must be (H, W), (K, H, W) or (K, H, W, C); got ndim={a.ndim}")
     if not np.isfinite(a).all():
         raise ValueError(f"filters contain NaN or inf values (units {np.unique(np.nonzero(~np.isfinite(a))[0])})"
                          if a.ndim > 2 else "filter contains NaN or inf values")
-    if n_starts < 1:
-        raise ValueError(f"n_starts must be >= 1, got {n_starts}")
+    if a.size == 0:
+        raise ArgumentError(f"filters is empty (shape {a.shape}); pass at least one filter")
     colors = None
     if a.ndim == 2:
         a = a[None]
@@ -199,10 +209,14 @@ def gabor_similarity(a: np.ndarray, b: np.ndarray) -> np.ndarray | float:
     """|Pearson r| between filters, flattened. Two (H, W) filters give a float; otherwise a and b broadcast
     and the leading axis indexes filter pairs, e.g. (K, H, W[, C]) vs (K, H, W[, C]) or (H, W) -> (K,).
     Constant filters give NaN."""
-    a, b = np.asarray(a, float), np.asarray(b, float)
+    a, b = check_finite("a", a, ndim=(2, 3, 4)).astype(float), check_finite("b", b, ndim=(2, 3, 4)).astype(float)
     if a.ndim == 2 and b.ndim == 2:
         return float(gabor_similarity(a[None], b[None])[0])
-    a, b = np.broadcast_arrays(a, b)
+    try:
+        a, b = np.broadcast_arrays(a, b)
+    except ValueError:
+        raise ArgumentError(f"a and b must be filters of the same size (or broadcast to it); got shapes {a.shape} "
+                            f"and {b.shape}") from None
     a, b = a.reshape(len(a), -1), b.reshape(len(b), -1)
     a, b = a - a.mean(1, keepdims=True), b - b.mean(1, keepdims=True)
     with np.errstate(invalid="ignore", divide="ignore"):

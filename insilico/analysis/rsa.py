@@ -22,6 +22,9 @@ import numpy as np
 import scipy.stats
 import xarray as xr
 
+from ..validation import ArgumentError, check_choice, check_count, check_finite, check_fraction, check_key, \
+    check_positive
+
 __all__ = ["rdm", "rdm_jax", "upper", "square", "compare", "noise_ceiling", "bootstrap", "permutation_test",
            "fit_weighted", "RDM_METHODS", "COMPARATORS"]
 
@@ -34,7 +37,10 @@ COMPARATORS = ("corr", "cosine", "spearman", "rho-a", "tau-a", "corr_cov", "cosi
 def _patterns(x, what: str, ndim: int = 2) -> np.ndarray:
     if isinstance(x, xr.DataArray):
         x = x.values
-    x = np.asarray(x, np.float64)
+    try:
+        x = np.asarray(x, np.float64)
+    except (TypeError, ValueError) as e:
+        raise ArgumentError(f"{what}: patterns must be a numeric array; got {type(x).__name__} ({e})") from None
     if x.ndim != ndim:
         shape = "(folds, stimuli, channels)" if ndim == 3 else "(stimuli, channels)"
         raise ValueError(f"{what}: patterns must be {shape}; got shape {x.shape}")
@@ -56,7 +62,11 @@ def _sq_dist(x, y, precision=None):
 
 def rdm_jax(x, method: str = "correlation"):
     """Differentiable RDM (n, n) of patterns x (stimuli, channels) for "correlation", "euclidean" (squared, per
-    channel) or "cosine" — no input checks; constant patterns make correlation distance NaN."""
+    channel) or "cosine" — no value checks (jit/vmap/grad-safe); constant patterns make correlation distance NaN.
+    Euclidean distances are computed from patterns centred over stimuli (the distances are the same; a common
+    offset then costs no precision in float32)."""
+    if getattr(x, "ndim", 2) != 2:
+        raise ArgumentError(f"rdm_jax: patterns must be (stimuli, channels); got shape {x.shape}")
     if method == "correlation":
         z = x - x.mean(1, keepdims=True)
         z = z / jnp.linalg.norm(z, axis=1, keepdims=True)
@@ -65,8 +75,9 @@ def rdm_jax(x, method: str = "correlation"):
         z = x / jnp.linalg.norm(x, axis=1, keepdims=True)
         return 1 - z @ z.T
     if method == "euclidean":
+        x = x - x.mean(0)
         return _sq_dist(x, x) / x.shape[1]
-    raise ValueError(f"rdm_jax supports 'correlation', 'cosine' and 'euclidean'; got {method!r}")
+    raise ArgumentError(f"rdm_jax supports 'correlation', 'cosine' and 'euclidean'; got {method!r}")
 
 
 def rdm(patterns, method: str = "correlation", *, noise=None, prior_lambda: float = 1.0,
@@ -79,14 +90,19 @@ def rdm(patterns, method: str = "correlation", *, noise=None, prior_lambda: floa
         (cross-validated Mahalanobis: patterns (folds, stimuli, channels); each fold against the mean of the
         others, averaged — unbiased, so it can be negative), "poisson" (symmetrized Poisson KL divergence with a
         prior of ``prior_lambda`` weighted ``prior_weight``, for spike counts).
+    Squared Euclidean, Mahalanobis and crossnobis distances are computed in float64 from patterns centred over
+    stimuli (the distances do not change; a large common offset costs no precision).
     Raises on NaN/inf (located), fewer than 3 stimuli, and constant patterns for correlation/cosine distances."""
     if method not in RDM_METHODS:
-        raise ValueError(f"method must be one of {RDM_METHODS}; got {method!r}")
+        raise ArgumentError(f"method must be one of {RDM_METHODS}; got {method!r}")
+    if method == "poisson":
+        prior_lambda = check_positive("prior_lambda", prior_lambda)
+        prior_weight = check_positive("prior_weight", prior_weight)
     x = _patterns(patterns, f"rdm({method!r})", 3 if method == "crossnobis" else 2)
     n_ch = x.shape[-1]
     prec = None
     if noise is not None:
-        prec = np.asarray(noise, np.float64)
+        prec = check_finite("noise", noise, ndim=2).astype(np.float64)
         if prec.shape != (n_ch, n_ch):
             raise ValueError(f"noise must be a ({n_ch}, {n_ch}) precision matrix; got {prec.shape}")
     elif method == "mahalanobis":
@@ -100,12 +116,14 @@ def rdm(patterns, method: str = "correlation", *, noise=None, prior_lambda: floa
         z = z / norms[:, None]
         d = 1 - z @ z.T
     elif method in ("euclidean", "mahalanobis"):
+        x = x - x.mean(0)
         kern = x @ (np.eye(n_ch) if prec is None else prec) @ x.T
         d = (np.diag(kern)[None, :] + np.diag(kern)[:, None] - 2 * kern) / n_ch
     elif method == "crossnobis":
         if x.shape[0] < 2:
             raise ValueError("crossnobis needs at least 2 folds: patterns (folds, stimuli, channels)")
         p = np.eye(n_ch) if prec is None else prec
+        x = x - x.mean((0, 1))
         d = np.zeros((x.shape[1], x.shape[1]))
         for k in range(x.shape[0]):
             train = np.delete(x, k, axis=0).mean(0)
@@ -125,7 +143,7 @@ def rdm(patterns, method: str = "correlation", *, noise=None, prior_lambda: floa
 
 def upper(rdms) -> np.ndarray:
     """Condensed upper-triangle vectors (..., n(n−1)/2) of square RDMs (..., n, n)."""
-    r = np.asarray(rdms.values if isinstance(rdms, xr.DataArray) else rdms)
+    r = check_finite("rdms", rdms.values if isinstance(rdms, xr.DataArray) else rdms)
     if r.ndim < 2 or r.shape[-1] != r.shape[-2]:
         raise ValueError(f"RDMs must be square (..., n, n); got shape {r.shape}")
     i, j = np.triu_indices(r.shape[-1], 1)
@@ -134,7 +152,9 @@ def upper(rdms) -> np.ndarray:
 
 def square(vectors) -> np.ndarray:
     """Square RDMs (..., n, n) from condensed vectors (..., n(n−1)/2)."""
-    v = np.asarray(vectors)
+    v = check_finite("vectors", vectors)
+    if v.ndim < 1:
+        raise ArgumentError(f"vectors must be condensed RDMs (..., n(n−1)/2); got a scalar {v.tolist()!r}")
     n = int(round((1 + np.sqrt(1 + 8 * v.shape[-1])) / 2))
     if n * (n - 1) // 2 != v.shape[-1]:
         raise ValueError(f"{v.shape[-1]} is not the length of a condensed RDM (n(n−1)/2)")
@@ -234,7 +254,12 @@ def _compare_all(va, vb, method: str, n: int):
 
 
 def _as_vectors(r, what: str) -> tuple[np.ndarray, int]:
-    r = np.asarray(r.values if isinstance(r, xr.DataArray) else r, np.float64)
+    try:
+        r = np.asarray(r.values if isinstance(r, xr.DataArray) else r, np.float64)
+    except (TypeError, ValueError) as e:
+        raise ArgumentError(f"{what}: RDMs must be a numeric array; got {type(r).__name__} ({e})") from None
+    if r.ndim < 1 or r.size == 0:
+        raise ArgumentError(f"{what}: RDMs must be square (..., n, n) or condensed vectors; got shape {r.shape}")
     if r.ndim >= 2 and r.shape[-1] == r.shape[-2] and r.shape[-1] > 2:
         n = r.shape[-1]
         if not np.allclose(r, np.swapaxes(r, -1, -2), atol=1e-8, equal_nan=True):
@@ -263,7 +288,7 @@ def compare(a, b, method: str = "corr") -> np.ndarray:
     predicting tied dissimilarities), "corr_cov" / "cosine_cov" (whitened by the RDM entries' covariance under
     i.i.d. pattern noise, Diedrichsen et al. 2021). Same values as ``rsatoolbox.rdm.compare``."""
     if method not in COMPARATORS:
-        raise ValueError(f"method must be one of {COMPARATORS}; got {method!r}")
+        raise ArgumentError(f"method must be one of {COMPARATORS}; got {method!r}")
     va, na = _as_vectors(a, "compare: a")
     vb, nb = _as_vectors(b, "compare: b")
     if na != nb:
@@ -294,6 +319,7 @@ def _tau_a_exact(a, b) -> float:
 # -------------------------------------------------------------------------------------------------- noise ceilings
 
 CEILING_METHODS = ("corr", "cosine", "spearman", "rho-a", "tau-a")
+BOOTSTRAP_METHODS = CEILING_METHODS
 
 
 def noise_ceiling(data_rdms, method: str = "corr") -> tuple[float, float]:
@@ -302,7 +328,7 @@ def noise_ceiling(data_rdms, method: str = "corr") -> tuple[float, float]:
     (upper) — what the true model could score given the between-subject variability. The pooled RDM is
     rsatoolbox's ``pool_rdm``: the mean of z-scored (Pearson), RMS-scaled (cosine) or ranked RDMs."""
     if method not in CEILING_METHODS:
-        raise ValueError(f"noise ceilings support {CEILING_METHODS}; got {method!r}")
+        raise ArgumentError(f"noise ceilings support {CEILING_METHODS}; got {method!r}")
     v, n = _as_vectors(data_rdms, "noise_ceiling")
     if v.shape[0] < 2:
         raise ValueError("noise_ceiling needs RDMs of at least 2 subjects")
@@ -345,7 +371,7 @@ def _weighted_score(a, b, w, method: str, order_a, order_b):
         return _wcorr(ra, rb, w) if method == "spearman" else _rho_a(ra, rb, w)
     if method == "tau-a":
         return _tau_a(a, b, w)
-    raise ValueError(f"bootstrap supports {('corr', 'cosine', 'spearman', 'rho-a', 'tau-a')}; got {method!r}")
+    raise ArgumentError(f"bootstrap supports {BOOTSTRAP_METHODS}; got {method!r}")
 
 
 def _wpool_rows(v, w, method: str):
@@ -498,7 +524,11 @@ def bootstrap(model_rdms, data_rdms, *, method: str = "corr", n_samples: int = 1
     other than τ-a, its value in every sample (``ceiling_lower_samples``, ``ceiling_upper_samples``:
     rsatoolbox's ``boot_noise_ceil``), when ``with_ceiling``."""
     if over not in ("stimuli", "subjects", "both"):
-        raise ValueError(f"over must be 'stimuli', 'subjects' or 'both'; got {over!r}")
+        raise ArgumentError(f"over must be 'stimuli', 'subjects' or 'both'; got {over!r}")
+    method = check_choice("method", method, BOOTSTRAP_METHODS)
+    n_samples = check_count("n_samples", n_samples, minimum=2)
+    ci = check_fraction("ci", ci, open_low=True, open_high=True)
+    check_key("key", key)
     vm, n = _as_vectors(model_rdms, "bootstrap: model_rdms")
     vd, nd = _as_vectors(data_rdms, "bootstrap: data_rdms")
     if n != nd:
@@ -547,6 +577,9 @@ def permutation_test(model_rdm, data_rdms, *, method: str = "corr", n_permutatio
     """Condition-label permutation test of one model RDM against the mean subject score: the stimulus labels of
     the model RDM are permuted (rows and columns together) ``n_permutations`` times in one vmapped call; returns
     {"score", "null" (permutations,), "p"} with p = (1 + #null ≥ score) / (1 + permutations)."""
+    method = check_choice("method", method, COMPARATORS)
+    n_permutations = check_count("n_permutations", n_permutations)
+    check_key("key", key)
     vm, n = _as_vectors(model_rdm, "permutation_test: model_rdm")
     if vm.shape[0] != 1:
         raise ValueError("permutation_test takes one model RDM")
@@ -586,12 +619,16 @@ def fit_weighted(components, data_rdms, *, method: str = "corr", n_folds: int = 
     ``component_cv_score`` (component): each component alone, evaluated on the same folds."""
     from scipy.optimize import nnls
 
+    method = check_choice("method", method, COMPARATORS)
+    n_folds = check_count("n_folds", n_folds, minimum=2)
+    if key is not None:
+        check_key("key", key)
     vc, n = _as_vectors(components, "fit_weighted: components")
     vd, nd = _as_vectors(data_rdms, "fit_weighted: data_rdms")
     if n != nd:
         raise ValueError(f"fit_weighted: components are RDMs over {n} stimuli, the data over {nd}")
     if not 2 <= n_folds <= n // 3:
-        raise ValueError(f"n_folds must be between 2 and {n // 3} (≥ 3 stimuli per fold) for {n} stimuli")
+        raise ArgumentError(f"n_folds must be between 2 and {n // 3} (≥ 3 stimuli per fold) for {n} stimuli")
     names = list(component_names) if component_names is not None else [f"component {i}" for i in range(len(vc))]
     if len(names) != len(vc):
         raise ValueError(f"{len(names)} names for {len(vc)} components")

@@ -8,21 +8,60 @@ first if the statistic should be relative to it.
   positive, roughly log-spaced variable such as spatial frequency;
 - :func:`circular_halfwidth`, :func:`vector_preferred_orientation`, :func:`osi`: orientation tuning over [0, 180);
 - :func:`modulation_ratio`: F1/F0 over one cycle of spatial phase (simple cells > 1, complex cells < 1).
+
+Arguments are checked (:class:`~insilico.validation.ArgumentError`): ``level`` in (0, 1), stimulus values that
+match the responses' last axis, no empty curves; non-finite responses are missing samples for the log-axis
+functions (as documented there) and an error for the circular ones.
 """
 from __future__ import annotations
 
 import numpy as np
 
+from ..validation import ArgumentError, check_finite, check_fraction
+
 __all__ = ["preferred_log_peak", "log_bandwidth", "circular_halfwidth", "modulation_ratio",
            "vector_preferred_orientation", "osi"]
 
 
+def _numeric(name: str, value) -> np.ndarray:
+    """``value`` as a float array (NaN/inf allowed: missing samples), not empty and at least 1-D."""
+    try:
+        a = np.asarray(value, float)
+    except (TypeError, ValueError) as e:
+        raise ArgumentError(f"{name} must be a numeric array; got {type(value).__name__} ({e})") from None
+    if a.ndim == 0 or a.size == 0:
+        raise ArgumentError(f"{name} must hold at least one sample along its last axis; got shape {a.shape}")
+    return a
+
+
+def _broadcast(vname: str, v: np.ndarray, r: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Stimulus values ``v`` and responses ``r`` broadcast together, the samples on the last axis."""
+    try:
+        out = np.broadcast_arrays(v, r)
+    except ValueError:
+        out = None
+    if out is None or v.shape[-1] != r.shape[-1]:
+        raise ArgumentError(f"{vname} (shape {v.shape}) must give one stimulus value per sample of responses "
+                            f"(shape {r.shape}, samples on the last axis)")
+    return out
+
+
+def _circular(aname: str, angles, responses) -> tuple[np.ndarray, np.ndarray]:
+    """Finite angles and finite responses with one angle per sample (the last axis)."""
+    a, r = check_finite(aname, angles).astype(float), check_finite("responses", responses).astype(float)
+    if a.ndim == 0 or r.ndim == 0:
+        raise ArgumentError(f"{aname} and responses must have the samples on their last axis; got shapes "
+                            f"{a.shape} and {r.shape}")
+    _broadcast(aname, a, r)
+    return a, r
+
+
 def _log_curve(values, responses) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """log2(values) and responses broadcast to a common (..., n); samples that are not finite are missing."""
-    r = np.asarray(responses, float)
+    r = _numeric("responses", responses)
     with np.errstate(divide="ignore", invalid="ignore"):
-        x = np.log2(np.asarray(values, float))
-    x, r = np.broadcast_arrays(x, r)
+        x = np.log2(_numeric("values", values))
+    x, r = _broadcast("values", x, r)
     valid = np.isfinite(x) & np.isfinite(r)
     return x, np.where(valid, r, -np.inf), valid
 
@@ -70,8 +109,9 @@ def log_bandwidth(values, responses, level: float = 0.5) -> dict[str, np.ndarray
 
     Returns: dict of arrays shaped (...): ``peak`` (:func:`preferred_log_peak`), ``peak_response`` (largest
     sample, the reference for ``level``), ``low`` and ``high`` (cut-off values, in the units of ``values``)
-    and ``bandwidth_octaves`` = log2(high / low).
+    and ``bandwidth_octaves`` = log2(high / low). ``level`` in (0, 1).
     """
+    level = check_fraction("level", level, open_low=True, open_high=True)
     x, r, valid = _log_curve(values, responses)
     n = r.shape[-1]
     i = np.argmax(r, -1)
@@ -98,10 +138,14 @@ def circular_halfwidth(orientations_deg, responses, level: float = 0.5) -> np.nd
     interpolation, to where it first falls to ``level`` x peak; the half-width is half the angle between the
     two crossings. ``level=0.5`` is the half-width at half height; 1/sqrt(2) is another common convention
     (e.g. Ringach et al. 2002). NaN when the curve never falls to the level, or its peak is <= 0.
-    ``orientations_deg`` (n,) distinct angles in increasing order (mod 180); ``responses`` (..., n).
+    ``orientations_deg`` (n,) distinct angles in increasing order (mod 180); ``responses`` (..., n), finite;
+    ``level`` in (0, 1).
     """
-    theta = np.mod(np.asarray(orientations_deg, float), 180.0)
-    r = np.asarray(responses, float)
+    level = check_fraction("level", level, open_low=True, open_high=True)
+    theta, r = _circular("orientations_deg", orientations_deg, responses)
+    if theta.ndim != 1:
+        raise ArgumentError(f"orientations_deg must be 1-D (n,); got shape {theta.shape}")
+    theta = np.mod(theta, 180.0)
     n = r.shape[-1]
     i = np.argmax(r, -1)[..., None]
     top = np.take_along_axis(r, i, -1)
@@ -125,16 +169,16 @@ def modulation_ratio(phases_deg, responses) -> np.ndarray:
     F0 = mean response, F1 = 2 |mean(r e^{-i phi})| (amplitude of the first harmonic), so r = a + b cos(phi -
     phi0) gives b/a. > 1: simple-cell-like, < 1: complex-cell-like. 0 where F0 <= 0 (no response), never NaN.
     """
-    r = np.asarray(responses, float)
-    phi = np.deg2rad(np.asarray(phases_deg, float))
+    phases, r = _circular("phases_deg", phases_deg, responses)
+    phi = np.deg2rad(phases)
     f0 = r.mean(-1)
     f1 = 2 * np.abs((r * np.exp(-1j * phi)).mean(-1))
     return np.divide(f1, f0, out=np.zeros(np.shape(f0)), where=f0 > 0)
 
 
 def _doubled(orientations_deg, responses) -> tuple[np.ndarray, np.ndarray]:
-    r = np.asarray(responses, float)
-    return (r * np.exp(2j * np.deg2rad(np.asarray(orientations_deg, float)))).sum(-1), r.sum(-1)
+    theta, r = _circular("orientations_deg", orientations_deg, responses)
+    return (r * np.exp(2j * np.deg2rad(theta))).sum(-1), r.sum(-1)
 
 
 def vector_preferred_orientation(orientations_deg, responses) -> np.ndarray:
