@@ -7,8 +7,9 @@ Session 210325 (640 natural images, 50 V4 neurons, 6–10 repeats per image): ev
 when wider, and mapped to the neurons by ridge regression (α per neuron by 5-fold cross-validation inside the
 training set) on 10 random 90/10 splits of the images. Score: per-neuron Pearson r on held-out images, median
 over neurons; ceiling: split-half reliability of each neuron's mean response (Spearman–Brown corrected, 100
-random splits of the repeats); normalized = median r / median ceiling. The other three sessions (no raw repeats,
-so no ceiling) are scored raw. --quick: session 210325 only, trained cifar_convnet, 3 splits.
+random splits of the repeats); normalized = median r / √(median ceiling) (a perfect model of the mean response
+scores 1; Brain-Score divides by the ceiling itself). The other three sessions (no raw repeats, so no ceiling) are
+scored raw. --quick: session 210325 only, trained cifar_convnet, 3 splits.
 """
 from __future__ import annotations
 

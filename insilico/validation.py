@@ -235,7 +235,10 @@ def check_mask(name: str, mask):
 
 
 def check_indices(name: str, indices, size: int, *, allow_empty: bool = False) -> np.ndarray:
-    """Integer indices in [0, ``size``) (a scalar or a 1-D sequence), returned as a 1-D int array."""
+    """Integer indices in [0, ``size``) (a scalar or a 1-D sequence), returned as a 1-D int array (traced indices
+    are returned unchanged)."""
+    if _traced(indices):
+        return indices
     a = check_finite(name, indices, ndim=(0, 1), allow_empty=allow_empty)
     if a.size and not np.issubdtype(a.dtype, np.integer):
         if np.issubdtype(a.dtype, np.floating) and np.all(a == np.round(a)):
@@ -251,7 +254,10 @@ def check_indices(name: str, indices, size: int, *, allow_empty: bool = False) -
 
 
 def check_labels(name: str, labels, n_classes: int, n: int | None = None) -> np.ndarray:
-    """Integer class labels in [0, ``n_classes``), one per image when ``n`` is given; returned as an int array."""
+    """Integer class labels in [0, ``n_classes``), one per image when ``n`` is given; returned as an int array
+    (traced labels are returned unchanged)."""
+    if _traced(labels):
+        return labels
     a = check_finite(name, labels, ndim=1)
     if n is not None and a.shape[0] != n:
         raise ArgumentError(f"{name} must hold one label per image ({n}); got {a.shape[0]}")
