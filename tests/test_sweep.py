@@ -60,20 +60,31 @@ def test_bad_sweeps(items, tmp_path):
         run_sweep(metric, (items[0] + 1, items[1]), jnp.ones((3, 5)), store=tmp_path, batch_size=4, progress=False)
 
 
+SLEEP = 0.0                       # seconds per item; the killed run sleeps, the resumed one does not
+
+
+def squares(i, shared):
+    if SLEEP:
+        jax.debug.callback(lambda v: time.sleep(SLEEP), i)
+    return {"sq": (i * shared) ** 2}
+
+
 SLOW = textwrap.dedent("""
-    import sys, time, jax, jax.numpy as jnp
+    import importlib, sys
+    sys.path.insert(0, sys.argv[2])
+    import jax.numpy as jnp
     from insilico.sweep import run_sweep
-    def slow(i, shared):
-        jax.debug.callback(lambda v: time.sleep(0.15), i)
-        return {"sq": (i * shared) ** 2}
-    run_sweep(slow, jnp.arange(40.0), jnp.float32(3.0), batch_size=1, chunk_size=4, store=sys.argv[1],
+    tests = importlib.import_module(sys.argv[3])
+    tests.SLEEP = 0.15
+    run_sweep(tests.squares, jnp.arange(40.0), jnp.float32(3.0), batch_size=1, chunk_size=4, store=sys.argv[1],
               progress=False)
 """)
 
 
 def test_killed_sweep_resumes_without_recomputing(tmp_path):
+    """The same sweep (same function, items and shared values) killed part-way resumes from its chunks."""
     store = tmp_path / "store"
-    proc = subprocess.Popen([sys.executable, "-c", SLOW, str(store)])
+    proc = subprocess.Popen([sys.executable, "-c", SLOW, str(store), os.path.dirname(__file__), squares.__module__])
     deadline = time.time() + 120
     while time.time() < deadline and len(list(store.glob("chunk_*.nc"))) < 3:
         time.sleep(0.05)
@@ -81,8 +92,8 @@ def test_killed_sweep_resumes_without_recomputing(tmp_path):
     proc.wait()
     done = len(list(store.glob("chunk_*.nc")))
     assert 3 <= done < 10, "the sweep must be killed part-way"
-    ds = run_sweep(lambda i, s: {"sq": (i * s) ** 2}, jnp.arange(40.0), jnp.float32(3.0), batch_size=1,
-                   chunk_size=4, store=store, progress=False)
+    ds = run_sweep(squares, jnp.arange(40.0), jnp.float32(3.0), batch_size=1, chunk_size=4, store=store,
+                   progress=False)
     assert ds.attrs["resumed_chunks"] == done
     np.testing.assert_allclose(ds.sq.values, (np.arange(40.0) * 3) ** 2)
     assert len(list(store.glob("chunk_*.nc"))) == 10 and not list(store.glob("*.tmp"))

@@ -16,6 +16,8 @@ import xarray as xr
 
 from .. import electrode as el
 from ..sweep import run_sweep
+from ..validation import (ArgumentError, check_choice, check_finite, check_fraction, check_indices, check_key,
+                          check_labels, check_mask, check_number)
 
 __all__ = ["single_unit_sweep", "mask_sweep", "ablation_curve", "synapse_sweep", "MODES"]
 
@@ -69,10 +71,47 @@ def _check_site(subject, site):
     el.validate(subject, sites=(site,), purpose="lesions")
 
 
+def _check_mode(mode):
+    try:
+        return check_choice("mode", mode, MODES)
+    except ArgumentError:
+        raise ArgumentError(f"mode: unknown ablation mode {mode!r}; valid: {', '.join(MODES)}") from None
+
+
+def _check_inputs(subject, x, labels, mode, reference, key, noise_scale):
+    """The arguments every lesion probe shares, checked before anything is computed; returns ``(x, labels,
+    reference, noise_scale)`` converted (labels as int32, or None)."""
+    x = x if hasattr(x, "dtype") else np.asarray(x)
+    el.validate(subject, x, purpose="lesions", name="x")
+    if labels is not None:
+        labels = jnp.asarray(check_labels("labels", labels, subject.n_outputs, n=int(x.shape[0])))
+    _check_mode(mode)
+    if reference is not None:
+        reference = reference if hasattr(reference, "dtype") else np.asarray(reference)
+        el.validate(subject, reference, purpose="lesions", name="reference")
+        reference = jnp.asarray(reference)
+    noise_scale = check_number("noise_scale", noise_scale, low=0)
+    if mode == "noise" and key is None:
+        raise ArgumentError("mode='noise' needs a PRNG key, e.g. key=jax.random.PRNGKey(0)")
+    if key is not None:
+        check_key("key", key)
+    return jnp.asarray(x), labels, reference, noise_scale
+
+
+def _metric_names(labels) -> tuple:
+    return ("agreement", "logit_change") + (() if labels is None else ("accuracy", "class_accuracy", "loss"))
+
+
+def _identity(subject, x, labels, **settings) -> dict:
+    """What determines a lesion sweep's results, named for its store (see :func:`~insilico.sweep.run_sweep`):
+    the subject (name, architecture, weights by content), images, labels, the metrics and ``settings``."""
+    return {"subject": subject.name, "architecture": subject.architecture, "weights": subject.variables,
+            "images": x, "labels": labels, "metrics": _metric_names(labels), **settings}
+
+
 def _unit_stats(subject, site, mode, reference, noise_scale):
     """Per-unit mean (mode "mean") or ``noise_scale`` x std (mode "noise") over ``reference`` images."""
-    if mode not in MODES:
-        raise ValueError(f"unknown ablation mode {mode!r}; valid: {', '.join(MODES)}")
+    _check_mode(mode)
     if mode == "zero":
         return jnp.zeros(())
     _, rec = el.record(subject, reference, site)
@@ -80,16 +119,16 @@ def _unit_stats(subject, site, mode, reference, noise_scale):
 
 
 def _sweep(subject, x, sites: tuple, items, index_shapes, labels, mode, reference, key, noise_scale, dim, coords,
-           **kwargs) -> xr.Dataset:
-    x = jnp.asarray(x)
+           identity: dict, **kwargs) -> xr.Dataset:
+    """The compiled lesion sweep; ``x``, ``labels``, ``reference``, ``noise_scale`` come checked (``_check_inputs``)."""
     stats = tuple(_unit_stats(subject, s, mode, x if reference is None else reference, noise_scale) for s in sites)
-    if mode == "noise" and key is None:
-        raise ValueError("mode='noise' needs a PRNG key, e.g. key=jax.random.PRNGKey(0)")
     intact, _ = el.run(subject, x)
-    labels = None if labels is None else jnp.asarray(labels, jnp.int32)
+    ident = {**(kwargs.pop("identity", None) or {}),
+             **_identity(subject, x, labels, sites=sites, mode=mode, reference=reference, noise_scale=noise_scale,
+                         key=key, **identity)}
     ds = run_sweep(_lesion_fn(sites, mode, index_shapes), items,
                    (subject, x, labels, intact, key, stats), dim=dim, coords=coords,
-                   extra_dims={"class_accuracy": ("class",)}, tag=f"{subject.name}/{sites}/{mode}/{index_shapes}",
+                   extra_dims={"class_accuracy": ("class",)}, identity=ident,
                    desc=f"lesions {', '.join(sites)}", **kwargs)
     for k, v in _metrics(intact, intact, labels).items():
         if k == "class_accuracy":
@@ -99,6 +138,21 @@ def _sweep(subject, x, sites: tuple, items, index_shapes, labels, mode, referenc
     ds.attrs.update({"sites": ", ".join(sites), "ablation": mode, "n_images": int(x.shape[0]),
                      "subject": subject.name})
     return ds
+
+
+def _check_masks(subject, site, masks):
+    masks = jnp.asarray(check_mask("masks", masks), jnp.float32)
+    unit_shape = tuple(subject.sites[site])
+    try:
+        fits = masks.ndim >= 2 and jnp.broadcast_shapes(masks.shape[1:], unit_shape) == unit_shape
+    except ValueError:
+        fits = False
+    if not fits:
+        raise ArgumentError(f"masks must be (M, {unit_shape[-1]}) or (M, {', '.join(map(str, unit_shape))}) for "
+                            f"site {site!r}; got {masks.shape}")
+    if masks.shape[0] == 0:
+        raise ArgumentError(f"masks is empty (shape {masks.shape}); pass at least one mask")
+    return masks
 
 
 def mask_sweep(subject, x, site: str, masks, labels=None, mode: str = "zero", reference=None, key=None,
@@ -112,21 +166,22 @@ def mask_sweep(subject, x, site: str, masks, labels=None, mode: str = "zero", re
             "noise" (add Gaussian noise of ``noise_scale`` x each unit's std over ``reference``; needs ``key``,
             the same draw for every mask).
         **kwargs: for :func:`~insilico.sweep.run_sweep`: batch_size (default from a 2 GB memory budget),
-            store (stream chunks there; an interrupted sweep rerun with it resumes), progress, devices.
+            store (stream chunks there; an interrupted sweep rerun with it resumes), overwrite, recompute_damaged,
+            progress, devices. A store records the subject (name, architecture, weights by content), images,
+            labels, reference, sites, mode, noise_scale, key, the masks/units/orders/fractions and the metrics;
+            a rerun that differs in any of them is refused, naming what differs.
+    Raises: ``ArgumentError`` for masks outside [0, 1] or not finite, labels outside the subject's classes or
+    not one per image, an unknown mode, a negative or non-finite noise_scale, a bad key; ``InputError`` for
+    images that are empty or not the subject's input.
     Returns: ``xarray.Dataset`` over ``dim`` with ``agreement`` (fraction of images whose top-1 class is
     unchanged), ``logit_change`` (mean |Δ logit|) and, with labels, accuracy metrics; attrs hold intact values.
     """
     _check_site(subject, site)
-    masks = jnp.asarray(masks, jnp.float32)
-    unit_shape = tuple(subject.sites[site])
-    try:
-        fits = masks.ndim >= 2 and jnp.broadcast_shapes(masks.shape[1:], unit_shape) == unit_shape
-    except ValueError:
-        fits = False
-    if not fits:
-        raise ValueError(f"masks must be (M, {unit_shape[-1]}) or (M, {', '.join(map(str, unit_shape))}) for site "
-                         f"{site!r}; got {masks.shape}")
-    ds = _sweep(subject, x, (site,), masks, None, labels, mode, reference, key, noise_scale, dim, coords, **kwargs)
+    x, labels, reference, noise_scale = _check_inputs(subject, x, labels, mode, reference, key, noise_scale)
+    masks = _check_masks(subject, site, masks)
+    identity = kwargs.pop("_identity", None) or {"masks": masks}
+    ds = _sweep(subject, x, (site,), masks, None, labels, mode, reference, key, noise_scale, dim, coords, identity,
+                **kwargs)
     ds.attrs["site"] = site
     return ds
 
@@ -144,19 +199,27 @@ def single_unit_sweep(subject, x, site, labels=None, mode: str = "zero", units=N
     Example: ``single_unit_sweep(load("cifar_convnet"), x, ["conv2", "conv3"], labels=y).accuracy``.
     """
     sites = (site,) if isinstance(site, str) else tuple(site)
+    if not sites:
+        raise ArgumentError("site must name at least one site")
     for s in sites:
         _check_site(subject, s)
         if spatial and len(subject.sites[s]) != 3:
-            raise ValueError(f"spatial=True needs convolutional sites (H, W, C); {s!r} is {subject.sites[s]}")
+            raise ArgumentError(f"spatial=True needs convolutional sites (H, W, C); {s!r} is {subject.sites[s]}")
+    x, labels, reference, noise_scale = _check_inputs(subject, x, labels, mode, reference, key, noise_scale)
     shapes = tuple(tuple(subject.sites[s]) if spatial else tuple(subject.sites[s][-1:]) for s in sites)
     sizes = [int(np.prod(sh)) for sh in shapes]
     n_units = sum(sizes)
-    units = np.arange(n_units) if units is None else np.asarray(units)
-    if units.ndim != 1 or units.size == 0 or int(units.min()) < 0 or int(units.max()) >= n_units:
-        kind = "flat unit" if spatial else "channel"
-        raise ValueError(f"units must be {kind} indices in [0, {n_units}) of {', '.join(sites)}; got {units}")
+    if units is None:
+        units = np.arange(n_units)
+    else:
+        try:
+            units = check_indices("units", units, n_units)
+        except ArgumentError as e:
+            kind = "flat unit" if spatial else "channel"
+            raise ArgumentError(f"units must be {kind} indices in [0, {n_units}) of {', '.join(sites)}; "
+                                f"{str(e).split('; ', 1)[-1]}") from None
     ds = _sweep(subject, x, sites, jnp.asarray(units, jnp.int32), shapes, labels, mode, reference, key,
-                noise_scale, "unit", units, **kwargs)
+                noise_scale, "unit", units, {"units": units, "spatial": bool(spatial)}, **kwargs)
     owner = np.searchsorted(np.cumsum(sizes), units, side="right")
     local = units - np.concatenate([[0], np.cumsum(sizes)])[owner]
     coords = {"site": ("unit", np.asarray(sites)[owner])}
@@ -184,20 +247,31 @@ def ablation_curve(subject, x, site: str, orders: dict, labels=None, fractions=N
     """
     _check_site(subject, site)
     n_units = subject.sites[site][-1]
-    fractions = np.linspace(0, 1, 9) if fractions is None else np.asarray(fractions, float)
+    if fractions is None:
+        fractions = np.linspace(0, 1, 9)
+    else:
+        fractions = check_finite("fractions", fractions, ndim=1).astype(float)
+        for i, f in enumerate(fractions):
+            check_fraction(f"fractions[{i}]", f)
     counts = np.round(fractions * n_units).astype(int)
+    if not isinstance(orders, dict) or not orders:
+        raise ArgumentError(f"orders must be a non-empty dict {{name: permutation (C,) or permutations (n, C)}}; "
+                            f"got {orders!r:.200}")
     names, perms = [], []
     for name, order in orders.items():
-        order = np.asarray(order)
+        order = check_finite(f"orders[{name!r}]", order, ndim=(1, 2))
         order = order[None] if order.ndim == 1 else order
         if order.shape[1] != n_units or not all(np.array_equal(np.sort(o), np.arange(n_units)) for o in order):
-            raise ValueError(f"order {name!r} must be a permutation of the {n_units} units of {site!r}")
+            raise ArgumentError(f"order {name!r} must be a permutation of the {n_units} units of {site!r} (or a "
+                                f"stack of them); got shape {order.shape}")
         names += [name] if len(order) == 1 else [f"{name}/{i}" for i in range(len(order))]
-        perms.append(order)
+        perms.append(order.astype(np.int64))
     perms = np.concatenate(perms)
     rank = np.argsort(perms, axis=1)                                     # position of each unit in its order
     masks = (rank[:, None, :] < counts[None, :, None]).astype(np.float32)  # orders x fractions x units
-    ds = mask_sweep(subject, x, site, masks.reshape(-1, n_units), labels, mode, **kwargs)
+    identity = {"orders": {name: np.asarray(p) for name, p in zip(names, perms)}, "order_names": tuple(names),
+                "fractions": fractions}
+    ds = mask_sweep(subject, x, site, masks.reshape(-1, n_units), labels, mode, _identity=identity, **kwargs)
     swept = {k: v for k, v in ds.data_vars.items() if v.dims[0] == "mask"}
     out = xr.Dataset({k: (("order", "fraction", *v.dims[1:]), v.values.reshape(len(names), len(counts), *v.shape[1:]))
                       for k, v in swept.items()},
@@ -223,19 +297,21 @@ def synapse_sweep(subject, x, path: str, masks, labels=None, **kwargs) -> xr.Dat
     (e.g. ``"conv2/conv/kernel"`` masks of shape (M, 1, 1, C_in, C_out) cut input→output channel
     connections). One compiled sweep; metrics as in :func:`mask_sweep`, over dim ``mask``."""
     leaf = el.parameter(subject, path)
-    masks = jnp.asarray(masks, jnp.float32)
+    x, labels, _, _ = _check_inputs(subject, x, labels, "zero", None, None, 1.0)
+    masks = jnp.asarray(check_mask("masks", masks), jnp.float32)
     try:
         fits = masks.ndim >= 1 and jnp.broadcast_shapes(masks.shape[1:], leaf.shape) == leaf.shape
     except ValueError:
         fits = False
     if not fits:
-        raise ValueError(f"masks for {path!r} must be (M, ...) broadcastable to its shape {tuple(leaf.shape)}; "
-                         f"got {masks.shape}")
-    x = jnp.asarray(x)
+        raise ArgumentError(f"masks for {path!r} must be (M, ...) broadcastable to its shape {tuple(leaf.shape)}; "
+                            f"got {masks.shape}")
+    if masks.shape[0] == 0:
+        raise ArgumentError(f"masks is empty (shape {masks.shape}); pass at least one mask")
     intact, _ = el.run(subject, x)
-    labels = None if labels is None else jnp.asarray(labels, jnp.int32)
+    identity = {**(kwargs.pop("identity", None) or {}),
+                **_identity(subject, x, labels, parameter=path, masks=masks)}
     ds = run_sweep(_synapse_fn(path), masks, (subject, x, labels, intact), dim="mask",
-                   extra_dims={"class_accuracy": ("class",)}, tag=f"{subject.name}/{path}", desc=f"synapses {path}",
-                   **kwargs)
+                   extra_dims={"class_accuracy": ("class",)}, identity=identity, desc=f"synapses {path}", **kwargs)
     ds.attrs.update({"parameter": path, "n_images": int(x.shape[0]), "subject": subject.name})
     return ds
