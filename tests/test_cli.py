@@ -75,6 +75,15 @@ def test_sweep_command_resumes_from_store(tmp_path, capsys):
     again = xr.open_dataset(tmp_path / "sweep.nc")
     assert again.attrs["resumed_chunks"] == again.attrs["n_chunks"] >= 1
     assert (first.agreement.values == again.agreement.values).all()
+    capsys.readouterr()
+    with pytest.raises(SystemExit):          # other images in the same store: refused, not the old numbers
+        main(["sweep", "mnist_convnet", "conv2", "--n", "16", "--out", str(tmp_path), "--store", str(store)])
+    err = capsys.readouterr().err
+    assert "images differ" in err and "--overwrite" in err and len(err.strip().splitlines()) == 1
+    main(["sweep", "mnist_convnet", "conv2", "--n", "16", "--out", str(tmp_path), "--store", str(store),
+          "--overwrite"])
+    fresh = xr.open_dataset(tmp_path / "sweep.nc")
+    assert fresh.attrs["resumed_chunks"] == 0 and fresh.attrs["n_images"] == 16
 
 
 def test_attack_and_controversial_commands(tmp_path, capsys):
