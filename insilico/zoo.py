@@ -38,7 +38,9 @@ class UnknownModelError(ArgumentError, KeyError):
 def default_weights_dir() -> Path:
     """Where :func:`train` writes retrained weights unless told otherwise: ``$INSILICO_CACHE/weights``, or
     ``~/.cache/insilico/weights``."""
-    return Path(os.environ.get("INSILICO_CACHE", Path.home() / ".cache" / "insilico")).expanduser() / "weights"
+    from .data import cache_dir
+
+    return cache_dir() / "weights"
 
 
 def _outside_package(name: str, path) -> Path:
@@ -123,8 +125,8 @@ def load(name: str, weights=None) -> Subject:
     if path.is_dir():
         path = path / f"{name}.ckpt"
     if not path.is_file():
-        raise ArgumentError(f"weights {str(weights)!r}: no checkpoint at {path} (zoo.train writes "
-                            f"WEIGHTS_DIR/{name}.ckpt)")
+        raise ArgumentError(f"weights {str(weights)!r}: no checkpoint at {path}; valid: a .ckpt file, or the directory "
+                            f"zoo.train wrote {name}.ckpt into")
     stat = path.stat()
     return _load(name, str(path.resolve()), (stat.st_mtime_ns, stat.st_size))    # a rewritten file reloads
 
