@@ -6,6 +6,7 @@ import pytest
 
 from insilico import electrode as el
 from insilico.probes import featurevis as fv
+from insilico.validation import ArgumentError
 
 from conftest import assert_close
 
@@ -190,13 +191,13 @@ def test_bad_input_errors(tiny_convnet):
     kw = dict(steps=2, key=jax.random.key(0), progress=False)
     with pytest.raises(el.SiteError, match="valid: conv1, conv2"):
         fv.visualize(tiny_convnet, fv.channel("conv9"), **kw)
-    with pytest.raises(el.SiteError, match="has 6 units"):
+    with pytest.raises(ArgumentError, match=r"units \(channels of 'conv2', which has 6\) must be indices in \[0, 6\)"):
         fv.visualize(tiny_convnet, fv.channel("conv2"), units=[2, 6], **kw)
     with pytest.raises(ValueError, match=r"shape \(16, 16, 3\).*takes \(8, 8, 3\)"):
         fv.visualize(tiny_convnet, fv.channel("conv2"), param=fv.pixel((16, 16, 3)), **kw)
     with pytest.raises(ValueError, match=r"shape \(8, 8, 1\).*takes \(8, 8, 3\)"):
         fv.visualize(tiny_convnet, fv.channel("conv2"), param=fv.pixel((8, 8, 1)), **kw)
-    with pytest.raises(ValueError, match="unknown parameterization"):
+    with pytest.raises(ArgumentError, match=r"kind \(the parameterization\) must be one of"):
         fv.ImageParam("fft", (8, 8, 3))
     boom = fv.Objective(lambda a, img, u: jnp.log(a["conv2"].mean(axis=(1, 2, 3)) - 1e9), "log(-1e9)",
                         frozenset(["conv2"]))

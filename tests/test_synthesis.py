@@ -7,6 +7,7 @@ import pytest
 
 from insilico import electrode as el
 from insilico.probes import synthesis as syn
+from insilico.validation import ArgumentError
 
 from conftest import assert_close
 
@@ -105,7 +106,7 @@ def test_bad_input(tiny_convnet, batch):
     x, y = batch
     with pytest.raises(el.InputError, match=r"pixel bounds \[0.0, 1.0\]"):
         syn.pgd(tiny_convnet, x * 2, y, 0.1, key=jax.random.key(0))
-    with pytest.raises(el.InputError, match="labels must have shape"):
+    with pytest.raises(ArgumentError, match=r"labels must hold one label per image \(12\); got 3"):
         syn.fgsm(tiny_convnet, x, y[:3], 0.1)
     with pytest.raises(el.InputError, match=r"images shape \(12, 4, 8, 3\) does not match"):
         syn.fgsm(tiny_convnet, x[:, :4], y, 0.1)
@@ -194,7 +195,7 @@ def test_controversial_input_checks(tiny_convnet, tiny_mlp):
     other = tiny(ConvNet(widths=(4,), kernels=(3,), fc=(8,), num_classes=5), shape=(6, 6, 3))
     with pytest.raises(el.InputError, match="one input space"):
         syn.controversial(tiny_convnet, other, key=jax.random.key(0))
-    with pytest.raises(el.InputError, match="class pairs"):
+    with pytest.raises(ArgumentError, match=r"class_pairs\[:, 1\] \(classes of tiny\) must be indices in \[0, 5\)"):
         syn.controversial(tiny_convnet, tiny_convnet, [(0, 7)], key=jax.random.key(0))
 
 

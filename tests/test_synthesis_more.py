@@ -9,6 +9,7 @@ import pytest
 from insilico import electrode as el
 from insilico.probes import _loop
 from insilico.probes import synthesis as syn
+from insilico.validation import ArgumentError
 
 from conftest import assert_close
 
@@ -100,7 +101,7 @@ def test_controversial_scores_between_two_units(tiny_convnet):
     assert (r.score_a.values[0] > r.score_b.values[0]).all() and (r.score_a.values[1] < r.score_b.values[1]).all()
     with pytest.raises(el.InputError, match="constant 0 to all 64 reference images"):
         syn.ResponseScore(tiny_convnet, "fc1", 0).standardized(ref)                # a dead unit
-    with pytest.raises(el.InputError, match=r"integer index in \[0, 8\) of the units of fc1; got 8"):
+    with pytest.raises(ArgumentError, match=r"unit \(an index into the 8 units of fc1, or None\) .* got 8"):
         syn.ResponseScore(tiny_convnet, "fc1", 8)
     with pytest.raises(el.SiteError, match="valid"):
         syn.ResponseScore(tiny_convnet, "fc9")
@@ -143,5 +144,5 @@ def test_controversial_scores_input_checks(tiny_convnet):
         syn.controversial_scores(a, lambda im: im.mean(0), (8, 8, 3), key=jax.random.key(0))
     with pytest.raises(el.InputError, match=r"shape must be \(H, W, C\)"):
         syn.controversial_scores(a, a, (1, 8, 8, 3), key=jax.random.key(0))
-    with pytest.raises(ValueError, match="positive"):
+    with pytest.raises(ArgumentError, match=r"scale\[1\] must be a number > 0; got 0"):
         syn.controversial_scores(a, a, (8, 8, 3), scale=(1, 0), key=jax.random.key(0))

@@ -15,6 +15,10 @@ decorrelated colour, pad/jitter/scale/rotate/jitter with offsets scaled from the
 input size, redirected ReLU gradients for the first 16 steps) except the number of steps (Olah: 2,560;
 here 512 as in Lucid's ``render_vis``).
 
+Every argument is checked before anything is compiled — explicit unit, channel and position indices in
+objectives against the subject's sites when :func:`visualize` is called — and a bad one raises
+:class:`~insilico.validation.ArgumentError` naming it, its value and what is valid.
+
 Example::
 
     from insilico.probes import featurevis as fv
@@ -35,7 +39,9 @@ import optax
 import xarray as xr
 
 from .. import electrode as el
-from ._loop import resolve_loop
+from ..validation import (ArgumentError, check_choice, check_count, check_finite, check_indices, check_key,
+                          check_number, check_positive)
+from ._loop import LOOPS, resolve_loop
 from ..models import relu_gradient_override
 from ..sweep import choose_batch_size, run_sweep
 
@@ -55,7 +61,7 @@ def color_matrix(images) -> np.ndarray:
     """Colour decorrelation matrix from data: the symmetric square root of the channel covariance of
     ``images`` (N, H, W, C), scaled so its largest column has unit norm (Lucid's convention, but estimated
     from the images the model sees instead of a fixed ImageNet matrix). Identity for one channel."""
-    x = np.asarray(images, np.float64)
+    x = check_finite("images", images, ndim=4).astype(np.float64)
     c = x.shape[-1]
     if c == 1:
         return np.ones((1, 1))
@@ -98,14 +104,24 @@ class ImageParam:
     depth: int = 8
 
     def __post_init__(self):
-        if self.kind not in ("pixel", "fourier", "pyramid", "cppn"):
-            raise ValueError(f"unknown parameterization {self.kind!r}; valid: pixel, fourier, pyramid, cppn")
-        if self.output not in ("sigmoid", "clip"):
-            raise ValueError(f"output must be 'sigmoid' or 'clip', got {self.output!r}")
-        if len(self.shape) != 3:
-            raise ValueError(f"shape must be (H, W, C), got {self.shape}")
-        if self.color is not None and np.shape(self.color) != (self.shape[2], self.shape[2]):
-            raise ValueError(f"color matrix must be {self.shape[2]}x{self.shape[2]}, got {np.shape(self.color)}")
+        check_choice("kind (the parameterization)", self.kind, ("pixel", "fourier", "pyramid", "cppn"))
+        check_choice("output", self.output, ("sigmoid", "clip"))
+        dims = check_finite("shape", self.shape, ndim=1)
+        if dims.shape != (3,):
+            raise ArgumentError(f"shape must be (H, W, C), got {self.shape}")
+        shape = tuple(check_count(f"shape[{k}]", d) for k, d in enumerate(dims))
+        c = shape[2]
+        if self.color is not None:
+            color = check_finite("color", self.color, ndim=2)
+            if color.shape != (c, c):
+                raise ArgumentError(f"color matrix must be {c}x{c}, got {color.shape}")
+            object.__setattr__(self, "color", tuple(map(tuple, color.astype(float).tolist())))
+        fields = {"shape": shape, "bounds": _check_bounds("bounds", self.bounds),
+                  "sd": check_number("sd", self.sd, low=0), "decay": check_number("decay", self.decay),
+                  "levels": check_count("levels", self.levels), "width": check_count("width", self.width),
+                  "depth": check_count("depth", self.depth)}
+        for name, value in fields.items():                    # normalized: hashable, plain Python numbers
+            object.__setattr__(self, name, value)
 
     def init(self, key):
         h, w, c = self.shape
@@ -159,6 +175,25 @@ class ImageParam:
         x = 0.5 + z
         x = x + jax.lax.stop_gradient(jnp.clip(x, 0.0, 1.0) - x)      # straight-through clip
         return lo + (hi - lo) * x
+
+
+def _check_bounds(name: str, bounds) -> tuple:
+    """Two finite numbers lo < hi."""
+    b = check_finite(name, bounds, ndim=1)
+    if b.shape != (2,) or not b[0] < b[1]:
+        raise ArgumentError(f"{name} must be two numbers (lo, hi) with lo < hi; got {bounds!r}")
+    return float(b[0]), float(b[1])
+
+
+def _check_site_name(site):
+    if not isinstance(site, str):
+        raise ArgumentError(f"site must be a site name (a string); got {site!r}")
+    return site
+
+
+def _check_index(name: str, value):
+    """None, or an integer ≥ 0 (its upper end is checked against the subject's site by :func:`visualize`)."""
+    return None if value is None else check_number(name, value, low=0, integer=True)
 
 
 def _shape_bounds(subject_or_shape, bounds):
@@ -224,6 +259,11 @@ class Pad:
     width: int
     value: float | None = None
 
+    def __post_init__(self):
+        object.__setattr__(self, "width", check_count("width", self.width, minimum=0))
+        if self.value is not None:
+            object.__setattr__(self, "value", check_number("value", self.value))
+
     def __call__(self, key, img, bounds):
         v = _bounds_mid(bounds) if self.value is None else self.value
         w = self.width
@@ -234,6 +274,9 @@ class Pad:
 class Jitter:
     """Random crop losing ``d`` px in each dimension (a translation by 0..d px); shrinks the image by d."""
     d: int
+
+    def __post_init__(self):
+        object.__setattr__(self, "d", check_count("d", self.d, minimum=0))
 
     def __call__(self, key, img, bounds):
         h, w, c = img.shape
@@ -258,6 +301,12 @@ class RandomScale:
     """Zoom about the centre by a factor drawn from ``scales`` (size kept)."""
     scales: tuple
 
+    def __post_init__(self):
+        a = check_finite("scales", self.scales, ndim=1)
+        if a.min() <= 0:
+            raise ArgumentError(f"scales must be zoom factors > 0; got {a.tolist()}")
+        object.__setattr__(self, "scales", tuple(float(v) for v in a))
+
     def __call__(self, key, img, bounds):
         return _affine(img, jax.random.choice(key, jnp.asarray(self.scales, jnp.float32)), 0.0)
 
@@ -266,6 +315,9 @@ class RandomScale:
 class RandomRotate:
     """Rotate about the centre by an angle (degrees) drawn from ``angles`` (size kept)."""
     angles: tuple
+
+    def __post_init__(self):
+        object.__setattr__(self, "angles", tuple(float(v) for v in check_finite("angles", self.angles, ndim=1)))
 
     def __call__(self, key, img, bounds):
         return _affine(img, 1.0, jax.random.choice(key, jnp.asarray(self.angles, jnp.float32)))
@@ -284,14 +336,31 @@ def _crop_or_pad(img, h: int, w: int, value):
 def standard_transforms(size: int) -> tuple:
     """Olah et al. 2017's robustness transforms with offsets scaled from 128 px to ``size`` px: pad 16,
     jitter 16, scale {1, .975, 1.025, .95, 1.05}, rotate -5..5 deg, jitter 8 (each at least 1 px)."""
-    f = size / 128.0
+    f = check_count("size", size) / 128.0
     px = lambda v: max(1, int(round(v * f)))  # noqa: E731
     return (Pad(px(16)), Jitter(px(16)), RandomScale((1.0, 0.975, 1.025, 0.95, 1.05)),
             RandomRotate(tuple(float(a) for a in range(-5, 6))), Jitter(px(8)))
 
 
+def _check_transforms(transforms) -> tuple:
+    try:
+        transforms = tuple(transforms)
+    except TypeError:
+        raise ArgumentError(f"transforms must be a sequence of transforms (key, img, bounds) -> img; got "
+                            f"{transforms!r}") from None
+    for k, t in enumerate(transforms):
+        if not callable(t):
+            raise ArgumentError(f"transforms[{k}] must be a transform (key, img, bounds) -> img; got {t!r}")
+    return transforms
+
+
 def apply_transforms(transforms: Sequence, key, img, bounds=(0.0, 1.0)):
     """Apply ``transforms`` to one image (H, W, C) with independent keys, then centre crop/pad back to (H, W)."""
+    _check_transforms(transforms)
+    check_key("key", key)
+    bounds = _check_bounds("bounds", bounds)
+    if len(img.shape) != 3:
+        raise ArgumentError(f"img must be one image (H, W, C); got shape {tuple(img.shape)}")
     h, w, _ = img.shape
     out = img
     for i, t in enumerate(transforms):
@@ -309,13 +378,28 @@ class Objective:
     ``channel("conv2") - 1e-3 * total_variation()``, ``neuron("fc1") * channel("conv3")``, ``-channel(...)``
     (inhibit). ``sites``: sites whose activations the objective reads; ``unit_sites``: sites whose last axis
     ``unit`` indexes (checked against the requested units). ``spec``: a hashable description; objectives
-    with equal specs are equal, so repeated calls reuse the compiled probe (None: compare by identity)."""
+    with equal specs are equal, so repeated calls reuse the compiled probe (None: compare by identity).
+    ``checks``: functions ``(subject, units) -> None`` that :func:`visualize` calls before compiling, raising
+    :class:`~insilico.validation.ArgumentError` for an explicit index (a channel, a position, a direction's
+    width) that the subject's site does not have."""
 
     fn: Callable
     name: str
     sites: frozenset = field(default_factory=frozenset)
     unit_sites: frozenset = field(default_factory=frozenset)
     spec: tuple | None = None
+    checks: tuple = ()
+
+    def __post_init__(self):
+        if not callable(self.fn):
+            raise ArgumentError(f"fn must be a function (acts, images, unit) -> (B,) values; got {self.fn!r}")
+        for name in ("sites", "unit_sites"):
+            value = getattr(self, name)
+            names = (value,) if isinstance(value, str) else tuple(value)
+            if not all(isinstance(n, str) for n in names):
+                raise ArgumentError(f"{name} must be site names (strings); got {value!r}")
+            object.__setattr__(self, name, frozenset(names))
+        object.__setattr__(self, "checks", tuple(self.checks))
 
     def __call__(self, acts, images, unit):
         return self.fn(acts, images, unit)
@@ -332,10 +416,11 @@ class Objective:
         if isinstance(other, Objective):
             spec = None if self.spec is None or other.spec is None else (sym, self.spec, other.spec)
             return Objective(lambda a, i, u: op(self(a, i, u), other(a, i, u)), f"({self.name} {sym} {other.name})",
-                             self.sites | other.sites, self.unit_sites | other.unit_sites, spec)
-        c = float(other)
+                             self.sites | other.sites, self.unit_sites | other.unit_sites, spec,
+                             self.checks + other.checks)
+        c = float(check_number(f"the number {sym} {self.name}", other))
         return Objective(lambda a, i, u: op(self(a, i, u), c), f"({self.name} {sym} {c:g})", self.sites,
-                         self.unit_sites, _spec(sym, self.spec, c))
+                         self.unit_sites, _spec(sym, self.spec, c), self.checks)
 
     def __add__(self, other):
         return self._combine(other, jnp.add, "+")
@@ -352,18 +437,21 @@ class Objective:
     def __mul__(self, other):
         if isinstance(other, Objective):
             return self._combine(other, jnp.multiply, "*")
-        c = float(other)
+        c = float(check_number(f"the weight of {self.name}", other))
         return Objective(lambda a, i, u: c * self(a, i, u), f"{c:g} * {self.name}", self.sites, self.unit_sites,
-                         _spec("*", c, self.spec))
+                         _spec("*", c, self.spec), self.checks)
 
     __rmul__ = __mul__
 
     def __truediv__(self, c):
-        return self * (1.0 / float(c))
+        c = check_number(f"the divisor of {self.name}", c)
+        if c == 0:
+            raise ArgumentError(f"the divisor of {self.name} must be a non-zero number; got {c!r}")
+        return self * (1.0 / c)
 
     def __neg__(self):
         return Objective(lambda a, i, u: -self(a, i, u), f"-{self.name}", self.sites, self.unit_sites,
-                         _spec("neg", self.spec))
+                         _spec("neg", self.spec), self.checks)
 
     def __repr__(self):
         return f"Objective({self.name})"
@@ -377,9 +465,26 @@ def _pick(index, unit):
     return unit if index is None else index
 
 
+def _index_check(site: str, what: str, value, axis: int):
+    """A check (subject, units) that ``value`` indexes axis ``axis`` of the unit shape of ``site`` (a
+    convolutional site (H, W, C) for the spatial axes 0 and 1)."""
+    def check(subject, units):
+        shape = tuple(subject.sites[site])
+        if axis >= 0 and len(shape) != 3:
+            raise ArgumentError(f"{what} applies to convolutional sites (H, W, C); {site!r} of {subject.name} has "
+                                f"units of shape {shape}")
+        check_indices(f"{what} (of {site!r} of {subject.name}, which has {shape[axis]})", value, shape[axis])
+    return check
+
+
 def neuron(site: str, index: int | None = None, x: int | None = None, y: int | None = None) -> Objective:
     """One unit: channel ``index`` (default: the unit being visualized) at position (``y``, ``x``) (default:
     the centre) of a convolutional site, or unit ``index`` of a dense site."""
+    _check_site_name(site)
+    index, x, y = _check_index("index", index), _check_index("x", x), _check_index("y", y)
+    checks = tuple(_index_check(site, name, v, axis) for name, v, axis in
+                   (("index (channel)", index, -1), ("y", y, 0), ("x", x, 1)) if v is not None)
+
     def fn(acts, images, unit):
         a = acts[site]
         if a.ndim == 4:
@@ -388,23 +493,38 @@ def neuron(site: str, index: int | None = None, x: int | None = None, y: int | N
             a = a[:, yy, xx, :]
         return a[:, _pick(index, unit)]
     return Objective(fn, f"neuron({site}{'' if index is None else ':' + str(index)})", frozenset([site]),
-                     frozenset([site]) if index is None else frozenset(), ("neuron", site, index, x, y))
+                     frozenset([site]) if index is None else frozenset(), ("neuron", site, index, x, y), checks)
 
 
 def channel(site: str, index: int | None = None) -> Objective:
     """Mean activation of a channel over all positions (a dense site: the unit itself)."""
+    _check_site_name(site)
+    index = _check_index("index", index)
+    checks = () if index is None else (_index_check(site, "index (channel)", index, -1),)
+
     def fn(acts, images, unit):
         a = acts[site]
         a = a.mean(axis=(1, 2)) if a.ndim == 4 else a
         return a[:, _pick(index, unit)]
     return Objective(fn, f"channel({site}{'' if index is None else ':' + str(index)})", frozenset([site]),
-                     frozenset([site]) if index is None else frozenset(), ("channel", site, index))
+                     frozenset([site]) if index is None else frozenset(), ("channel", site, index), checks)
 
 
 def direction(site: str, vectors, cossim_pow: float = 0.0) -> Objective:
     """Projection of the (spatially averaged) activation vector onto ``vectors`` (C,), or, when ``vectors``
     is (U, C), onto row ``unit``. ``cossim_pow`` > 0 multiplies by cosine similarity^pow (Lucid)."""
-    v = jnp.asarray(vectors, jnp.float32)
+    _check_site_name(site)
+    arr = check_finite("vectors", vectors, ndim=(1, 2)).astype(np.float32)
+    cossim_pow = check_number("cossim_pow", cossim_pow, low=0)
+    v = jnp.asarray(arr)
+
+    def check(subject, units):
+        shape = tuple(subject.sites[site])
+        if arr.shape[-1] != shape[-1]:
+            raise ArgumentError(f"vectors must have {shape[-1]} entries per direction (the channels of {site!r} of "
+                                f"{subject.name}); got shape {arr.shape}")
+        if arr.ndim == 2:
+            check_indices(f"units (rows of the {arr.shape[0]} direction vectors)", units, arr.shape[0])
 
     def fn(acts, images, unit):
         a = acts[site]
@@ -415,13 +535,14 @@ def direction(site: str, vectors, cossim_pow: float = 0.0) -> Objective:
             cos = dot / (jnp.linalg.norm(a, axis=-1) * jnp.linalg.norm(d) + 1e-8)
             dot = dot * jnp.maximum(cos, 1e-3) ** cossim_pow
         return dot
-    arr = np.asarray(vectors, np.float32)
     return Objective(fn, f"direction({site})", frozenset([site]), frozenset(),
-                     ("direction", site, arr.shape, arr.tobytes(), float(cossim_pow)))
+                     ("direction", site, arr.shape, arr.tobytes(), float(cossim_pow)), (check,))
 
 
 def deepdream(site: str) -> Objective:
     """Mean squared activation of the whole site (Mordvintsev et al.'s DeepDream)."""
+    _check_site_name(site)
+
     def fn(acts, images, unit):
         a = acts[site]
         return (a.reshape(a.shape[0], -1) ** 2).mean(-1)
@@ -431,8 +552,9 @@ def deepdream(site: str) -> Objective:
 def class_logit(site: str = "logits", index: int | None = None) -> Objective:
     """A class logit (default: the class with index = the unit being visualized)."""
     obj = neuron(site, index)
+    index = _check_index("index", index)
     return Objective(obj.fn, f"class_logit({site}{'' if index is None else ':' + str(index)})", obj.sites,
-                     obj.unit_sites, ("class_logit", site, index))
+                     obj.unit_sites, ("class_logit", site, index), obj.checks)
 
 
 def total_variation() -> Objective:
@@ -446,12 +568,14 @@ def total_variation() -> Objective:
 
 def l1(constant: float = 0.5) -> Objective:
     """L1 distance of the image from ``constant`` (a penalty: subtract it)."""
+    constant = check_number("constant", constant)
     return Objective(lambda a, img, u: jnp.abs(img - constant).sum(axis=(1, 2, 3)), "l1",
                      spec=("l1", float(constant)))
 
 
 def l2(constant: float = 0.5, epsilon: float = 1e-6) -> Objective:
     """L2 distance of the image from ``constant`` (a penalty: subtract it)."""
+    constant, epsilon = check_number("constant", constant), check_number("epsilon", epsilon, low=0)
     return Objective(lambda a, img, u: jnp.sqrt(epsilon + ((img - constant) ** 2).sum(axis=(1, 2, 3))), "l2",
                      spec=("l2", float(constant), float(epsilon)))
 
@@ -464,6 +588,8 @@ def diversity(site: str) -> Objective:
     """Negative mean pairwise cosine similarity of the images' Gram matrices at ``site`` (Olah et al. 2017):
     add ``w * diversity(site)`` so the seeds of one unit show different facets. A batch-level term, shared
     equally by the images."""
+    _check_site_name(site)
+
     def fn(acts, images, unit):
         a = acts[site]
         b = a.shape[0]
@@ -480,6 +606,9 @@ def diversity(site: str) -> Objective:
 def alignment(site: str, decay_ratio: float = 2.0) -> Objective:
     """Penalty on differences between neighbouring images of the batch at ``site`` (weights decay as
     ``decay_ratio``^-distance), for smooth interpolations; subtract it."""
+    _check_site_name(site)
+    decay_ratio = check_positive("decay_ratio", decay_ratio)
+
     def fn(acts, images, unit):
         a = acts[site]
         b = a.shape[0]
@@ -595,19 +724,41 @@ def _host_loop(program: _Program, units: np.ndarray, shared, batch_size: int, pr
     return {k: np.concatenate([ch[k] for ch in chunks])[:len(units)] for k in chunks[0]}
 
 
-def _check(subject, objective: Objective, param: ImageParam, units: np.ndarray):
-    el.validate(subject, sites=sorted(objective.sites), purpose=f"objective {objective.name}")
+def _check_param(subject, param: ImageParam):
+    if not isinstance(param, ImageParam):
+        raise ArgumentError(f"param must be an ImageParam (fv.pixel, fv.fourier, ...); got {type(param).__name__}")
     if tuple(param.shape) != tuple(subject.input_spec.shape):
-        raise ValueError(f"parameterization renders images of shape {tuple(param.shape)} (H, W, C) but "
-                         f"{subject.name} takes {tuple(subject.input_spec.shape)}")
-    if units.ndim != 1 or len(units) == 0:
-        raise ValueError("units must be a non-empty 1-D sequence of unit indices")
-    for site in objective.unit_sites:
+        raise ArgumentError(f"parameterization renders images of shape {tuple(param.shape)} (H, W, C) but "
+                            f"{subject.name} takes {tuple(subject.input_spec.shape)}")
+    lo, hi = subject.input_spec.bounds
+    if param.bounds[0] < lo or param.bounds[1] > hi:
+        raise ArgumentError(f"parameterization renders pixels in {param.bounds}, outside {subject.name}'s pixel "
+                            f"bounds [{lo}, {hi}]")
+
+
+def _check(subject, objective: Objective, units) -> np.ndarray:
+    """Check the objective's sites and explicit indices and the units (returned as an int array) against
+    ``subject``."""
+    if not isinstance(objective, Objective):
+        raise ArgumentError(f"objective must be an insilico Objective (fv.channel, fv.neuron, ...); got "
+                            f"{type(objective).__name__}")
+    el.validate(subject, sites=sorted(objective.sites), purpose=f"objective {objective.name}")
+    if isinstance(units, (int, np.integer)) and not isinstance(units, (bool, np.bool_)):
+        units = np.arange(check_count("units (a number of units)", units))
+    elif not hasattr(units, "shape") and not isinstance(units, (str, bytes)):
+        try:
+            units = list(units)
+        except TypeError:
+            pass
+    units = check_indices("units", units, np.iinfo(np.int32).max)
+    if np.ndim(units) != 1:
+        raise ArgumentError("units must be a 1-D sequence of unit indices or a number of units")
+    for site in sorted(objective.unit_sites):
         n = subject.sites[site][-1]
-        bad = units[(units < 0) | (units >= n)]
-        if len(bad):
-            raise el.SiteError(f"unit {int(bad[0])} does not exist at {site!r}, which has {n} units "
-                               f"(valid: 0..{n - 1})")
+        check_indices(f"units (channels of {site!r}, which has {n})", units, n)
+    for check in objective.checks:
+        check(subject, units)
+    return units
 
 
 def visualize(subject, objective: Objective, units: Sequence[int] | int = 1, *, key, n_seeds: int = 1,
@@ -635,15 +786,32 @@ def visualize(subject, objective: Objective, units: Sequence[int] | int = 1, *, 
     iteration, seed) and the final objective ``score`` (unit, seed) of the untransformed images.
     Raises: :class:`OptimizationError` naming the unit and step where the objective became NaN/inf.
     """
-    units = np.arange(units) if isinstance(units, (int, np.integer)) else np.asarray(list(units), np.int64)
+    el.validate(subject)
+    check_key("key", key)
+    n_seeds, steps, lr = check_count("n_seeds", n_seeds), check_count("steps", steps), check_positive("lr", lr)
+    relu_override_steps = check_count("relu_override_steps", relu_override_steps, minimum=0)
+    if batch_size is not None:
+        batch_size = check_count("batch_size", batch_size)
+    memory_budget = check_positive("memory_budget", memory_budget)
+    loop = check_choice("loop", loop, LOOPS)
+    progress = bool(check_choice("progress", progress, (False, True)))
+    if snapshots is None:
+        snapshots = (steps,)
+    else:
+        try:
+            snapshots = tuple(snapshots)
+        except TypeError:
+            raise ArgumentError(f"snapshots must be a sequence of steps in [0, {steps}]; got {snapshots!r}") from None
+        if not snapshots:
+            raise ArgumentError(f"snapshots must name at least one step in [0, {steps}] (None: the last)")
+        snapshots = tuple(sorted({check_count(f"snapshots[{k}]", v, minimum=0, maximum=steps)
+                                  for k, v in enumerate(snapshots)}))
+    transforms = (standard_transforms(subject.input_spec.shape[0]) if transforms is None
+                  else _check_transforms(transforms))
+    units = _check(subject, objective, units)
+    if param is not None:
+        _check_param(subject, param)
     param = default_param(subject) if param is None else param
-    transforms = standard_transforms(subject.input_spec.shape[0]) if transforms is None else tuple(transforms)
-    snapshots = (steps,) if snapshots is None else tuple(sorted({int(s) for s in snapshots}))
-    if steps < 1 or snapshots[0] < 0 or snapshots[-1] > steps:
-        raise ValueError(f"need steps >= 1 and snapshots within [0, {steps}], got {snapshots}")
-    if n_seeds < 1:
-        raise ValueError(f"n_seeds must be >= 1, got {n_seeds}")
-    _check(subject, objective, param, units)
     snap_run = snapshots if snapshots[-1] == steps else snapshots + (steps,)
     loop = resolve_loop(loop)
     program = _program(objective, param, transforms, int(steps), float(lr), int(n_seeds), snap_run,

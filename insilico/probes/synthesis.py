@@ -5,8 +5,18 @@ eigendistortions.
 Every method is an iterative program (see :mod:`._loop`) whose batch — images, ε values, restarts, targets ×
 seeds, class pairs — is vmapped into each compiled step; ``loop="scan"`` compiles the whole loop, ``"host"``
 drives one compiled step from Python (faster on CPU, and stops early once every sample has converged), ``"auto"``
-picks host on CPU and scan elsewhere. Images stay inside the subject's declared pixel bounds; success is always
-judged on the 8-bit quantized image (what an experiment would show), not on the float image the optimizer produced.
+picks host on CPU and scan elsewhere. Images stay inside the subject's declared pixel bounds, and every image a
+function returns is an 8-bit quantized image (what an experiment would show), with every number reported about it
+— success, predictions, distances, representation errors, convergence, scores — measured on that 8-bit image,
+not on the float image the optimizer produced: attacks (:func:`fgsm`, :func:`pgd`, :func:`accuracy_vs_eps`,
+:func:`deepfool`, which also returns its float images as ``images_float``), :func:`metamers`,
+:func:`controversial`, :func:`controversial_scores` and :func:`mad_competition`. :func:`eigendistortions`
+returns directions (unit vectors in pixel space, the Fisher matrix's eigenvectors at the given image), not images,
+and is not quantized.
+
+Every argument is checked before anything is compiled; a bad one raises
+:class:`~insilico.validation.ArgumentError` (a bad image batch :class:`~insilico.validation.InputError`) naming
+it, its value and what is valid.
 
 Example::
 
@@ -27,16 +37,57 @@ import optax
 import xarray as xr
 
 from .. import electrode as el
-from ._loop import drive, resolve_loop
+from ..validation import (ArgumentError, check_choice, check_count, check_finite, check_indices, check_key,
+                          check_labels, check_number, check_positive)
+from ._loop import LOOPS, drive, resolve_loop
 
 __all__ = ["quantize", "check_images", "fgsm", "pgd", "accuracy_vs_eps", "deepfool", "eigendistortions", "metamers",
            "METAMER_LOSSES", "controversial", "controversial_scores", "ResponseScore", "mad_competition"]
 
 
-def quantize(x, bounds=(0.0, 1.0), levels: int = 256):
-    """Round pixels to ``levels`` steps inside ``bounds`` (8-bit by default), as a display would."""
+def _quantize(x, bounds, levels: int = 256):
     lo, hi = bounds
     return lo + jnp.round((jnp.clip(x, lo, hi) - lo) / (hi - lo) * (levels - 1)) / (levels - 1) * (hi - lo)
+
+
+def quantize(x, bounds=(0.0, 1.0), levels: int = 256):
+    """Round pixels to ``levels`` steps inside ``bounds`` (8-bit by default), as a display would; values outside
+    the bounds are clipped first. ``x`` must be finite, ``bounds`` two finite numbers lo < hi, ``levels`` ≥ 2."""
+    levels = check_count("levels", levels, minimum=2)
+    bounds = _check_bounds("bounds", bounds)
+    check_finite("x", x, allow_empty=True)
+    return _quantize(x, bounds, levels)
+
+
+def _check_bounds(name: str, bounds) -> tuple:
+    """Two finite numbers lo < hi."""
+    b = check_finite(name, bounds, ndim=1)
+    if b.shape != (2,) or not b[0] < b[1]:
+        raise ArgumentError(f"{name} must be two numbers (lo, hi) with lo < hi; got {bounds!r}")
+    return float(b[0]), float(b[1])
+
+
+def _check_flag(name: str, value) -> bool:
+    return bool(check_choice(name, value, (False, True)))
+
+
+def _check_loop(loop) -> str:
+    return check_choice("loop", loop, LOOPS)
+
+
+def _check_site(subject, site, purpose: str):
+    if not isinstance(site, str):
+        raise ArgumentError(f"site must be a site name (a string) of {getattr(subject, 'name', 'the subject')}; "
+                            f"got {site!r}")
+    el.validate(subject, sites=(site,), purpose=purpose)
+
+
+def _as_images(subject, x, what: str = "images"):
+    """``x`` as a float32 batch, checked (subject, shape, dtype, finite, non-empty, inside the pixel bounds)."""
+    el.validate(subject)
+    x = jnp.asarray(x, jnp.float32) if not hasattr(x, "dtype") else x
+    check_images(subject, x, what)
+    return jnp.asarray(x, jnp.float32)
 
 
 def check_images(subject, x, what: str = "images"):
@@ -139,7 +190,7 @@ def _round_in_ball(xa, x, eps, norm: str, bounds):
     """8-bit rounding of attacked images; in L∞, a pixel that rounding pushed out of the ε ball steps back one
     level (``eps`` broadcasts against the images)."""
     lo, hi = bounds
-    xq = quantize(xa, (lo, hi))
+    xq = _quantize(xa, (lo, hi))
     if norm == "linf":
         level = (hi - lo) / 255.0
         xq = jnp.where(xq - x > eps + 1e-6, xq - level, jnp.where(x - xq > eps + 1e-6, xq + level, xq))
@@ -243,21 +294,22 @@ def _fooled(subject, x, labels, targeted: bool):
     return pred == labels if targeted else pred != labels
 
 
-def _prepare(subject, x, labels, eps, norm):
-    x = jnp.asarray(x, jnp.float32) if not hasattr(x, "dtype") else x
-    check_images(subject, x)
-    labels = jnp.asarray(labels, jnp.int32)
-    if labels.shape != (x.shape[0],):
-        raise el.InputError(f"labels must have shape ({x.shape[0]},) to match the images; got {labels.shape}")
-    n_classes = subject.n_outputs
-    if int(labels.min()) < 0 or int(labels.max()) >= n_classes:
-        raise el.InputError(f"labels must be class indices in 0..{n_classes - 1} ({subject.name} has {n_classes} "
-                            f"outputs); got values in [{int(labels.min())}, {int(labels.max())}]")
-    if norm not in ("linf", "l2"):
-        raise ValueError(f"norm must be 'linf' or 'l2', got {norm!r}")
-    if np.any(np.asarray(eps) < 0):
-        raise ValueError(f"eps must be >= 0, got {eps}")
-    return jnp.asarray(x, jnp.float32), labels
+def _prepare(subject, x, labels):
+    """The checked images (float32, in bounds) and labels (one class index per image, int32)."""
+    x = _as_images(subject, x)
+    return x, jnp.asarray(check_labels("labels", labels, subject.n_outputs, x.shape[0]))
+
+
+def _check_eps_list(eps_values) -> np.ndarray:
+    if not hasattr(eps_values, "shape") and not isinstance(eps_values, (str, bytes)):
+        try:
+            eps_values = list(eps_values)
+        except TypeError:
+            pass
+    eps = check_finite("eps_values", eps_values, ndim=1)
+    if eps.min() < 0:
+        raise ArgumentError(f"eps_values must be radii ≥ 0; got {eps[eps < 0].tolist()[:6]}")
+    return eps.astype(np.float32)
 
 
 def _result(subject, x, adv, labels, targeted, eps, attack: str, norm: str, extra=None) -> xr.Dataset:
@@ -287,7 +339,9 @@ def fgsm(subject, x, labels, eps: float, *, targeted: bool = False, loop: str = 
     (away from ``labels``, or towards them when ``targeted``), clipped to the bounds and 8-bit quantized.
     Returns a Dataset with the adversarial ``images``, ``prediction``, ``success`` and L∞/L2 distances; the
     attribute ``accuracy`` is the accuracy on the attacked images (untargeted)."""
-    x, labels = _prepare(subject, x, labels, eps, "linf")
+    eps = check_number("eps", eps, low=0)
+    targeted, loop = _check_flag("targeted", targeted), _check_loop(loop)
+    x, labels = _prepare(subject, x, labels)
     adv = _attack(subject, x, labels, eps, eps, None, norm="linf", steps=1, restarts=1, targeted=targeted,
                   rand_init=False, loop=loop)[0]
     return _result(subject, x, adv, labels, targeted, eps, "fgsm", "linf")
@@ -301,10 +355,15 @@ def pgd(subject, x, labels, eps: float, *, norm: str = "linf", steps: int = 40, 
     judged after 8-bit quantization. Same outputs as :func:`fgsm`. ``loop``: "scan" (one compiled loop),
     "host" (a compiled step per iteration; faster on CPU) or "auto" (host on CPU).
     Raises: ``FloatingPointError`` naming the step where a gradient became NaN/inf."""
-    x, labels = _prepare(subject, x, labels, eps, norm)
-    if (random_start or restarts > 1) and key is None:
-        raise ValueError("random starts need a PRNG key: pgd(..., key=jax.random.PRNGKey(0))")
-    step_size = 2.5 * eps / steps if step_size is None else step_size
+    eps = check_number("eps", eps, low=0)
+    norm = check_choice("norm", norm, ("linf", "l2"))
+    steps, restarts = check_count("steps", steps), check_count("restarts", restarts)
+    step_size = 2.5 * eps / steps if step_size is None else check_positive("step_size", step_size)
+    random_start, targeted = _check_flag("random_start", random_start), _check_flag("targeted", targeted)
+    loop = _check_loop(loop)
+    if random_start or restarts > 1 or key is not None:
+        check_key("key", key)                                    # random starts draw from it
+    x, labels = _prepare(subject, x, labels)
     adv = _attack(subject, x, labels, eps, step_size, key, norm=norm, steps=steps, restarts=restarts,
                   targeted=targeted, rand_init=random_start, loop=loop)[0]
     return _result(subject, x, adv, labels, targeted, eps, "pgd", norm,
@@ -334,13 +393,15 @@ def accuracy_vs_eps(subject, x, labels, eps_values: Sequence[float], *, attack: 
         its last iterate, like :func:`pgd`.
 
     Returns a Dataset over ``eps`` with ``accuracy`` and the mean L∞ / L2 size of the perturbations."""
-    eps_values = np.asarray(list(eps_values), np.float32)
-    x, labels = _prepare(subject, x, labels, eps_values, norm)
-    if attack not in ("pgd", "fgsm"):
-        raise ValueError(f"attack must be 'pgd' or 'fgsm', got {attack!r}")
-    if attack == "pgd" and key is None:
-        raise ValueError("accuracy_vs_eps with PGD needs a PRNG key for its random starts: "
-                         "accuracy_vs_eps(..., key=jax.random.key(0))")
+    eps_values = _check_eps_list(eps_values)
+    attack = check_choice("attack", attack, ("pgd", "fgsm"))
+    norm = check_choice("norm", norm, ("linf", "l2"))
+    steps, restarts = check_count("steps", steps), check_count("restarts", restarts)
+    early_stop, progress = _check_flag("early_stop", early_stop), _check_flag("progress", progress)
+    loop = _check_loop(loop)
+    if attack == "pgd" or key is not None:
+        check_key("key", key)                                    # PGD's random starts draw from it
+    x, labels = _prepare(subject, x, labels)
     if attack == "fgsm":
         steps, restarts = 1, 1
     size = eps_values if attack == "fgsm" else 2.5 * eps_values / steps
@@ -401,10 +462,13 @@ def eigendistortions(subject, site: str, images, *, n_iter: int = 100, key, loop
     eigenvectors of the Fisher information JᵀJ (J = d site / d image) with the largest and smallest eigenvalue,
     by power iteration (the smallest on λ_max·I − JᵀJ), vmapped over images. Returns ``distortion`` (image,
     which ∈ {max, min}, y, x, channel) and ``eigenvalue`` (image, which): the squared change of the
-    representation per unit squared pixel change along that direction."""
-    x = jnp.asarray(images, jnp.float32) if not hasattr(images, "dtype") else images
-    check_images(subject, x)
-    el.validate(subject, sites=(site,), purpose="eigendistortions")
+    representation per unit squared pixel change along that direction. The directions are not images and are
+    not quantized (an 8-bit image moved along one by less than a level rounds back to itself)."""
+    n_iter, loop = check_count("n_iter", n_iter), _check_loop(loop)
+    check_key("key", key)
+    el.validate(subject)
+    _check_site(subject, site, "eigendistortions")
+    x = _as_images(subject, images)
     k1, k2 = jax.random.split(key)
     zeros = jnp.zeros(x.shape[0], jnp.float32)
     (v_max, l_max), _ = drive(_Power(site, int(n_iter), "max"), subject, x, jax.random.normal(k1, x.shape), zeros,
@@ -455,10 +519,13 @@ def _coarse(g, factor: int):
 @dataclass(frozen=True)
 class _Metamer:
     """Adam on the pixels of (target × seed) images, projected onto the bounds, minimizing ``loss`` between the
-    representations at ``sites`` and the target's; each sample stops once its pooled relative error is at most
-    ``tol``. ``coarse_to_fine``: "sites" — the k-th site joins the loss at step k·steps/len(sites); "scales" —
-    the update is block-averaged over ``scales[k]`` pixels during the k-th of len(scales) equal stages.
-    args: ``(subject, targets (T, ...), start (T, S, ...))``."""
+    representations at ``sites`` and the target's; each sample stops once the pooled relative error of its 8-bit
+    image is at most ``tol``. That error costs a forward pass of the rounded images, run only at steps where some
+    running sample's float iterate is within ``tol`` (rounding rarely lowers the error). ``coarse_to_fine``:
+    "sites" — the k-th site joins the loss at step k·steps/len(sites); "scales" — the update is block-averaged
+    over ``scales[k]`` pixels during the k-th of len(scales) equal stages.
+    args: ``(subject, targets (T, ...), start (T, S, ...))``. ``finish`` returns the 8-bit images, their errors,
+    the convergence step (``steps`` for a sample whose last image meets ``tol``; −1: none) and the NaN step."""
     sites: tuple
     steps: int
     lr: float
@@ -481,6 +548,11 @@ class _Metamer:
     def rel_error(self, subject, img, goal):
         return METAMER_LOSSES["relative"](self._reps(subject, img), goal)
 
+    def errors_8bit(self, subject, x, goal):
+        """Pooled relative errors of the 8-bit images of ``x`` (T, S, ...): (T, S)."""
+        xq = _quantize(x, subject.input_spec.bounds)
+        return jax.vmap(lambda xs, g: jax.vmap(lambda im: self.rel_error(subject, im, g))(xs))(xq, goal)
+
     def init(self, subject, targets, start):
         goal = jax.vmap(lambda t: self._reps(subject, t))(targets)
         opt = jax.vmap(jax.vmap(optax.adam(self.lr).init))(start)
@@ -497,22 +569,28 @@ class _Metamer:
             goals = [g * w for g, w in zip(goal, on)]
             return loss_fn(reps, goals), jax.lax.stop_gradient(METAMER_LOSSES["relative"](reps, goals))
 
-        def one(x, s, done_at, nan_step, goal):
+        def gradient(x, goal):
             (_, err), g = jax.value_and_grad(objective, has_aux=True)(x, goal)
             if self.coarse_to_fine == "scales":
                 stage = jnp.minimum(i * len(self.scales) // self.steps, len(self.scales) - 1)
                 g = jnp.select([stage == k for k in range(len(self.scales))], [_coarse(g, f) for f in self.scales])
-            bad = ~(jnp.isfinite(err) & jnp.all(jnp.isfinite(g)))
-            nan_step = jnp.where((nan_step < 0) & bad, i, nan_step)
-            done_at = jnp.where((done_at < 0) & (err <= self.tol) & (i >= starts[-1]), i, done_at)
+            return g, err, ~(jnp.isfinite(err) & jnp.all(jnp.isfinite(g)))
+
+        g, err, bad = jax.vmap(jax.vmap(gradient, in_axes=(0, None)))(x, goal)
+        nan_step = jnp.where((nan_step < 0) & bad, i, nan_step)
+        # converged: the 8-bit image of the current iterate meets the tolerance (checked where the float one does)
+        candidate = (done_at < 0) & (nan_step < 0) & (err <= self.tol) & (i >= starts[-1])
+        err_8bit = jax.lax.cond(jnp.any(candidate), lambda: self.errors_8bit(subject, x, goal),
+                                lambda: jnp.full(err.shape, jnp.inf, err.dtype))
+        done_at = jnp.where(candidate & (err_8bit <= self.tol), i, done_at)
+        stop = (done_at >= 0) | (nan_step >= 0)
+
+        def update(x, s, g, stop):
             upd, s_new = opt.update(jnp.nan_to_num(g), s, x)
             x_new = jnp.clip(optax.apply_updates(x, upd), *subject.input_spec.bounds)
-            stop = (done_at >= 0) | (nan_step >= 0)
-            return (jnp.where(stop, x, x_new), jax.tree_util.tree_map(lambda a, b: jnp.where(stop, a, b), s, s_new),
-                    done_at, nan_step, err)
+            return jnp.where(stop, x, x_new), jax.tree_util.tree_map(lambda a, b: jnp.where(stop, a, b), s, s_new)
 
-        over_seeds = jax.vmap(one, in_axes=(0, 0, 0, 0, None))
-        x, s, done_at, nan_step, err = jax.vmap(over_seeds)(x, s, done_at, nan_step, goal)
+        x, s = jax.vmap(jax.vmap(update))(x, s, g, stop)
         return (x, s, done_at, nan_step, goal), err
 
     def done(self, state):
@@ -520,8 +598,9 @@ class _Metamer:
 
     def finish(self, state, subject, targets, start):
         x, _, done_at, nan_step, goal = state
-        err = jax.vmap(lambda xs, g: jax.vmap(lambda im: self.rel_error(subject, im, g))(xs))(x, goal)
-        return x, err, done_at, nan_step
+        err = self.errors_8bit(subject, x, goal)
+        done_at = jnp.where((done_at < 0) & (nan_step < 0) & (err <= self.tol), self.steps, done_at)
+        return _quantize(x, subject.input_spec.bounds), err, done_at, nan_step
 
 
 def metamers(subject, sites: Sequence[str] | str, targets, *, n_seeds: int = 1, steps: int = 1000,
@@ -529,46 +608,63 @@ def metamers(subject, sites: Sequence[str] | str, targets, *, n_seeds: int = 1, 
              scales: Sequence[int] = (4, 2, 1), key=None, loop: str = "auto", progress: bool = False) -> xr.Dataset:
     """Images whose representation at ``sites`` matches each target's, from different starts (Freeman &
     Simoncelli 2011; Feather et al. 2019): Adam on the pixels, projected onto the bounds; each sample stops once
-    its relative squared error Σ‖f(x) − f(t)‖² / Σ‖f(t)‖² over ``sites`` is at most ``tol`` (the host loop
-    stops when every sample has). Targets × seeds are vmapped in one call.
+    the relative squared error Σ‖f(x) − f(t)‖² / Σ‖f(t)‖² over ``sites`` of its 8-bit image is at most ``tol``
+    (the host loop stops when every sample has). Targets × seeds are vmapped in one call.
 
     loss: what the optimizer minimizes — "relative" (the pooled relative squared error above), "relative_per_site"
         (each site's relative error, averaged: sites of different magnitude count equally), "mse" (mean squared
         error over all units), "l1" (mean absolute error), "cosine" (1 − cosine similarity per site, averaged:
         ignores gain), or a function ``(reps, goals) -> scalar`` of two lists of arrays (one per site). The
         convergence test and the reported ``rel_error`` are always the pooled relative squared error.
+    tol: the tolerance on that error (≥ 0; 0 runs every step).
     start: start images (n_targets, n_seeds, H, W, C); default uniform white noise from ``key``.
     coarse_to_fine: None; "sites" (or True) — the sites join the loss one after another in the given order (list
         the deepest first), evenly over the steps; "scales" — updates are block-averaged over ``scales[k]``
         pixels during the k-th of ``len(scales)`` equal stages (coarse structure first).
 
-    Returns ``images`` (target, seed, y, x, channel), ``rel_error`` (final), ``converged_at`` (step, −1 if not),
-    ``error_trace`` (target, seed, step), and pixel distances to the target (``pixel_rmse``) and to the start.
-    Raises ``FloatingPointError`` naming the step where the loss became NaN/inf."""
-    sites = (sites,) if isinstance(sites, str) else tuple(sites)
+    Returns the 8-bit ``images`` (target, seed, y, x, channel) and, measured on them, ``rel_error`` and
+    ``converged_at`` (the step whose image met ``tol`` and was kept; ``steps`` when only the last image does;
+    −1 if none: ``converged_at ≥ 0`` exactly when ``rel_error ≤ tol``), pixel distances to the target
+    (``pixel_rmse``) and to the start; ``error_trace`` (target, seed, step) is the error of the float iterate at
+    each step (over the sites active at that step). Raises ``FloatingPointError`` naming the step where the loss
+    became NaN/inf."""
+    el.validate(subject)
+    try:
+        names = (sites,) if isinstance(sites, str) else tuple(sites)
+    except TypeError:
+        names = ()
+    if not names or not all(isinstance(name, str) for name in names):
+        raise ArgumentError(f"sites must be a site name or a non-empty sequence of site names; got {sites!r}")
+    sites = names
     el.validate(subject, sites=sites, purpose="metamers")
-    if isinstance(loss, str) and loss not in METAMER_LOSSES:
-        raise ValueError(f"loss must be one of {sorted(METAMER_LOSSES)} or a function; got {loss!r}")
-    coarse_to_fine = "sites" if coarse_to_fine is True else (coarse_to_fine or None)
-    if coarse_to_fine not in (None, "sites", "scales"):
-        raise ValueError(f"coarse_to_fine must be None, 'sites' or 'scales'; got {coarse_to_fine!r}")
-    t = jnp.asarray(targets, jnp.float32) if not hasattr(targets, "dtype") else targets
-    check_images(subject, t, "targets")
+    n_seeds, steps = check_count("n_seeds", n_seeds), check_count("steps", steps)
+    lr, tol = check_positive("lr", lr), check_number("tol", tol, low=0)
+    if not callable(loss):
+        try:
+            check_choice("loss", loss, sorted(METAMER_LOSSES))
+        except ArgumentError as e:
+            raise ArgumentError(f"{e} (or a function (reps, goals) -> scalar)") from None
+    coarse_to_fine = check_choice("coarse_to_fine", coarse_to_fine, (None, False, True, "sites", "scales"))
+    coarse_to_fine = {None: None, False: None, True: "sites"}.get(coarse_to_fine, coarse_to_fine)
+    if isinstance(scales, (str, bytes)) or not isinstance(scales, Sequence) or not len(scales):
+        raise ArgumentError(f"scales must be a non-empty sequence of block sizes (integers ≥ 1); got {scales!r}")
+    scales = tuple(check_count(f"scales[{k}]", f) for k, f in enumerate(scales))
+    progress, loop = _check_flag("progress", progress), _check_loop(loop)
+    if start is None or key is not None:
+        check_key("key", key)                                         # noise starts draw from it
+    t = _as_images(subject, targets, "targets")
     n, shape = t.shape[0], tuple(t.shape[1:])
-    scales = tuple(int(f) for f in scales)
     if coarse_to_fine == "scales" and any(shape[0] % f or shape[1] % f for f in scales):
-        raise ValueError(f"every scale must divide the image size {shape[:2]}; got scales {scales}")
+        raise ArgumentError(f"every scale must divide the image size {shape[:2]}; got scales {scales}")
     lo, hi = subject.input_spec.bounds
     if start is None:
-        if key is None:
-            raise ValueError("noise starts need a PRNG key: metamers(..., key=jax.random.PRNGKey(0))")
         start = jax.random.uniform(key, (n, n_seeds, *shape), minval=lo, maxval=hi)
     start = jnp.asarray(start, jnp.float32)
     if start.shape != (n, n_seeds, *shape):
         raise el.InputError(f"start must have shape {(n, n_seeds, *shape)} (target, seed, H, W, C); got "
                             f"{tuple(start.shape)}")
     check_images(subject, start.reshape(-1, *shape), "start images")
-    program = _Metamer(sites, int(steps), float(lr), float(tol), coarse_to_fine, loss, scales)
+    program = _Metamer(sites, steps, float(lr), float(tol), coarse_to_fine, loss, scales)
     (x, err, done_at, nan_step), trace = drive(program, subject, t, start, loop=loop, progress=progress,
                                                desc="metamers")
     if int(jnp.max(nan_step)) >= 0:
@@ -583,7 +679,7 @@ def metamers(subject, sites: Sequence[str] | str, targets, *, n_seeds: int = 1, 
                        "pixel_rmse": (("target", "seed"), rmse), "rmse_from_start": (("target", "seed"), from_start)},
                       attrs={"subject": subject.name, "sites": ", ".join(sites), "steps": steps, "lr": lr, "tol": tol,
                              "loss": loss if isinstance(loss, str) else getattr(loss, "__name__", "custom"),
-                             "coarse_to_fine": coarse_to_fine or "none"})
+                             "coarse_to_fine": coarse_to_fine or "none", "quantized": "8-bit"})
 
 
 # ---------------------------------------------------------------------------------------- controversial stimuli
@@ -633,7 +729,7 @@ class _Contrast:
 
     def finish(self, state, models, conds, keys):
         z, _, nan_step = state
-        imgs = quantize(self._images(z), self.bounds)
+        imgs = _quantize(self._images(z), self.bounds)
         _, (sa, sb) = jax.vmap(lambda im, c: self.objective(models, im, c))(imgs, conds)
         return imgs, sa, sb, nan_step
 
@@ -685,15 +781,23 @@ def controversial(subject_a, subject_b, class_pairs=None, *, n_seeds: int = 1, s
 
     ``class_pairs``: list of (i, j) (default: every ordered pair of distinct classes). Returns ``images`` (pair,
     seed, y, x, channel), ``p_a``, ``p_b``, ``acceptance`` (pair, seed), ``objective`` (pair, seed, step)."""
+    el.validate(subject_a)
+    el.validate(subject_b)
+    n_seeds, steps, lr = check_count("n_seeds", n_seeds), check_count("steps", steps), check_positive("lr", lr)
+    check_key("key", key)
+    progress, loop = _check_flag("progress", progress), _check_loop(loop)
     _same_inputs(subject_a, subject_b)
-    n_classes = subject_a.n_outputs
+    n_classes, n_b = subject_a.n_outputs, subject_b.n_outputs
     if class_pairs is None:
-        class_pairs = [(i, j) for i in range(n_classes) for j in range(n_classes) if i != j]
-    pairs = np.asarray(class_pairs, np.int32).reshape(-1, 2)
-    n_b = subject_b.n_outputs
-    if pairs[:, 0].max() >= n_classes or pairs[:, 1].max() >= n_b or pairs.min() < 0:
-        raise el.InputError(f"class pairs must index {subject_a.name}'s {n_classes} and {subject_b.name}'s {n_b} "
-                            "classes")
+        class_pairs = [(i, j) for i in range(n_classes) for j in range(n_b) if i != j]
+    pairs = check_finite("class_pairs", class_pairs, ndim=(1, 2))
+    if pairs.shape[-1] != 2 or (pairs.ndim == 1 and pairs.shape != (2,)):
+        raise ArgumentError(f"class_pairs must be (class of subject_a, class of subject_b) pairs, shape (P, 2); got "
+                            f"shape {pairs.shape}")
+    pairs = pairs.reshape(-1, 2)
+    pairs = np.stack([check_indices(f"class_pairs[:, 0] (classes of {subject_a.name})", pairs[:, 0], n_classes),
+                      check_indices(f"class_pairs[:, 1] (classes of {subject_b.name})", pairs[:, 1], n_b)],
+                     1).astype(np.int32)
     classes = np.repeat(pairs, n_seeds, axis=0)
     img, pa, pb, trace = _contrast(_ClassPair(), (subject_a, subject_b), classes, (1, *subject_a.input_spec.shape),
                                    subject_a.input_spec.bounds, steps, lr, key, loop, progress, "controversial")
@@ -726,14 +830,21 @@ def controversial_scores(score_a, score_b, shape, *, bounds=(0.0, 1.0), n_images
     pixels from noise). ``margin`` = min(s·A/scale_A, −s·B/scale_B) is measured on the 8-bit images: positive
     when both scores moved the required way. Returns ``images`` (direction, seed, image, y, x, channel),
     ``score_a``, ``score_b``, ``margin`` (direction, seed) and ``objective`` (direction, seed, step)."""
-    shape = tuple(int(s) for s in shape)
-    if len(shape) != 3:
-        raise el.InputError(f"shape must be (H, W, C) of one image; got {shape}")
     if not (callable(score_a) and callable(score_b)):
         raise TypeError("score_a and score_b must be functions of an image batch returning a scalar")
-    scale = (float(scale[0]), float(scale[1]))
-    if min(scale) <= 0:
-        raise ValueError(f"scales must be positive; got {scale}")
+    dims = check_finite("shape", shape, ndim=1)
+    if dims.shape != (3,):
+        raise el.InputError(f"shape must be (H, W, C) of one image; got {tuple(dims.tolist())}")
+    shape = tuple(check_count(f"shape[{k}]", d) for k, d in enumerate(dims))
+    bounds = _check_bounds("bounds", bounds)
+    n_images, n_seeds = check_count("n_images", n_images), check_count("n_seeds", n_seeds)
+    sc = check_finite("scale", scale, ndim=1)
+    if sc.shape != (2,):
+        raise ArgumentError(f"scale must be two positive numbers (scale of score_a, scale of score_b); got {scale!r}")
+    scale = (check_positive("scale[0]", sc[0]), check_positive("scale[1]", sc[1]))
+    steps, lr = check_count("steps", steps), check_positive("lr", lr)
+    check_key("key", key)
+    progress, loop = _check_flag("progress", progress), _check_loop(loop)
     probe = jax.eval_shape(score_a, jax.ShapeDtypeStruct((n_images, *shape), jnp.float32)), jax.eval_shape(
         score_b, jax.ShapeDtypeStruct((n_images, *shape), jnp.float32))
     if any(p.shape != () for p in probe):
@@ -776,19 +887,17 @@ class ResponseScore:
     std: float = 1.0
 
     def __post_init__(self):
-        el.validate(self.subject, sites=(self.site,), purpose="ResponseScore")
+        el.validate(self.subject)
+        _check_site(self.subject, self.site, "ResponseScore")
+        channel = _check_flag("channel", self.channel)
         shape = self.subject.sites[self.site]
-        n = shape[-1] if self.channel else int(np.prod(shape))
-        if self.unit is not None and (isinstance(self.unit, bool) or not isinstance(self.unit, (int, np.integer))
-                                      or not 0 <= int(self.unit) < n):
-            raise el.InputError(f"unit must be None or an integer index in [0, {n}) of the "
-                                f"{'channels' if self.channel else 'units'} of {self.site}; got {self.unit!r}")
-        for name in ("mean", "std"):
-            value = getattr(self, name)
-            if not np.isfinite(np.asarray(value)).all():
-                raise ValueError(f"{name} must be finite; got {value!r}")
-        if float(np.asarray(self.std)) <= 0:
-            raise ValueError(f"std must be positive; got {self.std!r}")
+        n = shape[-1] if channel else int(np.prod(shape))
+        if self.unit is not None:
+            what = "channels" if channel else "units"
+            check_number(f"unit (an index into the {n} {what} of {self.site}, or None)", self.unit, low=0,
+                         high=n - 1, integer=True)
+        check_number("mean", self.mean)
+        check_positive("std", self.std)
         object.__setattr__(self, "mean", jnp.asarray(self.mean, jnp.float32))
         object.__setattr__(self, "std", jnp.asarray(self.std, jnp.float32))
 
@@ -812,8 +921,7 @@ class ResponseScore:
 
     def standardized(self, reference) -> "ResponseScore":
         """The same score z-scored against the responses to ``reference`` images."""
-        reference = jnp.asarray(reference, jnp.float32)
-        el.validate(self.subject, reference, in_bounds=True, name="reference images")
+        reference = _as_images(self.subject, reference, "reference images")
         r = np.asarray(_raw_responses(self, reference))
         if not np.isfinite(r).all() or r.std() <= 1e-8 * max(1.0, abs(float(r.mean()))):
             raise el.InputError(f"{self.name} responds with a constant {float(r.mean()):.4g} to all "
@@ -914,16 +1022,22 @@ def mad_competition(subject_a, site_a: str, subject_b, site_b: str, images, *, n
     with A and B swapped. A model whose "held" distance stays constant while the other one swings is the one a
     human observer should judge. Returns ``images`` (image, which, y, x, channel) with which ∈ {A max, A min,
     B max, B min}, the representation distances ``distance_a`` / ``distance_b`` of each to its reference, and
-    the start's distances. Vmapped over images."""
-    _same_inputs(subject_a, subject_b)
+    the start's distances. Vmapped over images.
+
+    The start and the four images are 8-bit images (rounding moves them off the exact sphere and the exact held
+    distance by up to half a level per pixel), and every distance is measured on them."""
     for sub, site in ((subject_a, site_a), (subject_b, site_b)):
-        el.validate(sub, sites=(site,), purpose="MAD competition")
-    x = jnp.asarray(images, jnp.float32) if not hasattr(images, "dtype") else images
-    check_images(subject_a, x)
+        el.validate(sub)
+        _check_site(sub, site, "MAD competition")
+    noise, steps, lr = check_positive("noise", noise), check_count("steps", steps), check_positive("lr", lr)
+    check_key("key", key)
+    loop = _check_loop(loop)
+    _same_inputs(subject_a, subject_b)
+    x = _as_images(subject_a, images)
     lo, hi = subject_a.input_spec.bounds
-    start = jnp.clip(x + noise * (hi - lo) * jax.random.normal(key, x.shape), lo, hi)
-    imgs, _ = drive(_MAD(site_a, site_b, int(steps), float(lr)), subject_a, subject_b, x, start, loop=loop)
-    imgs = jnp.moveaxis(imgs, 0, 1)                                        # (image, which, ...)
+    start = _quantize(x + noise * (hi - lo) * jax.random.normal(key, x.shape), (lo, hi))
+    imgs, _ = drive(_MAD(site_a, site_b, steps, float(lr)), subject_a, subject_b, x, start, loop=loop)
+    imgs = _quantize(jnp.moveaxis(imgs, 0, 1), (lo, hi))                   # (image, which, ...)
     d = np.asarray(_mad_distances(subject_a, subject_b, site_a, site_b, imgs, x))      # (image, which, 2)
     d0 = np.asarray(_mad_distances(subject_a, subject_b, site_a, site_b, start[:, None], x))[:, 0]
     if not np.isfinite(d).all():
@@ -938,7 +1052,7 @@ def mad_competition(subject_a, site_a: str, subject_b, site_b: str, images, *, n
                                                   .sum(axis=(2, 3, 4))))},
                       coords={"which": ["A max", "A min", "B max", "B min"]},
                       attrs={"model_a": f"{subject_a.name}/{site_a}", "model_b": f"{subject_b.name}/{site_b}",
-                             "noise": noise, "steps": steps, "lr": lr})
+                             "noise": noise, "steps": steps, "lr": lr, "quantized": "8-bit"})
 
 
 # ------------------------------------------------------------------------------------------ minimal-norm attack
@@ -985,10 +1099,13 @@ def deepfool(subject, x, labels, *, max_iter: int = 50, overshoot: float = 0.02,
     until the prediction changes (each image stops on its own), overshooting by ``overshoot``. The float images
     and their perturbation norms are ``images_float`` / ``l2_float``; ``success`` and the other fields are judged
     on the 8-bit image (minimal perturbations below one 8-bit level do not survive rounding)."""
-    x, labels = _prepare(subject, x, labels, 0.0, "l2")
+    max_iter = check_count("max_iter", max_iter)
+    overshoot = check_number("overshoot", overshoot, low=0)
+    loop = _check_loop(loop)
+    x, labels = _prepare(subject, x, labels)
     adv, _ = drive(_DeepFool(int(max_iter), float(overshoot)), subject, x, labels, loop=loop)
     l2_float = np.sqrt(np.asarray(((adv - x) ** 2).sum(axis=(1, 2, 3))))
-    ds = _result(subject, x, quantize(adv, subject.input_spec.bounds), labels, False, 0.0, "deepfool", "l2",
+    ds = _result(subject, x, _quantize(adv, subject.input_spec.bounds), labels, False, 0.0, "deepfool", "l2",
                  {"max_iter": max_iter, "overshoot": overshoot})
     ds["l2_float"] = ("image", l2_float)
     ds["images_float"] = (("image", "y", "x", "channel"), np.asarray(adv))
