@@ -29,14 +29,16 @@ from typing import Mapping, Sequence
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from .interception import Tap, apply
-from .validation import InputError, SiteError, check_images, check_sites, check_subject
+from .validation import (ArgumentError, InputError, SiteError, check_choice, check_count, check_finite,
+                         check_images, check_key, check_mask, check_number, check_sites, check_subject)
 from .models import relu_gradient_override, relu_override_state
 
 __all__ = ["Edit", "identity", "lesion", "mean_ablation", "clamp", "gain", "noise", "unit_edits",
            "forward", "validate", "run", "record", "sample", "list_sites", "site_means", "lesion_synapses",
-           "synapse_paths", "parameter", "trace_count", "SiteError", "InputError"]
+           "synapse_paths", "parameter", "trace_count", "SiteError", "InputError", "ArgumentError"]
 
 
 @jax.tree_util.register_dataclass
@@ -78,35 +80,52 @@ def _edit(clamp_mask=0.0, clamp_value=0.0, gain_=1.0, bias=0.0, noise_std=0.0, h
     return Edit(*fields, has_noise=has_noise)
 
 
+def _nonnegative(name: str, value):
+    """``value`` finite with every entry ≥ 0 (a scale per unit); traced values pass unchecked."""
+    a = check_finite(name, value)
+    if not isinstance(a, jax.core.Tracer):
+        check_number(f"every value of {name}", a.min(), low=0)
+    return value
+
+
+def _check_fields(name: str, e: Edit):
+    """The value checks of the constructors, on the fields of a concrete ``Edit`` (however it was made)."""
+    check_mask(f"clamp_mask of the edit for {name!r}", e.clamp_mask)
+    for field in ("clamp_value", "gain", "bias"):
+        check_finite(f"{field} of the edit for {name!r}", getattr(e, field))
+    _nonnegative(f"noise_std of the edit for {name!r}", e.noise_std)
+
+
 def identity(shape=()) -> Edit:
     """The edit that changes nothing, with fields of ``shape`` (e.g. ``(C,)``)."""
     return _edit(jnp.zeros(shape))
 
 
 def lesion(mask) -> Edit:
-    """Silence (clamp to 0) the units where ``mask`` is 1. ``mask``: (C,), (H, W, C), ... or stacked."""
-    return _edit(mask, 0.0)
+    """Silence (clamp to 0) the units where ``mask`` is 1. ``mask``: (C,), (H, W, C), ... or stacked; values in
+    [0, 1] (fractions blend). A unit index is not a mask: ``jnp.zeros(C).at[index].set(1)``."""
+    return _edit(check_mask("mask", mask), 0.0)
 
 
 def mean_ablation(mask, mean) -> Edit:
     """Clamp the units where ``mask`` is 1 to ``mean`` (their mean over a reference set, see
     :func:`site_means`)."""
-    return _edit(mask, mean)
+    return _edit(check_mask("mask", mask), check_finite("mean", mean))
 
 
 def clamp(mask, value) -> Edit:
     """Clamp the units where ``mask`` is 1 to ``value`` (e.g. to drive a unit at a fixed rate)."""
-    return _edit(mask, value)
+    return _edit(check_mask("mask", mask), check_finite("value", value))
 
 
 def gain(g, bias=0.0) -> Edit:
     """Multiply the units by ``g`` (and add ``bias``). ``jax.grad`` w.r.t. ``g`` at 1 is an attribution."""
-    return _edit(0.0, 0.0, g, bias)
+    return _edit(0.0, 0.0, check_finite("g", g), check_finite("bias", bias))
 
 
 def noise(std) -> Edit:
-    """Add Gaussian noise of standard deviation ``std`` (per unit); :func:`run` then needs ``key``."""
-    return _edit(0.0, 0.0, 1.0, 0.0, std, has_noise=True)
+    """Add Gaussian noise of standard deviation ``std`` (≥ 0, per unit); :func:`run` then needs ``key``."""
+    return _edit(0.0, 0.0, 1.0, 0.0, _nonnegative("std", std), has_noise=True)
 
 
 def unit_edits(n_units: int, kind: str = "lesion", value=0.0) -> Edit:
@@ -115,12 +134,16 @@ def unit_edits(n_units: int, kind: str = "lesion", value=0.0) -> Edit:
     ``kind``: "lesion" (clamp to 0) or "clamp" (clamp to ``value``, a scalar or per-unit (n_units,)).
     Example: ``jax.vmap(lambda e: run(s, x, {"conv3": e})[0])(unit_edits(128))`` runs all 128 lesions.
     """
+    n_units = check_count("n_units", n_units)
+    check_choice("kind", kind, ("lesion", "clamp"))
+    value = check_finite("value", value)
     masks = jnp.eye(n_units, dtype=jnp.float32)
     if kind == "lesion":
         return lesion(masks)
-    if kind == "clamp":
-        return clamp(masks, jnp.broadcast_to(jnp.asarray(value, jnp.float32), (n_units,)))
-    raise ValueError(f"unknown unit edit kind {kind!r}; valid: lesion, clamp")
+    if np.ndim(value) not in (0, 1) or np.size(value) not in (1, n_units):
+        raise ArgumentError(f"value must be a scalar or one value per unit ({n_units},); got shape "
+                            f"{np.shape(value)}")
+    return clamp(masks, jnp.broadcast_to(jnp.asarray(value, jnp.float32).reshape(-1), (n_units,)))
 
 
 _TRACES = {"count": 0}
@@ -209,6 +232,7 @@ def _check_edits(subject, edits: Mapping):
             raise ValueError(f"edit for site {name!r} has shape {e.shape}, which does not broadcast over the "
                              f"site's unit shape {site_shape}; use (C,) = ({site_shape[-1]},) for channels, "
                              f"{site_shape} for single units, and jax.vmap for a leading sweep axis")
+        _check_fields(name, e)
 
 
 def validate(subject, images=None, *, sites: Sequence[str] | str | None = (), edits: Mapping | None = None,
@@ -217,14 +241,15 @@ def validate(subject, images=None, *, sites: Sequence[str] | str | None = (), ed
     what is valid: ``subject`` (a :class:`~insilico.subject.Subject`), ``sites`` (names, recurrent and repeated
     calls explained, modules that are not sites named), ``edits`` (types and shapes), ``images`` (float dtype,
     (N, H, W, C) of the input spec, N ≥ 1, finite; with ``in_bounds`` inside the pixel bounds). ``purpose`` and
-    ``name`` word the messages. Values of traced arrays are not checked (shapes are). Returns None."""
+    ``name`` word the messages. Values of traced arrays are not checked (shapes are); the values of concrete
+    edits are (masks in [0, 1], finite values, noise scales ≥ 0). Returns None."""
     check_subject(subject)
     if sites is not None:
         check_sites(subject, (sites,) if isinstance(sites, str) else tuple(sites), purpose)
     if edits is not None:
         _check_edits(subject, edits)
-    if images is not None:
-        check_images(subject, images, name, in_bounds)
+    if images is not None:       # a traced batch (jit, vmap, grad) has no values to bound: only its shape is checked
+        check_images(subject, images, name, in_bounds and not isinstance(images, jax.core.Tracer))
 
 
 def run(subject, x, edits: Mapping[str, Edit] | None = None, record: Sequence[str] | str | None = (),
@@ -237,20 +262,33 @@ def run(subject, x, edits: Mapping[str, Edit] | None = None, record: Sequence[st
         synaptic lesions from :func:`lesion_synapses`, vmappable).
     Returns: ``(output, {site: activation (N, *unit_shape)})``; only requested sites are returned.
     Checked (:func:`validate`) and compiled once per (model, recorded sites, edited sites, shapes): new weights
-    and edit values never retrace. Inside your own traced function, use :func:`forward`.
+    and edit values never retrace. Pixels must lie inside ``subject.input_spec.bounds`` (``InputError``
+    otherwise). Inside your own traced function, use :func:`forward`.
     """
-    edits = dict(edits or {})
-    if isinstance(record, str):
-        record = (record,)
-    record_sites = None if record is None else tuple(record)
-    validate(subject, x, sites=record_sites or (), edits=edits, purpose="recording")
-    if key is None and any(e.has_noise for e in edits.values()):
-        raise ValueError(f"noise edits at {[n for n, e in edits.items() if e.has_noise]} need a PRNG key: "
-                         "run(..., key=jax.random.key(0))")
+    edits, record_sites = _prepare(subject, x, edits, record)
+    _check_noise_key(edits, key)
     if variables is not None:
         subject = subject.replace(variables=variables)
     out, rec = _jit_run(subject, x, edits, key, relu_override_state(), record_sites)
     return out, {name: rec[name] for name in (subject.sites if record_sites is None else record_sites)}
+
+
+def _prepare(subject, x, edits, record) -> tuple[dict, tuple | None]:
+    """Check a call's images (in bounds), sites and edits; ``(edits as a dict, recorded sites or None)``."""
+    if edits is not None and not isinstance(edits, Mapping):
+        raise TypeError(f"edits must be a mapping {{site: Edit}}; got {type(edits).__name__}")
+    edits = dict(edits or {})
+    record_sites = None if record is None else ((record,) if isinstance(record, str) else tuple(record))
+    validate(subject, x, sites=record_sites or (), edits=edits, in_bounds=True, purpose="recording")
+    return edits, record_sites
+
+
+def _check_noise_key(edits: Mapping, key):
+    if key is not None:
+        check_key("key", key)
+    elif any(e.has_noise for e in edits.values()):
+        raise ArgumentError(f"noise edits at {[n for n, e in edits.items() if e.has_noise]} need a PRNG key: "
+                            "run(..., key=jax.random.key(0)); got key=None")
 
 
 def record(subject, x, sites: Sequence[str] | str | None = None):
@@ -263,16 +301,12 @@ def sample(subject, x, sites: Sequence[str] | str | None = None, *, n_samples: i
     """Monte-Carlo responses of a stochastic subject (units with ``noise``, or noise edits): ``n_samples``
     independent draws in one vmapped call, ``(outputs (S, N, ...), {site: (S, N, *unit_shape)})``. A
     deterministic subject gives ``n_samples`` identical copies. Same checks as :func:`run`."""
-    if int(n_samples) < 1:
-        raise ValueError(f"n_samples must be ≥ 1; got {n_samples}")
-    if key is None:
-        raise ValueError("sample needs a PRNG key: sample(..., key=jax.random.key(0))")
-    edits = dict(edits or {})
-    record_sites = None if sites is None else ((sites,) if isinstance(sites, str) else tuple(sites))
-    validate(subject, x, sites=record_sites or (), edits=edits, purpose="recording")
+    n_samples = check_count("n_samples", n_samples)
+    check_key("key", key)
+    edits, record_sites = _prepare(subject, x, edits, sites)
     if variables is not None:
         subject = subject.replace(variables=variables)
-    keys = jax.random.split(key, int(n_samples))
+    keys = jax.random.split(key, n_samples)
     override = relu_override_state()
     out, rec = jax.vmap(lambda k: _jit_run(subject, x, edits, k, override, record_sites))(keys)
     return out, {name: rec[name] for name in (subject.sites if record_sites is None else record_sites)}
@@ -282,15 +316,20 @@ def site_means(subject, x, sites: Sequence[str] | str, over: str = "images", bat
     """Mean activation per site over a reference set ``x``, for :func:`mean_ablation`.
 
     ``over="images"``: mean over images, shape = unit shape. ``over="space"``: also over spatial positions,
-    shape (C,) — one mean per channel.
+    shape (C,) — one mean per channel. ``x`` is checked once (as in :func:`run`), then run ``batch_size``
+    images at a time.
     """
-    if over not in ("images", "space"):
-        raise ValueError(f"over must be 'images' or 'space'; got {over!r}")
-    sites = (sites,) if isinstance(sites, str) else tuple(sites)
+    check_choice("over", over, ("images", "space"))
+    batch_size = check_count("batch_size", batch_size)
+    if sites is None:
+        raise ArgumentError(f"sites must name one or more sites of {getattr(subject, 'name', 'the subject')}; "
+                            "got None")
+    _, sites = _prepare(subject, x, None, sites)
+    override = relu_override_state()
     sums, n = None, 0
     for i in range(0, len(x), batch_size):
-        _, rec = record(subject, x[i:i + batch_size], sites)
-        part = {s: jnp.sum(a, axis=0) for s, a in rec.items()}
+        _, rec = _jit_run(subject, x[i:i + batch_size], {}, None, override, sites)
+        part = {s: jnp.sum(rec[s], axis=0) for s in sites}
         sums = part if sums is None else jax.tree.map(jnp.add, sums, part)
         n += len(x[i:i + batch_size])
     means = {s: v / n for s, v in sums.items()}

@@ -24,13 +24,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ..validation import check_choice, check_count
+
 LOOPS = ("auto", "scan", "host")
 
 
 def resolve_loop(loop: str) -> str:
     """``"auto"`` → ``"host"`` on CPU, ``"scan"`` elsewhere; validates the name."""
-    if loop not in LOOPS:
-        raise ValueError(f"loop must be one of {LOOPS}, got {loop!r}")
+    check_choice("loop", loop, LOOPS)
     if loop == "auto":
         return "host" if jax.default_backend() == "cpu" else "scan"
     return loop
@@ -112,7 +113,10 @@ def _pad_trace(trace, steps: int):
 
 
 def drive(program, *args, loop: str = "auto", check_every: int = 16, progress: bool = False, desc: str = ""):
-    """Run ``program`` for ``program.steps`` steps on ``args``; returns ``(finish(state), trace)``."""
+    """Run ``program`` for ``program.steps`` steps on ``args``; returns ``(finish(state), trace)``.
+    ``program.steps`` and ``check_every`` must be integers ≥ 1."""
+    check_count(f"steps (of {type(program).__name__})", getattr(program, "steps", None))
+    check_every = check_count("check_every", check_every)
     loop = resolve_loop(loop)
     if loop == "scan":
         return _scan_fn(program)(*args)

@@ -21,16 +21,26 @@ import xarray as xr
 from .. import electrode as el
 from ..analysis import encoding as enc
 from ..analysis import rsa
+from ..validation import ArgumentError, check_choice, check_count, check_finite, check_key
 
 __all__ = ["record_sites", "rsa_by_site", "encoding_by_site", "site_region_heatmap"]
+
+
+def _images(subject, images, sites, purpose: str):
+    """``images`` checked as a batch of the subject's input (in its pixel bounds) and ``sites`` (None: every site)
+    as site names: ``(float32 images, [site, ...])``."""
+    el.validate(subject, purpose=purpose)
+    sites = list(subject.sites) if sites is None else [sites] if isinstance(sites, str) else list(sites)
+    x = jnp.asarray(images) if hasattr(images, "dtype") else np.asarray(images)
+    el.validate(subject, x, sites=sites, in_bounds=True, purpose=purpose, name="images")
+    return jnp.asarray(x, jnp.float32), sites
 
 
 def record_sites(subject, images, sites: Sequence[str] | None = None, *, batch_size: int = 128) -> dict:
     """Responses of ``sites`` (default: every site) to ``images``, one forward pass per batch: {site: (stimuli,
     units) float64 array}."""
-    sites = list(subject.sites) if sites is None else list(sites)
-    el.validate(subject, sites=sites, purpose="record_sites")
-    x = jnp.asarray(images, jnp.float32)
+    batch_size = check_count("batch_size", batch_size)
+    x, sites = _images(subject, images, sites, "record_sites")
     parts: dict[str, list] = {s: [] for s in sites}
     for i in range(0, len(x), batch_size):
         _, rec = el.record(subject, x[i:i + batch_size], sites)
@@ -39,10 +49,17 @@ def record_sites(subject, images, sites: Sequence[str] | None = None, *, batch_s
     return {s: np.concatenate(v) for s, v in parts.items()}
 
 
+def _check_regions(regions) -> None:
+    if not isinstance(regions, Mapping) or not regions:
+        raise ArgumentError(f"regions must be a non-empty mapping {{name: data}}; got "
+                            f"{type(regions).__name__ if not isinstance(regions, Mapping) else 'an empty mapping'}")
+
+
 def _region_rdms(regions: Mapping[str, object], n: int) -> dict:
+    _check_regions(regions)
     out = {}
     for name, r in regions.items():
-        arr = np.asarray(r.values if isinstance(r, xr.DataArray) else r, np.float64)
+        arr = check_finite(f"region {name!r}", r.values if isinstance(r, xr.DataArray) else r).astype(np.float64)
         if arr.ndim == 2:
             arr = arr[None]
         if arr.shape[-2:] != (n, n):
@@ -63,11 +80,21 @@ def rsa_by_site(subject, images, regions: Mapping[str, object], *, sites: Sequen
     Returns a Dataset (site, region): ``score``, ``ci_low``/``ci_high`` (with ``n_boot``), ``per_subject``
     (site, region, subject; NaN-padded), and per region ``ceiling_lower``/``ceiling_upper``. A site whose
     responses are constant across stimuli is reported as NaN with its name in attrs["constant_sites"]."""
-    x = np.asarray(images, np.float32)
+    x, sites = _images(subject, images, sites, "rsa_by_site")
     n = x.shape[0]
+    batch_size = check_count("batch_size", batch_size)
+    rdm_method = check_choice("rdm_method", rdm_method, rsa.RDM_METHODS)
+    method = check_choice("method", method, rsa.COMPARATORS)
+    n_boot = check_count("n_boot", n_boot, minimum=0)
     if n_boot and key is None:
-        raise ValueError(f"n_boot={n_boot} bootstrap samples need a PRNG key: rsa_by_site(..., key=jax.random.key(0))")
+        raise ArgumentError(f"n_boot={n_boot} bootstrap samples need a PRNG key: rsa_by_site(..., "
+                            "key=jax.random.key(0)); got key=None")
+    if n_boot:
+        check_key("key", key)
     reg = _region_rdms(regions, n)
+    if n_boot or any(r.shape[0] >= 2 for r in reg.values()):
+        why = "bootstrap intervals" if n_boot else "noise ceilings (regions with several subjects)"
+        check_choice(f"method (for {why})", method, rsa.CEILING_METHODS)
     feats = record_sites(subject, x, sites, batch_size=batch_size)
     names, rnames = list(feats), list(reg)
     max_subj = max(r.shape[0] for r in reg.values())
@@ -114,11 +141,27 @@ def encoding_by_site(subject, images, regions: Mapping[str, object], *, sites: S
     ``max_units`` principal components (fitted on the same stimuli; the split between train and test is not
     involved, as PCA is unsupervised). Returns a Dataset (site, region) with ``raw`` (median r over neurons),
     ``normalized`` and the per-split ``distribution`` (site, region, split)."""
-    x = np.asarray(images, np.float32)
+    x, sites = _images(subject, images, sites, "encoding_by_site")
+    batch_size = check_count("batch_size", batch_size)
+    method = check_choice("method", method, ("ridge", "pls"))
+    n_splits = check_count("n_splits", n_splits)
+    if max_units is not None:
+        max_units = check_count("max_units", max_units)
+    check_key("key", key)
+    _check_regions(regions)
+    for name, y in regions.items():
+        y = check_finite(f"region {name!r}", y, ndim=2)
+        if y.shape[0] != x.shape[0]:
+            raise ArgumentError(f"region {name!r} must hold responses (stimuli, neurons) to the {x.shape[0]} "
+                                f"images; got shape {y.shape}")
+    unknown = sorted(set(ceilings or {}) - set(regions))
+    if unknown:
+        raise ArgumentError(f"ceilings names region(s) {unknown} that are not in regions ({', '.join(regions)})")
     feats = record_sites(subject, x, sites, batch_size=batch_size)
     names, rnames = list(feats), list(regions)
     raw = np.full((len(names), len(rnames)), np.nan)
     norm, dist = np.full_like(raw, np.nan), np.full((len(names), len(rnames), n_splits), np.nan)
+    formula = ""
     for i, s in enumerate(names):
         f = feats[s]
         f = f[:, f.std(0) > 0]
@@ -133,15 +176,22 @@ def encoding_by_site(subject, images, regions: Mapping[str, object], *, sites: S
             c = None if ceilings is None else ceilings.get(r)
             res = enc.encode(f, y, method=method, n_splits=n_splits, ceiling=c, key=jax.random.fold_in(key, i))
             raw[i, j], norm[i, j], dist[i, j] = res.raw, res.normalized, res.distribution
+            formula = getattr(res, "formula", None) or formula
     return xr.Dataset({"raw": (("site", "region"), raw), "normalized": (("site", "region"), norm),
                        "distribution": (("site", "region", "split"), dist)},
                       coords={"site": names, "region": rnames},
-                      attrs={"subject": subject.name, "method": method, "n_splits": n_splits, "n_stimuli": len(x)})
+                      attrs={"subject": subject.name, "method": method, "n_splits": n_splits, "n_stimuli": len(x),
+                             "normalization": formula})
 
 
 def site_region_heatmap(ds: xr.Dataset, var: str = "score", title: str = ""):
     """Matrix plot (sites × regions) of ``ds[var]``, each cell annotated; noise ceilings in the column labels."""
     import matplotlib.pyplot as plt
+
+    if not isinstance(ds, xr.Dataset) or ds.get(var) is None or ds[var].dims != ("site", "region"):
+        valid = [v for v in ds.data_vars if ds[v].dims == ("site", "region")] if isinstance(ds, xr.Dataset) else []
+        raise ArgumentError(f"var must name a (site, region) variable of a Dataset from rsa_by_site or "
+                            f"encoding_by_site; got {var!r}{' (valid: ' + ', '.join(valid) + ')' if valid else ''}")
 
     v = ds[var].values
     fig, ax = plt.subplots(figsize=(1.4 + 1.1 * v.shape[1], 0.8 + 0.35 * v.shape[0]))

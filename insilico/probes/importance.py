@@ -13,6 +13,7 @@ import numpy as np
 import optax
 
 from .. import electrode as el
+from ..validation import ArgumentError, check_count, check_finite, check_key, check_labels
 
 # a site's own kernel ("conv1/kernel" of an nn.Conv site), an insilico stage's, a residual block's second conv
 _KERNELS = ("kernel", "conv/kernel", "dense/kernel", "conv2/kernel")
@@ -27,6 +28,9 @@ def l1_weight_norm(subject, site: str, param: str | None = None):
     el.validate(subject, sites=(site,), purpose="l1_weight_norm")
     n = subject.sites[site][-1]
     paths = el.synapse_paths(subject, site)
+    if param is not None and param not in el.synapse_paths(subject):
+        raise ArgumentError(f"param must be a parameter path of {subject.name}; got {param!r}. Inside {site!r}: "
+                            f"{', '.join(paths) or '(none)'}")
     if param is None:
         known = [f"{site}/{s}" for s in _KERNELS if f"{site}/{s}" in paths]
         fits = [p for p in paths
@@ -58,12 +62,11 @@ def _taylor_gradients(site: str, subject, x, labels):
 def taylor_importance(subject, x, site: str, labels):
     """First-order Taylor importance per channel (Molchanov et al. 2017): for each image, |mean over
     positions of a · ∂L/∂a| (the loss change from removing the channel to first order), averaged over
-    images. Computed as per-image gradients w.r.t. the channel gains at 1. Shape (C,)."""
-    x = jnp.asarray(x)
-    el.validate(subject, x, sites=(site,), purpose="taylor_importance")
-    labels = jnp.asarray(labels, jnp.int32)
-    if labels.shape != (x.shape[0],):
-        raise ValueError(f"labels must have shape ({x.shape[0]},) to match the images; got {labels.shape}")
+    images. Computed as per-image gradients w.r.t. the channel gains at 1. Shape (C,). ``labels``: one class
+    index in [0, subject.n_outputs) per image."""
+    x = jnp.asarray(x) if hasattr(x, "dtype") else np.asarray(x)
+    el.validate(subject, x, sites=(site,), in_bounds=True, purpose="taylor_importance")
+    labels = jnp.asarray(check_labels("labels", labels, subject.n_outputs, n=x.shape[0]))
     positions = int(np.prod(subject.sites[site][:-1]))
     grads = _taylor_gradients(site, subject, x, labels)
     return jnp.abs(grads / positions).mean(0)
@@ -71,10 +74,12 @@ def taylor_importance(subject, x, site: str, labels):
 
 def random_orders(key, n_orders: int, n_units: int):
     """``n_orders`` independent random permutations of the units, (n_orders, n_units)."""
+    check_key("key", key)
+    n_orders, n_units = check_count("n_orders", n_orders), check_count("n_units", n_units)
     return jax.vmap(lambda k: jax.random.permutation(k, n_units))(jax.random.split(key, n_orders))
 
 
 def order_by(scores, descending: bool = True):
-    """Units sorted by ``scores`` (most important first when ``descending``)."""
-    scores = jnp.asarray(scores)
+    """Units sorted by ``scores`` (one finite score per unit; most important first when ``descending``)."""
+    scores = jnp.asarray(check_finite("scores", scores, ndim=1))
     return jnp.argsort(-scores if descending else scores)

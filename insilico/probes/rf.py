@@ -18,6 +18,8 @@ import numpy as np
 import xarray as xr
 
 from .. import electrode as el
+from ..validation import (ArgumentError, check_count, check_finite, check_fraction, check_indices, check_key,
+                          check_positive)
 from ..analysis import tuning as tn
 from ..data.stimuli import grating_set
 from ..sweep import run_sweep
@@ -44,9 +46,42 @@ def centre_units(activation):
 
 
 def _sites(subject, sites) -> tuple:
+    el.validate(subject, purpose="receptive fields")
+    if sites is None:
+        raise ArgumentError(f"sites must name one or more sites of {subject.name}; got None. Valid: "
+                            f"{', '.join(subject.sites)}")
     sites = (sites,) if isinstance(sites, str) else tuple(sites)
     el.validate(subject, sites=sites, purpose="receptive fields")
     return sites
+
+
+def _site(subject, site) -> str:
+    """One site name (a string) of ``subject``."""
+    if not isinstance(site, str):
+        raise ArgumentError(f"site must be one site name (a string) of {getattr(subject, 'name', 'the subject')}; "
+                            f"got {site!r}")
+    return _sites(subject, site)[0]
+
+
+def _batch_size(batch_size):
+    return None if batch_size is None else check_count("batch_size", batch_size)
+
+
+def _units(subject, site: str, units):
+    """``units`` (None: all) as checked indices into the channels of ``site``."""
+    n = subject.sites[site][-1]
+    if units is None:
+        return np.arange(n)
+    if not hasattr(units, "__len__") and np.ndim(units) != 0:
+        units = list(units)                                               # a generator or other iterable
+    return check_indices(f"units (of {site!r}, {n} units)", units, n)
+
+
+def _images(subject, images, name: str = "images"):
+    """``images`` as a checked float32 batch of the subject's input, inside its pixel bounds."""
+    x = jnp.asarray(images) if hasattr(images, "dtype") else np.asarray(images)
+    el.validate(subject, x, name=name, in_bounds=True)
+    return jnp.asarray(x, jnp.float32)
 
 
 def grating_tuning(subject, sites: Sequence[str] | str, orientations: Sequence[float] = tuple(range(0, 180, 15)),
@@ -60,7 +95,12 @@ def grating_tuning(subject, sites: Sequence[str] | str, orientations: Sequence[f
     sweep engine, ``batch_size`` at a time.
     """
     sites = _sites(subject, sites)
-    contrasts = (float(contrast),) if np.ndim(contrast) == 0 else tuple(float(c) for c in contrast)
+    orientations = tuple(check_finite("orientations", orientations, ndim=1).tolist())
+    sfs = tuple(check_positive("each of sfs (cycles/pixel)", sf) for sf in check_finite("sfs", sfs, ndim=1))
+    phases = tuple(check_finite("phases", phases, ndim=1).tolist())
+    contrasts = check_finite("contrast", contrast, ndim=(0, 1))
+    contrasts = tuple(check_fraction("contrast", c) for c in contrasts.reshape(-1))
+    batch_size = _batch_size(batch_size)
     h, w, c = subject.input_spec.shape
     images, params = grating_set(h, orientations, sfs, phases, contrasts, channels=c)
     ds = run_sweep(_centre_fn(sites), images, subject, dim="stimulus", batch_size=batch_size,
@@ -88,6 +128,8 @@ def tuning_summary(tuning: xr.DataArray, level: float = 0.5) -> xr.Dataset:
     on log2 sf) and the sf bandwidth in octaves (full width at ``level``; NaN when the curve does not fall that
     low inside the tested range). Units that never respond get NaN preferences.
     """
+    _check_tuning(tuning)
+    level = check_fraction("level", level, open_low=True, open_high=True)
     if "contrast" in tuning.dims:
         tuning = tuning.isel(contrast=int(np.argmax(tuning.contrast.values)))
     r = tuning.transpose("unit", "orientation", "sf", "phase").values
@@ -117,6 +159,17 @@ def tuning_summary(tuning: xr.DataArray, level: float = 0.5) -> xr.Dataset:
         attrs={"site": tuning.attrs.get("site", ""), "level": level})
 
 
+def _check_tuning(tuning):
+    """``tuning`` must be a :func:`grating_tuning` DataArray (unit, orientation, sf, phase[, contrast])."""
+    dims = ("unit", "orientation", "sf", "phase")
+    if not isinstance(tuning, xr.DataArray) or not set(dims) <= set(tuning.dims):
+        got = f"a DataArray with dims {tuning.dims}" if isinstance(tuning, xr.DataArray) else type(tuning).__name__
+        raise ArgumentError(f"tuning must be one site's DataArray from grating_tuning (dims {', '.join(dims)}"
+                            f"[, contrast]); got {got}")
+    if tuning.sizes["unit"] == 0:
+        raise ArgumentError("tuning has no units (an empty unit axis)")
+
+
 def orientation_selectivity(tuning: xr.DataArray) -> xr.Dataset:
     """Orientation tuning summary per unit from :func:`grating_tuning` output.
 
@@ -124,6 +177,9 @@ def orientation_selectivity(tuning: xr.DataArray) -> xr.Dataset:
     readout). At each unit's best sf: preferred orientation, and orientation selectivity
     OSI = |Σ r(θ) e^{2iθ}| / Σ r(θ) (1 − circular variance; 0 untuned, 1 responds to one orientation).
     """
+    _check_tuning(tuning)
+    if "contrast" in tuning.dims:
+        tuning = tuning.isel(contrast=int(np.argmax(tuning.contrast.values)))
     r = tuning.max("phase")
     best_sf = r.max("orientation").argmax("sf")
     curve = r.isel(sf=best_sf)
@@ -169,7 +225,13 @@ def reverse_correlation(subject, site: str, n_images: int = 8192, *, key, std: f
     """
     from tqdm.auto import tqdm
 
-    _sites(subject, site)
+    site = _site(subject, site)
+    n_images = check_count("n_images", n_images)
+    check_key("key", key)
+    std = check_positive("std", std)
+    batch_size = check_count("batch_size", batch_size)
+    if window is not None:
+        window = check_count("window", window, maximum=min(subject.input_spec.shape[:2]))
     h, w, c = subject.input_spec.shape
     lo, hi = subject.input_spec.bounds
     mean = 0.5 * (lo + hi)
@@ -238,14 +300,20 @@ def receptive_field_size(subject, sites: Sequence[str] | str | None = None, imag
     1/e² diameter of a Gaussian), ``area_size`` the side of a square holding ``mass`` of the gradient.
     Returns a Dataset over ``site`` with these and the maps ``erf`` (site, y, x).
     """
+    el.validate(subject, purpose="receptive_field_size")
     sites = _sites(subject, tuple(subject.sites) if sites is None else sites)
+    mass = check_fraction("mass", mass, open_low=True)
     h, w, c = subject.input_spec.shape
     if images is None:
         if key is None:
-            raise ValueError("pass images or a PRNG key for the white-noise images")
+            raise ArgumentError("receptive_field_size needs images or a PRNG key for white-noise images: pass "
+                                "images=... or key=jax.random.key(0); got neither")
+        check_key("key", key)
+        n_images = check_count("n_images", n_images)
         lo, hi = subject.input_spec.bounds
         images = jax.random.uniform(key, (n_images, h, w, c), minval=lo, maxval=hi)
-    images = jnp.asarray(images, jnp.float32)
+    else:
+        images = _images(subject, images)
     yy, xx = np.mgrid[0:h, 0:w]
     rows = {k: [] for k in ("theoretical_size", "clipped", "effective_size", "area_size", "erf")}
     for site in sites:
@@ -312,14 +380,17 @@ def exemplars(subject, site: str, images, k: int = 9, *, units: Sequence[int] | 
     ``top_score``/``bottom_score``, ``top_position`` (unit, rank, yx) in the site's map and, with ``crop``, the
     ``top_crop``/``bottom_crop`` images (unit, rank, cy, cx, channel).
     """
-    _sites(subject, site)
+    site = _site(subject, site)
+    k = check_count("k", k)
+    units = _units(subject, site, units)
+    batch_size = _batch_size(batch_size)
+    if crop_size is not None:
+        crop_size = check_count("crop_size", crop_size)
     batches = [images] if hasattr(images, "shape") else images
     fn = _best_position_fn(site)
     scores, positions, kept, offset = [], [], [], 0
-    for batch in batches:
-        batch = np.asarray(batch)
-        el.validate(subject, batch, name="images")
-        batch = batch.astype(np.float32)
+    for i, batch in enumerate(batches):
+        batch = np.asarray(_images(subject, batch, "images" if hasattr(images, "shape") else f"images batch {i}"))
         ds = run_sweep(fn, batch, subject, dim="image", batch_size=batch_size, progress=progress,
                        desc=f"exemplars {site}")
         s, p = ds["score"].values, ds["pos"].values                      # (n, U), (n, U, 2)
@@ -327,11 +398,10 @@ def exemplars(subject, site: str, images, k: int = 9, *, units: Sequence[int] | 
         positions.append(p)
         kept.append(batch)
         offset += len(batch)
+    if not scores:
+        raise el.InputError("images is an empty stream (no batches); pass at least one image")
     s = np.concatenate(scores)                                           # a reduction over images; kept small
     p = np.concatenate(positions)
-    units = np.arange(s.shape[1]) if units is None else np.asarray(list(units))
-    if units.min() < 0 or units.max() >= s.shape[1]:
-        raise el.SiteError(f"unit out of range for {site!r} with {s.shape[1]} units")
     k = min(k, len(s))
     order = np.argsort(-s[:, units], axis=0, kind="stable")              # (N, U)
     top, bottom = order[:k].T, order[::-1][:k].T                         # (U, k)
@@ -381,13 +451,9 @@ def _unit_jacobian(site: str, subject, images):
 def input_gradients(subject, site: str, images, units: Sequence[int] | None = None) -> xr.DataArray:
     """Input gradient ∂r_u/∂x of every (centre) unit ``u`` of ``site`` around each of ``images``:
     DataArray (unit, image, y, x, channel). Positive = increasing the pixel raises the response."""
-    _sites(subject, site)
-    x = jnp.asarray(images, jnp.float32)
-    el.validate(subject, x, name="images")
+    site = _site(subject, site)
+    units = _units(subject, site, units)
+    x = _images(subject, images)
     jac = np.asarray(_unit_jacobian(site, subject, x))                   # (N, U, H, W, C)
-    all_units = np.arange(jac.shape[1])
-    units = all_units if units is None else np.asarray(list(units))
-    if units.min() < 0 or units.max() >= jac.shape[1]:
-        raise el.SiteError(f"unit out of range for {site!r} with {jac.shape[1]} units")
     return xr.DataArray(jac[:, units].transpose(1, 0, 2, 3, 4), dims=("unit", "image", "y", "x", "channel"),
                         coords={"unit": units}, name="gradient", attrs={"site": site, "subject": subject.name})
