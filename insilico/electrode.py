@@ -33,7 +33,8 @@ import numpy as np
 
 from .interception import Tap, apply
 from .validation import (ArgumentError, InputError, SiteError, check_choice, check_count, check_finite,
-                         check_images, check_key, check_mask, check_number, check_sites, check_subject)
+                         check_images, check_in_range, check_key, check_mask, check_sites,
+                         check_subject)
 from .models import relu_gradient_override, relu_override_state
 
 __all__ = ["Edit", "identity", "lesion", "mean_ablation", "clamp", "gain", "noise", "unit_edits",
@@ -82,10 +83,7 @@ def _edit(clamp_mask=0.0, clamp_value=0.0, gain_=1.0, bias=0.0, noise_std=0.0, h
 
 def _nonnegative(name: str, value):
     """``value`` finite with every entry ≥ 0 (a scale per unit); traced values pass unchecked."""
-    a = check_finite(name, value)
-    if not isinstance(a, jax.core.Tracer):
-        check_number(f"every value of {name}", a.min(), low=0)
-    return value
+    return check_in_range(name, value, low=0)
 
 
 def _check_fields(name: str, e: Edit):
@@ -249,7 +247,7 @@ def validate(subject, images=None, *, sites: Sequence[str] | str | None = (), ed
     if edits is not None:
         _check_edits(subject, edits)
     if images is not None:       # a traced batch (jit, vmap, grad) has no values to bound: only its shape is checked
-        check_images(subject, images, name, in_bounds and not isinstance(images, jax.core.Tracer))
+        check_images(subject, images, name, in_bounds)
 
 
 def run(subject, x, edits: Mapping[str, Edit] | None = None, record: Sequence[str] | str | None = (),

@@ -91,6 +91,8 @@ def check_images(subject, x, name: str = "input", in_bounds: bool = False):
                          f"{', '.join(map(str, spec.shape))}) (NHWC)")
     if shape[0] == 0:
         raise InputError(f"{name} is an empty batch (0 images); pass at least one image")
+    if _traced(x):                      # inside jit, vmap or grad: the values cannot be inspected
+        return
     finite = _all_finite(x)
     if finite is False:
         bad = ~np.isfinite(np.asarray(x))
@@ -98,8 +100,9 @@ def check_images(subject, x, name: str = "input", in_bounds: bool = False):
         raise InputError(f"{name} contains {int(bad.sum())} NaN/inf value(s), the first at index {first}")
     if in_bounds and finite is not None:
         lo, hi = spec.bounds
-        xmin, xmax = float(jnp.min(x)), float(jnp.max(x))
-        if xmin < lo - 1e-6 or xmax > hi + 1e-6:
+        xmin, xmax = (float(v) for v in jnp.stack([jnp.min(x), jnp.max(x)]))     # one read from the device
+        slack = 1e-6 * max(1.0, hi - lo)                                         # float32 rounding of the bounds
+        if xmin < lo - slack or xmax > hi + slack:
             raise InputError(f"{name} must lie in {subject.name}'s pixel bounds [{lo}, {hi}]; got values in "
                              f"[{xmin:.4g}, {xmax:.4g}]")
 
@@ -193,6 +196,8 @@ def check_finite(name: str, value, *, ndim=None, allow_empty: bool = False):
     if a.size == 0 and not allow_empty:
         raise ArgumentError(f"{name} is empty (shape {a.shape}); pass at least one value")
     if np.issubdtype(a.dtype, np.inexact) and not np.isfinite(a).all():
+        if a.ndim == 0:
+            raise ArgumentError(f"{name} contains 1 NaN/inf value: got {a.item()}; it must be finite")
         bad = ~np.isfinite(a)
         first = tuple(int(i) for i in np.argwhere(bad)[0])
         raise ArgumentError(f"{name} contains {int(bad.sum())} NaN/inf value(s), the first at index {first}; "
@@ -214,8 +219,9 @@ def check_in_range(name: str, value, *, low=None, high=None, low_open: bool = Fa
             first = tuple(int(i) for i in np.argwhere(out)[0])
             where = f" (index {first}, {int(out.sum())} value(s) out of range)" if a.ndim else ""
             try:
-                check_number(name, a[out].flat[0].item(), low=low, high=high, low_open=low_open,
-                             high_open=high_open)
+                bad = a[out].flat[0]                             # shown at its own precision (-0.2, not
+                bad = float(str(bad)) if a.dtype.kind == "f" else bad.item()   # -0.20000000298 for float32)
+                check_number(name, bad, low=low, high=high, low_open=low_open, high_open=high_open)
             except ArgumentError as e:
                 raise ArgumentError(f"{e}{where}") from None
     return value

@@ -39,7 +39,7 @@ def _raises(error, match, call):
     (lambda: el.gain(INF), r"g contains 1 NaN/inf"),
     (lambda: el.gain(1.0, bias=NAN), r"bias contains 1 NaN/inf"),
     (lambda: el.noise(NAN), r"std contains 1 NaN/inf"),
-    (lambda: el.noise(jnp.array([0.1, -0.2])), r"every value of std must be a number ≥ 0; got -0.2"),
+    (lambda: el.noise(jnp.array([0.1, -0.2])), r"std must be a number ≥ 0; got -0.2 \(index \(1,\)"),
     (lambda: el.unit_edits(0), r"n_units must be an integer ≥ 1; got 0"),
     (lambda: el.unit_edits(2.5), r"n_units must be an integer"),
     (lambda: el.unit_edits(4, "silence"), r"kind must be one of 'lesion', 'clamp'; got 'silence'"),
@@ -56,7 +56,7 @@ def test_edit_values_are_checked(make, match):
     ("gain", jnp.ones(4).at[0].set(NAN), r"gain of the edit for 'conv1' contains 1 NaN/inf"),
     ("bias", jnp.full(4, INF), r"bias of the edit for 'conv1' contains 4 NaN/inf"),
     ("clamp_value", jnp.full(4, NAN), r"clamp_value of the edit for 'conv1' contains"),
-    ("noise_std", jnp.full(4, -1.0), r"every value of noise_std of the edit for 'conv1' must be a number ≥ 0"),
+    ("noise_std", jnp.full(4, -1.0), r"noise_std of the edit for 'conv1' must be a number ≥ 0; got -1.0"),
 ])
 def test_edits_handed_to_run_are_checked(tiny_convnet, x, field, value, match):
     """An Edit built by hand (not by a constructor) is checked by run and validate."""
