@@ -32,8 +32,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from .interception import Tap, apply
-from .validation import (ArgumentError, InputError, SiteError, check_choice, check_count, check_finite,
-                         check_images, check_in_range, check_key, check_mask, check_sites,
+from .validation import (ArgumentError, InputError, SiteError, UnknownNameError, check_choice, check_count,
+                         check_finite, check_images, check_in_range, check_key, check_mask, check_sites,
                          check_subject)
 from .models import relu_gradient_override, relu_override_state
 
@@ -349,7 +349,7 @@ def parameter(subject, path: str):
     """The parameter array at ``path`` (as in :func:`synapse_paths`; list indices of NNX models included)."""
     paths = synapse_paths(subject)
     if path not in paths:
-        raise KeyError(f"unknown parameter path {path!r}; valid: {', '.join(paths)}")
+        raise UnknownNameError(f"unknown parameter path {path!r}; valid: {', '.join(paths)}")
     leaf = subject.params
     for k in path.split("/"):
         leaf = leaf[k] if k in leaf else leaf[int(k)]

@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-__all__ = ["SiteError", "InputError", "ArgumentError", "check_subject", "check_sites", "check_images",
+__all__ = ["SiteError", "InputError", "ArgumentError", "UnknownNameError", "check_subject", "check_sites", "check_images",
            "check_number", "check_count", "check_positive", "check_fraction", "check_choice", "check_finite",
            "check_in_range", "check_mask", "check_indices", "check_labels", "check_key"]
 
@@ -65,12 +65,16 @@ def check_sites(subject, names: Iterable[str], what: str):
         raise SiteError(f"unknown site {name!r} for {what} on {subject.name}; valid: {_valid(subject)}{tail}")
 
 
-def _all_finite(x) -> bool | None:
-    """Whether every value of ``x`` is finite (reduced on the device); None while ``x`` is being traced."""
-    try:
-        return bool(jnp.isfinite(x).all()) if isinstance(x, jax.Array) else bool(np.isfinite(x).all())
-    except (jax.errors.TracerBoolConversionError, jax.errors.ConcretizationTypeError):
-        return None
+def _summary(x) -> tuple[bool, float, float]:
+    """(every value finite, min, max) of a concrete array, reduced where it lives and read back once; evaluated
+    eagerly even while a JAX trace is active (an image batch closed over by a jitted function)."""
+    if isinstance(x, jax.Array):
+        with jax.ensure_compile_time_eval():
+            stats = jnp.stack([jnp.isfinite(x).all(), jnp.min(x), jnp.max(x)]).astype(jnp.float32)
+            finite, lo, hi = np.asarray(stats)
+        return bool(finite), float(lo), float(hi)
+    a = np.asarray(x)
+    return bool(np.isfinite(a).all()), float(a.min()), float(a.max())
 
 
 def check_images(subject, x, name: str = "input", in_bounds: bool = False):
@@ -93,14 +97,13 @@ def check_images(subject, x, name: str = "input", in_bounds: bool = False):
         raise InputError(f"{name} is an empty batch (0 images); pass at least one image")
     if _traced(x):                      # inside jit, vmap or grad: the values cannot be inspected
         return
-    finite = _all_finite(x)
-    if finite is False:
+    finite, xmin, xmax = _summary(x)
+    if not finite:
         bad = ~np.isfinite(np.asarray(x))
         first = tuple(int(i) for i in np.argwhere(bad)[0])
         raise InputError(f"{name} contains {int(bad.sum())} NaN/inf value(s), the first at index {first}")
-    if in_bounds and finite is not None:
+    if in_bounds:
         lo, hi = spec.bounds
-        xmin, xmax = (float(v) for v in jnp.stack([jnp.min(x), jnp.max(x)]))     # one read from the device
         slack = 1e-6 * max(1.0, hi - lo)                                         # float32 rounding of the bounds
         if xmin < lo - slack or xmax > hi + slack:
             raise InputError(f"{name} must lie in {subject.name}'s pixel bounds [{lo}, {hi}]; got values in "
@@ -114,6 +117,13 @@ def check_images(subject, x, name: str = "input", in_bounds: bool = False):
 
 class ArgumentError(ValueError):
     """An argument outside what a function accepts; the message names the argument, the value and the valid range."""
+
+
+class UnknownNameError(ArgumentError, KeyError):
+    """A name that is not one of the valid names (a parameter path, a model, a dataset); the message lists them."""
+
+    def __str__(self):  # KeyError would print the repr of the message
+        return str(self.args[0])
 
 
 def _traced(value) -> bool:
@@ -250,7 +260,11 @@ def check_indices(name: str, indices, size: int, *, allow_empty: bool = False) -
         if np.issubdtype(a.dtype, np.floating) and np.all(a == np.round(a)):
             a = a.astype(np.int64)
         else:
-            raise ArgumentError(f"{name} must be integer indices in [0, {size}); got {_show(indices)} "
+            flat = a.reshape(-1)
+            whole = (flat == np.round(flat)) if np.issubdtype(a.dtype, np.floating) else np.zeros(flat.shape, bool)
+            first = int(np.argmin(whole))
+            at = f" at position {first}" if a.ndim else ""
+            raise ArgumentError(f"{name} must be integer indices; got {flat[first].item()!r}{at}, not an integer "
                                 f"(dtype {a.dtype})")
     a = np.atleast_1d(a).astype(np.int64)
     if a.size and (a.min() < 0 or a.max() >= size):

@@ -22,17 +22,14 @@ from .models import ConvNet, ResNet
 from .subject import InputSpec, Subject, make_subject
 from .train.checkpoint import CheckpointError
 from .train.loop import TrainConfig, init_variables
-from .validation import ArgumentError, check_count
+from .validation import ArgumentError, UnknownNameError, check_count
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"           # the shipped weights: read, never written
 PACKAGE_DIR = Path(__file__).resolve().parent
 
 
-class UnknownModelError(ArgumentError, KeyError):
+class UnknownModelError(UnknownNameError):
     """A name that is not a zoo model or recipe; the message lists the valid ones."""
-
-    def __str__(self):  # KeyError would print the repr of the message
-        return str(self.args[0])
 
 
 def default_weights_dir() -> Path:

@@ -32,7 +32,7 @@ def test_sites_are_post_relu():
     v = model.init(jax.random.PRNGKey(0), X)
     from insilico import electrode as el
     s = make_subject("m", model, v, InputSpec((16, 16, 3)))
-    _, rec = el.record(s, jax.random.normal(jax.random.PRNGKey(1), X.shape), ["conv1", "fc1", "logits"])
+    _, rec = el.record(s, jax.random.uniform(jax.random.PRNGKey(1), X.shape), ["conv1", "fc1", "logits"])
     assert float(rec["conv1"].min()) == 0.0 and float(rec["fc1"].min()) >= 0.0
     assert float(rec["logits"].min()) < 0.0                   # the readout is linear
 

@@ -9,6 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+from flax import serialization
 
 from insilico import zoo
 from insilico.data import Dataset
@@ -206,6 +207,20 @@ def test_zoo_train_writes_where_told_and_load_reads_it_back(toy_recipe, tmp_path
     save_checkpoint(path, rewritten, read_meta(path))
     again = zoo.load(toy_recipe, weights=path)
     np.testing.assert_array_equal(jax.tree.leaves(again.variables)[0], jax.tree.leaves(rewritten)[0])
+    poisoned = jax.tree.map(lambda v: jnp.asarray(v).at[(0,) * v.ndim].set(np.nan), stored)   # valid file, NaN weights
+    save_checkpoint(path, poisoned, read_meta(path))
+    with pytest.raises(CheckpointError, match="holds NaN or inf values"):
+        zoo.load(toy_recipe, weights=path)
+
+
+def test_a_checkpoint_of_nan_weights_is_not_resumed(good_checkpoint, tmp_path):
+    ckpt = tmp_path / "last.ckpt"
+    ckpt.write_bytes(good_checkpoint)
+    state = serialization.msgpack_restore(_read(ckpt)[1])                      # the stored state, rewritten with
+    state["params"] = jax.tree.map(lambda v: np.full_like(v, np.nan), state["params"])   # a valid checksum
+    save_checkpoint(ckpt, state, read_meta(ckpt))
+    with pytest.raises(CheckpointError, match=r"holds NaN or inf values \(/params/"):
+        fit(MODEL, TRAIN, TEST, CFG, checkpoint_dir=tmp_path, progress=False)
 
 
 # ------------------------------------------------------------------------------------------- bad arguments

@@ -29,8 +29,8 @@ import jax
 import numpy as np
 import xarray as xr
 
-from ..validation import (ArgumentError, check_choice, check_count, check_finite, check_fraction, check_key,
-                          check_positive)
+from ..validation import (ArgumentError, check_choice, check_count, check_finite, check_fraction, check_in_range,
+                          check_key, check_positive)
 
 __all__ = ["RidgeModel", "ridge_cv", "PLSModel", "pls", "split_half_reliability", "Reliability", "EncodingResult",
            "encode", "pearson_columns", "NORMALIZATIONS"]
@@ -45,9 +45,7 @@ NORMALIZATIONS = {"sqrt": "median_n(mean_split r) / sqrt(median_n(ceiling))",
 
 def _alphas(alphas) -> np.ndarray:
     a = check_finite("alphas", alphas, ndim=(0, 1)).astype(np.float64).reshape(-1)
-    if np.any(a < 0):
-        raise ArgumentError(f"alphas must be >= 0 (ridge penalties); got {a[a < 0][:6].tolist()}")
-    return a
+    return check_in_range("alphas (ridge penalties)", a, low=0)
 
 
 def _stimulus_ids(a):

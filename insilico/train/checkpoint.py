@@ -66,8 +66,8 @@ def _read(path):
 def load_checkpoint(path, target):
     """Restore a checkpoint into the structure of ``target``; returns ``(state, meta)``.
 
-    Raises :class:`CheckpointError` if the file is corrupt or its arrays differ from ``target`` in
-    structure, shape or dtype kind (e.g. a checkpoint of another architecture).
+    Raises :class:`CheckpointError` if the file is corrupt, its arrays differ from ``target`` in
+    structure, shape or dtype kind (e.g. a checkpoint of another architecture), or any holds NaN or inf.
     """
     header, payload = _read(path)
     raw = serialization.msgpack_restore(payload)
@@ -80,7 +80,23 @@ def load_checkpoint(path, target):
     if problems:
         shown = "; ".join(problems[:5]) + (f"; and {len(problems) - 5} more" if len(problems) > 5 else "")
         raise CheckpointError(f"{path} does not match the model: {shown}")
+    bad = _nonfinite(raw, "")
+    if bad:
+        shown = ", ".join(bad[:5]) + (f" and {len(bad) - 5} more" if len(bad) > 5 else "")
+        raise CheckpointError(f"{path} holds NaN or inf values ({shown}); weights like these record nothing but "
+                              "NaN. Load an earlier checkpoint, or retrain")
     return serialization.from_state_dict(target, raw), header["meta"]
+
+
+def _nonfinite(stored, prefix) -> list[str]:
+    """Paths of the floating-point arrays of a restored state dict that hold NaN or inf (with their counts)."""
+    if isinstance(stored, dict):
+        return [p for k, v in stored.items() for p in _nonfinite(v, f"{prefix}/{k}")]
+    a = np.asarray(stored) if stored is not None else None
+    if a is None or not np.issubdtype(a.dtype, np.inexact):
+        return []
+    n = int(np.size(a) - np.isfinite(a).sum())
+    return [f"{prefix}: {n} of {a.size}"] if n else []
 
 
 def _compare(stored, target, prefix) -> list[str]:
