@@ -250,9 +250,9 @@ def check_mask(name: str, mask):
     return mask
 
 
-def check_indices(name: str, indices, size: int, *, allow_empty: bool = False) -> np.ndarray:
-    """Integer indices in [0, ``size``) (a scalar or a 1-D sequence), returned as a 1-D int array (traced indices
-    are returned unchanged)."""
+def check_indices(name: str, indices, size: int | None, *, allow_empty: bool = False) -> np.ndarray:
+    """Integer indices in [0, ``size``) (``size`` None: integers, the range checked later) — a scalar or a 1-D sequence,
+    returned as a 1-D int array (traced indices are returned unchanged)."""
     if _traced(indices):
         return indices
     a = check_finite(name, indices, ndim=(0, 1), allow_empty=allow_empty)
@@ -264,10 +264,11 @@ def check_indices(name: str, indices, size: int, *, allow_empty: bool = False) -
             whole = (flat == np.round(flat)) if np.issubdtype(a.dtype, np.floating) else np.zeros(flat.shape, bool)
             first = int(np.argmin(whole))
             at = f" at position {first}" if a.ndim else ""
-            raise ArgumentError(f"{name} must be integer indices; got {flat[first].item()!r}{at}, not an integer "
+            valid = "integer indices" if size is None else f"integer indices in [0, {size})"
+            raise ArgumentError(f"{name} must be {valid}; got {flat[first].item()!r}{at}, not an integer "
                                 f"(dtype {a.dtype})")
     a = np.atleast_1d(a).astype(np.int64)
-    if a.size and (a.min() < 0 or a.max() >= size):
+    if a.size and size is not None and (a.min() < 0 or a.max() >= size):
         bad = a[(a < 0) | (a >= size)]
         raise ArgumentError(f"{name} must be indices in [0, {size}); got {_show(bad[:6])} out of range")
     return a

@@ -228,3 +228,12 @@ def test_host_loop_and_scan_agree(tiny_convnet):
     assert_close(host.score.values, scan.score.values, rtol=1e-4, atol=1e-5)
     with pytest.raises(ValueError, match="loop must be"):
         fv.visualize(tiny_convnet, fv.channel("conv2"), loop="python", **kw)
+
+
+def test_channel_neuron_and_direction_read_the_channel_axis_of_any_unit_shape():
+    """A site with units (T, C) (a sequence): objectives average over (or centre on) every position axis and index
+    the last (channel) axis — never a position."""
+    a = jax.random.normal(jax.random.PRNGKey(0), (3, 5, 4))           # (batch, T, C)
+    for objective, expected in ((fv.channel("seq", 2), a.mean(1)[:, 2]), (fv.neuron("seq", 2), a[:, 2, 2]),
+                                (fv.direction("seq", jnp.eye(4)[1]), a.mean(1)[:, 1])):
+        np.testing.assert_allclose(objective.fn({"seq": a}, None, 0), expected, rtol=1e-6)

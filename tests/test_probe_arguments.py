@@ -212,7 +212,7 @@ def test_numbers_and_choices_out_of_range_are_refused(tiny_convnet, x, call, mat
 @pytest.mark.parametrize("units, match", [
     ([10 ** 6], r"units \(of 'conv1', 4 units\) must be indices in \[0, 4\); got \[1000000\] out of range"),
     ([-1, 2], r"must be indices in \[0, 4\); got \[-1\] out of range"),
-    ([1.5], r"must be integer indices in \[0, 4\); got \[1.5\]"),
+    ([1.5], r"must be integer indices in \[0, 4\); got 1.5 at position 0, not an integer"),
     ([], r"units \(of 'conv1', 4 units\) is empty"),
     ([NAN], r"contains 1 NaN/inf"),
 ], ids=["huge", "negative", "fractional", "empty", "nan"])

@@ -28,3 +28,27 @@ def test_probe_your_own_model_examples_run():
             if m:                                   # "print(expr)  # {expected}": the claim holds
                 assert eval(m.group(1), namespace) == ast.literal_eval(m.group(2))
     assert namespace["subject"].api == "nnx" and list(namespace["subject"].sites) == ["conv1", "bn1", "out"]
+
+
+def test_nothing_silent_examples_raise_what_they_say():
+    namespace: dict = {}
+    exec(compile(re.findall(r"```python\n(.*?)```", _section("Probe your own model"), re.S)[0], str(README), "exec"),
+         namespace)                                          # the Linen subject "cnn"
+    block = re.findall(r"```python\n(.*?)```", _section("Nothing silent"), re.S)[0]
+    lines = block.strip().splitlines()
+    claims = 0
+    for statement, comment in zip(lines, lines[1:]):
+        m = re.match(r"# (\w+): (.*?)\s*…?$", comment)
+        if statement.startswith("#") or not m:
+            if not statement.startswith("#"):
+                exec(statement, namespace)
+            continue
+        error = getattr(__import__("insilico.validation", fromlist=[m.group(1)]), m.group(1))
+        try:
+            exec(statement, namespace)
+        except error as e:
+            assert str(e).startswith(m.group(2)), (str(e), m.group(2))
+            claims += 1
+        else:
+            raise AssertionError(f"{statement!r} did not raise {m.group(1)}")
+    assert claims == 2

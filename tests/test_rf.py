@@ -142,3 +142,16 @@ def test_grating_conventions_match_between_stimuli_and_filters(gabor_subject):
     g = grating(24, np.asarray(GABOR_ORIENTATIONS), np.asarray(GABOR_SFS), 0.0)
     act = np.asarray(el.record(subject, g, "conv1")[1]["conv1"])[:, 12, 12, :]      # (stimulus, unit)
     assert (act.argmax(1) == np.arange(6)).all()
+
+
+def test_gratings_span_the_subjects_pixel_range(gabor_subject):
+    """A model that takes 0–255 pixels sees the same gratings, scaled to its range, as its [0, 1] twin."""
+    from insilico.models import ConvNet
+    from insilico.subject import InputSpec, make_subject
+
+    subject, _ = gabor_subject
+    model = ConvNet(widths=(6, 4), kernels=(9, 3), fc=(4,), num_classes=3, norm=False, mean=(127.5,), std=(255.0,))
+    wide = make_subject("gabor_255", model, subject.variables, InputSpec((24, 24, 1), (0.0, 255.0)))
+    kwargs = dict(orientations=(0, 45, 90), sfs=(0.1, 0.2), phases=(0, 180))
+    a, b = rf.grating_tuning(subject, "conv1", **kwargs)["conv1"], rf.grating_tuning(wide, "conv1", **kwargs)["conv1"]
+    np.testing.assert_allclose(b.values, a.values, rtol=1e-4, atol=1e-5)

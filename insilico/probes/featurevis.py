@@ -491,9 +491,16 @@ def neuron(site: str, index: int | None = None, x: int | None = None, y: int | N
             yy = a.shape[1] // 2 if y is None else y
             xx = a.shape[2] // 2 if x is None else x
             a = a[:, yy, xx, :]
+        elif a.ndim > 2:                        # other unit shapes (e.g. (T, C)): the centre of every position axis
+            a = a[(slice(None), *(n // 2 for n in a.shape[1:-1]))]
         return a[:, _pick(index, unit)]
     return Objective(fn, f"neuron({site}{'' if index is None else ':' + str(index)})", frozenset([site]),
                      frozenset([site]) if index is None else frozenset(), ("neuron", site, index, x, y), checks)
+
+
+def _channels(a):
+    """Activations (N, ..., C) averaged over every position axis: (N, C)."""
+    return a.mean(axis=tuple(range(1, a.ndim - 1))) if a.ndim > 2 else a
 
 
 def channel(site: str, index: int | None = None) -> Objective:
@@ -504,7 +511,7 @@ def channel(site: str, index: int | None = None) -> Objective:
 
     def fn(acts, images, unit):
         a = acts[site]
-        a = a.mean(axis=(1, 2)) if a.ndim == 4 else a
+        a = _channels(a)
         return a[:, _pick(index, unit)]
     return Objective(fn, f"channel({site}{'' if index is None else ':' + str(index)})", frozenset([site]),
                      frozenset([site]) if index is None else frozenset(), ("channel", site, index), checks)
@@ -528,7 +535,7 @@ def direction(site: str, vectors, cossim_pow: float = 0.0) -> Objective:
 
     def fn(acts, images, unit):
         a = acts[site]
-        a = a.mean(axis=(1, 2)) if a.ndim == 4 else a
+        a = _channels(a)
         d = v[unit] if v.ndim == 2 else v
         dot = a @ d
         if cossim_pow:
@@ -750,7 +757,7 @@ def _check(subject, objective: Objective, units) -> np.ndarray:
             units = list(units)
         except TypeError:
             pass
-    units = check_indices("units", units, np.iinfo(np.int32).max)
+    units = check_indices("units", units, None)
     if np.ndim(units) != 1:
         raise ArgumentError("units must be a 1-D sequence of unit indices or a number of units")
     for site in sorted(objective.unit_sites):

@@ -91,8 +91,8 @@ def grating_tuning(subject, sites: Sequence[str] | str, orientations: Sequence[f
     """Responses of every (centre) unit of ``sites`` to a grid of gratings in the subject's input size.
 
     Returns ``{site: DataArray (unit, orientation, sf, phase[, contrast])}`` (a contrast axis when ``contrast``
-    is a sequence). Orientation in degrees, sf in cycles/pixel, phase in degrees. The stimuli run through the
-    sweep engine, ``batch_size`` at a time.
+    is a sequence). Orientation in degrees, sf in cycles/pixel, phase in degrees. The gratings span the subject's
+    pixel bounds (mean grey at their middle). The stimuli run through the sweep engine, ``batch_size`` at a time.
     """
     sites = _sites(subject, sites)
     orientations = tuple(check_finite("orientations", orientations, ndim=1).tolist())
@@ -103,6 +103,8 @@ def grating_tuning(subject, sites: Sequence[str] | str, orientations: Sequence[f
     batch_size = _batch_size(batch_size)
     h, w, c = subject.input_spec.shape
     images, params = grating_set(h, orientations, sfs, phases, contrasts, channels=c)
+    lo, hi = subject.input_spec.bounds                      # gratings in [0, 1] span the subject's pixel range
+    images = lo + (hi - lo) * jnp.asarray(images)
     ds = run_sweep(_centre_fn(sites), images, subject, dim="stimulus", batch_size=batch_size,
                    progress=progress, desc="gratings")
     dims = ["orientation", "sf", "phase", "contrast"]
