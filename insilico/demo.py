@@ -178,7 +178,7 @@ def receptive_fields_section(ctx: Context):
         res = ctx.results.setdefault(name, {})
         if "untrained" not in name:
             x = ctx.stimuli(sub)["patches"]
-            for site in conv_sites[:3]:
+            for site in (conv_sites[-1:] if ctx.quick else conv_sites[:3]):
                 units = np.arange(min(n_units, sub.sites[site][-1]))
                 t = time.perf_counter()
                 vis = fv.visualize(sub, fv.channel(site), units, key=jax.random.PRNGKey(0), steps=steps,

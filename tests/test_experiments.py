@@ -2,6 +2,7 @@
 import json
 
 import numpy as np
+import pytest
 import subprocess
 import sys
 from pathlib import Path
@@ -20,6 +21,7 @@ def test_train_zoo_quick(data_dir, tmp_path):
     assert meta["train_set"] == "mnist-train (2000 images)" and meta["test_accuracy"] == acc
 
 
+@pytest.mark.slow
 def test_ablation_morcos2018_quick(data_dir, tmp_path):
     r = subprocess.run([sys.executable, str(ROOT / "experiments" / "ablation_morcos2018.py"), "--quick",
                         "--models", "cifar_convnet", "--out", str(tmp_path)], capture_output=True, text=True,
@@ -33,6 +35,7 @@ def test_ablation_morcos2018_quick(data_dir, tmp_path):
     assert (tmp_path / "index.html").exists() and "rho" in (tmp_path / "results.md").read_text()
 
 
+@pytest.mark.slow
 def test_receptive_fields_quick(data_dir, tmp_path):
     r = subprocess.run([sys.executable, str(ROOT / "experiments" / "receptive_fields.py"), "--quick",
                         "--models", "mnist_convnet", "--out", str(tmp_path)], capture_output=True, text=True,
@@ -46,6 +49,7 @@ def test_receptive_fields_quick(data_dir, tmp_path):
     assert (tmp_path / "index.html").exists() and (tmp_path / "units_mnist_convnet_conv2.png").exists()
 
 
+@pytest.mark.slow
 def test_metamers_quick(tmp_path):
     r = subprocess.run([sys.executable, str(ROOT / "experiments" / "metamers.py"), "--quick", "--out", str(tmp_path)],
                        capture_output=True, text=True, timeout=900)
@@ -56,6 +60,7 @@ def test_metamers_quick(tmp_path):
     assert (tmp_path / "metamers.png").exists()
 
 
+@pytest.mark.slow
 def test_four_elements_quick(tmp_path, data_dir):
     import importlib.util
     import json

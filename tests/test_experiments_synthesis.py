@@ -5,10 +5,12 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 ROOT = Path(__file__).parent.parent
 
 
+@pytest.mark.slow
 def test_adversarial_quick(data_dir, tmp_path):
     r = subprocess.run([sys.executable, str(ROOT / "experiments" / "adversarial.py"), "--quick", "--n", "32",
                         "--models", "cifar_convnet", "--out", str(tmp_path)], capture_output=True, text=True,
