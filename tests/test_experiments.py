@@ -89,6 +89,7 @@ def test_four_elements_quick(tmp_path, data_dir):
     assert list(more["variants"]) == ["MLP, backprop", *names]          # a run of one variant keeps the others
 
 
+@pytest.mark.slow
 def test_feedback_alignment_quick(tmp_path, data_dir):
     import importlib.util
     import pathlib

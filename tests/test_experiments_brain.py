@@ -5,10 +5,12 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 ROOT = Path(__file__).parent.parent
 
 
+@pytest.mark.slow
 def test_rsa_92images_quick(data_dir, tmp_path):
     r = subprocess.run([sys.executable, str(ROOT / "experiments" / "rsa_92images.py"), "--quick", "--n-boot", "20",
                         "--models", "mnist_convnet", "--out", str(tmp_path)], capture_output=True, text=True,
@@ -40,6 +42,7 @@ def test_v4_encoding_quick(data_dir, tmp_path):
     assert np.allclose(m["normalized"], raw / np.sqrt(sess["ceiling_median"]))   # a perfect model of the mean scores 1
 
 
+@pytest.mark.slow
 def test_svcca_training_quick(data_dir, tmp_path):
     r = subprocess.run([sys.executable, str(ROOT / "experiments" / "svcca_training.py"), "--quick",
                         "--out", str(tmp_path)], capture_output=True, text=True, timeout=900)

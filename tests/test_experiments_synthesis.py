@@ -42,6 +42,7 @@ def test_adversarial_quick(data_dir, tmp_path):
     assert "8/255" in (tmp_path / "results.md").read_text()
 
 
+@pytest.mark.slow
 def test_controversial_quick(tmp_path):
     r = subprocess.run([sys.executable, str(ROOT / "experiments" / "controversial_stimuli.py"), "--quick",
                         "--out", str(tmp_path)], capture_output=True, text=True, timeout=900)

@@ -121,6 +121,7 @@ def test_bad_input(tiny_convnet, batch):
         syn.pgd(broken, x, y, 0.1, steps=3, key=jax.random.key(0))
 
 
+@pytest.mark.slow
 def test_bundled_models_fall_to_pgd(data_dir):
     from insilico import zoo
     from insilico.data import cifar10, mnist_test
