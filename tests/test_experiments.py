@@ -16,7 +16,7 @@ def test_train_zoo_quick(data_dir, tmp_path):
     assert r.returncode == 0, r.stderr[-2000:]
     acc = json.loads((tmp_path / "train_zoo_results.json").read_text())["mnist_convnet"]
     assert 0.5 < acc <= 1.0                                   # one epoch on 2,000 digits already learns
-    from insilico.train import load_checkpoint, read_meta
+    from insilico.train import read_meta
     meta = read_meta(tmp_path / "mnist_convnet.ckpt")
     assert meta["train_set"] == "mnist-train (2000 images)" and meta["test_accuracy"] == acc
 
