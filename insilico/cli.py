@@ -5,7 +5,7 @@ import argparse
 import sys
 
 
-def _option(integer: bool, low: float):
+def _option(integer: bool, low: float, low_open: bool = False):
     """An argparse ``type``: parse a number and check it with :func:`insilico.validation.check_number`, so a bad
     value is refused by the parser naming the option, the value and what is valid."""
     def parse(text: str):
@@ -16,7 +16,7 @@ def _option(integer: bool, low: float):
         except ValueError:
             raise argparse.ArgumentTypeError(f"must be {'an integer' if integer else 'a number'}; got {text!r}") from None
         try:
-            return check_number("it", value, low=low, integer=integer)
+            return check_number("it", value, low=low, low_open=low_open, integer=integer)
         except ArgumentError as e:
             raise argparse.ArgumentTypeError(str(e)[len("it "):]) from None
     parse.__name__ = "integer" if integer else "number"
@@ -26,6 +26,7 @@ def _option(integer: bool, low: float):
 COUNT = _option(integer=True, low=1)                # images, units, steps, seeds, epochs
 NON_NEGATIVE_INT = _option(integer=True, low=0)     # optional counts (0 = none) and PRNG seeds
 EPSILON = _option(integer=False, low=0.0)           # attack budgets: finite and >= 0
+SECONDS = _option(integer=False, low=0.0, low_open=True)     # time limits: finite and > 0
 
 
 def _demo(args):
@@ -260,7 +261,7 @@ def _data(args):
             print("error: give --dest or set INSILICO_DATA", file=sys.stderr)
             sys.exit(2)
         for name in args.names:
-            print(f"{name}: {fetch(name, dest, source=args.source)}")
+            print(f"{name}: {fetch(name, dest, source=args.source, timeout=args.timeout)}")
         return
     names = args.names or list(registry.DATASETS)
     failed = False
@@ -377,6 +378,8 @@ def main(argv=None):
     p.add_argument("names", nargs="*")
     p.add_argument("--source", help="fetch: base URL of the dataset's folder (https:// or file://, or a local directory)")
     p.add_argument("--dest", help="fetch: data directory (default: INSILICO_DATA)")
+    p.add_argument("--timeout", type=SECONDS, default=30.0,
+                   help="fetch: seconds to wait for a connection or for the next bytes (default 30)")
     p.set_defaults(fn=_data)
     args = parser.parse_args(argv)
     try:

@@ -108,6 +108,7 @@ def test_attack_and_controversial_commands(tmp_path, capsys):
     (["rsa", "mnist_convnet", "--n-boot", "-1"], "--n-boot: must be an integer ≥ 0; got -1"),
     (["controversial", "a", "b", "--seeds", "0"], "--seeds: must be an integer ≥ 1; got 0"),
     (["train", "mnist_convnet", "--epochs", "0"], "--epochs: must be an integer ≥ 1; got 0"),
+    (["data", "fetch", "mnist_test", "--timeout", "0"], "--timeout: must be a number > 0.0; got 0.0"),
     (["sites", "mnist_convnet", "--weights", "/nonexistent/w.ckpt"],
      "no checkpoint at /nonexistent/w.ckpt; valid: a .ckpt file"),
 ])
