@@ -140,16 +140,16 @@ def _sweep(subject, x, sites: tuple, items, index_shapes, labels, mode, referenc
     return ds
 
 
-def _check_masks(subject, site, masks):
+def _check_masks(masks, shape: tuple, expected: str, min_ndim: int):
+    """At least one mask (M, ...) of ≥ ``min_ndim`` axes with values in [0, 1] whose trailing axes broadcast to
+    ``shape`` (a site's units or a parameter's); ``expected`` words the valid shapes."""
     masks = jnp.asarray(check_mask("masks", masks), jnp.float32)
-    unit_shape = tuple(subject.sites[site])
     try:
-        fits = masks.ndim >= 2 and jnp.broadcast_shapes(masks.shape[1:], unit_shape) == unit_shape
+        fits = masks.ndim >= min_ndim and jnp.broadcast_shapes(masks.shape[1:], shape) == shape
     except ValueError:
         fits = False
     if not fits:
-        raise ArgumentError(f"masks must be (M, {unit_shape[-1]}) or (M, {', '.join(map(str, unit_shape))}) for "
-                            f"site {site!r}; got {masks.shape}")
+        raise ArgumentError(f"masks must be {expected}; got {masks.shape}")
     if masks.shape[0] == 0:
         raise ArgumentError(f"masks is empty (shape {masks.shape}); pass at least one mask")
     return masks
@@ -178,7 +178,8 @@ def mask_sweep(subject, x, site: str, masks, labels=None, mode: str = "zero", re
     """
     _check_site(subject, site)
     x, labels, reference, noise_scale = _check_inputs(subject, x, labels, mode, reference, key, noise_scale)
-    masks = _check_masks(subject, site, masks)
+    units = tuple(subject.sites[site])
+    masks = _check_masks(masks, units, f"(M, {units[-1]}) or (M, {', '.join(map(str, units))}) for site {site!r}", 2)
     identity = kwargs.pop("_identity", None) or {"masks": masks}
     ds = _sweep(subject, x, (site,), masks, None, labels, mode, reference, key, noise_scale, dim, coords, identity,
                 **kwargs)
@@ -298,16 +299,8 @@ def synapse_sweep(subject, x, path: str, masks, labels=None, **kwargs) -> xr.Dat
     connections). One compiled sweep; metrics as in :func:`mask_sweep`, over dim ``mask``."""
     leaf = el.parameter(subject, path)
     x, labels, _, _ = _check_inputs(subject, x, labels, "zero", None, None, 1.0)
-    masks = jnp.asarray(check_mask("masks", masks), jnp.float32)
-    try:
-        fits = masks.ndim >= 1 and jnp.broadcast_shapes(masks.shape[1:], leaf.shape) == leaf.shape
-    except ValueError:
-        fits = False
-    if not fits:
-        raise ArgumentError(f"masks for {path!r} must be (M, ...) broadcastable to its shape {tuple(leaf.shape)}; "
-                            f"got {masks.shape}")
-    if masks.shape[0] == 0:
-        raise ArgumentError(f"masks is empty (shape {masks.shape}); pass at least one mask")
+    masks = _check_masks(masks, tuple(leaf.shape), f"(M, ...) for {path!r}, broadcastable to its shape "
+                         f"{tuple(leaf.shape)}", 1)
     intact, _ = el.run(subject, x)
     identity = {**(kwargs.pop("identity", None) or {}),
                 **_identity(subject, x, labels, parameter=path, masks=masks)}
