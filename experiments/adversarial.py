@@ -31,7 +31,9 @@ from insilico import electrode as el  # noqa: E402
 from insilico import zoo  # noqa: E402
 from insilico.data import cifar10, mnist_test  # noqa: E402
 from insilico.probes import synthesis as syn  # noqa: E402
-from insilico.report import Report  # noqa: E402
+from insilico.report import Report, style  # noqa: E402
+
+style.use()
 
 # (full grid, quick grid); the benchmark ε is in both
 CIFAR_LINF = ([0, 1, 2, 3, 4, 6, 8, 12, 16], [0, 2, 4, 8, 16])            # in 1/255
@@ -68,48 +70,56 @@ def eps_label(eps: float, mnist: bool) -> str:
 
 
 def curves_figure(curves: dict):
-    """One panel per (model, norm): accuracy against ε for each attack."""
+    """One row per model: accuracy (%) against ε for each attack, L∞ (left; ε in levels of 1/255 for CIFAR) and
+    L2 (right); the benchmark ε marked; one legend beside the panels."""
     names = list(curves)
-    fig, axes = plt.subplots(len(names), 2, figsize=(9, 3.2 * len(names)), squeeze=False)
+    fig, axes = plt.subplots(len(names), 2, figsize=(9.5, 3.1 * len(names) + 0.3), squeeze=False,
+                             layout="constrained")
     for row, name in zip(axes, names):
         c = curves[name]
         scale = 1.0 if c["mnist"] else 255.0
         ax = row[0]
-        for attack, style in (("fgsm", "o--"), ("pgd_linf", "s-")):
-            ax.plot(np.asarray(c[attack]["eps"]) * scale, c[attack]["accuracy"], style, label=attack.upper()
-                    .replace("_LINF", " L∞"))
-        ax.set_xlabel("ε (L∞)" if c["mnist"] else "ε (L∞, ×1/255)")
-        ax.set_ylabel("accuracy")
+        for attack, marker, ls in (("fgsm", "o", "--"), ("pgd_linf", "s", "-")):
+            ax.plot(np.asarray(c[attack]["eps"]) * scale, 100 * np.asarray(c[attack]["accuracy"]), marker=marker,
+                    ls=ls, color="C0" if attack == "fgsm" else "C1", label=attack.upper().replace("_LINF", " L∞"))
+        ax.set_xlabel("ε (L∞, pixel units in [0, 1])" if c["mnist"] else "ε (L∞, levels of 1/255)")
         ax.set_title(f"{name}: L∞")
-        ax.axvline(c["benchmark_eps"] * scale, color="0.7", lw=0.8)
+        ax.axvline(c["benchmark_eps"] * scale, color="0.6", lw=0.8, ls=":", label="benchmark ε")
         ax = row[1]
-        ax.plot(c["pgd_l2"]["eps"], c["pgd_l2"]["accuracy"], "^-", color="C2", label="PGD L2")
-        ax.set_xlabel("ε (L2)")
+        ax.plot(c["pgd_l2"]["eps"], 100 * np.asarray(c["pgd_l2"]["accuracy"]), "^-", color="C2", label="PGD L2")
+        ax.set_xlabel("ε (L2 norm, pixel units in [0, 1])")
         ax.set_title(f"{name}: L2")
         for a in row:
-            a.set_ylim(-0.02, 1.02)
-            a.grid(alpha=0.3)
-            a.legend(fontsize=8)
-    fig.tight_layout()
+            a.set_ylim(-3, 103)
+            a.set_ylabel("accuracy (%)")
+    style.legend_outside(fig, title="attack")
+    fig.suptitle("Accuracy under attack (8-bit images)")
     return fig
 
 
 def examples_figure(name, x, adv, labels, clean_pred, adv_pred, class_names, eps_text):
     """Clean image (true / predicted class), adversarial image (predicted class), perturbation (amplified)."""
     n = len(x)
-    fig, axes = plt.subplots(3, n, figsize=(1.6 * n, 5.2), squeeze=False)
+    fig, axes = plt.subplots(3, n, figsize=(1.7 * n + 0.6, 7.0), squeeze=False, layout="constrained")
     gray = x.shape[-1] == 1
     for i in range(n):
         d = adv[i] - x[i]
         amp = 0.5 + 0.5 * d / max(np.abs(d).max(), 1e-8)
-        for r, (img, title) in enumerate(((x[i], f"{class_names[labels[i]]}\n→ {class_names[clean_pred[i]]}"),
-                                          (adv[i], f"adv → {class_names[adv_pred[i]]}"), (amp, "perturbation"))):
+        size = f"{np.abs(d).max():.3g}" if gray else f"{np.abs(d).max() * 255:.3g}/255"
+        for r, (img, caption) in enumerate(((x[i], f"true {class_names[labels[i]]}\n→ {class_names[clean_pred[i]]}"),
+                                            (adv[i], f"→ {class_names[adv_pred[i]]}"), (amp, f"max |δ| {size}"))):
             ax = axes[r, i]
-            ax.imshow(np.clip(img[..., 0] if gray else img, 0, 1), cmap="gray" if gray else None, vmin=0, vmax=1)
-            ax.set_title(title, fontsize=7, color="C3" if r == 1 and adv_pred[i] != labels[i] else "k")
-            ax.axis("off")
-    fig.suptitle(f"{name}: PGD L∞, ε = {eps_text} (top: true → clean prediction)", fontsize=9)
-    fig.tight_layout()
+            img = np.repeat(np.repeat(img, max(1, 128 // img.shape[0]), 0), max(1, 128 // img.shape[1]), 1)
+            ax.imshow(np.clip(img[..., 0] if gray else img, 0, 1), cmap="gray" if gray else None, vmin=0, vmax=1,
+                      interpolation="nearest")
+            ax.set_xlabel(caption, fontsize=9, color="#C00000" if r == 1 and adv_pred[i] != labels[i] else "k")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            for spine in ax.spines.values():
+                spine.set_visible(False)
+    for r, label in enumerate(("clean", "adversarial", "perturbation\n(amplified)")):
+        axes[r, 0].set_ylabel(label)
+    fig.suptitle(f"{name}: PGD L∞, ε = {eps_text}")
     return fig
 
 

@@ -29,49 +29,43 @@ import numpy as np  # noqa: E402
 
 from insilico import zoo  # noqa: E402
 from insilico.probes import synthesis as syn  # noqa: E402
-from insilico.report import Report  # noqa: E402
+from insilico.report import Report, style  # noqa: E402
+from insilico.report import figures as figs  # noqa: E402
+
+style.use()
 
 THRESHOLD = 0.85
 QUICK_PAIRS = [(0, 1), (1, 0), (3, 5), (5, 3), (2, 8), (9, 4)]
 
 
-def heatmap_figure(mean_acc, names, title):
-    fig, ax = plt.subplots(figsize=(6.4, 5.4))
-    im = ax.imshow(mean_acc, vmin=0, vmax=1, cmap="viridis")
+def heatmap_figure(mean_acc, names, title, model_a: str = "model A", model_b: str = "model B"):
+    """Mean acceptance per (class for A, class for B); the diagonal (not controversial) is left empty."""
     k = len(names)
-    ax.set_xticks(range(k), names, rotation=60, ha="right", fontsize=8)
-    ax.set_yticks(range(k), names, fontsize=8)
-    ax.set_xlabel("class for model B")
-    ax.set_ylabel("class for model A")
+    fig, ax = plt.subplots(figsize=(0.62 * k + 2.6, 0.55 * k + 1.6), layout="constrained")
+    im = ax.imshow(np.ma.masked_invalid(mean_acc), vmin=0, vmax=1, cmap="viridis")
+    ax.set_xticks(range(k), names, rotation=45, ha="right")
+    ax.set_yticks(range(k), names)
+    ax.set_xlabel(f"class for model B ({model_b})")
+    ax.set_ylabel(f"class for model A ({model_a})")
     for i in range(k):
         for j in range(k):
             if np.isfinite(mean_acc[i, j]):
-                ax.text(j, i, f"{mean_acc[i, j]:.2f}", ha="center", va="center", fontsize=6,
+                ax.text(j, i, f"{mean_acc[i, j]:.2f}", ha="center", va="center", fontsize=9,
                         color="k" if mean_acc[i, j] > 0.6 else "w")
-    fig.colorbar(im, ax=ax, label="mean acceptance")
-    ax.set_title(title, fontsize=9)
-    fig.tight_layout()
+    for spine in ax.spines.values():
+        spine.set_visible(False)
+    fig.colorbar(im, ax=ax, shrink=0.8, label="mean acceptance (min of the two probabilities)")
+    ax.set_title(title)
     return fig
 
 
 def image_grid_figure(images, pairs, acceptance, names, model_a, model_b):
-    """One image per pair (the best seed), titled with the class each model sees."""
-    n = len(pairs)
-    cols = min(10, n)
-    rows = int(np.ceil(n / cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(1.55 * cols, 1.75 * rows), squeeze=False)
-    for ax in axes.ravel():
-        ax.axis("off")
-    gray = images.shape[-1] == 1
-    for k, ((i, j), img, acc) in enumerate(zip(pairs, images, acceptance)):
-        ax = axes.ravel()[k]
-        ax.imshow(np.clip(img[..., 0] if gray else img, 0, 1), cmap="gray" if gray else None, vmin=0, vmax=1)
-        ax.set_title(f"A: {names[i]} / B: {names[j]}\n{acc:.2f}", fontsize=6,
-                     color="k" if acc >= THRESHOLD else "C3")
-    fig.suptitle(f"Controversial stimuli, A = {model_a}, B = {model_b} (acceptance below each title; red: "
-                 f"< {THRESHOLD})", fontsize=9)
-    fig.tight_layout()
-    return fig
+    """One image per pair (the best seed), large, captioned with the class each model sees and the acceptance
+    (red below the success threshold)."""
+    return figs.controversial_images(images, acceptance, [names[i] for i, _ in pairs], [names[j] for _, j in pairs],
+                                     f"A ({model_a})", f"B ({model_b})",
+                                     f"Controversial stimuli, A = {model_a}, B = {model_b}", threshold=THRESHOLD,
+                                     max_cols=6)
 
 
 def main(argv=None):
@@ -130,8 +124,8 @@ def main(argv=None):
                        [(name_a, name_b, int(acc.size), summary["fraction_success"],
                          summary["fraction_pairs_any_seed"], summary["median_acceptance"], summary["mean_p_a"],
                          summary["mean_p_b"], seconds)]))
-    report.figure(sec, heatmap_figure(mean_acc, names, f"mean acceptance over {n_seeds} seed(s): A = {name_a}, "
-                                      f"B = {name_b}"), "acceptance_heatmap",
+    report.figure(sec, heatmap_figure(mean_acc, names, f"Mean acceptance over {n_seeds} seed(s)", name_a, name_b),
+                  "acceptance_heatmap",
                   "Rows: the class model A should see; columns: the class model B should see (diagonal: not "
                   "controversial, not synthesized).")
     report.figure(sec, image_grid_figure(best_images, pairs, best_acc, names, name_a, name_b), "controversial_images",

@@ -35,6 +35,7 @@ import re
 import shutil
 import sys
 import tempfile
+import textwrap
 import time
 import traceback
 import warnings
@@ -52,7 +53,9 @@ import numpy as np  # noqa: E402
 
 from insilico import electrode as el  # noqa: E402
 from insilico import zoo  # noqa: E402
+from insilico.report import style  # noqa: E402
 
+style.use()
 NAN, INF = float("nan"), float("inf")
 OUTCOMES = ("clear", "obscure", "silent")
 COLORS = {"clear": "#4c9a5b", "obscure": "#e0a040", "silent": "#c0392b"}
@@ -1099,17 +1102,19 @@ def figure(records, path: Path, quick: bool):
         sub = [r for r in records if r["kind"] == kind]
         areas, table = tally(sub)
         rows += [(a, label, table[a]) for a in areas]
-    fig, ax = plt.subplots(figsize=(9, 0.38 * len(rows) + 2.2))
+    fig, ax = plt.subplots(figsize=(9, 0.38 * len(rows) + 2.2), layout="constrained")
     names = [f"{a}  [{'input' if label == 'bad inputs' else 'fault'}]" for a, label, _ in rows]
     left = np.zeros(len(rows))
     for o in OUTCOMES:
         counts = np.array([t[o] for _, _, t in rows], float)
         ax.barh(names, counts, left=left, color=COLORS[o], label=o, edgecolor="white", linewidth=0.5)
-        for i, (c, l0) in enumerate(zip(counts, left)):
-            if c and o != "clear":
-                ax.text(l0 + c + 0.3, i, f"{o}: {int(c)}", va="center", fontsize=8, color=COLORS[o])
         left += counts
-    ax.set_xlim(0, max(left.max(), 1) * 1.15)
+    for i, (_, _, t) in enumerate(rows):                 # the counts that matter, once per bar, after its end
+        parts = [f"{o} {t[o]}" for o in OUTCOMES[1:] if t[o]]
+        if parts:
+            ax.text(left[i] + 0.3, i, ", ".join(parts), va="center", fontsize=9, color="0.15")
+    ax.set_xlim(0, max(left.max(), 1) * 1.3)
+    style.integer_ticks(ax, "x")
     ax.invert_yaxis()
     ax.set_xlabel("number of cases (count)")
     ax.set_ylabel("API area  [input = bad-argument case, fault = injected fault]")
@@ -1118,13 +1123,12 @@ def figure(records, path: Path, quick: bool):
     tot = {o: sum(r["outcome"] == o for r in records) for o in OUTCOMES}
     ax.set_title(f"Honesty audit{' (quick subset)' if quick else ''}: {n_cases} bad inputs, {n_inj} fault "
                  f"injections\nclear {tot['clear']}, obscure {tot['obscure']}, silent {tot['silent']}")
-    ax.legend(loc="lower right", title="outcome")
+    style.legend_outside(ax, title="outcome")
     caption = ("Each bar counts one area's audit cases by outcome. clear = refused with an error (or the expected "
                "warning) naming the argument or the fault; obscure = another exception, or a message that does not "
                "name it; silent = returned a result where it should have refused.")
-    fig.text(0.01, 0.005, caption, fontsize=7.5, wrap=True, va="bottom")
-    fig.tight_layout(rect=(0, 0.06, 1, 1))
-    fig.savefig(path, dpi=120)
+    fig.text(0.0, 0.0, "\n".join(textwrap.wrap(caption, 120)), fontsize=9, va="top", color="0.25")
+    fig.savefig(path, dpi=120, bbox_inches="tight")
     plt.close(fig)
     return caption
 

@@ -32,11 +32,12 @@ from insilico import zoo  # noqa: E402
 from insilico.analysis import similarity  # noqa: E402
 from insilico.data import mnist_test  # noqa: E402
 from insilico.probes import brain  # noqa: E402
-from insilico.report import Report  # noqa: E402
+from insilico.report import Report, style  # noqa: E402
 from insilico.subject import make_subject  # noqa: E402
 from insilico.train.loop import fit  # noqa: E402
 
 THRESHOLD = 0.9
+style.use()
 
 
 def conv_points(a: np.ndarray, positions: np.ndarray) -> np.ndarray:
@@ -44,6 +45,24 @@ def conv_points(a: np.ndarray, positions: np.ndarray) -> np.ndarray:
     n, h, w, c = a.shape
     flat = a.reshape(n, h * w, c)
     return flat[np.arange(n)[:, None], positions].reshape(-1, c)
+
+
+def similarity_figure(epochs, sites, svcca, cka, n_epochs: int):
+    """SVCCA (left) and CKA (right) of each site with its final state, per epoch; one legend beside the panels."""
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6), layout="constrained", sharey=True)
+    for ax, vals, label in ((axes[0], svcca, "SVCCA (99% variance)"), (axes[1], cka, "debiased linear CKA")):
+        for j, s in enumerate(sites):
+            color = plt.cm.viridis(0.85 * j / max(1, len(sites) - 1))      # the palest yellow left out
+            ax.plot(epochs, vals[:, j], marker="o", ms=4, label=s, color=color)
+        ax.axhline(THRESHOLD, color="k", lw=0.6, ls=":", label=f"threshold {THRESHOLD}")
+        ax.set_xlabel("epoch (0 = initialization)")
+        style.integer_ticks(ax, "x")
+        ax.set_title(label)
+        ax.set_ylim(-0.05, 1.05)
+    axes[0].set_ylabel("similarity with the final state")
+    style.legend_outside(fig, title="site")
+    fig.suptitle(f"mnist_convnet trained from scratch ({n_epochs} epochs): each site vs itself at the end")
+    return fig
 
 
 def main(argv=None):
@@ -99,18 +118,7 @@ def main(argv=None):
              for j, s in enumerate(sites)}
     print("first epoch with SVCCA >= 0.9:", reach, flush=True)
 
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
-    for ax, vals, label in ((axes[0], svcca, "SVCCA (99% variance)"), (axes[1], cka, "debiased linear CKA")):
-        for j, s in enumerate(sites):
-            ax.plot(epochs, vals[:, j], marker="o", ms=3, label=s, color=plt.cm.viridis(j / max(1, len(sites) - 1)))
-        ax.axhline(THRESHOLD, color="k", lw=0.5, ls=":")
-        ax.set_xlabel("epoch")
-        ax.set_ylabel(f"{label} with the final state")
-        ax.set_ylim(-0.05, 1.05)
-    axes[1].legend(fontsize=7)
-    fig.suptitle(f"mnist_convnet trained from scratch ({cfg.epochs} epochs): each site vs itself at the end",
-                 fontsize=9)
-    fig.tight_layout()
+    fig = similarity_figure(epochs, sites, svcca, cka, cfg.epochs)
     sec = report.section("Similarity to the final state", f"{len(probe)} held-out digits; snapshots at "
                          f"initialization and after each of {cfg.epochs} epochs; final held-out accuracy "
                          f"{result.history[-1]['test_acc']:.4f}. First epoch at which SVCCA ≥ {THRESHOLD}: "

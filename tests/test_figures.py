@@ -185,7 +185,7 @@ def test_exemplar_grid_marks_failed_visualizations():
     assert width >= 0.9, width
     # the caller's own mask wins; a mask of the wrong shape is refused
     fig = F.exemplar_grid(vis, top, units=[7, 9], failed=np.array([True, False]))
-    assert "failed" in [ax for ax in fig.axes if ax.get_ylabel()][0].get_ylabel()
+    assert "failed" in next(ax for ax in fig.axes if ax.get_ylabel()).get_ylabel()
     with pytest.raises(ArgumentError, match="failed must be a boolean mask over the 2 units"):
         F.exemplar_grid(vis, top, failed=[1, 0])
     plt.close("all")

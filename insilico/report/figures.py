@@ -428,7 +428,9 @@ def exemplar_grid(visualizations, top, bottom=None, units=(), title: str = "", f
                             f"shape {failed.shape}")
     k = top.shape[1]
     groups = [[0], list(range(2, 2 + k))] + ([list(range(3 + k, 3 + 2 * k))] if bottom is not None else [])
-    ratios = [1.0] + sum(([0.25] + [1.0] * len(g) for g in groups[1:]), [])
+    ratios = [1.0]
+    for g in groups[1:]:
+        ratios += [0.25] + [1.0] * len(g)                 # a narrow gap before each group of exemplars
     fig, axes = plt.subplots(len(top), len(ratios), figsize=(sum(ratios) * size + 1.2, len(top) * size + 1.3),
                              squeeze=False, width_ratios=ratios, layout="constrained")
     fig.get_layout_engine().set(w_pad=0.02, h_pad=0.02, wspace=0.02, hspace=0.02)
