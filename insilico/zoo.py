@@ -9,9 +9,10 @@ cache), never into the installed package; ``load(name, weights=PATH)`` loads suc
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import flax.linen as nn
@@ -103,13 +104,35 @@ def load(name: str, weights=None) -> Subject:
     ``weights``: retrained weights for the recipe ``name`` — a ``.ckpt`` file, or a directory holding
     ``NAME.ckpt`` (what :func:`train` writes); by default the weights shipped in ``insilico/weights``. The
     subject's ``meta["weights"]`` records the file loaded.
+
+    Nothing is compiled for a trained model: its variables' shapes come from ``jax.eval_shape`` and the checkpoint
+    is read into them (checked for structure, shapes, dtype kinds and NaN/inf). An untrained control is the
+    recipe's initialization at key 0, computed by one compiled ``model.init``, bit-identical to calling
+    ``model.init`` eagerly.
     Example: ``subject = load("cifar_convnet"); subject.sites["conv3"] == (8, 8, 128)``.
     """
+    path = weights_path(name, weights)
+    if path is None:
+        return _load(name, None, None)
+    stat = path.stat()
+    return _load(name, str(path), (stat.st_mtime_ns, stat.st_size))    # a rewritten file reloads
+
+
+def weights_path(name: str, weights=None) -> Path | None:
+    """The checkpoint :func:`load` would read for ``name`` and ``weights``, checked without reading it: ``None``
+    for an untrained control, the shipped file, or the retrained file ``weights`` names (resolved).
+
+    Raises :class:`UnknownModelError` for a name that is not a zoo model, and ``ArgumentError`` for weights given
+    for an untrained control or a path that holds no checkpoint — each naming what is valid."""
     if not isinstance(name, str):
         raise UnknownModelError(f"name must be a zoo model name (a string); got {name!r}; available: "
                                 f"{', '.join(available())}")
     if weights is None:
-        return _load(name, None, None)
+        if name.endswith(UNTRAINED_SUFFIX) and name[: -len(UNTRAINED_SUFFIX)] in RECIPES:
+            return None
+        if name not in RECIPES or not (WEIGHTS_DIR / f"{name}.ckpt").exists():
+            raise UnknownModelError(f"unknown zoo model {name!r}; available: {', '.join(available())}")
+        return WEIGHTS_DIR / f"{name}.ckpt"
     if name.endswith(UNTRAINED_SUFFIX):
         raise ArgumentError(f"weights is for trained models; {name!r} is an untrained control (its weights are the "
                             f"recipe's initialization): load({name[:-len(UNTRAINED_SUFFIX)]!r}, weights=...)")
@@ -124,30 +147,61 @@ def load(name: str, weights=None) -> Subject:
     if not path.is_file():
         raise ArgumentError(f"weights {str(weights)!r}: no checkpoint at {path}; valid: a .ckpt file, or the directory "
                             f"zoo.train wrote {name}.ckpt into")
-    stat = path.stat()
-    return _load(name, str(path.resolve()), (stat.st_mtime_ns, stat.st_size))    # a rewritten file reloads
+    return path.resolve()
 
 
-@lru_cache(maxsize=None)
+def _base(name: str) -> str:
+    return name.removesuffix(UNTRAINED_SUFFIX)
+
+
+_ABSTRACT: dict = {}
+
+
+def _abstract_subject(name: str) -> Subject:
+    """The subject ``name`` with ``jax.ShapeDtypeStruct`` variables: its sites, input spec and class names, from
+    ``jax.eval_shape`` alone (nothing initialized, read or compiled). Cached per name and recipe."""
+    recipe = RECIPES[_base(name)]
+    hit = _ABSTRACT.get(name)
+    if hit is not None and hit[0] is recipe:
+        return hit[1]
+    shape = recipe.input_spec.shape
+    variables = jax.eval_shape(lambda: init_variables(recipe.model, shape, jax.random.PRNGKey(0)))
+    meta = {"description": recipe.description, "trained": _base(name) == name}
+    subject = make_subject(name, recipe.model, variables, recipe.input_spec, recipe.class_names, meta)
+    _ABSTRACT[name] = (recipe, subject)
+    return subject
+
+
+def _initial_variables(model: nn.Module, input_shape, key) -> dict:
+    """``init_variables(model, input_shape, key)`` as one compiled call: bit-identical to the eager
+    ``model.init`` (the same XLA operations; on CPU compiled at LLVM optimization level 1, which keeps every
+    floating-point result and compiles the random initializers several times faster than the default level)."""
+    shape = tuple(input_shape)
+    lowered = jax.jit(lambda k: init_variables(model, shape, k)).lower(key)
+    options = {"xla_backend_optimization_level": 1} if jax.default_backend() == "cpu" else None
+    return dict(lowered.compile(compiler_options=options)(key))
+
+
+@cache
 def _load(name: str, weights: str | None, version) -> Subject:
     from .models.spec import model_spec
     from .train.checkpoint import load_checkpoint
 
-    base = name[: -len(UNTRAINED_SUFFIX)] if name.endswith(UNTRAINED_SUFFIX) else name
-    path = Path(weights) if weights is not None else WEIGHTS_DIR / f"{name}.ckpt"
-    if base not in RECIPES or (base == name and not path.exists()):
-        raise UnknownModelError(f"unknown zoo model {name!r}; available: {', '.join(available())}")
+    base = _base(name)
     recipe = RECIPES[base]
-    variables = init_variables(recipe.model, recipe.input_spec.shape, jax.random.PRNGKey(0))
-    meta = {"description": recipe.description, "trained": base == name}
-    if base == name:
-        variables, stored = load_checkpoint(path, variables)
+    abstract = _abstract_subject(name)
+    meta = dict(abstract.meta)
+    if base != name:
+        variables = _initial_variables(recipe.model, recipe.input_spec.shape, jax.random.PRNGKey(0))
+    else:
+        path = Path(weights) if weights is not None else WEIGHTS_DIR / f"{name}.ckpt"
+        variables, stored = load_checkpoint(path, abstract.variables)
         if "model" in stored and not _same_model(stored["model"], recipe.model):
             raise CheckpointError(f"{path} holds weights of another model ({stored['model']}) than the recipe "
                                   f"{name!r} ({model_spec(recipe.model)})")
         meta.update(stored)
         meta["weights"] = str(path)
-    return make_subject(name, recipe.model, variables, recipe.input_spec, recipe.class_names, meta)
+    return dataclasses.replace(abstract, variables=variables, meta=meta)
 
 
 def _same_model(spec, model) -> bool:

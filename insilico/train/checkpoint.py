@@ -13,6 +13,7 @@ import uuid
 from pathlib import Path
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 from flax import serialization
 
@@ -66,6 +67,9 @@ def _read(path):
 def load_checkpoint(path, target):
     """Restore a checkpoint into the structure of ``target``; returns ``(state, meta)``.
 
+    ``target``: a pytree of arrays, or of ``jax.ShapeDtypeStruct`` (e.g. from ``jax.eval_shape(model.init, ...)``:
+    nothing is initialized or compiled); only its structure, shapes and dtypes are used. The restored leaves are
+    the stored numpy arrays.
     Raises :class:`CheckpointError` if the file is corrupt, its arrays differ from ``target`` in
     structure, shape or dtype kind (e.g. a checkpoint of another architecture), or any holds NaN or inf.
     """
@@ -100,6 +104,8 @@ def _nonfinite(stored, prefix) -> list[str]:
 
 
 def _compare(stored, target, prefix) -> list[str]:
+    """Differences of a restored state dict from the target's (structure, shapes, dtype kinds); the target's leaves
+    are arrays or ``jax.ShapeDtypeStruct``."""
     if isinstance(target, dict):
         if not isinstance(stored, dict):
             return [f"{prefix or '/'}: expected a mapping"]
@@ -111,7 +117,24 @@ def _compare(stored, target, prefix) -> list[str]:
         return out
     if target is None or isinstance(target, (int, float, str)):
         return []
-    s, t = np.asarray(stored), np.asarray(target)
-    if s.shape != t.shape:
-        return [f"{prefix}: shape {s.shape} in checkpoint, {t.shape} in model"]
+    if isinstance(stored, dict):
+        return [f"{prefix}: a mapping in checkpoint, an array in model"]
+    s = np.asarray(stored)
+    t_shape = tuple(target.shape) if hasattr(target, "shape") else np.shape(target)
+    if s.shape != t_shape:
+        return [f"{prefix}: shape {s.shape} in checkpoint, {t_shape} in model"]
+    t_dtype = target.dtype if hasattr(target, "dtype") else np.asarray(target).dtype
+    s_kind, t_kind = _kind(s.dtype), _kind(t_dtype)
+    if t_kind is not None and s_kind != t_kind:
+        return [f"{prefix}: dtype {s.dtype} ({s_kind or 'not numeric'}) in checkpoint, {t_dtype} ({t_kind}) in model"]
     return []
+
+
+_KINDS = (("floating-point", jnp.floating), ("complex", jnp.complexfloating), ("integer", jnp.integer),
+          ("boolean", jnp.bool_))
+
+
+def _kind(dtype) -> str | None:
+    """The kind of a dtype (floating-point — bfloat16 included —, complex, integer, boolean); None for others
+    (PRNG keys)."""
+    return next((kind for kind, cls in _KINDS if jnp.issubdtype(dtype, cls)), None)
