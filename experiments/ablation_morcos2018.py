@@ -102,6 +102,10 @@ def main(argv=None):
     key = jax.random.PRNGKey(0)
     import matplotlib.pyplot as plt
 
+    from insilico.report import style
+
+    style.use()
+
     report = Report("Ablation, generalization and selectivity (Morcos et al. 2018)", args.out)
     test = cifar10("test").subset(np.sort(np.random.default_rng(0).permutation(10000)[:n_images]))
     nets = {}
@@ -117,23 +121,28 @@ def main(argv=None):
                          f"{n_seeds} seeds), accuracy normalized by the intact network's. Bundled models are "
                          "measured on CIFAR-10 test images; the generalizing/memorizing pair on its own training "
                          "images and (true or shuffled) labels.")
-    fig, axes = plt.subplots(1, len(nets), figsize=(4 * len(nets), 3.2), squeeze=False)
+    n_cols = min(2, len(nets))
+    n_rows = -(-len(nets) // n_cols)
+    fig, axes = plt.subplots(n_rows, n_cols, figsize=(4.6 * n_cols, 3.1 * n_rows + 0.4), squeeze=False,
+                             layout="constrained")
     fractions = np.linspace(0, 1, 11)
-    for ax, (name, (subject, data, (train_acc, test_acc))) in zip(axes[0], nets.items()):
+    for ax, (name, (subject, data, (train_acc, test_acc))) in zip(axes.ravel(), nets.items()):
         c = curves(subject, jnp.asarray(data.x), jnp.asarray(data.y), n_seeds, key)
         for site, acc in c.items():
             m, sd = acc.mean(0), acc.std(0)
-            ax.plot(fractions, m, label=site)
-            ax.fill_between(fractions, m - sd, m + sd, alpha=0.2)
+            line, = ax.plot(fractions, m, label=site)
+            ax.fill_between(fractions, m - sd, m + sd, alpha=0.2, color=line.get_color(), lw=0)
             results[f"curve_{name}_{site}".replace("/", "_")] = xr.DataArray(acc, dims=("seed", "fraction"),
                                                                              coords={"fraction": fractions})
             half = float(np.interp(0.5, fractions, m))
             summary.append((name, site, "" if train_acc is None else train_acc, test_acc, half))
-        ax.set_title(name, fontsize=9)
+        ax.set_title(name)
         ax.set_xlabel("fraction of units ablated")
-        ax.legend(fontsize=7)
-    axes[0][0].set_ylabel("normalized accuracy")
-    fig.tight_layout()
+        ax.set_ylabel("accuracy / intact accuracy")
+        style.legend_outside(ax, title="site ablated")
+    for ax in axes.ravel()[len(nets):]:
+        ax.set_visible(False)
+    fig.suptitle(f"Random ablation (mean ± s.d. over {n_seeds} seeds)")
     report.figure(sec, fig, "ablation_curves")
     sec.tables.append(("Normalized accuracy with half of a site's units ablated (random order, mean over seeds)",
                        ("network", "site", "train accuracy", "test accuracy", "normalized accuracy at 50%"), summary))
@@ -145,34 +154,37 @@ def main(argv=None):
     for name in args.models:
         subject = nets[name][0]
         sites = importance_vs_selectivity(subject, jnp.asarray(test.x), jnp.asarray(test.y), key, n_seeds)
-        fig, axes = plt.subplots(1, len(sites), figsize=(3.2 * len(sites), 3), squeeze=False)
+        fig, axes = plt.subplots(1, len(sites), figsize=(3.2 * len(sites) + 0.4, 3.3), squeeze=False,
+                                 layout="constrained")
         for ax, (site, r) in zip(axes[0], sites.items()):
-            ax.scatter(r["selectivity"], r["accuracy_drop"], s=8)
-            ax.set_title(f"{site}: ρ={r['rho']:.2f} [{r['ci'][0]:.2f}, {r['ci'][1]:.2f}]", fontsize=8)
-            ax.set_xlabel("class selectivity")
+            ax.scatter(r["selectivity"], r["accuracy_drop"], s=10, alpha=0.7)
+            ax.set_title(f"{site}\nρ = {r['rho']:.2f}, 95% CI [{r['ci'][0]:.2f}, {r['ci'][1]:.2f}]")
+            ax.set_xlabel("class selectivity index")
             rows.append((name, site, r["rho"], f"[{r['ci'][0]:.2f}, {r['ci'][1]:.2f}]", r["rho_class"],
                          f"[{r['ci_class'][0]:.2f}, {r['ci_class'][1]:.2f}]"))
             tag = f"{name}_{site}".replace("/", "_")
             for k in ("selectivity", "accuracy_drop", "max_class_drop"):
                 results[f"{k}_{tag}"] = xr.DataArray(r[k], dims=f"unit_{tag}")
-        axes[0][0].set_ylabel("accuracy drop when ablated")
-        fig.tight_layout()
+        axes[0][0].set_ylabel("accuracy drop when ablated\n(fraction of images)")
+        fig.suptitle(f"{name}: importance vs class selectivity, one point per unit")
         report.figure(sec, fig, f"importance_{name}")
-        fig, axes = plt.subplots(1, len(sites), figsize=(3.2 * len(sites), 3), squeeze=False)
+        fig, axes = plt.subplots(1, len(sites), figsize=(3.2 * len(sites) + 1.8, 3.3), squeeze=False, sharey=True,
+                                 layout="constrained")
         for ax, (site, r) in zip(axes[0], sites.items()):
             c = r["curve"]
             for fam in ("selective first", "selective last", "random"):
                 sel = [o for o in c.order.values if str(o).split("/")[0] == fam]
-                ax.plot(c.fraction, c.accuracy.sel(order=sel).mean("order"), "o-", ms=3, label=fam)
-            ax.set_title(site, fontsize=9)
-            ax.set_xlabel("fraction ablated")
+                label = fam if len(sel) == 1 else f"{fam} (mean of {len(sel)} orders)"
+                ax.plot(c.fraction, c.accuracy.sel(order=sel).mean("order"), "o-", ms=4, label=label)
+            ax.set_title(site)
+            ax.set_xlabel("fraction of units ablated")
             tag = f"{name}_{site}".replace("/", "_")
             results[f"selectivity_curve_{tag}"] = xr.DataArray(
                 c.accuracy.values, dims=(f"order_{tag}", "fraction"), coords={"fraction": fractions,
                                                                               f"order_{tag}": c.order.values})
-        axes[0][0].set_ylabel("accuracy")
-        axes[0][-1].legend(fontsize=7)
-        fig.tight_layout()
+        axes[0][0].set_ylabel("accuracy (fraction)")
+        style.legend_outside(fig, title="ablation order")
+        fig.suptitle(f"{name}: cumulative ablation by class selectivity")
         report.figure(sec, fig, f"selectivity_order_{name}", "Cumulative ablation by class selectivity vs random")
     sec.tables.append(("Spearman correlation of selectivity with importance",
                        ("model", "site", "ρ (accuracy drop)", "95% CI", "ρ (max class drop)", "95% CI"), rows))

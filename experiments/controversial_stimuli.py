@@ -63,7 +63,7 @@ def image_grid_figure(images, pairs, acceptance, names, model_a, model_b):
     """One image per pair (the best seed), large, captioned with the class each model sees and the acceptance
     (red below the success threshold)."""
     return figs.controversial_images(images, acceptance, [names[i] for i, _ in pairs], [names[j] for _, j in pairs],
-                                     f"A ({model_a})", f"B ({model_b})",
+                                     "A", "B",
                                      f"Controversial stimuli, A = {model_a}, B = {model_b}", threshold=THRESHOLD,
                                      max_cols=6)
 

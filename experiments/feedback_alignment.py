@@ -20,13 +20,44 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
 
 from insilico.data import mnist_test  # noqa: E402
 from insilico.models import MLP  # noqa: E402
-from insilico.report import Report  # noqa: E402
+from insilico.report import Report, style  # noqa: E402
 from insilico.train import TrainConfig, fit  # noqa: E402
 from insilico.train.rules import gradient_alignment, weight_alignment  # noqa: E402
 from insilico.zoo import MNIST_MEAN, MNIST_STD  # noqa: E402
+
+style.use()
+
+
+def alignment_figure(rules: dict, n_epochs: int):
+    """Held-out accuracy per epoch of both rules (left); angle between feedback alignment's weight updates and
+    backprop's (middle) and between each layer's forward and feedback weights (right), per layer."""
+    fa = rules["feedback_alignment"]
+    epochs = sorted(fa["gradient_alignment"])
+    fig, axes = plt.subplots(1, 3, figsize=(14, 3.4), layout="constrained")
+    for rule, entry in rules.items():
+        axes[0].plot(range(1, n_epochs + 1), 100 * np.asarray(entry["test_acc"]), marker="o", ms=4,
+                     label=rule.replace("_", " "))
+    axes[0].set_ylabel("held-out accuracy (%)")
+    axes[0].set_title("Accuracy")
+    style.legend_outside(axes[0], title="learning rule")
+    colors = {}                                          # one colour per layer in both panels
+    for ax, key, title, ylabel in ((axes[1], "gradient_alignment", "Update vs backprop", "angle (°)"),
+                                   (axes[2], "weight_alignment", "Forward W vs feedback B", "angle (°)")):
+        for layer in fa[key][epochs[-1]]:
+            ax.plot(epochs, [fa[key][e][layer] for e in epochs], marker="o", ms=4, label=layer,
+                    color=colors.setdefault(layer, style.COLORS[(2 + len(colors)) % len(style.COLORS)]))
+        ax.axhline(90, color="k", lw=0.6, ls=":", label="90° (unrelated)")
+        ax.set_ylabel(ylabel)
+        ax.set_title(title)
+        style.legend_outside(ax, title="layer")
+    for ax in axes:
+        ax.set_xlabel("epoch")
+        style.integer_ticks(ax, "x")
+    return fig
 
 
 def main(argv=None):
@@ -56,21 +87,7 @@ def main(argv=None):
         print(f"{rule}: held-out accuracy {entry['test_acc'][-1]:.4f} ({time.time() - t0:.0f} s)", flush=True)
     fa = summary["rules"]["feedback_alignment"]
     epochs = sorted(fa["gradient_alignment"])
-    fig, axes = plt.subplots(1, 3, figsize=(11, 3))
-    for rule, entry in summary["rules"].items():
-        axes[0].plot(range(1, cfg.epochs + 1), entry["test_acc"], marker="o", ms=3, label=rule.replace("_", " "))
-    axes[0].set_xlabel("epoch")
-    axes[0].set_ylabel("held-out accuracy")
-    axes[0].legend(fontsize=7)
-    for ax, key, title in ((axes[1], "gradient_alignment", "update vs backprop (°)"),
-                           (axes[2], "weight_alignment", "forward W vs feedback B (°)")):
-        for layer in fa[key][epochs[-1]]:
-            ax.plot(epochs, [fa[key][e][layer] for e in epochs], marker="o", ms=3, label=layer)
-        ax.axhline(90, color="k", lw=0.5, ls=":")
-        ax.set_xlabel("epoch")
-        ax.set_ylabel(title)
-        ax.legend(fontsize=7)
-    fig.tight_layout()
+    fig = alignment_figure(summary["rules"], cfg.epochs)
     final = {r: e["test_acc"][-1] for r, e in summary["rules"].items()}
     sec = report.section("Accuracy and alignment", f"MLP 784-256-256-10 on {len(train.y)} MNIST digits, "
                          f"{cfg.epochs} epochs; held-out accuracy (last {len(test.y)} digits): backprop "

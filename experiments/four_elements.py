@@ -41,12 +41,14 @@ from insilico.data.worlds import transform  # noqa: E402
 from insilico.models import MLP, BLTNet, ConvNet  # noqa: E402
 from insilico.models.spec import model_spec  # noqa: E402
 from insilico.probes import brain  # noqa: E402
-from insilico.report import Report  # noqa: E402
+from insilico.report import Report, style  # noqa: E402
 from insilico.subject import InputSpec, make_subject  # noqa: E402
 from insilico.train import TrainConfig, fit  # noqa: E402
 from insilico.train.objectives import Contrastive  # noqa: E402
 from insilico.train.rules import gradient_alignment  # noqa: E402
 from insilico.zoo import CIFAR_MEAN, CIFAR_STD  # noqa: E402
+
+style.use()
 
 NORM = {"mean": CIFAR_MEAN, "std": CIFAR_STD}
 
@@ -118,6 +120,32 @@ def fingerprint(variant: tuple, config: dict) -> str:
 def row(element: str, name: str, entry: dict) -> tuple:
     return (element, name, entry["accuracy"], entry["accuracy_noise"], entry["accuracy_occlusion"],
             entry["rsa_human IT"], entry["best_site_human IT"], entry["rsa_EVC"], entry["best_site_EVC"])
+
+
+def variants_figure(rows, ceil: dict):
+    """Per variant (one row each): test accuracy clean / with noise / with occlusion (left), and RSA of the best
+    site with human IT and EVC (right; dotted: each region's lower noise ceiling); legends beside the panels."""
+    fig, axes = plt.subplots(1, 2, figsize=(11, 0.4 * len(rows) + 1.6), sharey=True, layout="constrained")
+    names = [r[1] for r in rows]
+    y = np.arange(len(rows))
+    for j, (label, idx) in enumerate((("clean", 2), ("noise", 3), ("occlusion", 4))):
+        axes[0].barh(y + 0.27 * (j - 1), [r[idx] for r in rows], 0.27, label=label)
+    axes[0].set_xlabel("test accuracy (fraction)")
+    axes[0].set_title("Accuracy")
+    style.legend_outside(axes[0], title="test images")
+    bars, lines = [], []
+    for j, (label, idx) in enumerate((("human IT", 5), ("EVC", 7))):
+        bars.append(axes[1].barh(y + 0.35 * (j - 0.5), [r[idx] for r in rows], 0.35, label=label,
+                                 color=f"C{j + 3}"))
+        lines.append(axes[1].axvline(ceil[label][0], color=f"C{j + 3}", ls=":", lw=1.2,
+                                     label=f"{label} lower noise ceiling"))
+    axes[1].set_xlabel("RSA of the best site (Pearson r)")
+    axes[1].set_title("Similarity to the brain")
+    style.legend_outside(axes[1], bars + lines, title="region")
+    axes[0].set_yticks(y, names)
+    axes[0].set_ylabel("variant")
+    axes[0].invert_yaxis()
+    return fig
 
 
 def main(argv=None):
@@ -235,21 +263,7 @@ def main(argv=None):
                          "correlation of correlation-distance RDMs on the 92 images, best site; noise ceilings "
                          + "; ".join(f"{r} {lo:.3f}–{hi:.3f}" for r, (lo, hi) in ceil.items()) + ".")
     sec.tables.append(("Per variant", header, rows))
-    fig, axes = plt.subplots(1, 2, figsize=(10, 0.35 * len(rows) + 1.2), sharey=True)
-    names = [r[1] for r in rows]
-    y = np.arange(len(rows))
-    for j, (label, idx) in enumerate((("clean", 2), ("noise", 3), ("occlusion", 4))):
-        axes[0].barh(y + 0.27 * (j - 1), [r[idx] for r in rows], 0.27, label=label)
-    axes[0].set_xlabel("test accuracy")
-    axes[0].legend(fontsize=7)
-    for j, (label, idx) in enumerate((("human IT", 5), ("EVC", 7))):
-        axes[1].barh(y + 0.35 * (j - 0.5), [r[idx] for r in rows], 0.35, label=label)
-        axes[1].axvline(ceil[label][0], color=f"C{j}", ls=":", lw=1)
-    axes[1].set_xlabel("RSA (best site, Pearson); dotted: lower noise ceiling")
-    axes[1].legend(fontsize=7)
-    axes[0].set_yticks(y, names, fontsize=7)
-    axes[0].invert_yaxis()
-    fig.tight_layout()
+    fig = variants_figure(rows, ceil)
     report.figure(sec, fig, "four_elements")
     fa = {n: e["gradient_alignment_deg"] for n, e in summary["variants"].items() if "gradient_alignment_deg" in e}
     if fa:

@@ -35,7 +35,6 @@ import re
 import shutil
 import sys
 import tempfile
-import textwrap
 import time
 import traceback
 import warnings
@@ -1127,7 +1126,7 @@ def figure(records, path: Path, quick: bool):
     caption = ("Each bar counts one area's audit cases by outcome. clear = refused with an error (or the expected "
                "warning) naming the argument or the fault; obscure = another exception, or a message that does not "
                "name it; silent = returned a result where it should have refused.")
-    fig.text(0.0, 0.0, "\n".join(textwrap.wrap(caption, 120)), fontsize=9, va="top", color="0.25")
+    style.caption(fig, caption)
     fig.savefig(path, dpi=120, bbox_inches="tight")
     plt.close(fig)
     return caption

@@ -35,6 +35,41 @@ def targets(n: int):
         return np.asarray(syn.quantize(photos(32)[:n])), "scikit-image photos"
 
 
+def metamer_figure(x, grids: dict, errors: dict, model: str):
+    """One row per target: the target, then its metamer (first seed) for each site, each with its relative
+    representation error; pixels clipped to [0, 1], nearest-neighbour upsampled."""
+    import matplotlib.pyplot as plt
+
+    from insilico.report import style
+
+    style.use()
+    sites = list(grids)
+    n = len(x)
+
+    def show(ax, img):
+        img = np.clip(np.repeat(np.repeat(img, 4, 0), 4, 1), 0, 1)
+        ax.imshow(img[..., 0] if img.shape[-1] == 1 else img, cmap="gray" if img.shape[-1] == 1 else None,
+                  vmin=0, vmax=1, interpolation="nearest")
+        ax.set_xticks([])
+        ax.set_yticks([])
+        for spine in ax.spines.values():
+            spine.set_visible(False)
+
+    fig, axes = plt.subplots(n, len(sites) + 1, figsize=(1.55 * (len(sites) + 1) + 0.4, 1.85 * n + 0.8),
+                             squeeze=False, layout="constrained")
+    for i in range(n):
+        show(axes[i, 0], x[i])
+        axes[i, 0].set_ylabel(f"target {i}")
+        for j, site in enumerate(sites, start=1):
+            show(axes[i, j], grids[site][i])
+            axes[i, j].set_xlabel(f"rel. error {errors[site][i]:.3g}", fontsize=9)
+    axes[0, 0].set_title("target")
+    for j, site in enumerate(sites, start=1):
+        axes[0, j].set_title(f"metamer of\n{site}")
+    fig.suptitle(f"Metamers of {model}, one per site (relative representation error under each)")
+    return fig
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", default="results/metamers")
@@ -43,8 +78,6 @@ def main(argv=None):
     p.add_argument("--observer", default="cifar_resnet", help="independent network that judges the metamers")
     args = p.parse_args(argv)
     n_targets, n_seeds, steps = (2, 1, 300) if args.quick else (8, 2, 2000)
-    import matplotlib.pyplot as plt
-
     subject, observer = zoo.load(args.model), zoo.load(args.observer)
     x, source = targets(n_targets)
     out = Path(args.out)
@@ -56,7 +89,7 @@ def main(argv=None):
     sites = list(subject.sites)[:-1]
     target_pred_self = np.asarray(el.record(subject, x)[0].argmax(-1))
     target_pred_obs = np.asarray(el.record(observer, x)[0].argmax(-1))
-    rows, summary, grids = [], {}, {}
+    rows, summary, grids, errors = [], {}, {}, {}
     for site in sites:
         m = syn.metamers(subject, site, x, n_seeds=n_seeds, steps=steps, lr=0.01, tol=1e-2,
                          key=jax.random.PRNGKey(1))
@@ -72,20 +105,10 @@ def main(argv=None):
         rows.append((site, r["rel_error_median"], r["converged"], r["pixel_rmse_median"], r["self_agreement"],
                      r["observer_agreement"]))
         grids[site] = m.images.values[:, 0]
+        errors[site] = m.rel_error.values[:, 0]
     sec.tables.append(("Per site", ("site", "median relative error", "fraction converged", "median pixel RMSE",
                                     "self agreement", "observer agreement"), rows))
-    fig, axes = plt.subplots(n_targets, len(sites) + 1, figsize=(1.3 * (len(sites) + 1), 1.3 * n_targets + 0.4),
-                             squeeze=False)
-    for i in range(n_targets):
-        axes[i, 0].imshow(x[i])
-        for j, site in enumerate(sites, start=1):
-            axes[i, j].imshow(np.clip(grids[site][i], 0, 1))
-            if i == 0:
-                axes[i, j].set_title(site, fontsize=8)
-        axes[0, 0].set_title("target", fontsize=8)
-    for ax in axes.ravel():
-        ax.axis("off")
-    fig.tight_layout()
+    fig = metamer_figure(x, grids, errors, args.model)
     report.figure(sec, fig, "metamers", "Target (left) and one metamer per site")
     (out / "results.json").write_text(json.dumps({"model": args.model, "observer": args.observer,
                                                   "source": source, "sites": summary}, indent=1))

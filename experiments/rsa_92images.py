@@ -30,31 +30,38 @@ import numpy as np  # noqa: E402
 from insilico import zoo  # noqa: E402
 from insilico.data import objects92, objects92_region_rdms  # noqa: E402
 from insilico.probes import brain  # noqa: E402
-from insilico.report import Report  # noqa: E402
+from insilico.report import Report, style  # noqa: E402
+
+style.use()
 
 MODELS = ("cifar_convnet", "cifar_resnet", "mnist_convnet")
 
 
 def profile_figure(results: dict, region_names):
-    """Per model: τ-a of each site (x) with each region (lines), CIs as bars, ceilings as bands."""
-    fig, axes = plt.subplots(1, len(results), figsize=(4.2 * len(results), 3.4), squeeze=False)
+    """Per model: τ-a of each site (x, by name) with each region (lines), 95% intervals as bars, noise ceilings
+    as bands of the region's colour; one legend beside the panels."""
+    n_sites = max(ds.sizes["site"] for ds in results.values())
+    fig, axes = plt.subplots(1, len(results), figsize=((0.35 * n_sites + 2.2) * len(results) + 1.8, 3.8),
+                             squeeze=False, sharey=True, layout="constrained")
     for ax, (name, ds) in zip(axes[0], results.items()):
         x = np.arange(ds.sizes["site"])
         for j, r in enumerate(region_names):
             y = ds.score.sel(region=r).values
             lo = ds.ci_low.sel(region=r).values if "ci_low" in ds else y
             hi = ds.ci_high.sel(region=r).values if "ci_high" in ds else y
-            ax.errorbar(x + 0.06 * (j - 1.5), y, yerr=[y - lo, hi - y], marker="o", ms=3, lw=1, capsize=2,
+            ax.errorbar(x + 0.06 * (j - 1.5), y, yerr=[y - lo, hi - y], marker="o", ms=4, lw=1.2, capsize=2,
                         label=r, color=f"C{j}")
-            ax.axhspan(ds.ceiling_lower.sel(region=r), ds.ceiling_upper.sel(region=r), color=f"C{j}", alpha=0.08)
+            c_lo, c_hi = float(ds.ceiling_lower.sel(region=r)), float(ds.ceiling_upper.sel(region=r))
+            if np.isfinite(c_lo) and np.isfinite(c_hi):
+                ax.axhspan(c_lo, c_hi, color=f"C{j}", alpha=0.08, lw=0)
         ax.axhline(0, color="k", lw=0.5)
-        ax.set_xticks(x, list(ds.site.values), rotation=45, ha="right", fontsize=7)
-        ax.set_title(name, fontsize=9)
-        ax.set_ylabel("Kendall τ-a (mean over subjects)")
-    axes[0, -1].legend(fontsize=6, loc="upper left")
-    fig.suptitle("Site RDMs vs brain RDMs (bands: noise ceilings; bars: 95% stimulus-bootstrap intervals)",
-                 fontsize=9)
-    fig.tight_layout()
+        ax.set_xticks(x, list(ds.site.values), rotation=45, ha="right")
+        ax.set_xlabel("model site (input → output)")
+        ax.set_title(name)
+    axes[0, 0].set_ylabel("Kendall τ-a\n(mean over subjects)")
+    style.legend_outside(fig, title="region")
+    fig.suptitle("Site RDMs vs brain RDMs")
+    style.caption(fig, "Bands: noise ceilings (lower–upper); bars: 95% stimulus-bootstrap intervals.")
     return fig
 
 

@@ -29,7 +29,9 @@ from insilico import zoo  # noqa: E402
 from insilico.analysis import encoding as enc  # noqa: E402
 from insilico.data import cowley2023, cowley2023_images  # noqa: E402
 from insilico.probes import brain  # noqa: E402
-from insilico.report import Report  # noqa: E402
+from insilico.report import Report, style  # noqa: E402
+
+style.use()
 
 MODELS = ("cifar_convnet", "cifar_resnet")
 SESSIONS = ("210325", "190923", "201025", "210225")
@@ -48,20 +50,23 @@ def _session_index(session: str) -> int:
 
 
 def profile_figure(results: dict, title: str):
-    fig, ax = plt.subplots(figsize=(6.5, 3.4))
+    """Median held-out r of each site (x, by name) per model; bars: 2.5–97.5% of the per-split medians; untrained
+    controls dashed; legend beside the data."""
+    n_sites = max(ds.sizes["site"] for ds in results.values())
+    fig, ax = plt.subplots(figsize=(0.45 * n_sites + 4.5, 3.6), layout="constrained")
     for k, (name, ds) in enumerate(results.items()):
         y = ds.raw.values[:, 0]
         dist = ds.distribution.values[:, 0]
         lo, hi = np.nanpercentile(dist, 2.5, axis=1), np.nanpercentile(dist, 97.5, axis=1)
         x = np.arange(len(y))
         # the point is the median over neurons of the split-averaged r; the bar spans the per-split medians
-        ax.errorbar(x, y, yerr=[np.maximum(y - lo, 0), np.maximum(hi - y, 0)], marker="o", ms=3, capsize=2,
+        ax.errorbar(x, y, yerr=[np.maximum(y - lo, 0), np.maximum(hi - y, 0)], marker="o", ms=4, capsize=2,
                     label=name, color=f"C{k}", ls="--" if name.endswith("_untrained") else "-")
-        ax.set_xticks(x, list(ds.site.values), rotation=45, ha="right", fontsize=7)
-    ax.set_ylabel("median held-out r")
-    ax.set_title(title, fontsize=9)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
+        ax.set_xticks(x, list(ds.site.values), rotation=45, ha="right")
+    ax.set_xlabel("model site (input → output)")
+    ax.set_ylabel("median held-out r\n(over neurons)")
+    ax.set_title(title)
+    style.legend_outside(ax, title="model")
     return fig
 
 

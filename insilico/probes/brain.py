@@ -266,11 +266,5 @@ def site_region_heatmap(ds: xr.Dataset, var: str = "score", title: str = ""):
     elif not np.isfinite(v).all():
         notes.append("— : no value")
     if notes:
-        import textwrap
-
-        text = "\n".join(textwrap.fill(n + ".", max(40, int(fig.get_figwidth() * 14))) for n in notes)
-        from matplotlib.transforms import offset_copy
-
-        fig.text(0.0, 0.0, text, ha="left", va="top", fontsize=9, color="0.25",
-                 transform=offset_copy(fig.transFigure, fig=fig, y=-6, units="points"))
+        style.caption(fig, "\n".join(n + "." for n in notes))
     return fig

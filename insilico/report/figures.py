@@ -6,7 +6,6 @@ small multiples instead of overlaid histograms, and a caption under the figure w
 """
 from __future__ import annotations
 
-import textwrap
 from collections.abc import Mapping
 
 import matplotlib
@@ -15,7 +14,6 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import xarray as xr  # noqa: E402
-from matplotlib.transforms import offset_copy  # noqa: E402
 
 from ..validation import (  # noqa: E402
     ArgumentError,
@@ -26,14 +24,14 @@ from ..validation import (  # noqa: E402
     check_positive,
 )
 from . import style  # noqa: E402
-from .style import CONTROL_COLOR, integer_ticks, legend_outside  # noqa: E402
+from .style import CONTROL_COLOR, caption, integer_ticks, legend_outside  # noqa: E402
 
 style.use()
 
-__all__ = ["ablation_curves", "accuracy_per_time_step", "accuracy_vs_eps", "bandwidth_comparison", "controversial_images",
-           "exemplar_grid", "filters", "image_rows", "lesion_sweep", "metamers", "modulation_histograms",
-           "osi_histograms", "responsive_units", "rf_size_vs_depth", "site_statistics", "tuning_curves",
-           "visualization_failed"]
+__all__ = ["ablation_curves", "accuracy_per_time_step", "accuracy_vs_eps", "bandwidth_comparison",
+           "controversial_images", "exemplar_grid", "filters", "image_rows", "lesion_sweep", "metamers",
+           "modulation_histograms", "osi_histograms", "responsive_units", "rf_size_vs_depth", "site_statistics",
+           "tuning_curves", "visualization_failed"]
 
 FAILED_COLOR = "#C00000"
 
@@ -64,13 +62,6 @@ def _check_dataset(name: str, ds, variables, producer: str) -> xr.Dataset:
 def _grid(n: int, max_cols: int) -> tuple[int, int]:
     cols = min(n, max_cols)
     return -(-n // cols), cols
-
-
-def _caption(fig, text: str) -> None:
-    """``text`` wrapped to the figure's width, under the figure (kept by ``bbox_inches="tight"``)."""
-    width = max(40, int(fig.get_figwidth() * 14))
-    fig.text(0.0, 0.0, "\n".join(textwrap.wrap(text, width)), ha="left", va="top", fontsize=9, color="0.25",
-             transform=offset_copy(fig.transFigure, fig=fig, y=-6, units="points"))
 
 
 def _hide(axes, used: int) -> None:
@@ -128,7 +119,7 @@ def filters(kernel, title: str = "", max_filters: int = 64):
             data, cmap = _image(f if c_in == 3 else f[..., :1])
             ax.imshow(data, cmap=cmap, interpolation="nearest")
     fig.suptitle(title or f"{n} first-layer filters")
-    _caption(fig, f"{k.shape[0]}×{k.shape[1]} kernels, each scaled to its own range"
+    caption(fig, f"{k.shape[0]}×{k.shape[1]} kernels, each scaled to its own range"
              + ("" if c_in in (1, 3) else f"; input channel 0 of {c_in} shown"))
     return fig
 
@@ -229,7 +220,7 @@ def tuning_curves(selectivity, units, title: str = "", responsive=None, criterio
     if responsive is not None:
         rule = f"Responsive: {criterion}" if criterion else "Responsive units as selected (rule not stated)"
         note = f"{rule} — {int(responsive.sum())} of {len(all_units)} units. {note}"
-    _caption(fig, note)
+    caption(fig, note)
     return fig
 
 
@@ -278,7 +269,7 @@ def osi_histograms(osi_by_label: dict, title: str = ""):
         return f"median {m:.2f}", m
     fig = _histogram_panels(data, np.linspace(0, 1, 21), "orientation selectivity index", title or
                             "Orientation selectivity", median)
-    _caption(fig, "OSI = 1 − circular variance at the preferred spatial frequency (0: untuned, 1: one orientation). "
+    caption(fig, "OSI = 1 − circular variance at the preferred spatial frequency (0: untuned, 1: one orientation). "
              "Solid line: median.")
     return fig
 
@@ -294,7 +285,7 @@ def modulation_histograms(ratios: dict, title: str = "Simple vs complex: F1/F0 m
         return f"{np.mean(v > 1):.0%} simple, median {np.median(v):.2f}", float(np.median(v))
     fig = _histogram_panels(data, np.linspace(0, 2, 21), "F1/F0 modulation ratio", title, simple, ref=1.0)
     over = sum(int(np.sum(np.asarray(v, float)[np.isfinite(np.asarray(v, float))] > 2)) for v in data.values())
-    _caption(fig, "F1/F0 at each unit's preferred orientation and spatial frequency. Dotted: F1/F0 = 1 (> 1: "
+    caption(fig, "F1/F0 at each unit's preferred orientation and spatial frequency. Dotted: F1/F0 = 1 (> 1: "
              "simple-cell-like); solid: median." + (f" {over} value(s) above 2 counted in the last bin." if over
                                                    else ""))
     return fig
@@ -456,7 +447,7 @@ def exemplar_grid(visualizations, top, bottom=None, units=(), title: str = "", f
     fig.suptitle(title or "Feature visualizations and exemplars")
     if failed.any():
         why = f"pixel s.d. below {min_contrast:g} or non-finite" if auto else "marked as failed"
-        _caption(fig, f"{int(failed.sum())} of {len(failed)} visualizations are flat ({why}; red frame): the "
+        caption(fig, f"{int(failed.sum())} of {len(failed)} visualizations are flat ({why}; red frame): the "
                  "optimization found no stimulus for these units, so they show no preferred stimulus.")
     return fig
 
@@ -499,7 +490,8 @@ def accuracy_vs_eps(curves: dict, title: str = "", levels: bool = True, controls
     ax.set_ylim(-3, 103)
     legend_outside(ax)
     first = next(iter(curves.values())).attrs
-    attack = f"{str(first.get('attack', '')).upper()} {'L∞' if first.get('norm') == 'linf' else first.get('norm', '')}"
+    norm = "L∞" if first.get("norm") == "linf" else str(first.get("norm", ""))
+    attack = f"{str(first.get('attack', '')).upper()} {norm}"
     steps = f", {first['steps']} steps" if first.get("steps") and first.get("attack") != "fgsm" else ""
     ax.set_title(title or f"Accuracy under attack ({attack.strip() or 'attack'}{steps})")
     return fig
@@ -522,21 +514,23 @@ def controversial_images(images, acceptance, class_a, class_b, name_a: str, name
         _check_text(name, text)
     if threshold is not None:
         threshold = check_fraction("threshold", threshold)
+    captions = [f"{name_a}: {ca}\n{name_b}: {cb}\nacceptance {a:.2f}" for a, ca, cb in zip(acc, class_a, class_b)]
+    longest = max(len(line) for c in captions for line in c.split("\n"))
+    width = max(1.8, 0.075 * longest + 0.2)                 # a caption never runs into its neighbour's
     rows, cols = _grid(n, max_cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(1.8 * cols + 0.4, 2.55 * rows + 0.5), squeeze=False,
+    fig, axes = plt.subplots(rows, cols, figsize=(width * cols + 0.4, (width + 0.75) * rows + 0.5), squeeze=False,
                              layout="constrained")
-    for ax, img, a, ca, cb in zip(axes.ravel(), imgs, acc, class_a, class_b):
+    for ax, img, a, text in zip(axes.ravel(), imgs, acc, captions):
         _show(ax, _upsample(img))
         low = threshold is not None and a < threshold
-        ax.set_xlabel(f"{name_a}: {ca}\n{name_b}: {cb}\nacceptance {a:.2f}", fontsize=9,
-                      color=FAILED_COLOR if low else "black")
+        ax.set_xlabel(text, fontsize=9, color=FAILED_COLOR if low else "black")
     _hide(axes, n)
     fig.suptitle(title or f"Controversial stimuli: {name_a} vs {name_b}")
     note = (f"Each image: {name_a} sees the first class, {name_b} the second; acceptance = min of the two "
             "probabilities on the 8-bit image.")
     if threshold is not None:
         note += f" Red: acceptance below {threshold:g}."
-    _caption(fig, note)
+    caption(fig, note)
     return fig
 
 
@@ -567,7 +561,7 @@ def metamers(photos, metamer_images, rel_error, site: str, title: str = ""):
     for s in range(seeds):
         axes[0, 1 + s].set_title("metamer" + (f" (seed {s})" if seeds > 1 else ""), fontsize=10)
     fig.suptitle(title or f"Metamers of {site}")
-    _caption(fig, f"rel. error: ‖r(metamer) − r(photo)‖² / ‖r(photo)‖² of the {site} responses")
+    caption(fig, f"rel. error: ‖r(metamer) − r(photo)‖² / ‖r(photo)‖² of the {site} responses")
     return fig
 
 
@@ -630,7 +624,7 @@ def rf_size_vs_depth(sizes: dict, title: str = "Receptive-field size vs depth"):
     legend_outside(fig)
     fig.suptitle(title)
     if clipped_any:
-        _caption(fig, "Open squares: the theoretical receptive field reaches the image border, so its size is a "
+        caption(fig, "Open squares: the theoretical receptive field reaches the image border, so its size is a "
                  "lower bound.")
     return fig
 

@@ -11,15 +11,18 @@
 """
 from __future__ import annotations
 
+import textwrap
+
 import matplotlib
 from cycler import cycler
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure, SubFigure
 from matplotlib.ticker import MaxNLocator
+from matplotlib.transforms import offset_copy
 
 from ..validation import ArgumentError
 
-__all__ = ["COLORS", "CONTROL_COLOR", "STYLE", "integer_ticks", "legend_outside", "use"]
+__all__ = ["COLORS", "CONTROL_COLOR", "STYLE", "caption", "integer_ticks", "legend_outside", "use"]
 
 # Okabe & Ito's colour-blind-safe palette (yellow left out: too pale on white); grey is kept for controls.
 COLORS = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000")
@@ -73,6 +76,19 @@ def integer_ticks(ax, axis: str = "x") -> None:
         getattr(ax, f"{which}axis").set_major_locator(MaxNLocator(integer=True))
 
 
+def caption(fig, text: str):
+    """``text`` wrapped to the figure's width, in 9 pt grey under the figure (kept in the picture by
+    ``bbox_inches="tight"``, the style's default when saving); returns the Text."""
+    if not isinstance(fig, (Figure, SubFigure)):
+        raise ArgumentError(f"fig must be a matplotlib Figure; got {type(fig).__name__}")
+    if not isinstance(text, str) or not text.strip():
+        raise ArgumentError(f"text must be a non-empty string; got {text!r}")
+    width = max(40, int(fig.get_figwidth() * 14))
+    lines = "\n".join(textwrap.fill(part, width) for part in text.split("\n"))
+    return fig.text(0.0, 0.0, lines, ha="left", va="top", fontsize=9, color="0.25",
+                    transform=offset_copy(fig.transFigure, fig=fig, y=-6, units="points"))
+
+
 def _labelled(axes) -> tuple[list, list]:
     """Handles and labels of every labelled artist of ``axes``, each label once, in drawing order."""
     seen: dict = {}
@@ -117,7 +133,7 @@ def legend_outside(target, handles=None, labels=None, *, side: str = "right", ti
     if isinstance(target, Axes) and side == "right":
         return target.legend(handles, labels, loc="upper left", bbox_to_anchor=(1.03, 1.0), **opts)
     if constrained:
-        return fig.legend(handles, labels, loc="outside right upper" if side == "right" else "outside lower center",
+        return fig.legend(handles, labels, loc="outside right center" if side == "right" else "outside lower center",
                           **opts)
     if side == "right":
         return fig.legend(handles, labels, loc="upper left", bbox_to_anchor=(1.0, 1.0),
