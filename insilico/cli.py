@@ -2,7 +2,95 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+from pathlib import Path
+
+DATA_HINT = "set INSILICO_DATA to the data directory (see `insilico data list`)"
+# --images choices that need data: the dataset folder under INSILICO_DATA and the images' shape
+IMAGE_SETS = {"cifar10-test": ("cifar10_jpeg", (32, 32, 3)), "mnist-heldout": ("mnist_test", (28, 28, 1))}
+
+
+class CommandError(ValueError):
+    """A mistake in an ``insilico`` command line, found before anything is loaded or compiled; the message names
+    the problem and the fix."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """Parse errors as one line ``error: ...`` (exit 2) naming the option and where to read the usage."""
+
+    def error(self, message):
+        print(f"error: {self.prog}: {message}; see `{self.prog} --help`", file=sys.stderr)
+        sys.exit(2)
+
+
+# ------------------------------------------------------------------------- checks before anything is loaded
+
+def _check_model(name: str, weights=None, option: str = "model"):
+    """A zoo model name (and ``--weights``) checked without loading anything."""
+    from . import zoo
+    from .validation import ArgumentError
+
+    try:
+        zoo.weights_path(name, weights)
+    except zoo.UnknownModelError:
+        raise CommandError(f"unknown zoo model {name!r}; available: {', '.join(zoo.available())}") from None
+    except ArgumentError as e:
+        text = str(e)
+        raise CommandError("--" + text if text.startswith("weights ") else f"{option}: {text}") from None
+
+
+def _shapes_of(name: str):
+    """The zoo model ``name`` with shapes only (sites, input spec, classes): ``jax.eval_shape``, nothing loaded."""
+    from . import zoo
+
+    return zoo._abstract_subject(name)
+
+
+def _check_site(name: str, site: str):
+    subject = _shapes_of(name)
+    if site not in subject.sites:
+        raise CommandError(f"unknown site {site!r} of {name}; valid: {', '.join(subject.sites)} "
+                           f"(`insilico sites {name}` lists their shapes)")
+    return subject
+
+
+def _check_data(purpose: str, *folders: str):
+    """The dataset folders a command needs under ``INSILICO_DATA``, checked before anything is loaded."""
+    root = os.environ.get("INSILICO_DATA")
+    needs = f"{purpose} needs {', '.join(folders)}"
+    if not root:
+        raise CommandError(f"{needs}, but INSILICO_DATA is not set; {DATA_HINT}")
+    path = Path(root).expanduser()
+    if not path.is_dir():
+        raise CommandError(f"{needs}, but INSILICO_DATA={root!r} is not a directory; {DATA_HINT}")
+    missing = [f for f in folders if not (path / f).is_dir()]
+    if missing:
+        raise CommandError(f"{needs}; {', '.join(missing)} not in INSILICO_DATA={root!r}: fetch with `insilico data "
+                           f"fetch {' '.join(missing)}`, or {DATA_HINT}")
+
+
+def _check_images(source: str, name: str):
+    """``--images``: its data present and images of the shape the model takes."""
+    if source not in IMAGE_SETS:
+        return
+    folder, shape = IMAGE_SETS[source]
+    model_shape = tuple(_shapes_of(name).input_spec.shape)
+    if model_shape != shape:
+        fits = ["patches"] + [k for k, (_, sh) in IMAGE_SETS.items() if sh == model_shape]
+        raise CommandError(f"--images {source} holds {'x'.join(map(str, shape))} images; {name} takes "
+                           f"{'x'.join(map(str, model_shape))}: use --images {' or '.join(fits)}")
+    _check_data(f"--images {source}", folder)
+
+
+def _check_dir(option: str, path, create: bool = True) -> Path:
+    """An output directory: not an existing file; created when ``create``."""
+    path = Path(path).expanduser()
+    if path.exists() and not path.is_dir():
+        raise CommandError(f"{option} {str(path)!r} is a file, not a directory; name a directory")
+    if create:
+        path.mkdir(parents=True, exist_ok=True)
+    return path
 
 
 def _option(integer: bool, low: float, low_open: bool = False):
@@ -30,15 +118,29 @@ SECONDS = _option(integer=False, low=0.0, low_open=True)     # time limits: fini
 
 
 def _demo(args):
+    models = args.models or None
+    for name in models or ():
+        _check_model(name, option="--models")
+    _check_dir("--out", args.out, create=False)
     from .demo import DEFAULT_MODELS, run_demo
 
-    path = run_demo(args.out, models=tuple(args.models or DEFAULT_MODELS), quick=args.quick)
+    path = run_demo(args.out, models=tuple(models or DEFAULT_MODELS), quick=args.quick)
     print(f"wrote {path}")
+
+
+RECIPE_DATA = {"cifar10": "cifar10_jpeg", "mnist": "mnist_test"}      # a recipe's dataset -> its data folder
 
 
 def _train(args):
     from . import zoo
 
+    if args.name not in zoo.RECIPES:
+        raise CommandError(f"unknown zoo recipe {args.name!r}; valid: {', '.join(zoo.RECIPES)}")
+    for option, path in (("--out", args.out), ("--checkpoint-dir", args.checkpoint_dir)):
+        if path is not None:
+            _check_dir(option, path, create=False)
+    dataset = zoo.RECIPES[args.name].dataset
+    _check_data(f"training {args.name}", RECIPE_DATA.get(dataset, dataset))
     meta = zoo.train(args.name, args.out, epochs=args.epochs, limit=args.limit, checkpoint_dir=args.checkpoint_dir)
     print(f"{args.name}: test accuracy {meta['test_accuracy']:.4f}; weights in {meta['path']} "
           f"(probe them with --weights {meta['path']})")
@@ -52,7 +154,9 @@ def _load(name: str, weights):
 
 
 def _sites(args):
-    subject = _load(args.name, args.weights)
+    _check_model(args.name, args.weights)
+    # shapes need no weights; retrained weights are read, so a file that does not fit the model is named
+    subject = _shapes_of(args.name) if args.weights is None else _load(args.name, args.weights)
     width = max(len(s) for s in subject.sites)
     print(f"{subject.name}: {subject.architecture}, input {subject.input_spec.shape} "
           f"in {subject.input_spec.bounds}")
@@ -60,7 +164,7 @@ def _sites(args):
         units = 1
         for d in shape:
             units *= d
-        print(f"  {site:<{width}}  {str(shape):<14} {units:>7} units")
+        print(f"  {site:<{width}}  {shape!s:<14} {units:>7} units")
 
 
 def _sweep_images(subject, source: str, n: int):
@@ -70,41 +174,50 @@ def _sweep_images(subject, source: str, n: int):
 
     from .data import stimuli
 
-    h, w, c = subject.input_spec.shape
+    h, _, c = subject.input_spec.shape
     if source == "patches":
         return stimuli.natural_patches(jax.random.PRNGKey(0), n, h, c, scale=4), None
     from .data import cifar10, mnist_test
 
     data = {"cifar10-test": lambda: cifar10("test"), "mnist-heldout": lambda: mnist_test("heldout")}[source]()
     if n > len(data):
-        raise ValueError(f"--n {n} asks for more images than {source} holds ({len(data)}); valid: 1 to {len(data)}")
+        raise CommandError(f"--n {n} asks for more images than {source} holds ({len(data)}); valid: 1 to {len(data)}")
     idx = np.sort(np.random.default_rng(0).permutation(len(data))[:n])
     return data.x[idx], data.y[idx]
 
 
+def _check_store(args):
+    if args.store is None:
+        if args.overwrite or args.recompute_damaged:
+            raise CommandError("--overwrite and --recompute-damaged act on a store: give --store DIR")
+        return
+    _check_dir("--store", args.store, create=False)
+
+
 def _sweep(args):
-    from pathlib import Path
+    _check_model(args.model, args.weights)
+    _check_store(args)
+    _check_site(args.model, args.site)
+    _check_images(args.images, args.model)
+    out = _check_dir("--out", args.out)
 
     import jax
 
     from .probes.importance import random_orders
     from .probes.lesion import ablation_curve, single_unit_sweep
-    from .report import figures
 
     subject = _load(args.model, args.weights)
     x, y = _sweep_images(subject, args.images, args.n)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     store = {"store": args.store, "overwrite": args.overwrite, "recompute_damaged": args.recompute_damaged}
-    if args.store is None and (args.overwrite or args.recompute_damaged):
-        raise ValueError("--overwrite and --recompute-damaged act on a store: give --store DIR")
     if args.curve:
-        n = subject.sites[args.site][-1] if args.site in subject.sites else 0
+        n = subject.sites[args.site][-1]
         ds = ablation_curve(subject, x, args.site, {"random": random_orders(jax.random.PRNGKey(args.seed), args.curve, n)},
                             y, mode=args.mode, key=jax.random.PRNGKey(args.seed), progress=True, **store)
         metric = "accuracy" if y is not None else "agreement"
         print(ds[metric].mean("order").to_series().to_string())
     else:
+        from .report import figures
+
         ds = single_unit_sweep(subject, x, args.site, y, args.mode, key=jax.random.PRNGKey(args.seed),
                                progress=True, **store)
         fig = figures.lesion_sweep(ds, f"{args.model} {args.site}: {ds.sizes['unit']} lesions x {len(x)} images")
@@ -112,12 +225,24 @@ def _sweep(args):
         worst = ds.agreement.values.argsort()[:5]
         print(f"intact: {', '.join(f'{k[7:]} {v:.3f}' for k, v in ds.attrs.items() if k.startswith('intact_'))}")
         print("most important units (agreement):", ", ".join(f"{u} ({ds.agreement.values[u]:.3f})" for u in worst))
+    if args.store is not None:
+        reused, total = int(ds.attrs["resumed_chunks"]), int(ds.attrs["n_chunks"])
+        print(f"reused {reused} of {total} chunks from {args.store}; computed {total - reused}")
     ds.to_netcdf(out / "sweep.nc")
     print(f"wrote {out / 'sweep.nc'}")
 
 
 def _rf(args):
-    from pathlib import Path
+    _check_model(args.model, args.weights)
+    shapes = _check_site(args.model, args.site)
+    n = shapes.sites[args.site][-1]
+    if args.units > n:
+        raise CommandError(f"--units {args.units}: site {args.site!r} has {n} units; valid: 1 to {n}")
+    _check_images(args.images, args.model)
+    if args.k > args.n:
+        raise CommandError(f"--k {args.k} exemplars per unit and direction from --n {args.n} images; valid: "
+                           f"--k at most --n")
+    out = _check_dir("--out", args.out)
 
     import jax
     import numpy as np
@@ -127,17 +252,10 @@ def _rf(args):
     from .report import figures
 
     subject = _load(args.model, args.weights)
-    if args.site not in subject.sites:
-        raise KeyError(f"unknown site {args.site!r}; valid: {', '.join(subject.sites)}")
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    n = subject.sites[args.site][-1]
-    if args.units > n:
-        raise ValueError(f"--units {args.units}: site {args.site!r} has {n} units; valid: 1 to {n}")
     units = np.arange(args.units)
     key = jax.random.PRNGKey(args.seed)
-    vis = fv.visualize(subject, fv.channel(args.site), units, key=key, steps=args.steps, n_seeds=1)
     x, _ = _sweep_images(subject, args.images, args.n)
+    vis = fv.visualize(subject, fv.channel(args.site), units, key=key, steps=args.steps, n_seeds=1)
     ex = rf.exemplars(subject, args.site, x, k=args.k, units=units)
     fig = figures.exemplar_grid(vis.images.isel(step=-1, seed=0).values, ex.top_crop.values, ex.bottom_crop.values,
                                 units, f"{args.model} {args.site}: visualization, top and bottom exemplars")
@@ -160,7 +278,9 @@ def _rf(args):
 
 
 def _attack(args):
-    from pathlib import Path
+    _check_model(args.model, args.weights)
+    _check_images(args.images, args.model)
+    out = _check_dir("--out", args.out)
 
     import jax
     import numpy as np
@@ -173,8 +293,6 @@ def _attack(args):
     if y is None:                                # photo patches: attack the model's own predictions
         from . import electrode as el
         y = np.asarray(el.record(subject, x)[0].argmax(-1))
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     eps = [float(e) for e in args.eps]
     for attack in ("fgsm", "pgd"):
         curve = syn.accuracy_vs_eps(subject, x, y, eps, attack=attack, norm=args.norm, steps=args.steps,
@@ -185,7 +303,16 @@ def _attack(args):
 
 
 def _controversial(args):
-    from pathlib import Path
+    _check_model(args.model_a, option="model_a")
+    _check_model(args.model_b, option="model_b")
+    a, b = _shapes_of(args.model_a), _shapes_of(args.model_b)
+    space = lambda s: (s.input_spec.shape, s.input_spec.bounds, len(s.class_names))
+    if space(a) != space(b):
+        raise CommandError(f"controversial stimuli need two models of one input space and one set of classes; "
+                           f"{a.name} takes {a.input_spec.shape} images in {a.input_spec.bounds} of "
+                           f"{len(a.class_names)} classes, {b.name} {b.input_spec.shape} in {b.input_spec.bounds} of "
+                           f"{len(b.class_names)}: pick two models of the same dataset")
+    out = _check_dir("--out", args.out)
 
     import jax
     import matplotlib.pyplot as plt
@@ -196,29 +323,41 @@ def _controversial(args):
 
     a, b = zoo.load(args.model_a), zoo.load(args.model_b)
     ds = syn.controversial(a, b, n_seeds=args.seeds, steps=args.steps, key=jax.random.PRNGKey(args.seed))
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     ok = ds.acceptance.values >= 0.85
     print(f"{ds.sizes['pair']} class pairs x {args.seeds} seeds: acceptance >= 0.85 for {ok.mean():.0%}, "
           f"median {np.median(ds.acceptance.values):.3f}")
     n = len(a.class_names)
     heat = np.full((n, n), np.nan)
     heat[ds.class_a.values, ds.class_b.values] = ds.acceptance.values.mean(1)
-    fig, ax = plt.subplots(figsize=(5, 4.2))
-    im = ax.imshow(heat, vmin=0, vmax=1)
-    ax.set_xticks(range(n), b.class_names, rotation=90, fontsize=7)
-    ax.set_yticks(range(n), a.class_names, fontsize=7)
-    ax.set_xlabel(f"{b.name} class")
-    ax.set_ylabel(f"{a.name} class")
-    fig.colorbar(im, label="acceptance")
+    fig, ax = plt.subplots(figsize=(6.4, 5.6))
+    cmap = plt.get_cmap("viridis").copy()
+    cmap.set_bad("0.85")
+    im = ax.imshow(np.ma.masked_invalid(heat), vmin=0, vmax=1, cmap=cmap)
+    for i, j in zip(*np.nonzero(np.isfinite(heat))):
+        ax.text(j, i, f"{heat[i, j]:.2f}", ha="center", va="center", fontsize=6,
+                color="black" if heat[i, j] > 0.6 else "white")
+    ax.set_xticks(range(n), b.class_names, rotation=90, fontsize=8)
+    ax.set_yticks(range(n), a.class_names, fontsize=8)
+    ax.set_xlabel(f"class the image must be for {b.name}")
+    ax.set_ylabel(f"class the image must be for {a.name}")
+    seeds = f"mean of {args.seeds} seeds" if args.seeds > 1 else "one seed"
+    ax.set_title(f"Controversial stimuli: {a.name} vs {b.name}\n"
+                 f"{args.steps} steps per image, {seeds}; grey: same class (no pair)", fontsize=9)
+    fig.colorbar(im, ax=ax, label="acceptance (min of the two probabilities)", shrink=0.85)
     fig.tight_layout()
     fig.savefig(out / "acceptance.png", dpi=100)
+    plt.close(fig)
     ds.to_netcdf(out / "controversial.nc")
     print(f"wrote {out}/controversial.nc and acceptance.png")
 
 
+RSA_DATA = ("kriegeskorte2008_92images", "cichy2014_fmri_rdms_92images")
+
+
 def _rsa(args):
-    from pathlib import Path
+    _check_model(args.model, args.weights)
+    _check_data("insilico rsa", *RSA_DATA)
+    out = _check_dir("--out", args.out)
 
     import jax
 
@@ -230,8 +369,6 @@ def _rsa(args):
     h, _, ch = subject.input_spec.shape
     ds = brain.rsa_by_site(subject, objects92(h, channels=ch).x, regions, method=args.method, n_boot=args.n_boot,
                            key=jax.random.PRNGKey(args.seed))
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     brain.site_region_heatmap(ds).savefig(out / "rsa.png", dpi=100, bbox_inches="tight")
     ds.to_netcdf(out / "rsa.nc")
     print(ds.score.to_pandas().round(3).to_string())
@@ -244,6 +381,9 @@ def _data(args):
     from .data import registry
     from .data._paths import DataNotFoundError, data_dir
 
+    for name in args.names:
+        if name not in registry.DATASETS:
+            raise CommandError(f"unknown dataset {name!r}; valid: {', '.join(registry.DATASETS)}")
     try:
         root = data_dir()
     except DataNotFoundError as e:
@@ -254,21 +394,18 @@ def _data(args):
 
         fetch = importlib.import_module("insilico.data.fetch").fetch
         if not args.names:
-            print("insilico data fetch NAME [NAME ...] [--source URL] [--dest DIR]", file=sys.stderr)
-            sys.exit(2)
+            raise CommandError(f"name the datasets to fetch: insilico data fetch NAME [NAME ...] [--source URL] "
+                               f"[--dest DIR]; valid names: {', '.join(registry.DATASETS)}")
         dest = args.dest or root
         if dest is None:
-            print("error: give --dest or set INSILICO_DATA", file=sys.stderr)
-            sys.exit(2)
+            raise CommandError(f"give --dest DIR, or {DATA_HINT}")
+        _check_dir("--dest", dest, create=False)
         for name in args.names:
             print(f"{name}: {fetch(name, dest, source=args.source, timeout=args.timeout)}")
         return
     names = args.names or list(registry.DATASETS)
     failed = False
     for name in names:
-        if name not in registry.DATASETS:
-            print(f"unknown dataset {name!r}; valid: {', '.join(registry.DATASETS)}", file=sys.stderr)
-            sys.exit(2)
         info = registry.DATASETS[name]
         present = root is not None and (root / name).is_dir()
         line = f"{name:<36} {'present' if present else 'absent ':<8} {info['description']} ({info['citation']})"
@@ -276,7 +413,7 @@ def _data(args):
             status = registry.verify(name, root)
             bad = {f: s for f, s in status.items() if s != "ok"}
             failed |= bool(bad)
-            line += "\n    " + ("all %d files ok" % len(status) if not bad else
+            line += "\n    " + (f"all {len(status)} files ok" if not bad else
                                 "; ".join(f"{f}: {s}" for f, s in bad.items()))
         print(line)
     if args.command == "verify" and (root is None or failed):
@@ -284,8 +421,9 @@ def _data(args):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="insilico", description="A differentiable in-silico "
-                                     "electrophysiology lab on JAX/Flax.")
+    parser = _Parser(prog="insilico", description="A differentiable in-silico electrophysiology lab on JAX/Flax.")
+    parser.add_argument("--debug", action="store_true", help="show the full traceback of an error instead of its "
+                        "one-line message")
     sub = parser.add_subparsers(dest="cmd", required=True)
     p = sub.add_parser("demo", help="offline tour of the bundled models -> OUT/index.html")
     p.add_argument("--out", default="insilico_demo", help="output directory (default: insilico_demo)")
@@ -384,12 +522,38 @@ def main(argv=None):
     args = parser.parse_args(argv)
     try:
         args.fn(args)
-    except (KeyError, ValueError) as e:        # bad names / inputs: show the message, not a trace
-        print(f"error: {e.args[0] if e.args else type(e).__name__}", file=sys.stderr)
-        sys.exit(2)
-    except OSError as e:                       # a full disk, a missing or unwritable path: one line
-        print(f"error: {e.strerror or e}{f': {e.filename}' if e.filename else ''}", file=sys.stderr)
-        sys.exit(1)
+    except KeyboardInterrupt:
+        if args.debug:
+            raise
+        print("interrupted", file=sys.stderr)
+        sys.exit(130)
+    except Exception as e:
+        code = _exit_code(e)
+        if args.debug or code is None:          # --debug, or not a user mistake: the full traceback
+            raise
+        print(f"error: {_message(e)}", file=sys.stderr)
+        sys.exit(code)
+
+
+def _exit_code(e: Exception) -> int | None:
+    """2 for a user mistake (a bad name, input, path, dataset, checkpoint or store: insilico's errors are
+    ValueErrors or KeyErrors), 1 for another OSError (a full disk, an unwritable path), None for anything else."""
+    paths = sys.modules.get("insilico.data._paths")          # loaded if a dataset was looked for
+    if isinstance(e, (KeyError, ValueError)) or (paths is not None and isinstance(e, paths.DataNotFoundError)):
+        return 2
+    return 1 if isinstance(e, OSError) else None
+
+
+def _message(e: Exception) -> str:
+    """One line: the error's message (a KeyError's without quotes), a data error with where to find the data, an
+    OSError with its path."""
+    if isinstance(e, OSError) and _exit_code(e) == 1:
+        text = f"{e.strerror or e}{f': {e.filename}' if e.filename else ''}"
+    else:
+        text = str(e.args[0]) if isinstance(e, KeyError) and e.args else str(e) or type(e).__name__
+        if isinstance(e, OSError) and "INSILICO_DATA" not in text:
+            text += f"; {DATA_HINT}"
+    return " ".join(text.split())
 
 
 if __name__ == "__main__":

@@ -195,7 +195,13 @@ def _load(name: str, weights: str | None, version) -> Subject:
         variables = _initial_variables(recipe.model, recipe.input_spec.shape, jax.random.PRNGKey(0))
     else:
         path = Path(weights) if weights is not None else WEIGHTS_DIR / f"{name}.ckpt"
-        variables, stored = load_checkpoint(path, abstract.variables)
+        try:
+            variables, stored = load_checkpoint(path, abstract.variables)
+        except CheckpointError as e:
+            if weights is None:
+                raise
+            raise CheckpointError(f"{e}; weights must be a checkpoint of the recipe {name!r} (what "
+                                  f"zoo.train({name!r}) writes)") from None
         if "model" in stored and not _same_model(stored["model"], recipe.model):
             raise CheckpointError(f"{path} holds weights of another model ({stored['model']}) than the recipe "
                                   f"{name!r} ({model_spec(recipe.model)})")

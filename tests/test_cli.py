@@ -73,12 +73,19 @@ def test_sweep_command_resumes_from_store(tmp_path, capsys):
     store = tmp_path / "store"
     main(["sweep", "mnist_convnet", "conv2", "--n", "32", "--out", str(tmp_path), "--store", str(store)])
     first = xr.open_dataset(tmp_path / "sweep.nc").load()
-    assert first.sizes["unit"] == 32 and "most important units" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    n = first.attrs["n_chunks"]
+    assert first.sizes["unit"] == 32 and "most important units" in out
+    assert f"reused 0 of {n} chunks from {store}; computed {n}" in out
     main(["sweep", "mnist_convnet", "conv2", "--n", "32", "--out", str(tmp_path), "--store", str(store)])
-    again = xr.open_dataset(tmp_path / "sweep.nc")
-    assert again.attrs["resumed_chunks"] == again.attrs["n_chunks"] >= 1
+    again = xr.open_dataset(tmp_path / "sweep.nc").load()
+    assert again.attrs["resumed_chunks"] == again.attrs["n_chunks"] == n >= 1
     assert (first.agreement.values == again.agreement.values).all()
-    capsys.readouterr()
+    assert f"reused {n} of {n} chunks from {store}; computed 0" in capsys.readouterr().out
+    (store / "chunk_00000.nc").unlink()                       # a lost chunk is computed again, the rest reused
+    main(["sweep", "mnist_convnet", "conv2", "--n", "32", "--out", str(tmp_path), "--store", str(store)])
+    assert f"reused {n - 1} of {n} chunks from {store}; computed 1" in capsys.readouterr().out
+    assert (xr.open_dataset(tmp_path / "sweep.nc").agreement.values == first.agreement.values).all()
     with pytest.raises(SystemExit):          # other images in the same store: refused, not the old numbers
         main(["sweep", "mnist_convnet", "conv2", "--n", "16", "--out", str(tmp_path), "--store", str(store)])
     err = capsys.readouterr().err
