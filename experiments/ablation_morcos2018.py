@@ -154,9 +154,13 @@ def main(argv=None):
     for name in args.models:
         subject = nets[name][0]
         sites = importance_vs_selectivity(subject, jnp.asarray(test.x), jnp.asarray(test.y), key, n_seeds)
-        fig, axes = plt.subplots(1, len(sites), figsize=(3.2 * len(sites) + 0.4, 3.3), squeeze=False,
+        n_cols = min(3, len(sites))
+        n_rows = -(-len(sites) // n_cols)
+        fig, axes = plt.subplots(n_rows, n_cols, figsize=(3.3 * n_cols + 0.4, 3.2 * n_rows + 0.4), squeeze=False,
                                  layout="constrained")
-        for ax, (site, r) in zip(axes[0], sites.items()):
+        for ax in axes.ravel()[len(sites):]:
+            ax.set_visible(False)
+        for ax, (site, r) in zip(axes.ravel(), sites.items()):
             ax.scatter(r["selectivity"], r["accuracy_drop"], s=10, alpha=0.7)
             ax.set_title(f"{site}\nρ = {r['rho']:.2f}, 95% CI [{r['ci'][0]:.2f}, {r['ci'][1]:.2f}]")
             ax.set_xlabel("class selectivity index")
@@ -165,12 +169,15 @@ def main(argv=None):
             tag = f"{name}_{site}".replace("/", "_")
             for k in ("selectivity", "accuracy_drop", "max_class_drop"):
                 results[f"{k}_{tag}"] = xr.DataArray(r[k], dims=f"unit_{tag}")
-        axes[0][0].set_ylabel("accuracy drop when ablated\n(fraction of images)")
+        for ax in axes[:, 0]:
+            ax.set_ylabel("accuracy drop when ablated\n(fraction of images)")
         fig.suptitle(f"{name}: importance vs class selectivity, one point per unit")
         report.figure(sec, fig, f"importance_{name}")
-        fig, axes = plt.subplots(1, len(sites), figsize=(3.2 * len(sites) + 1.8, 3.3), squeeze=False, sharey=True,
-                                 layout="constrained")
-        for ax, (site, r) in zip(axes[0], sites.items()):
+        fig, axes = plt.subplots(n_rows, n_cols, figsize=(3.0 * n_cols + 2.4, 3.0 * n_rows + 0.4), squeeze=False,
+                                 sharey=True, layout="constrained")
+        for ax in axes.ravel()[len(sites):]:
+            ax.set_visible(False)
+        for ax, (site, r) in zip(axes.ravel(), sites.items()):
             c = r["curve"]
             for fam in ("selective first", "selective last", "random"):
                 sel = [o for o in c.order.values if str(o).split("/")[0] == fam]
@@ -182,7 +189,8 @@ def main(argv=None):
             results[f"selectivity_curve_{tag}"] = xr.DataArray(
                 c.accuracy.values, dims=(f"order_{tag}", "fraction"), coords={"fraction": fractions,
                                                                               f"order_{tag}": c.order.values})
-        axes[0][0].set_ylabel("accuracy (fraction)")
+        for ax in axes[:, 0]:
+            ax.set_ylabel("accuracy (fraction)")
         style.legend_outside(fig, title="ablation order")
         fig.suptitle(f"{name}: cumulative ablation by class selectivity")
         report.figure(sec, fig, f"selectivity_order_{name}", "Cumulative ablation by class selectivity vs random")

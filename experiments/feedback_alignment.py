@@ -37,7 +37,7 @@ def alignment_figure(rules: dict, n_epochs: int):
     backprop's (middle) and between each layer's forward and feedback weights (right), per layer."""
     fa = rules["feedback_alignment"]
     epochs = sorted(fa["gradient_alignment"])
-    fig, axes = plt.subplots(1, 3, figsize=(14, 3.4), layout="constrained")
+    fig, axes = plt.subplots(1, 3, figsize=(12.5, 3.4), layout="constrained")
     for rule, entry in rules.items():
         axes[0].plot(range(1, n_epochs + 1), 100 * np.asarray(entry["test_acc"]), marker="o", ms=4,
                      label=rule.replace("_", " "))

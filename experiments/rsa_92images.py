@@ -41,9 +41,13 @@ def profile_figure(results: dict, region_names):
     """Per model: τ-a of each site (x, by name) with each region (lines), 95% intervals as bars, noise ceilings
     as bands of the region's colour; one legend beside the panels."""
     n_sites = max(ds.sizes["site"] for ds in results.values())
-    fig, axes = plt.subplots(1, len(results), figsize=((0.35 * n_sites + 2.2) * len(results) + 1.8, 3.8),
+    n_cols = min(2, len(results))
+    n_rows = -(-len(results) // n_cols)
+    fig, axes = plt.subplots(n_rows, n_cols, figsize=((0.35 * n_sites + 2.4) * n_cols + 1.8, 3.6 * n_rows + 0.4),
                              squeeze=False, sharey=True, layout="constrained")
-    for ax, (name, ds) in zip(axes[0], results.items()):
+    for ax in axes.ravel()[len(results):]:
+        ax.set_visible(False)
+    for ax, (name, ds) in zip(axes.ravel(), results.items()):
         x = np.arange(ds.sizes["site"])
         for j, r in enumerate(region_names):
             y = ds.score.sel(region=r).values
@@ -58,7 +62,8 @@ def profile_figure(results: dict, region_names):
         ax.set_xticks(x, list(ds.site.values), rotation=45, ha="right")
         ax.set_xlabel("model site (input → output)")
         ax.set_title(name)
-    axes[0, 0].set_ylabel("Kendall τ-a\n(mean over subjects)")
+    for ax in axes[:, 0]:
+        ax.set_ylabel("Kendall τ-a\n(mean over subjects)")
     style.legend_outside(fig, title="region")
     fig.suptitle("Site RDMs vs brain RDMs")
     style.caption(fig, "Bands: noise ceilings (lower–upper); bars: 95% stimulus-bootstrap intervals.")

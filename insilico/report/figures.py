@@ -331,10 +331,11 @@ def ablation_curves(curves: dict, metric: str = "agreement"):
             raise ArgumentError(f"curves[{name!r}] must be (site, Dataset); got {type(entry).__name__}")
         _check_dataset(f"curves[{name!r}][1]", entry[1], (metric, "order", "fraction"),
                        "insilico.probes.lesion.ablation_curve")
-    fig, axes = plt.subplots(1, len(curves), figsize=(3.6 * len(curves) + 1.8, 3.4), squeeze=False, sharey=True,
+    rows, cols = _grid(len(curves), 3)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.1 * cols + 2.2, 3.1 * rows + 0.4), squeeze=False, sharey=True,
                              layout="constrained")
     colors = {}
-    for ax, (name, (site, ds)) in zip(axes[0], curves.items()):
+    for ax, (name, (site, ds)) in zip(axes.ravel(), curves.items()):
         families = dict.fromkeys(str(o).split("/")[0] for o in ds.order.values)
         for fam in families:
             sel = [o for o in ds.order.values if str(o).split("/")[0] == fam]
@@ -347,7 +348,9 @@ def ablation_curves(curves: dict, metric: str = "agreement"):
                                 color=color, alpha=0.2, lw=0)
         ax.set_title(f"{name}: {site}")
         ax.set_xlabel("fraction of units removed")
-    axes[0][0].set_ylabel(_METRICS.get(metric, metric))
+    for ax in axes[:, 0]:
+        ax.set_ylabel(_METRICS.get(metric, metric))
+    _hide(axes, len(curves))
     legend_outside(fig, title="removal order")
     fig.suptitle(f"Cumulative ablation: {metric.replace('_', ' ')}")
     return fig
