@@ -1,4 +1,10 @@
-"""The ``insilico`` command: demo, train, sites, sweep, rf, attack, controversial, rsa, data."""
+"""The ``insilico`` command: demo, train, sites, sweep, rf, attack, controversial, rsa, data.
+
+Every argument is checked before anything is loaded or compiled — the model name, ``--weights``, the site (from
+the model's shapes alone, ``jax.eval_shape``), ``--images`` and its data under ``INSILICO_DATA``, store and output
+paths — and a user mistake is answered by one line ``error: ...`` naming the problem and the fix (exit 2; another
+OSError, such as a full disk, exit 1). ``insilico --debug COMMAND ...`` shows the full traceback instead.
+"""
 from __future__ import annotations
 
 import argparse
@@ -138,7 +144,7 @@ def _train(args):
         raise CommandError(f"unknown zoo recipe {args.name!r}; valid: {', '.join(zoo.RECIPES)}")
     for option, path in (("--out", args.out), ("--checkpoint-dir", args.checkpoint_dir)):
         if path is not None:
-            _check_dir(option, path, create=False)
+            _check_dir(option, zoo._outside_package(option, path), create=False)
     dataset = zoo.RECIPES[args.name].dataset
     _check_data(f"training {args.name}", RECIPE_DATA.get(dataset, dataset))
     meta = zoo.train(args.name, args.out, epochs=args.epochs, limit=args.limit, checkpoint_dir=args.checkpoint_dir)

@@ -90,6 +90,8 @@ MISTAKES = [   # argv (with {afile}, {tmp} and {nan} filled in), environment cha
     (["train", "mnist_convnet"], {"INSILICO_DATA": None}, ("training mnist_convnet needs mnist_test, but INSILICO_DATA "
                                                           "is not set")),
     (["train", "vgg99"], {}, "unknown zoo recipe 'vgg99'; valid: cifar_convnet, cifar_resnet, mnist_convnet"),
+    (["train", "mnist_convnet", "--out", str(zoo.WEIGHTS_DIR)], {},
+     f"--out '{zoo.WEIGHTS_DIR}' is inside the installed insilico package"),
     (["sweep", "mnist_convnet", "conv1", "--store", "{afile}"], {}, "--store '{afile}' is a file, not a directory"),
     (["sweep", "mnist_convnet", "conv1", "--overwrite"], {}, ("--overwrite and --recompute-damaged act on a store: "
                                                              "give --store DIR")),
