@@ -189,6 +189,12 @@ _METHOD_LABELS = {"tau-a": "Kendall τ-a", "rho-a": "Spearman ρ-a", "spearman":
                   "ridge": "ridge", "pls": "PLS"}
 
 
+def _two_places(v: float) -> str:
+    """``v`` to two decimals, without a minus sign on a value that rounds to zero."""
+    text = f"{v:.2f}"
+    return text[1:] if text == "-0.00" else text
+
+
 def _region_labels(ds: xr.Dataset) -> tuple[list, list]:
     """Column labels with each region's noise ceiling ("ceiling 0.30–0.45"), or why it has none, and the notes
     for the caption."""
@@ -237,9 +243,9 @@ def site_region_heatmap(ds: xr.Dataset, var: str = "score", title: str = ""):
         if not np.isfinite(val):
             ax.text(j, i, "—", ha="center", va="center", fontsize=9, color="0.4")
             continue
-        text = f"{val:.2f}"
+        text = _two_places(val)
         if with_ci and np.isfinite(ds.ci_low.values[i, j]) and np.isfinite(ds.ci_high.values[i, j]):
-            text += f"\n[{ds.ci_low.values[i, j]:.2f}, {ds.ci_high.values[i, j]:.2f}]"
+            text += f"\n[{_two_places(ds.ci_low.values[i, j])}, {_two_places(ds.ci_high.values[i, j])}]"
         bright = (val - lo) / (hi - lo) > 0.6 if hi > lo else False
         ax.text(j, i, text, ha="center", va="center", fontsize=9, color="black" if bright else "white")
     labels, notes = _region_labels(ds)

@@ -36,7 +36,7 @@ __all__ = ["ablation_curves", "accuracy_per_time_step", "accuracy_vs_eps", "band
 FAILED_COLOR = "#C00000"
 
 
-# ------------------------------------------------------------------------------------------------ helpers
+# ------------------------------------------------------------------------------------------------ checks, drawing
 
 def _check_text(name: str, value) -> str:
     if not isinstance(value, str):
