@@ -393,8 +393,14 @@ def _data(args):
     try:
         root = data_dir()
     except DataNotFoundError as e:
+        if args.command == "verify":
+            root = os.environ.get("INSILICO_DATA")
+            why = f"INSILICO_DATA={root!r} is not a directory" if root else "INSILICO_DATA is not set"
+            raise CommandError(f"insilico data verify checks the files under INSILICO_DATA, but {why}; "
+                               f"{DATA_HINT}") from None
         root = None
-        print(f"note: {e}")
+        if args.command == "list" or args.dest is None:
+            print(f"note: {e}")
     if args.command == "fetch":
         import importlib
 
@@ -525,6 +531,9 @@ def main(argv=None):
     p.add_argument("--timeout", type=SECONDS, default=30.0,
                    help="fetch: seconds to wait for a connection or for the next bytes (default 30)")
     p.set_defaults(fn=_data)
+    for command in sub.choices.values():           # --debug also after the command: insilico sweep ... --debug
+        command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                             help="show the full traceback of an error instead of its one-line message")
     args = parser.parse_args(argv)
     try:
         args.fn(args)

@@ -51,6 +51,13 @@ def test_debug_shows_the_traceback():
     assert "Traceback (most recent call last)" in r.stderr and "CommandError: unknown site 'conv9'" in r.stderr
 
 
+def test_debug_after_the_command_raises_in_process():
+    from insilico.cli import CommandError
+
+    with pytest.raises(CommandError, match="unknown site 'conv9' of cifar_convnet"):
+        main(["sweep", "cifar_convnet", "conv9", "--debug"])
+
+
 @pytest.fixture
 def afile(tmp_path):
     path = tmp_path / "afile"
@@ -102,6 +109,9 @@ MISTAKES = [   # argv (with {afile}, {tmp} and {nan} filled in), environment cha
     (["demo", "--models", "vgg99"], {}, "unknown zoo model 'vgg99'"),
     (["data", "list", "imagenet"], {}, "unknown dataset 'imagenet'; valid: allen_boc_v1_natural_scenes_31px"),
     (["data", "fetch"], {}, "name the datasets to fetch"),
+    (["data", "verify"], {"INSILICO_DATA": None}, ("insilico data verify checks the files under INSILICO_DATA, but "
+                                                    "INSILICO_DATA is not set; set INSILICO_DATA to the data directory")),
+    (["data", "fetch", "mnist_test", "--dest", "{afile}"], {}, "--dest '{afile}' is a file, not a directory"),
     (["data", "fetch", "mnist_test", "--source", "ftp://example.org", "--dest", "{tmp}"], {}, "ftp://"),
     ([], {}, "the following arguments are required: cmd; see `insilico --help`"),
 ]
