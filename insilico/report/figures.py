@@ -8,14 +8,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+import xarray as xr
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import xarray as xr  # noqa: E402
-
-from ..validation import (  # noqa: E402
+from ..validation import (
     ArgumentError,
     check_count,
     check_finite,
@@ -23,8 +20,8 @@ from ..validation import (  # noqa: E402
     check_in_range,
     check_positive,
 )
-from . import style  # noqa: E402
-from .style import CONTROL_COLOR, caption, integer_ticks, legend_outside  # noqa: E402
+from . import style
+from .style import CONTROL_COLOR, caption, integer_ticks, legend_outside
 
 style.use()
 
