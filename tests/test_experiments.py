@@ -10,6 +10,7 @@ from pathlib import Path
 ROOT = Path(__file__).parent.parent
 
 
+@pytest.mark.slow
 def test_train_zoo_quick(data_dir, tmp_path):
     r = subprocess.run([sys.executable, str(ROOT / "experiments" / "train_zoo.py"), "mnist_convnet", "--quick",
                         "--out", str(tmp_path)], capture_output=True, text=True, timeout=600)

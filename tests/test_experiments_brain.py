@@ -28,6 +28,7 @@ def test_rsa_92images_quick(data_dir, tmp_path):
     assert (tmp_path / "index.html").exists() and (tmp_path / "heatmap_mnist_convnet.png").exists()
 
 
+@pytest.mark.slow
 def test_v4_encoding_quick(data_dir, tmp_path):
     r = subprocess.run([sys.executable, str(ROOT / "experiments" / "v4_encoding.py"), "--quick", "--n-images", "160",
                         "--out", str(tmp_path)], capture_output=True, text=True, timeout=900)

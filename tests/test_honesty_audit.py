@@ -4,9 +4,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).parent.parent
 
 
+@pytest.mark.slow
 def test_honesty_audit_quick(tmp_path):
     r = subprocess.run([sys.executable, str(ROOT / "experiments" / "honesty_audit.py"), "--quick", "--out",
                         str(tmp_path)], capture_output=True, text=True, timeout=120)

@@ -213,6 +213,18 @@ def test_zoo_train_writes_where_told_and_load_reads_it_back(toy_recipe, tmp_path
         zoo.load(toy_recipe, weights=path)
 
 
+def test_zoo_train_quick_form_sets_epochs_and_the_number_of_images(toy_recipe, tmp_path):
+    """What experiments/train_zoo.py --quick asks of the zoo (its end-to-end run is marked slow): ``epochs``
+    overrides the recipe and ``limit`` trains on that many images, both recorded in the checkpoint's metadata."""
+    meta = zoo.train(toy_recipe, tmp_path, epochs=2, limit=25, progress=False)
+    stored = read_meta(tmp_path / "toy_mlp.ckpt")
+    assert meta["path"] == str(tmp_path / "toy_mlp.ckpt")
+    assert stored["train_set"] == meta["train_set"] == f"{TRAIN.name} (25 images)"
+    assert stored["train_config"]["epochs"] == 2 and len(stored["history"]) == 2
+    assert stored["test_accuracy"] == meta["test_accuracy"] == meta["history"][-1]["test_acc"]
+    with pytest.raises(ArgumentError, match="limit"):
+        zoo.train(toy_recipe, tmp_path, limit=len(TRAIN.y) + 1, progress=False)
+
 def test_a_checkpoint_of_nan_weights_is_not_resumed(good_checkpoint, tmp_path):
     ckpt = tmp_path / "last.ckpt"
     ckpt.write_bytes(good_checkpoint)
