@@ -14,6 +14,9 @@ from insilico.probes import lesion, rf, synthesis
 from insilico.subject import InputSpec, make_subject
 from insilico.train import TrainConfig, fit
 
+# One worker runs this module (with -n): the four trained models below are trained once, not once per worker.
+pytestmark = pytest.mark.xdist_group("architectures")
+
 ARCHS = {   # one model per code path (the feed-forward ConvNet is covered by the other probe tests)
     "blt": (BLTNet(widths=(8, 16), steps=3), "conv2/t2"),
     "locally_connected": (ConvNet(widths=(8, 16), fc=(32,), local=True, norm=False), "conv2"),
@@ -129,7 +132,7 @@ def test_every_time_step_is_trained_and_divisive_norm_formula():
             return out, mut["intermediates"]
         return Classification(0.0)(apply, x, y, None)[0]
 
-    g = jax.grad(loss)(v["params"])
+    g = jax.jit(jax.grad(loss))(v["params"])                   # one compilation, not one per operation
     assert float(jnp.abs(g["conv1"]["t0"]["bn"]["scale"]).sum()) > 0        # the first step learns too
     dn = DivisiveNorm()
     z = jnp.asarray(np.random.default_rng(1).uniform(size=(2, 3)), jnp.float32)
