@@ -173,6 +173,21 @@ def test_metamers_match_the_representation_not_the_pixels(tiny_convnet):
         syn.metamers(tiny_convnet, "conv2", targets + 2, key=jax.random.key(0))
 
 
+def test_controversial_stimuli_are_judged_as_returned(tiny_convnet):
+    """Acceptance is min(p_a, p_b) of the returned 8-bit images, recomputed with the electrode; the objective rises.
+    (That two trained networks are easy to pit is checked on the bundled CIFAR models, marked slow.)"""
+    other = tiny_convnet.replace(variables=jax.tree.map(lambda a: a * 0.8, tiny_convnet.variables), name="other")
+    r = syn.controversial(tiny_convnet, other, [(0, 1), (3, 2)], n_seeds=2, steps=40, key=jax.random.key(0))
+    assert r.images.shape == (2, 2, 8, 8, 3) and r.class_a.values.tolist() == [0, 3]
+    imgs = jnp.asarray(r.images.values.reshape(-1, 8, 8, 3))
+    assert np.allclose(imgs * 255, jnp.round(imgs * 255), atol=1e-3)
+    pa = jax.nn.softmax(el.record(tiny_convnet, imgs)[0])[np.arange(4), np.repeat([0, 3], 2)]
+    pb = jax.nn.softmax(el.record(other, imgs)[0])[np.arange(4), np.repeat([1, 2], 2)]
+    assert_close(r.acceptance.values.ravel(), np.minimum(pa, pb), rtol=1e-4, atol=1e-5)
+    assert (r.objective.values[..., -1] > r.objective.values[..., 0]).all()
+
+
+@pytest.mark.slow
 def test_controversial_stimuli_between_the_bundled_cifar_models():
     from insilico import zoo
 
