@@ -1,8 +1,6 @@
-import os
 import subprocess
 import sys
 
-import numpy as np
 import pytest
 import xarray as xr
 
@@ -33,32 +31,6 @@ def test_data_verify_detects_tampering(tmp_path, monkeypatch):
     with pytest.raises(SystemExit) as e:
         main(["data", "verify", "mnist_test"])
     assert e.value.code == 1
-
-
-def test_quick_demo(tmp_path):
-    main(["demo", "--out", str(tmp_path), "--models", "mnist_convnet", "--quick"])
-    html = (tmp_path / "index.html").read_text()
-    for section in ("First-layer filters", "Activation statistics", "Orientation tuning", "Receptive fields",
-                    "Single-unit lesions", "Stimulus synthesis", "The four elements", "Probe your own model",
-                    "Nothing silent"):
-        assert section in html
-    for png in ("filters_mnist_convnet.png", "stats_mnist_convnet.png", "lesions_mnist_convnet.png",
-                "units_mnist_convnet_conv2.png", "rf_size_vs_depth.png", "modulation_ratio.png", "four_elements.png",
-                "your_own_model.png", "svcca_inflation.png"):
-        assert (tmp_path / png).stat().st_size > 1000 and png in html
-    ds = xr.open_dataset(tmp_path / "mnist_convnet.nc")
-    assert ds.lesion_agreement.sizes["lesion_unit"] == 32
-    assert 0 <= float(ds.lesion_agreement.min()) <= 1 and list(ds.site.values)[-1] == "logits"
-    assert ds.osi_conv1.sizes["conv1_unit"] == 16
-    assert ds.effective_rf_size.values[0] < ds.effective_rf_size.values[1]            # conv1 < conv2
-    assert (ds.modulation_ratio_conv1.values > 1).all()                                # rectified linear: simple
-    assert ds.pgd_accuracy.values[0] == 1.0 and ds.pgd_accuracy.values[-1] < 0.5         # ε = 0 vs ε = 0.3
-    assert "Comparison with brains" in html
-    assert "returned without an error" not in html and html.count("ArgumentError:") >= 4     # every mistake refused
-    assert "images differ" in html                                     # the stale store is refused, not reused
-    if os.environ.get("INSILICO_DATA"):                  # with the data: every site against four regions
-        assert (tmp_path / "rsa_mnist_convnet.png").stat().st_size > 1000
-        assert ds.rsa_score.shape == (4, 4) and np.all(np.abs(ds.rsa_score.values) < 1)
 
 
 def test_rsa_command(data_dir, tmp_path, capsys):
