@@ -37,8 +37,9 @@ def brain_section(ctx: Context):
     n_boot = 100
     s = ctx.section("Comparison with brains", question, "RSA on the 92 object images (Kriegeskorte et al. 2008; "
                     "Cichy et al. 2014): correlation-distance RDM of every site vs each region's subject RDMs, "
-                    f"{label} averaged over subjects, 95% intervals from {n_boot} stimulus bootstraps, noise "
-                    "ceilings in the column labels. The models see 32 px versions of the photos.")
+                    f"{label} averaged over subjects, 95% intervals from {n_boot} stimulus bootstraps; noise "
+                    "ceilings (lower–upper) under each region's name in the heatmaps and in the table. The models see "
+                    "32 px versions of the photos.")
     rows, best = [], []
     for name, sub in ctx.subjects.items():
         if name.endswith(UNTRAINED):
@@ -57,7 +58,8 @@ def brain_section(ctx: Context):
                        if "ceiling_lower" in ds else MISSING)
             rows.append((name, r, str(ds.site.values[i]), float(score[i]),
                          _interval(ds.ci_low.sel(region=r)[i], ds.ci_high.sel(region=r)[i]), ceiling))
-            best.append((float(score[i]), name, r, str(ds.site.values[i])))
+            lower = float(ds.ceiling_lower.sel(region=r)) if "ceiling_lower" in ds else float("nan")
+            best.append((float(score[i]), name, r, str(ds.site.values[i]), lower))
         ctx.put(name, "rsa_score", xr.DataArray(ds.score.values, dims=("rsa_site", "region"),
                                                 coords={"rsa_site": ds.site.values, "region": list(regions)},
                                                 attrs={"method": method, "n_boot": n_boot}))
@@ -68,7 +70,12 @@ def brain_section(ctx: Context):
     s.tables.append((caption, ("model", "region", "site", label, "95% interval", "noise ceiling"), rows))
     if best:
         top = max(best)
-        s.takeaway = (f"The closest match is {top[1]} {top[3]} with {top[2]} ({label} {num(top[0], '.3f')}); "
-                      f"{len(best)} model–region pairs compared over {len(ctx.trained())} trained model(s).")
+        ceiled = [b for b in best if math.isfinite(b[4]) and b[4] > 0]
+        rel = max(ceiled, key=lambda b: b[0] / b[4]) if ceiled else None
+        s.takeaway = (f"The highest score is {top[1]} {top[3]} with {top[2]} ({label} {num(top[0], '.3f')})"
+                      + (f"; relative to a noise ceiling, the best is {rel[1]} {rel[3]} with {rel[2]}, at "
+                         f"{rel[0] / rel[4]:.0%} of the ceiling's lower bound ({num(rel[0], '.3f')} of "
+                         f"{num(rel[4], '.3f')})" if rel else "")
+                      + f"; {len(best)} model–region pairs compared.")
     else:
         s.takeaway = "No trained model was given: 0 model–region pairs compared."

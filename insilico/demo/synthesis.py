@@ -35,8 +35,9 @@ def _pgd(ctx: Context, s, n_images: int) -> str:
         n_out = ctx.subjects[next(iter(curves))].n_outputs
         ctx.report.figure(s, figs.accuracy_vs_eps(curves, f"PGD L∞, {PGD_STEPS} steps, {n_images} patches",
                                                   controls=controls, chance=1 / n_out if n_out else None),
-                          f"pgd_accuracy_{k}", "Agreement with each model's own clean prediction, judged on 8-bit "
-                          "images; dashed grey: the untrained control, attacked the same way")
+                          f"pgd_accuracy_{k}", f"{', '.join(curves)}: agreement with each model's own clean "
+                          "prediction, judged on 8-bit images" + ("; dashed grey: the untrained control, attacked the "
+                                                                  "same way" if controls else ""))
     eps = CIFAR_EPS if CIFAR_EPS in groups else next(iter(groups))
     curves = groups[eps]
     e = 2 if len(eps) > 2 else len(eps) - 1
@@ -49,7 +50,7 @@ def _pgd(ctx: Context, s, n_images: int) -> str:
 
 
 def synthesis_section(ctx: Context):
-    n_images = 32 if ctx.quick else 48
+    n_images = 32
     s = ctx.section("Stimulus synthesis", "How little must an image change to fool a model, can two models be made "
                     "to disagree, and what does a site ignore?",
                     "Adversarial robustness: accuracy (agreement with the intact prediction) of each model on "
