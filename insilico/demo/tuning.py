@@ -82,9 +82,11 @@ def tuning_section(ctx: Context):
     if trained and control:
         t, c = next(iter(control.items()))
         base = next((k for k in trained if k.split()[0] + UNTRAINED == t.split()[0]), next(iter(trained)))
-        s.takeaway = (f"Trained first-layer units are orientation selective: median OSI {num(median(trained[base]))} "
-                      f"({base}, {len(trained[base])} responsive units) vs {num(median(c))} untrained ({t}, "
-                      f"{len(c)} responsive units).")
+        mt, mc = median(trained[base]), median(c)
+        verdict = "more" if mt > mc else "not more"
+        s.takeaway = (f"Trained first-layer units are {verdict} orientation selective than untrained ones: median OSI "
+                      f"{num(mt)} ({base}, {len(trained[base])} responsive units) vs {num(mc)} ({t}, {len(c)} "
+                      "responsive units).")
     elif firsts:
         s.takeaway = "Median OSI of responsive first-layer units: " + ", ".join(
             f"{num(median(v))} ({k}, {len(v)} units)" for k, v in firsts.items()) + "."
@@ -154,7 +156,7 @@ def receptive_fields_section(ctx: Context):
         return
     name = next(iter(sizes))
     eff = sizes[name].effective_size.values
-    parts = [(f"{name}'s effective receptive field grows from {num(eff[0], '.1f')} px "
+    parts = [(f"{name}'s effective receptive field goes from {num(eff[0], '.1f')} px "
               f"({sizes[name].site.values[0]}) to {num(eff[-1], '.1f')} px ({sizes[name].site.values[-1]})")]
     if n_vis:
         parts.append(f"{n_failed} of {n_vis} feature visualizations ({steps} steps) are flat (failed)")
