@@ -165,7 +165,7 @@ def _abstract_subject(name: str) -> Subject:
     if hit is not None and hit[0] is recipe:
         return hit[1]
     shape = recipe.input_spec.shape
-    variables = jax.eval_shape(lambda: init_variables(recipe.model, shape, jax.random.PRNGKey(0)))
+    variables = jax.eval_shape(lambda: init_variables(recipe.model, shape, jax.random.PRNGKey(0), eager=True))
     meta = {"description": recipe.description, "trained": _base(name) == name}
     subject = make_subject(name, recipe.model, variables, recipe.input_spec, recipe.class_names, meta)
     _ABSTRACT[name] = (recipe, subject)
@@ -173,16 +173,8 @@ def _abstract_subject(name: str) -> Subject:
 
 
 def _initial_variables(model: nn.Module, input_shape, key) -> dict:
-    """``init_variables(model, input_shape, key)``, bit-identical to the eager ``model.init``. On CPU as one
-    compiled call at LLVM optimization level 1: the same XLA operations, every floating-point result kept (tested
-    against the eager init), and the random initializers compiled several times faster than at the default level
-    (level 0 is faster still but changes results in the last bit). Other backends, where that identity is not
-    established, initialize eagerly."""
-    shape = tuple(input_shape)
-    if jax.default_backend() != "cpu":
-        return init_variables(model, shape, key)
-    lowered = jax.jit(lambda k: init_variables(model, shape, k)).lower(key)
-    return dict(lowered.compile(compiler_options={"xla_backend_optimization_level": 1})(key))
+    """The recipe's initial values, as training starts from them (:func:`insilico.train.init_variables`)."""
+    return init_variables(model, tuple(input_shape), key)
 
 
 @cache

@@ -116,9 +116,20 @@ def make_optimizer(cfg: TrainConfig, steps: int) -> optax.GradientTransformation
     return optax.chain(optax.add_decayed_weights(cfg.weight_decay, mask=decay_mask), opt)
 
 
-def init_variables(model: nn.Module, input_shape, key) -> dict:
-    """Initialize ``{"params", ["batch_stats"]}`` for inputs of shape (H, W, C)."""
-    return dict(model.init(key, jnp.zeros((1, *input_shape), jnp.float32)))
+def init_variables(model: nn.Module, input_shape, key, *, eager: bool = False) -> dict:
+    """Initialize ``{"params", ["batch_stats"]}`` for inputs of shape (H, W, C).
+
+    On CPU the initializers run as one compiled call at LLVM optimization level 1: the same XLA operations with
+    every floating-point result kept — bit-identical to the eager ``model.init`` (tested) — and compiled several
+    times faster than op by op or at the default level (level 0 is faster still but changes results in the last
+    bit). ``eager=True`` (also the way to call it inside a trace such as ``jax.eval_shape``), and backends where
+    that identity is not established, run ``model.init`` eagerly.
+    """
+    shape = (1, *tuple(input_shape))
+    if eager or jax.default_backend() != "cpu":
+        return dict(model.init(key, jnp.zeros(shape, jnp.float32)))
+    lowered = jax.jit(lambda k: model.init(k, jnp.zeros(shape, jnp.float32))).lower(key)
+    return dict(lowered.compile(compiler_options={"xla_backend_optimization_level": 1})(key))
 
 
 def make_train_step(model: nn.Module, tx, cfg: TrainConfig, objective=None):
