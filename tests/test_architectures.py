@@ -14,9 +14,6 @@ from insilico.probes import lesion, rf, synthesis
 from insilico.subject import InputSpec, make_subject
 from insilico.train import TrainConfig, fit
 
-# One worker runs this module (with -n): the four trained models below are trained once, not once per worker.
-pytestmark = pytest.mark.xdist_group("architectures")
-
 ARCHS = {   # one model per code path (the feed-forward ConvNet is covered by the other probe tests)
     "blt": (BLTNet(widths=(8, 16), steps=3), "conv2/t2"),
     "locally_connected": (ConvNet(widths=(8, 16), fc=(32,), local=True, norm=False), "conv2"),
