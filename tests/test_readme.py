@@ -1,9 +1,11 @@
-"""The README's "Probe your own model" examples run as written, and print what they say they print."""
+"""The README's examples run as written, and print what they say they print."""
 import ast
 import contextlib
 import io
 import re
 from pathlib import Path
+
+import pytest
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 
@@ -52,3 +54,17 @@ def test_nothing_silent_examples_raise_what_they_say():
         else:
             raise AssertionError(f"{statement!r} did not raise {m.group(1)}")
     assert claims == 2
+
+
+@pytest.mark.slow
+def test_short_example_runs_as_printed(data_dir):
+    """The README's short example runs top to bottom (it needs INSILICO_DATA for CIFAR-10) and its printed sites
+    are the model's."""
+    block = re.findall(r"```python\n(.*?)```", _section("A short example"), re.S)[0]
+    namespace: dict = {}
+    with contextlib.redirect_stdout(io.StringIO()):
+        exec(compile(block, str(README), "exec"), namespace)
+    claimed = re.search(r"print\(subject\.sites\)\s+#\s*(\{.*\})", block).group(1)
+    assert namespace["subject"].sites == ast.literal_eval(claimed)
+    assert namespace["rec"]["conv3"].shape == (12, 8, 8, 128)
+    assert namespace["vis"].images.shape[0] == 16 and namespace["sweep"].sizes["unit"] == 128
