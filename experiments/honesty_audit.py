@@ -1206,4 +1206,6 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from insilico.cli import run_script
+
+    sys.exit(run_script(main))

@@ -137,4 +137,6 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    from insilico.cli import run_script
+
+    run_script(main)

@@ -550,6 +550,29 @@ def main(argv=None):
         sys.exit(code)
 
 
+def run_script(main, *args):
+    """Run an experiment script's ``main(*args)`` the way ``insilico`` runs a command: a user mistake (a bad name,
+    input, path, dataset, checkpoint or store) prints one line ``error: ...`` and exits with status 2; ``--debug``
+    among the script's arguments shows the full traceback instead. Returns what ``main`` returns.
+    Example: ``if __name__ == "__main__": run_script(main)``."""
+    debug = "--debug" in sys.argv[1:]
+    if debug:
+        sys.argv.remove("--debug")
+    try:
+        return main(*args)
+    except KeyboardInterrupt:
+        if debug:
+            raise
+        print("interrupted", file=sys.stderr)
+        sys.exit(130)
+    except Exception as e:
+        code = _exit_code(e)
+        if debug or code is None:
+            raise
+        print(f"error: {_message(e)}", file=sys.stderr)
+        sys.exit(code)
+
+
 def _exit_code(e: Exception) -> int | None:
     """2 for a user mistake (a bad name, input, path, dataset, checkpoint or store: insilico's errors are
     ValueErrors or KeyErrors), 1 for another OSError (a full disk, an unwritable path), None for anything else."""

@@ -137,3 +137,36 @@ def test_other_os_errors_are_one_line_with_exit_1(afile, capsys):
         main(["sweep", "mnist_convnet", "conv1", "--out", str(afile / "sub")])
     err = capsys.readouterr().err
     assert exit_.value.code == 1 and err.strip().splitlines() == [f"error: Not a directory: {afile / 'sub'}"]
+
+
+def test_experiment_scripts_answer_a_user_mistake_in_one_line(tmp_path):
+    """An experiment script run without its data: one line naming the fix, exit 2, no traceback."""
+    env = {k: v for k, v in os.environ.items() if k != "INSILICO_DATA"}
+    script = os.path.join(os.path.dirname(__file__), "..", "experiments", "train_zoo.py")
+    r = subprocess.run([sys.executable, script, "--out", str(tmp_path), "cifar_convnet"], check=False,
+                       capture_output=True, text=True, env=env, timeout=600)
+    assert r.returncode == 2, r.stderr
+    assert "Traceback" not in r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "INSILICO_DATA" in lines[0]
+
+
+def test_run_script_raises_with_debug_and_passes_results(monkeypatch, capsys):
+    from insilico.cli import run_script
+    from insilico.validation import ArgumentError
+
+    def bad():
+        raise ArgumentError("n must be >= 1; got 0")
+
+    monkeypatch.setattr(sys, "argv", ["script.py", "--n", "0"])
+    with pytest.raises(SystemExit) as exit_:
+        run_script(bad)
+    assert exit_.value.code == 2 and capsys.readouterr().err == "error: n must be >= 1; got 0\n"
+    monkeypatch.setattr(sys, "argv", ["script.py", "--debug"])
+    with pytest.raises(ArgumentError):
+        run_script(bad)
+    assert sys.argv == ["script.py"]                 # --debug is the runner's, not the script's
+    assert run_script(lambda x: x + 1, 1) == 2
+    monkeypatch.setattr(sys, "argv", ["script.py"])
+    with pytest.raises(ZeroDivisionError):           # not a user mistake: the traceback
+        run_script(lambda: 1 / 0)
