@@ -1,0 +1,4 @@
+"""``python -m insilico.cli``: the ``insilico`` command."""
+from . import main
+
+main()
