@@ -127,19 +127,7 @@ def main(argv=None):
         command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                              help="show the full traceback of an error instead of its one-line message")
     args = parser.parse_args(argv)
-    try:
-        args.fn(args)
-    except KeyboardInterrupt:
-        if args.debug:
-            raise
-        print("interrupted", file=sys.stderr)
-        sys.exit(130)
-    except Exception as e:
-        code = _exit_code(e)
-        if args.debug or code is None:          # --debug, or not a user mistake: the full traceback
-            raise
-        print(f"error: {_message(e)}", file=sys.stderr)
-        sys.exit(code)
+    _answered(args.fn, (args,), args.debug)
 
 
 def run_script(main, *args):
@@ -150,8 +138,14 @@ def run_script(main, *args):
     debug = "--debug" in sys.argv[1:]
     if debug:
         sys.argv.remove("--debug")
+    return _answered(main, args, debug)
+
+
+def _answered(fn, args, debug: bool):
+    """``fn(*args)``, with a user mistake answered in one line and its exit status; with ``debug``, or for an error
+    that is not a user mistake, the full traceback."""
     try:
-        return main(*args)
+        return fn(*args)
     except KeyboardInterrupt:
         if debug:
             raise
