@@ -8,8 +8,8 @@ the values (NaN is an error) and writes them to the store atomically; a progress
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import jax
 import jax.numpy as jnp

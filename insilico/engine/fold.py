@@ -8,7 +8,7 @@ per-stimulus outputs that are kept (recordings, predictions), gathered on the ho
 """
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp

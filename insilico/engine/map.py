@@ -11,8 +11,8 @@ results are items x metric.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from functools import lru_cache
-from typing import Callable
 
 import jax
 import numpy as np
@@ -52,8 +52,11 @@ def _compile_chunk(fn, batch_size, devices: tuple):
 def _global(tree, mesh, spec):
     """Arrays that every process holds in full, as global arrays laid out by ``spec`` on ``mesh``."""
     sharding = NamedSharding(mesh, spec)
-    return jax.tree.map(lambda a: jax.make_array_from_callback(np.shape(a), sharding,
-                                                               lambda idx, a=np.asarray(a): a[idx]), tree)
+
+    def one(a):
+        a = np.asarray(a)
+        return jax.make_array_from_callback(a.shape, sharding, lambda idx: a[idx])
+    return jax.tree.map(one, tree)
 
 
 def _run_chunk(compiled, mesh, chunk, shared):

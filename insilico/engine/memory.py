@@ -1,7 +1,7 @@
 """How many items fit a memory budget: per-item bytes from a function's jaxpr and its compiled memory analysis."""
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import jax
 import numpy as np

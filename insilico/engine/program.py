@@ -158,7 +158,7 @@ def _on_devices(devices, shared: tuple, chunk: tuple):
 
     mesh = Mesh(np.array(devices), ("items",))
     split, whole = NamedSharding(mesh, PartitionSpec("items")), NamedSharding(mesh, PartitionSpec())
-    put = lambda sharding: lambda a: jax.device_put(a, sharding) if _is_array(a) else a  # noqa: E731
+    put = lambda sharding: lambda a: jax.device_put(a, sharding) if _is_array(a) else a
     return jax.tree.map(put(whole), shared), jax.tree.map(put(split), chunk)
 
 
@@ -241,7 +241,7 @@ def run_programs(program, items: tuple, shared: tuple = (), *, chunk_size: int |
 def _structures(program, shared: tuple, one: tuple) -> dict:
     """Tree structures of a program's result and trace, from shapes alone (nothing compiled)."""
     arrays, static = split_static((*shared, *one))
-    args = lambda a: join_static(a, static)  # noqa: E731
+    args = lambda a: join_static(a, static)
     state = jax.eval_shape(lambda a: program.init(*args(a)), arrays)
     _, out = jax.eval_shape(lambda s, a: program.step(s, jnp.int32(0), *args(a)), state, arrays)
     result = jax.eval_shape(lambda s, a: program.finish(s, *args(a)), state, arrays)
