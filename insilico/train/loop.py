@@ -1,15 +1,16 @@
-"""Supervised training with optax: a jit-compiled step, augmentation, evaluation, checkpoints and resume.
+"""Supervised training with optax: the training state, a jit-compiled step and :func:`fit` with resume.
 
 Training is honest about what it resumes and what it produces: a checkpoint records the model, the config, the
-objective and a content hash of the training (and test) images and labels, and is resumed only by a run that
-matches all of them; a non-finite loss or non-finite weights stop training with the epoch, step and batch named,
-before any checkpoint of them is written.
+objective and a content hash of the training (and test) images and labels (:mod:`.identity`), and is resumed only by
+a run that matches all of them; a non-finite loss or non-finite weights stop training with the epoch, step and batch
+named (:mod:`.divergence`), before any checkpoint of them is written. The config and optimizer are in
+:mod:`.config`, evaluation in :mod:`.evaluation`, the argument checks in :mod:`._checks`; every name of them stays
+importable from here.
 """
 from __future__ import annotations
 
-import hashlib
 import json
-from dataclasses import asdict, dataclass, field, is_dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -21,60 +22,25 @@ import optax
 from flax import struct
 
 from ..models.feedback import learning_rule_gradients
-from ..models.spec import model_spec
-from ..validation import (ArgumentError, check_choice, check_count, check_finite, check_fraction, check_labels,
-                          check_number, check_positive)
+from ..validation import ArgumentError
+from ._checks import _check_model, _dataset_images, _dataset_labels, _n_outputs
 from .augment import AUGMENTATIONS
-from .checkpoint import CheckpointError, load_checkpoint, read_meta, save_checkpoint
+from .checkpoint import load_checkpoint, read_meta, save_checkpoint
+from .config import OPTIMIZERS, TrainConfig, _check_config, make_optimizer
+from .divergence import TrainingDivergedError, _nonfinite_paths, _tree_finite
+from .evaluation import evaluate
+from .identity import IDENTITY_FORMAT, _check_resumable, _run_identity, data_fingerprint
 
-OPTIMIZERS = ("sgd", "adam")
-IDENTITY_FORMAT = 2          # checkpoints' identity records: 2 = data by content hash, objective always recorded
+# the helpers that were defined in this module stay importable from it
+from ._checks import _check_images, _check_labels  # noqa: F401
+from .evaluation import _accuracy, _predictor  # noqa: F401
+from .identity import _describe_data, _describe_objective, _differences, _model_identity  # noqa: F401
+from .identity import _objective_identity, _plain  # noqa: F401
+
+__all__ = ["fit", "evaluate", "init_variables", "make_optimizer", "make_train_step", "TrainConfig", "TrainState",
+           "FitResult", "TrainingDivergedError", "data_fingerprint", "OPTIMIZERS", "IDENTITY_FORMAT", "CHECK_EVERY"]
+
 CHECK_EVERY = 50             # steps between host-side checks of the losses (each check waits for the device)
-
-
-class TrainingDivergedError(FloatingPointError, ValueError):
-    """Training produced a non-finite loss or non-finite weights. ``epoch`` (1-based), ``step`` (1-based, in the
-    epoch), ``global_step`` and ``batch`` (the batch's 0-based number in the epoch) locate the first bad step;
-    ``indices`` are the training images of that batch (None when the weights, not a loss, went bad)."""
-
-    def __init__(self, message, *, epoch, step, global_step, batch=None, indices=None):
-        super().__init__(message)
-        self.epoch, self.step, self.global_step, self.batch, self.indices = epoch, step, global_step, batch, indices
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Hyper-parameters of :func:`fit`. ``optimizer`` "sgd" (Nesterov momentum) or "adam"; decoupled weight
-    decay on kernels only; a one-cycle learning-rate schedule (linear warm-up for ``warmup`` of training, then
-    cosine decay). Every field is checked when the config is made (:class:`~insilico.validation.ArgumentError`
-    naming the field)."""
-
-    epochs: int = 10
-    batch_size: int = 128
-    lr: float = 0.1
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    warmup: float = 0.15
-    label_smoothing: float = 0.1
-    augment: str = "flip_crop"
-    seed: int = 0
-    optimizer: str = "sgd"
-
-    def __post_init__(self):
-        checked = {
-            "epochs": check_count("TrainConfig.epochs", self.epochs),
-            "batch_size": check_count("TrainConfig.batch_size", self.batch_size),
-            "lr": float(check_positive("TrainConfig.lr", self.lr)),
-            "momentum": float(check_fraction("TrainConfig.momentum", self.momentum)),
-            "weight_decay": float(check_number("TrainConfig.weight_decay", self.weight_decay, low=0)),
-            "warmup": float(check_fraction("TrainConfig.warmup", self.warmup)),
-            "label_smoothing": float(check_fraction("TrainConfig.label_smoothing", self.label_smoothing)),
-            "augment": check_choice("TrainConfig.augment", self.augment, AUGMENTATIONS),
-            "seed": check_number("TrainConfig.seed", self.seed, integer=True),
-            "optimizer": check_choice("TrainConfig.optimizer", self.optimizer, OPTIMIZERS),
-        }
-        for name, value in checked.items():          # plain Python numbers (JSON-able, comparable on resume)
-            object.__setattr__(self, name, value)
 
 
 @struct.dataclass
@@ -95,25 +61,6 @@ class FitResult:
 
     variables: dict
     history: list = field(default_factory=list)
-
-
-def _check_config(cfg, name: str = "cfg") -> TrainConfig:
-    if not isinstance(cfg, TrainConfig):
-        raise ArgumentError(f"{name} must be an insilico.train.TrainConfig; got {type(cfg).__name__}")
-    return cfg
-
-
-def make_optimizer(cfg: TrainConfig, steps: int) -> optax.GradientTransformation:
-    """The optimizer of ``cfg`` for a run of ``steps`` steps (the schedule's length)."""
-    _check_config(cfg)
-    steps = check_count("steps", steps)
-    warmup = min(max(1, int(cfg.warmup * steps)), steps - 1)      # a one-step run has no warm-up (lr 0 would
-    schedule = optax.warmup_cosine_decay_schedule(                   # train nothing)
-        0.0, cfg.lr, warmup, steps, end_value=cfg.lr * 1e-3)
-    decay_mask = lambda params: jax.tree_util.tree_map_with_path(  # noqa: E731
-        lambda path, _: getattr(path[-1], "key", None) == "kernel", params)
-    opt = optax.sgd(schedule, cfg.momentum, nesterov=True) if cfg.optimizer == "sgd" else optax.adam(schedule)
-    return optax.chain(optax.add_decayed_weights(cfg.weight_decay, mask=decay_mask), opt)
 
 
 def init_variables(model: nn.Module, input_shape, key, *, eager: bool = False) -> dict:
@@ -171,190 +118,6 @@ def make_train_step(model: nn.Module, tx, cfg: TrainConfig, objective=None):
 
     return jax.jit(step, donate_argnums=0)
 
-
-# ------------------------------------------------------------------------------------------------- checks
-
-def _check_model(model):
-    if not isinstance(model, nn.Module):
-        raise ArgumentError(f"model must be a flax.linen Module (e.g. insilico.models.ConvNet()); got "
-                            f"{type(model).__name__}")
-
-
-def _n_outputs(model, variables, x) -> int | None:
-    """The width of the model's output for images like ``x`` (classes of a classifier); None when the output is
-    not a (N, K) array."""
-    try:
-        out = jax.eval_shape(lambda v, a: model.apply(v, a), variables, jax.ShapeDtypeStruct((1, *x.shape[1:]),
-                                                                                            jnp.float32))
-    except Exception:            # a model that needs more than images to run: its own error comes later
-        return None
-    return out.shape[-1] if hasattr(out, "shape") and len(out.shape) == 2 else None
-
-
-def _check_images(name: str, x) -> np.ndarray:
-    a = check_finite(name, x)
-    if a.ndim < 2:
-        raise ArgumentError(f"{name} must be a batch of images (N, H, W, C); got shape {a.shape}")
-    return np.asarray(a, np.float32)
-
-
-def _check_labels(name: str, y, n: int, n_classes: int | None) -> np.ndarray:
-    if n_classes is None:             # the class range is unknown: integers, one per image
-        a = check_finite(name, y, ndim=1)
-        if a.shape[0] != n:
-            raise ArgumentError(f"{name} must hold one label per image ({n}); got {a.shape[0]}")
-        if not (np.issubdtype(a.dtype, np.integer) or np.all(a == np.round(a))):
-            raise ArgumentError(f"{name} must be integer class labels; got dtype {a.dtype}")
-        return a.astype(np.int32)
-    return check_labels(name, y, n_classes, n=n)
-
-
-def _dataset_images(name: str, data) -> np.ndarray:
-    """The checked images of ``data`` (a Dataset, or anything with images ``x`` and labels ``y``)."""
-    if not (hasattr(data, "x") and hasattr(data, "y")):
-        raise ArgumentError(f"{name} must be an insilico.data.Dataset (images .x, labels .y); got "
-                            f"{type(data).__name__}")
-    return _check_images(f"{name}.x", data.x)
-
-
-def _dataset_labels(name: str, data, n: int, *, labelled: bool, n_classes: int | None) -> np.ndarray:
-    """Labels checked when the objective uses them (one integer per image, in the class range); otherwise the
-    labels as given (or zeros), which the objective ignores."""
-    if labelled:
-        return _check_labels(f"{name}.y", data.y, n, n_classes)
-    y = data.y
-    return np.asarray(y, np.int32) if y is not None and np.shape(y) == (n,) else np.zeros(n, np.int32)
-
-
-# --------------------------------------------------------------------------------------------- evaluation
-
-def evaluate(model: nn.Module, variables: dict, x, y, batch_size: int = 500) -> float:
-    """Top-1 accuracy of ``model`` on images ``x`` (N, H, W, C) with labels ``y`` (N,) in its class range."""
-    _check_model(model)
-    batch_size = check_count("batch_size", batch_size)
-    x = _check_images("x", x)
-    y = _check_labels("y", y, len(x), _n_outputs(model, variables, x))
-    return _accuracy(model, variables, x, y, batch_size)
-
-
-def _accuracy(model, variables, x, y, batch_size: int = 500) -> float:
-    predict = _predictor(model)
-    correct = 0
-    for i in range(0, len(y), batch_size):
-        correct += int(jnp.sum(predict(variables, jnp.asarray(x[i:i + batch_size])) == jnp.asarray(y[i:i + batch_size])))
-    return correct / len(y)
-
-
-_PREDICTORS: dict = {}
-
-
-def _predictor(model):
-    if model not in _PREDICTORS:
-        _PREDICTORS[model] = jax.jit(lambda v, x: jnp.argmax(model.apply(v, x), -1))
-    return _PREDICTORS[model]
-
-
-# ------------------------------------------------------------------------------------------------ identity
-
-def data_fingerprint(x, y, name: str | None = None) -> dict:
-    """What identifies a dataset for resuming: a sha256 of its images (as float32) and labels (as int32), with
-    their shapes; ``name`` is recorded for messages only (two datasets with one name and other content differ,
-    one content under two names is the same)."""
-    x, y = np.ascontiguousarray(x, np.float32), np.ascontiguousarray(y, np.int32)
-    h = hashlib.sha256()
-    h.update(f"x{x.shape}|y{y.shape}|".encode())
-    h.update(memoryview(x).cast("B"))
-    h.update(memoryview(y).cast("B"))
-    return {"name": name, "images": int(x.shape[0]), "shape": list(x.shape[1:]), "sha256": h.hexdigest()}
-
-
-def _plain(value):
-    """A JSON-able copy (tuples as lists; other objects by repr)."""
-    return json.loads(json.dumps(value, default=lambda v: v.tolist() if hasattr(v, "tolist") else repr(v)))
-
-
-def _objective_identity(objective) -> dict:
-    if is_dataclass(objective) and not isinstance(objective, type):
-        return {"class": type(objective).__name__, "fields": _plain(asdict(objective))}
-    return {"class": type(objective).__name__, "repr": repr(objective)}
-
-
-def _model_identity(model) -> dict:
-    try:
-        return _plain(model_spec(model))
-    except ValueError:                                     # a model class outside insilico.models
-        return {"class": f"{type(model).__module__}.{type(model).__qualname__}", "repr": repr(model)}
-
-
-def _describe_data(d) -> str:
-    if d is None:
-        return "none"
-    return f"{d.get('name')!r}, {d.get('images')} images of shape {tuple(d.get('shape', ()))}, sha256 " \
-           f"{str(d.get('sha256'))[:12]}"
-
-
-def _describe_objective(o) -> str:
-    if not isinstance(o, dict):
-        return repr(o)
-    if "fields" in o:
-        return f"{o.get('class')}({', '.join(f'{k}={v!r}' for k, v in o['fields'].items())})"
-    return o.get("repr", repr(o))
-
-
-def _differences(stored: dict, now: dict) -> list[str]:
-    """What differs between a checkpoint's identity and this run's, one phrase per difference."""
-    out = []
-    old_model, new_model = stored.get("model") or {}, now["model"]
-    if old_model != new_model:
-        if old_model.get("class") == new_model.get("class") and "config" in old_model and "config" in new_model:
-            a, b = old_model["config"], new_model["config"]
-            out += [f"the model's {k} ({a.get(k)!r} in the checkpoint, {b.get(k)!r} now)"
-                    for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
-        else:
-            out.append(f"the model ({json.dumps(old_model)} in the checkpoint, {json.dumps(new_model)} now)")
-    old_cfg, new_cfg = stored.get("config") or {}, now["config"]
-    for k in sorted(set(old_cfg) | set(new_cfg)):
-        if old_cfg.get(k) != new_cfg.get(k):
-            out.append(f"config.{k} ({old_cfg.get(k)!r} in the checkpoint, {new_cfg.get(k)!r} now)")
-    for key, what in (("train", "the training data"), ("test", "the test data")):
-        a, b = stored.get(key), now[key]
-        if (a or {}).get("sha256") != (b or {}).get("sha256"):
-            change = "content differs" if a and b and a.get("name") == b.get("name") else "differs"
-            out.append(f"{what}: {change} (checkpoint: {_describe_data(a)}; now: {_describe_data(b)})")
-    if stored.get("objective") != now["objective"]:
-        out.append(f"the objective ({_describe_objective(stored.get('objective'))} in the checkpoint, "
-                   f"{_describe_objective(now['objective'])} now)")
-    return out
-
-
-def _check_resumable(ckpt: Path, stored, identity: dict):
-    way_out = "pass resume=False to start over (it is overwritten after the first epoch) or another checkpoint_dir"
-    if not isinstance(stored, dict) or stored.get("format") != IDENTITY_FORMAT:
-        raise CheckpointError(
-            f"{ckpt} was written by an earlier version of insilico that did not record the content of the training "
-            f"data and the objective, so resuming it cannot be verified; {way_out}")
-    diffs = _differences(stored, identity)
-    if diffs:
-        raise CheckpointError(f"{ckpt} was written by another training run, so it is not resumed: "
-                              + "; ".join(diffs) + f". To train anyway, {way_out}")
-
-
-# ------------------------------------------------------------------------------------------------ finiteness
-
-@jax.jit
-def _tree_finite(tree):
-    leaves = [jnp.all(jnp.isfinite(leaf)) for leaf in jax.tree.leaves(tree)
-              if jnp.issubdtype(jnp.asarray(leaf).dtype, jnp.inexact)]
-    return jnp.all(jnp.stack(leaves)) if leaves else jnp.array(True)
-
-
-def _nonfinite_paths(tree) -> list[str]:
-    flat = jax.tree_util.tree_flatten_with_path(jax.device_get(tree))[0]
-    return ["/".join(str(getattr(k, "key", getattr(k, "name", getattr(k, "idx", k)))) for k in path)
-            for path, leaf in flat if not np.isfinite(np.asarray(leaf, np.float64)).all()]
-
-
-# ---------------------------------------------------------------------------------------------------- fit
 
 def fit(model: nn.Module, train, test=None, cfg: TrainConfig = TrainConfig(), *, checkpoint_dir=None,
         resume: bool = True, progress: bool = True, on_epoch=None, objective=None) -> FitResult:
@@ -416,11 +179,10 @@ def fit(model: nn.Module, train, test=None, cfg: TrainConfig = TrainConfig(), *,
     history, start, identity = [], 0, None
     ckpt = Path(checkpoint_dir) / "last.ckpt" if checkpoint_dir is not None else None
     if ckpt is not None:                  # what this run is: checked against a checkpoint before resuming it
-        identity = {"format": IDENTITY_FORMAT, "model": _model_identity(model), "config": _plain(asdict(cfg)),
-                    "objective": _objective_identity(objective or Classification(cfg.label_smoothing)),
-                    "train": data_fingerprint(x_train, y_train, getattr(train, "name", None)),
-                    "test": data_fingerprint(x_test, y_test, getattr(test, "name", None)) if evaluate_test
-                    else None}
+        identity = _run_identity(model, cfg, objective or Classification(cfg.label_smoothing),
+                                 data_fingerprint(x_train, y_train, getattr(train, "name", None)),
+                                 data_fingerprint(x_test, y_test, getattr(test, "name", None)) if evaluate_test
+                                 else None)
         if resume and ckpt.exists():
             _check_resumable(ckpt, read_meta(ckpt).get("identity"), identity)
             state, meta = load_checkpoint(ckpt, state)
@@ -487,7 +249,6 @@ def fit(model: nn.Module, train, test=None, cfg: TrainConfig = TrainConfig(), *,
         if on_epoch is not None:
             on_epoch(epoch + 1, jax.device_get(_variables(state)))
     return FitResult(_variables(state), history)
-
 
 
 def _variables(state: TrainState) -> dict:
