@@ -13,7 +13,7 @@ import numpy as np
 import scipy.stats
 
 from ...validation import ArgumentError
-from .compare import _WEIGHTED_METHODS, _tau_a_exact, _weighted_score, _wranks, _x64
+from .compare import _WEIGHTED_METHODS, _tau_a_exact, _weighted_score, _wranks
 from .rdm import _as_vectors
 
 CEILING_METHODS = _WEIGHTED_METHODS          # pooling (rsatoolbox's pool_rdm) is defined for these comparators
@@ -35,7 +35,7 @@ def noise_ceiling(data_rdms, method: str = "corr") -> tuple[float, float]:
         pooled = t.mean(0)
         return (float(np.mean([_tau_a_exact(r, x) for r, x in zip(rest, v)])),
                 float(np.mean([_tau_a_exact(pooled, x) for x in v])))
-    with _x64():
+    with jax.enable_x64(True):                       # exact, as compare(); resampling stays float32
         lo, hi = (float(t) for t in _ceiling(jnp.asarray(v), method))
     return lo, hi
 

@@ -22,14 +22,6 @@ COMPARATORS = ("corr", "cosine", "spearman", "rho-a", "tau-a", "corr_cov", "cosi
 _WEIGHTED_METHODS = ("corr", "cosine", "spearman", "rho-a", "tau-a")
 
 
-def _x64():
-    """Context for exact (float64) evaluation of single comparisons; resampling stays in float32."""
-    ctx = getattr(jax, "enable_x64", None)
-    if ctx is None:                                                     # older JAX
-        from jax.experimental import enable_x64 as ctx
-    return ctx(True)
-
-
 def _pair_index(n: int):
     i, j = np.triu_indices(n, 1)
     return jnp.asarray(i), jnp.asarray(j)
@@ -143,7 +135,7 @@ def compare(a, b, method: str = "corr") -> np.ndarray:
         raise ValueError(f"compare: a has RDMs over {na} stimuli, b over {nb}")
     if method == "tau-a":
         return np.array([[_tau_a_exact(x, y) for y in vb] for x in va])
-    with _x64():
+    with jax.enable_x64(True):                       # single comparisons in float64; resampling stays float32
         return np.asarray(_compare_all(jnp.asarray(va), jnp.asarray(vb), method, na))
 
 
