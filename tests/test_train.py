@@ -117,3 +117,50 @@ def test_a_checkpoint_without_the_constants_field_still_resumes(digit_split, tmp
     save_checkpoint(path, {k: v for k, v in raw.items() if k != "constants"}, header["meta"])
     again = fit(model, train, test, cfg, checkpoint_dir=tmp_path, progress=False)
     assert again.history == first.history
+
+
+def test_nonfinite_weights_are_named_by_their_flax_paths():
+    """The "a/b/c" paths that name non-finite weights are flax's (``flatten_dict(params, sep="/")``, in the
+    order of the tree's leaves), and an optimizer state's continue them under the optax state that holds them."""
+    import jax.numpy as jnp
+    from flax.traverse_util import flatten_dict, unflatten_dict
+
+    from insilico import zoo
+    from insilico.train import init_variables, make_optimizer
+
+    recipe = zoo.RECIPES["mnist_convnet"]
+    params = init_variables(recipe.model, recipe.input_spec.shape, jax.random.PRNGKey(0), eager=True)["params"]
+    flat = flatten_dict(params, sep="/")
+    all_bad = jax.tree.map(lambda a: jnp.full_like(a, jnp.nan), params)
+    leaf_order = [jax.tree_util.keystr(p, simple=True, separator="/")
+                  for p, _ in jax.tree_util.tree_flatten_with_path(params)[0]]
+    assert sorted(leaf_order) == sorted(flat)
+    assert loop_module._nonfinite_paths(all_bad) == leaf_order
+    assert loop_module._nonfinite_paths(params) == []
+    one = sorted(flat)[len(flat) // 2]
+    poisoned = unflatten_dict({k: np.full(v.shape, np.inf) if k == one else v for k, v in flat.items()}, sep="/")
+    assert loop_module._nonfinite_paths(poisoned) == [one]
+    opt_state = make_optimizer(CFG, 10).init(all_bad)
+    nan_state = jax.tree.map(lambda a: jnp.full_like(a, jnp.nan) if jnp.issubdtype(a.dtype, jnp.inexact) else a,
+                             opt_state)
+    assert loop_module._nonfinite_paths(nan_state) == [f"1/0/trace/{p}" for p in leaf_order]   # momentum trace
+
+
+def test_evaluate_compiles_one_predictor_per_model_and_keeps_a_bounded_number(digit_split):
+    from insilico.train import evaluation, init_variables
+
+    _, test = digit_split
+    model = MLP(widths=(8,), num_classes=10)
+    variables = init_variables(model, test.x.shape[1:], jax.random.PRNGKey(0))
+    evaluation._predictor.cache_clear()
+    first = evaluate(model, variables, test.x, test.y, batch_size=len(test.x))
+    assert evaluate(model, variables, test.x, test.y, batch_size=len(test.x)) == first
+    predict = evaluation._predictor(model)
+    assert predict is evaluation._predictor(MLP(widths=(8,), num_classes=10))     # an equal model: the same one
+    assert predict._cache_size() == 1                                              # compiled once
+    size = evaluation.PREDICTOR_CACHE_SIZE
+    for width in range(9, 9 + size + 5):                                           # more models than are kept
+        evaluation._predictor(MLP(widths=(width,), num_classes=10))
+    info = evaluation._predictor.cache_info()
+    assert info.maxsize == size and info.currsize == size
+    assert evaluation._predictor(model) is not predict                             # the oldest was dropped

@@ -28,5 +28,5 @@ def _nonfinite_paths(tree) -> list[str]:
     """The "a/b/c" paths of the leaves of ``tree`` (params, batch statistics or an optimizer state) that hold
     NaN or inf."""
     flat = jax.tree_util.tree_flatten_with_path(jax.device_get(tree))[0]
-    return ["/".join(str(getattr(k, "key", getattr(k, "name", getattr(k, "idx", k)))) for k in path)
+    return [jax.tree_util.keystr(path, simple=True, separator="/")
             for path, leaf in flat if not np.isfinite(np.asarray(leaf, np.float64)).all()]

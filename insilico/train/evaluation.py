@@ -2,6 +2,8 @@
 compiled predictor per model."""
 from __future__ import annotations
 
+from functools import lru_cache
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -20,17 +22,24 @@ def evaluate(model: nn.Module, variables: dict, x, y, batch_size: int = 500) -> 
 
 
 def _accuracy(model, variables, x, y, batch_size: int = 500) -> float:
-    predict = _predictor(model)
+    """The fraction of images ``x`` the model classifies as ``y`` (checked arguments)."""
+    return _count_correct(_predictor(model), variables, x, y, batch_size) / len(y)
+
+
+def _count_correct(predict, variables, x, y, batch_size: int) -> int:
+    """How many of the images ``x`` ``predict`` labels as ``y``, ``batch_size`` images a call."""
     correct = 0
     for i in range(0, len(y), batch_size):
-        correct += int(jnp.sum(predict(variables, jnp.asarray(x[i:i + batch_size])) == jnp.asarray(y[i:i + batch_size])))
-    return correct / len(y)
+        predicted = predict(variables, jnp.asarray(x[i:i + batch_size]))
+        correct += int(jnp.sum(predicted == jnp.asarray(y[i:i + batch_size])))
+    return correct
 
 
-_PREDICTORS: dict = {}
+PREDICTOR_CACHE_SIZE = 32    # models whose compiled predictor is kept (least recently used one dropped beyond)
 
 
+@lru_cache(maxsize=PREDICTOR_CACHE_SIZE)
 def _predictor(model):
-    if model not in _PREDICTORS:
-        _PREDICTORS[model] = jax.jit(lambda v, x: jnp.argmax(model.apply(v, x), -1))
-    return _PREDICTORS[model]
+    """The compiled ``(variables, images) -> predicted class`` of ``model``: compiled once per model (and input
+    shape), kept for the :data:`PREDICTOR_CACHE_SIZE` most recently evaluated models."""
+    return jax.jit(lambda v, x: jnp.argmax(model.apply(v, x), -1))
