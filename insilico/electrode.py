@@ -31,6 +31,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .engine.fold import fold
 from .interception import Tap, apply
 from .validation import (ArgumentError, InputError, SiteError, UnknownNameError, check_choice, check_count,
                          check_finite, check_images, check_in_range, check_key, check_mask, check_sites,
@@ -323,17 +324,18 @@ def site_means(subject, x, sites: Sequence[str] | str, over: str = "images", bat
         raise ArgumentError(f"sites must name one or more sites of {getattr(subject, 'name', 'the subject')}; "
                             "got None")
     _, sites = _prepare(subject, x, None, sites)
-    override = relu_override_state()
-    sums, n = None, 0
-    for i in range(0, len(x), batch_size):
-        _, rec = _jit_run(subject, x[i:i + batch_size], {}, None, override, sites)
-        part = {s: jnp.sum(rec[s], axis=0) for s in sites}
-        sums = part if sums is None else jax.tree.map(jnp.add, sums, part)
-        n += len(x[i:i + batch_size])
+    zeros = {s: jnp.zeros(subject.sites[s], jnp.float32) for s in sites}
+    sums = fold(_add_site_sums, zeros, jnp.asarray(x), subject, tuple(sites), batch_size=batch_size)
+    n = len(x)
     means = {s: v / n for s, v in sums.items()}
     if over == "space":
         means = {s: v.reshape(-1, v.shape[-1]).mean(0) for s, v in means.items()}
     return means
+
+
+def _add_site_sums(sums, x, subject, sites):
+    _, rec = forward(subject, x, record=sites)
+    return {s: sums[s] + jnp.sum(rec[s], axis=0) for s in sites}
 
 
 def synapse_paths(subject, site: str | None = None) -> list[str]:

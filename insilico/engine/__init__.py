@@ -12,12 +12,12 @@ Probes use these and write no batch loops of their own. The engine knows nothing
 :mod:`insilico.validation`.
 """
 from .chunks import run_chunks
-from .fold import fold, map_batches
+from .fold import EmptyStream, Stream, fold, map_batches
 from .map import initialize_distributed, run_sweep
 from .memory import choose_batch_size
 from .program import LOOPS, drive, filter_jit, join_static, resolve_loop, run_programs, split_static
 from .store import SweepError
 
-__all__ = ["run_sweep", "fold", "map_batches", "drive", "run_programs", "run_chunks", "choose_batch_size",
-           "initialize_distributed", "filter_jit", "split_static", "join_static", "resolve_loop", "LOOPS",
-           "SweepError"]
+__all__ = ["run_sweep", "fold", "map_batches", "Stream", "EmptyStream", "drive", "run_programs", "run_chunks",
+           "choose_batch_size", "initialize_distributed", "filter_jit", "split_static", "join_static",
+           "resolve_loop", "LOOPS", "SweepError"]

@@ -8,30 +8,48 @@ per-stimulus outputs that are kept (recordings, predictions), gathered on the ho
 """
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from ..validation import ArgumentError, check_count
+from .chunks import pad_to, take
 from .program import filter_jit
 
-__all__ = ["fold", "map_batches"]
+__all__ = ["EmptyStream", "Stream", "fold", "map_batches"]
+
+
+class EmptyStream(ArgumentError):
+    """A :class:`Stream` that yielded no batch."""
+
+
+class Stream:
+    """Batches that arrive one after another (an iterable of arrays, e.g. images read from disk a shard at a
+    time), for :func:`fold` and :func:`map_batches`; each batch is one step, whatever its size."""
+
+    def __init__(self, batches: Iterable):
+        if hasattr(batches, "shape") or not isinstance(batches, Iterable):
+            raise ArgumentError(f"Stream takes an iterable of batches (arrays); got {type(batches).__name__}")
+        self.batches = batches
 
 
 def _batches(data, batch_size: int):
-    """``(n_batches, batch(i))`` over ``data``: an int (batch i is the index itself) or arrays with a leading axis."""
+    """``(n_batches or None, iterator of batches)`` over ``data``: an int (each batch is its own index), a
+    :class:`Stream`, or arrays with a leading axis cut into batches of ``batch_size``."""
+    if isinstance(data, Stream):
+        return None, iter(data.batches)
     if isinstance(data, (int, np.integer)) and not isinstance(data, bool):
         n = check_count("data (a number of batches)", int(data))
-        return n, lambda i: jnp.int32(i)
+        return n, (jnp.int32(i) for i in range(n))
     leaves = jax.tree.leaves(data)
     sizes = {int(np.shape(a)[0]) if np.ndim(a) else -1 for a in leaves}
     if not leaves or len(sizes) != 1 or -1 in sizes or 0 in sizes:
-        raise ArgumentError(f"data must be a number of batches or arrays with one common, non-empty leading "
-                            f"(stimulus) axis; got leading axes {sorted(sizes)}")
-    n = sizes.pop()
-    return -(-n // batch_size), lambda i: jax.tree.map(lambda a: a[i * batch_size:(i + 1) * batch_size], data)
+        raise ArgumentError(f"data must be a number of batches, a Stream of batches, or arrays with one common, "
+                            f"non-empty leading (stimulus) axis; got leading axes {sorted(sizes)}")
+    n = -(-sizes.pop() // batch_size)
+    return n, (take(data, i * batch_size, (i + 1) * batch_size) for i in range(n))
 
 
 def _compiled(fn: Callable) -> Callable:
@@ -56,9 +74,10 @@ def fold(step: Callable, acc, data, *args, batch_size: int = 256, progress: bool
     """``acc = step(acc, batch, *args)`` for every batch of ``data``; returns the final ``acc``.
 
     data: arrays (a pytree) with a leading stimulus axis, cut into batches of ``batch_size`` (the last may be
-        smaller: one more compiled shape), or an int — a number of batches, the step receiving the batch index
-        (an int32 scalar) to make its own stimuli from. args: passed to every step whole (a subject, a mean
-        image); array leaves are traced and other leaves static, as for :func:`~insilico.engine.filter_jit`.
+        smaller: one more compiled shape); an int — a number of batches, the step receiving the batch index (an
+        int32 scalar) to make its own stimuli from; or a :class:`Stream` of batches.
+    args: passed to every step whole (a subject, a mean image); array leaves are traced and other leaves static,
+        as for :func:`~insilico.engine.filter_jit`.
 
     >>> import jax.numpy as jnp
     >>> fold(lambda acc, x: acc + x.sum(), jnp.float32(0), jnp.arange(10.0), batch_size=4).item()
@@ -67,16 +86,19 @@ def fold(step: Callable, acc, data, *args, batch_size: int = 256, progress: bool
     from tqdm.auto import tqdm
 
     batch_size = check_count("batch_size", batch_size)
-    n, batch = _batches(data, batch_size)
+    n, batches = _batches(data, batch_size)
     body = _compiled(step)
-    for i in tqdm(range(n), desc=desc, unit="batch", disable=not progress):
-        acc = body(acc, batch(i), *args)
+    for batch in tqdm(batches, total=n, desc=desc, unit="batch", disable=not progress):
+        acc = body(acc, batch, *args)
     return acc
 
 
 def map_batches(fn: Callable, data, *args, batch_size: int = 256, progress: bool = False, desc: str = "batches"):
     """``fn(batch, *args)`` for every batch of ``data`` (as for :func:`fold`), outputs gathered on the host as
-    NumPy arrays and joined along their leading axis: a pytree like ``fn``'s output over every stimulus.
+    NumPy arrays and joined along their leading axis: a pytree like ``fn``'s output over every stimulus. Arrays
+    (and each batch of a :class:`Stream`) larger than ``batch_size`` are cut into batches of ``batch_size``, the
+    remainder padded (its pads' outputs dropped), so one compiled shape serves; ``fn`` must treat stimuli
+    independently (a model in inference mode does).
 
     >>> import jax.numpy as jnp
     >>> map_batches(lambda x: {"double": 2 * x}, jnp.arange(5.0), batch_size=2)["double"].tolist()
@@ -85,8 +107,17 @@ def map_batches(fn: Callable, data, *args, batch_size: int = 256, progress: bool
     from tqdm.auto import tqdm
 
     batch_size = check_count("batch_size", batch_size)
-    n, batch = _batches(data, batch_size)
+    _, batches = _batches(Stream([data]) if not isinstance(data, Stream) else data, batch_size)
     body = _compiled(fn)
-    parts = [jax.tree.map(np.asarray, body(batch(i), *args))
-             for i in tqdm(range(n), desc=desc, unit="batch", disable=not progress)]
+    parts = []
+    for batch in tqdm(batches, desc=desc, unit="batch", disable=not progress):
+        total = len(jax.tree.leaves(batch)[0])
+        for start in range(0, total, batch_size):                  # a batch larger than batch_size is cut
+            piece = take(batch, start, start + batch_size)
+            size = min(batch_size, total - start)
+            if total > batch_size and size < batch_size:           # its remainder padded: one compiled shape
+                piece = pad_to(piece, batch_size)
+            parts.append(jax.tree.map(lambda a, size=size: np.asarray(a)[:size], body(piece, *args)))
+    if not parts:
+        raise EmptyStream("data is an empty Stream (no batches); pass at least one batch")
     return jax.tree.map(lambda *a: np.concatenate(a), *parts)

@@ -21,6 +21,7 @@ import xarray as xr
 from .. import electrode as el
 from ..analysis import encoding as enc
 from ..analysis import rsa
+from ..engine import map_batches
 from ..validation import ArgumentError, check_choice, check_count, check_finite, check_key
 
 __all__ = ["record_sites", "rsa_by_site", "encoding_by_site", "site_region_heatmap"]
@@ -41,12 +42,12 @@ def record_sites(subject, images, sites: Sequence[str] | None = None, *, batch_s
     units) float64 array}."""
     batch_size = check_count("batch_size", batch_size)
     x, sites = _images(subject, images, sites, "record_sites")
-    parts: dict[str, list] = {s: [] for s in sites}
-    for i in range(0, len(x), batch_size):
-        _, rec = el.record(subject, x[i:i + batch_size], sites)
-        for s in sites:
-            parts[s].append(np.asarray(rec[s], np.float64).reshape(len(rec[s]), -1))
-    return {s: np.concatenate(v) for s, v in parts.items()}
+    rec = map_batches(_record, x, subject, tuple(sites), batch_size=batch_size)
+    return {s: np.asarray(rec[s], np.float64).reshape(len(x), -1) for s in sites}
+
+
+def _record(x, subject, sites):
+    return el.forward(subject, x, record=sites)[1]
 
 
 def _check_regions(regions) -> None:

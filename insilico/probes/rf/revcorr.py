@@ -1,0 +1,95 @@
+"""Reverse correlation: the spike-triggered average and covariance of every (centre) unit from white noise,
+accumulated batch by batch on the engine's fold (memory of one batch, whatever the number of images)."""
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import xarray as xr
+
+from ... import electrode as el
+from ...engine import fold
+from ...validation import check_count, check_key, check_positive
+from ._common import _site, centre_units
+from .size import receptive_field_size
+
+
+def _revcorr_step(acc, i, site: str, window: tuple | None, subject, key, noise: tuple):
+    """Accumulate response-weighted sums over noise batch ``i`` (drawn from ``fold_in(key, i)``)."""
+    mean, scale, lo, hi, shape = noise
+    x = jnp.clip(mean + scale * jax.random.normal(jax.random.fold_in(key, i), shape), lo, hi)
+    _, rec = el.forward(subject, x, record=(site,))
+    r = centre_units(rec[site])                                      # (B, U)
+    d = (x - mean).reshape(x.shape[0], -1)                           # (B, D)
+    new = {"n": acc["n"] + x.shape[0], "r": acc["r"] + r.sum(0), "r2": acc["r2"] + (r ** 2).sum(0),
+           "rx": acc["rx"] + r.T @ d}
+    if window is not None:
+        y0, x0, size = window
+        w = (x - mean)[:, y0:y0 + size, x0:x0 + size, :].reshape(x.shape[0], -1)
+        new["rxx"] = acc["rxx"] + jnp.einsum("bu,bd,be->ude", r, w, w)
+    return new
+
+
+def reverse_correlation(subject, site: str, n_images: int = 8192, *, key, std: float = 0.15,
+                        batch_size: int = 256, stc: bool = False, window: int | None = None,
+                        progress: bool = True) -> xr.Dataset:
+    """Spike-triggered average (and optionally covariance) of every (centre) unit of ``site`` from Gaussian
+    white noise (mean at the middle of the pixel bounds, ``std`` per pixel, clipped to the bounds).
+
+    STA = Σ r (x − μ) / Σ r: for a linear-nonlinear unit it is proportional to the linear filter (Bussgang;
+    Chichilnisky 2001). STC (``stc=True``) is computed in a ``window`` x ``window`` crop around the map centre
+    (default: the site's theoretical receptive field, at most 16 px): Σ r (x−μ−STA)(x−μ−STA)ᵀ / Σ r − σ²I
+    (Schwartz et al. 2006), with its eigenvalues and leading eigenvectors; complex-cell-like units show
+    large positive eigenvalues with a flat STA. Noise batch ``i`` is drawn from ``fold_in(key, i)``.
+    Returns ``sta`` (unit, y, x, channel), ``n_spikes`` (Σ r), ``mean_rate`` and with ``stc`` the
+    ``stc_eigenvalues`` (unit, component) and ``stc_eigenvectors`` (unit, component, wy, wx, channel).
+    """
+    site = _site(subject, site)
+    n_images = check_count("n_images", n_images)
+    check_key("key", key)
+    std = check_positive("std", std)
+    batch_size = check_count("batch_size", batch_size)
+    if window is not None:
+        window = check_count("window", window, maximum=min(subject.input_spec.shape[:2]))
+    h, w, c = subject.input_spec.shape
+    lo, hi = subject.input_spec.bounds
+    mean = 0.5 * (lo + hi)
+    n_units = subject.sites[site][-1]
+    win = None
+    if stc:
+        size = window or min(16, int(receptive_field_size(subject, site, key=jax.random.fold_in(key, 0x5EED))
+                                     ["theoretical_size"].values[0]))
+        size = int(min(size, h, w))
+        win = ((h - size) // 2, (w - size) // 2, size)
+    acc = {"n": jnp.zeros(()), "r": jnp.zeros(n_units), "r2": jnp.zeros(n_units),
+           "rx": jnp.zeros((n_units, h * w * c))}
+    if win:
+        acc["rxx"] = jnp.zeros((n_units, win[2] ** 2 * c, win[2] ** 2 * c))
+    noise = (mean, std * (hi - lo), lo, hi, (batch_size, h, w, c))
+    acc = fold(_revcorr_step, acc, math.ceil(n_images / batch_size), site, win, subject, key, noise,
+               progress=progress, desc=f"reverse correlation {site}")
+    acc = {k: np.asarray(v, np.float64) for k, v in acc.items()}
+    spikes = acc["r"]
+    safe = np.where(spikes > 0, spikes, 1.0)
+    sta = (acc["rx"] / safe[:, None]).reshape(n_units, h, w, c)
+    sta[spikes <= 0] = 0.0
+    ds = xr.Dataset({"sta": (("unit", "y", "x", "channel"), sta.astype(np.float32)),
+                     "n_spikes": ("unit", spikes), "mean_rate": ("unit", spikes / acc["n"])},
+                    coords={"unit": np.arange(n_units)},
+                    attrs={"site": site, "subject": subject.name, "n_images": int(acc["n"]), "std": std})
+    if win:
+        y0, x0, size = win
+        s_w = sta[:, y0:y0 + size, x0:x0 + size, :].reshape(n_units, -1)
+        cov = acc["rxx"] / safe[:, None, None] - np.einsum("ud,ue->ude", s_w, s_w)
+        cov -= (std * (hi - lo)) ** 2 * np.eye(cov.shape[-1])[None]
+        vals, vecs = np.linalg.eigh(cov)
+        order = np.argsort(-np.abs(vals), axis=-1)[:, :8]
+        vals = np.take_along_axis(vals, order, -1)
+        vecs = np.take_along_axis(vecs, order[:, None, :], -1).transpose(0, 2, 1)
+        ds["stc_eigenvalues"] = (("unit", "component"), vals)
+        ds["stc_eigenvectors"] = (("unit", "component", "wy", "wx", "channel"),
+                                  vecs.reshape(n_units, -1, size, size, c).astype(np.float32))
+        ds.attrs["stc_window"] = (y0, x0, size)
+    return ds
