@@ -1,3 +1,4 @@
+import functools
 from dataclasses import replace
 
 import jax
@@ -146,18 +147,24 @@ def test_nonfinite_weights_are_named_by_their_flax_paths():
     assert loop_module._nonfinite_paths(nan_state) == [f"1/0/trace/{p}" for p in leaf_order]   # momentum trace
 
 
-def test_evaluate_compiles_one_predictor_per_model_and_keeps_a_bounded_number(digit_split):
+def test_evaluate_compiles_one_predictor_per_model_and_keeps_a_bounded_number(digit_split, monkeypatch):
+    import chex
+
     from insilico.train import evaluation, init_variables
 
     _, test = digit_split
     model = MLP(widths=(8,), num_classes=10)
     variables = init_variables(model, test.x.shape[1:], jax.random.PRNGKey(0))
+    make = evaluation._predictor.__wrapped__
+    traced = functools.lru_cache(maxsize=4)(lambda m: chex.assert_max_traces(make(m), n=1))
+    monkeypatch.setattr(evaluation, "_predictor", traced)
+    first = evaluate(model, variables, test.x, test.y, batch_size=len(test.x))     # traced once ...
+    assert evaluate(model, variables, test.x, test.y, batch_size=len(test.x)) == first   # ... and never again
+    assert evaluate(MLP(widths=(8,), num_classes=10), variables, test.x, test.y, batch_size=len(test.x)) == first
+    monkeypatch.undo()
     evaluation._predictor.cache_clear()
-    first = evaluate(model, variables, test.x, test.y, batch_size=len(test.x))
-    assert evaluate(model, variables, test.x, test.y, batch_size=len(test.x)) == first
     predict = evaluation._predictor(model)
     assert predict is evaluation._predictor(MLP(widths=(8,), num_classes=10))     # an equal model: the same one
-    assert predict._cache_size() == 1                                              # compiled once
     size = evaluation.PREDICTOR_CACHE_SIZE
     for width in range(9, 9 + size + 5):                                           # more models than are kept
         evaluation._predictor(MLP(widths=(width,), num_classes=10))

@@ -5,9 +5,9 @@ from __future__ import annotations
 from functools import lru_cache
 
 import flax.linen as nn
-import jax
 import jax.numpy as jnp
 
+from ..engine import fold
 from ..validation import check_count
 from ._checks import _check_images, _check_labels, _check_model, _n_outputs
 
@@ -27,12 +27,13 @@ def _accuracy(model, variables, x, y, batch_size: int = 500) -> float:
 
 
 def _count_correct(predict, variables, x, y, batch_size: int) -> int:
-    """How many of the images ``x`` ``predict`` labels as ``y``, ``batch_size`` images a call."""
-    correct = 0
-    for i in range(0, len(y), batch_size):
-        predicted = predict(variables, jnp.asarray(x[i:i + batch_size]))
-        correct += int(jnp.sum(predicted == jnp.asarray(y[i:i + batch_size])))
-    return correct
+    """How many of the images ``x`` ``predict`` labels as ``y``, streamed ``batch_size`` images a step."""
+    return int(fold(_add_correct, jnp.int32(0), (x, y), predict, variables, batch_size=batch_size))
+
+
+def _add_correct(count, batch, predict, variables):
+    x, y = batch
+    return count + jnp.sum(predict(variables, x) == y)
 
 
 PREDICTOR_CACHE_SIZE = 32    # models whose compiled predictor is kept (least recently used one dropped beyond)
@@ -40,6 +41,7 @@ PREDICTOR_CACHE_SIZE = 32    # models whose compiled predictor is kept (least re
 
 @lru_cache(maxsize=PREDICTOR_CACHE_SIZE)
 def _predictor(model):
-    """The compiled ``(variables, images) -> predicted class`` of ``model``: compiled once per model (and input
-    shape), kept for the :data:`PREDICTOR_CACHE_SIZE` most recently evaluated models."""
-    return jax.jit(lambda v, x: jnp.argmax(model.apply(v, x), -1))
+    """``(variables, images) -> predicted class`` of ``model``, one function per model, so the engine's fold
+    compiles it once per model (and batch shape); kept for the :data:`PREDICTOR_CACHE_SIZE` most recently
+    evaluated models."""
+    return lambda v, x: jnp.argmax(model.apply(v, x), -1)
