@@ -15,12 +15,19 @@ with every field broadcast over the site's unit axes (``(C,)`` edits channels of
 ``(H, W, C)`` edits single units). For a 0/1 mask this is ``where(mask, value, gain * x + bias)``; a dense
 blend keeps it differentiable w.r.t. every field and vmap-friendly (no scatter).
 
-Example::
+Example:
 
-    subject = insilico.zoo.load("cifar_convnet")
-    logits, rec = record(subject, images, ["conv2", "fc1"])
-    mask = jnp.zeros(128).at[7].set(1)                       # unit 7 of conv3
-    logits, rec = run(subject, images, edits={"conv3": lesion(mask)}, record=["conv3"])
+>>> import jax.numpy as jnp
+>>> from insilico import zoo
+>>> subject = zoo.load("cifar_convnet")
+>>> images = jnp.full((2, 32, 32, 3), 0.5)
+>>> logits, rec = record(subject, images, ["conv2", "fc1"])
+>>> rec["conv2"].shape
+(2, 16, 16, 64)
+>>> mask = jnp.zeros(128).at[7].set(1)                       # unit 7 of conv3
+>>> logits, rec = run(subject, images, edits={"conv3": lesion(mask)}, record=["conv3"])
+>>> float(abs(rec["conv3"][..., 7]).max())
+0.0
 """
 from __future__ import annotations
 

@@ -9,17 +9,19 @@ A :class:`Subject` is a pytree: the weights (``variables``) are its leaves, ever
 name, sites, input spec, class names — is static. Compiled probes take the subject as an argument, so a new set
 of weights of the same model (a synaptic lesion, a training snapshot, another seed) never retraces.
 
-Example::
+Example:
 
-    import flax.linen as nn
-    class CNN(nn.Module):
-        @nn.compact
-        def __call__(self, x):
-            x = nn.relu(nn.Conv(16, (3, 3), name="conv1")(x))
-            return nn.Dense(10, name="out")(x.mean((1, 2)))
-    model = CNN()
-    subject = make_subject("cnn", model, model.init(key, jnp.zeros((1, 32, 32, 3))), InputSpec((32, 32, 3)))
-    subject.sites   # {'conv1': (32, 32, 16), 'out': (10,)}
+>>> import flax.linen as nn, jax, jax.numpy as jnp
+>>> class CNN(nn.Module):
+...     @nn.compact
+...     def __call__(self, x):
+...         x = nn.relu(nn.Conv(16, (3, 3), name="conv1")(x))
+...         return nn.Dense(10, name="out")(x.mean((1, 2)))
+>>> model = CNN()
+>>> variables = model.init(jax.random.key(0), jnp.zeros((1, 32, 32, 3)))
+>>> subject = make_subject("cnn", model, variables, InputSpec((32, 32, 3)))
+>>> subject.sites
+{'conv1': (32, 32, 16), 'out': (10,)}
 """
 from __future__ import annotations
 

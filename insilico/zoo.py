@@ -109,7 +109,10 @@ def load(name: str, weights=None) -> Subject:
     is read into them (checked for structure, shapes, dtype kinds and NaN/inf). An untrained control is the
     recipe's initialization at key 0, on CPU by one compiled ``model.init``, bit-identical to calling ``model.init``
     eagerly.
-    Example: ``subject = load("cifar_convnet"); subject.sites["conv3"] == (8, 8, 128)``.
+
+    >>> subject = load("cifar_convnet")
+    >>> subject.sites["conv3"]
+    (8, 8, 128)
     """
     path = weights_path(name, weights)
     if path is None:

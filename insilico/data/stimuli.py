@@ -58,9 +58,11 @@ def _to_images(lum, channels: int):
 def grating(size: int, orientation, sf, phase=0.0, contrast=1.0, channels: int = 1):
     """Full-field sinusoidal gratings; parameters broadcast together. Returns (..., size, size, channels).
 
-    Example: ``grating(32, orientation=jnp.arange(0, 180, 15), sf=0.1)`` -> (12, 32, 32, 1). Raises
-    :class:`~insilico.validation.ArgumentError` for ``size``/``channels`` < 1, a NaN/inf or empty parameter,
-    ``sf`` < 0 or ``contrast`` outside [0, 1].
+    Raises :class:`~insilico.validation.ArgumentError` for ``size``/``channels`` < 1, a NaN/inf or empty
+    parameter, ``sf`` < 0 or ``contrast`` outside [0, 1].
+
+    >>> grating(32, orientation=jnp.arange(0, 180, 15), sf=0.1).shape
+    (12, 32, 32, 1)
     """
     _grating_args(size, orientation, sf, phase, contrast, channels)
     orientation, sf, phase, contrast = jnp.broadcast_arrays(*(jnp.asarray(a, jnp.float32)

@@ -18,7 +18,11 @@ MODEL_CLASSES = {cls.__name__: cls for cls in (ConvNet, VGG, ResNet, MLP, AlexNe
 def model_spec(model: nn.Module) -> dict:
     """The spec of a zoo model class instance: its class name and constructor fields (lists for tuples).
 
-    Example: ``build_model(model_spec(ConvNet())) == ConvNet()``.
+    >>> spec = model_spec(ConvNet(widths=(8, 16), kernels=(3, 3), fc=(), num_classes=10))
+    >>> spec["class"], spec["config"]["widths"]
+    ('ConvNet', [8, 16])
+    >>> build_model(model_spec(ConvNet())) == ConvNet()
+    True
     """
     name = type(model).__name__
     if name not in MODEL_CLASSES:
