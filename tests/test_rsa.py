@@ -106,7 +106,7 @@ def test_tau_forms_equal_a_python_loop(size):
     a = np.round(rng.normal(size=(2, m)), 1)                                   # ties
     bs = np.round(rng.normal(size=(3, m)), 1)
     w = rng.integers(0, 4, size=(5, m)).astype(np.float32)
-    ra, rb = rsa._dense_ranks(a), rsa._dense_ranks(bs)
+    ra, rb = rsa._float32_ranks(a), rsa._float32_ranks(bs)
     pooled = np.asarray(rsa._tau_forms(ra, rb[None], jax.numpy.asarray(w), size))          # (B, M, 1)
     single = np.asarray(rsa._tau_forms(ra, rb[:, None], jax.numpy.asarray(w), size))       # (B, M, S)
     for b in range(w.shape[0]):

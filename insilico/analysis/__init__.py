@@ -1,1 +1,2 @@
-"""Comparisons and statistics of unit responses: selectivity, (later) RSA, encoding, similarity."""
+"""Comparisons and statistics of unit responses: selectivity, tuning, RSA, encoding models, representational
+similarity, dimensionality and Gabor fits; :mod:`.stats` holds the Pearson correlation and the ranks they share."""

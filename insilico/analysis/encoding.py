@@ -31,6 +31,7 @@ import xarray as xr
 
 from ..validation import (ArgumentError, check_choice, check_count, check_finite, check_fraction, check_in_range,
                           check_key, check_positive)
+from .stats import pearson
 
 __all__ = ["RidgeModel", "ridge_cv", "PLSModel", "pls", "split_half_reliability", "Reliability", "EncodingResult",
            "encode", "pearson_columns", "NORMALIZATIONS"]
@@ -78,11 +79,9 @@ def _xy(x, y, what: str):
 
 
 def pearson_columns(a, b) -> np.ndarray:
-    """Pearson r between matching columns of a and b (n, k); NaN where a column is constant."""
-    a, b = a - a.mean(0), b - b.mean(0)
-    den = np.sqrt((a * a).sum(0) * (b * b).sum(0))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(den > 0, (a * b).sum(0) / np.where(den > 0, den, 1), np.nan)
+    """Pearson r between matching columns of a and b (n, k); NaN where a column is constant
+    (:func:`insilico.analysis.stats.pearson`, computed with NumPy in the arrays' dtype: float64 here)."""
+    return pearson(np.asarray(a), np.asarray(b), axis=0)
 
 
 # --------------------------------------------------------------------------------------------------------- ridge

@@ -14,6 +14,7 @@ import jax.numpy as jnp
 
 from ..validation import ArgumentError, check_count, check_finite, check_fraction, check_key, check_labels, \
     check_number
+from . import stats
 
 __all__ = ["unit_responses", "class_means", "class_selectivity", "category_dprime", "lifetime_sparseness",
            "population_sparseness", "rankdata", "spearman", "spearman_bootstrap"]
@@ -105,20 +106,12 @@ def population_sparseness(responses):
 
 
 def rankdata(x):
-    """Average ranks (1-based, ties get their mean rank) like ``scipy.stats.rankdata``; vmappable. NaN would
-    have no rank: concrete inputs with NaN/inf are an error."""
+    """Average ranks (1-based, ties get their mean rank) like ``scipy.stats.rankdata``, of a 1-D ``x``, in JAX
+    (:func:`insilico.analysis.stats.rankdata`); vmappable. NaN would have no rank: concrete inputs with NaN/inf are
+    an error."""
     if _concrete(x):
         check_finite("x", x, ndim=1)
-    x = jnp.asarray(x)
-    s = jnp.sort(x)
-    lo = jnp.searchsorted(s, x, side="left")
-    hi = jnp.searchsorted(s, x, side="right")
-    return (lo + hi + 1) / 2.0
-
-
-def _pearson(x, y):
-    x, y = x - x.mean(), y - y.mean()
-    return (x @ y) / jnp.sqrt(jnp.maximum((x @ x) * (y @ y), 1e-30))
+    return stats.rankdata(jnp.asarray(x))
 
 
 def _pair(x, y):
@@ -134,7 +127,11 @@ def _pair(x, y):
 def spearman(x, y):
     """Spearman rank correlation with tie-aware ranks."""
     _pair(x, y)
-    return _pearson(rankdata(x), rankdata(y))
+    rx, ry = rankdata(x), rankdata(y)
+    # all items tied on one side (a bootstrap resample of one item, say): no rank order to correlate, ρ = 0
+    # where Pearson's r is undefined, so that bootstrap distributions hold no NaN
+    tied = (rx.max() == rx.min()) | (ry.max() == ry.min())
+    return jnp.where(tied, 0.0, stats.pearson(rx, ry))
 
 
 def spearman_bootstrap(x, y, key, n_boot: int = 1000, ci: float = 0.95):

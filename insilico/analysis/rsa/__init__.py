@@ -33,7 +33,7 @@ from .inference import _boot as _boot
 from .inference import _boot_ceilings as _boot_ceilings
 from .rdm import RDM_METHODS, rdm, rdm_jax, square, upper
 from .tau_bootstrap import _boot_tau_a as _boot_tau_a
-from .tau_bootstrap import _dense_ranks as _dense_ranks
+from .tau_bootstrap import _float32_ranks as _float32_ranks
 from .tau_bootstrap import _tau_forms as _tau_forms
 
 __all__ = ["rdm", "rdm_jax", "upper", "square", "compare", "noise_ceiling", "bootstrap", "permutation_test",

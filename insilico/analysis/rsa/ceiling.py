@@ -10,10 +10,10 @@ from functools import partial
 import jax
 import jax.numpy as jnp
 import numpy as np
-import scipy.stats
 
 from ...validation import ArgumentError
-from .compare import _WEIGHTED_METHODS, _tau_a_exact, _weighted_score, _wranks
+from ..stats import rankdata
+from .compare import _WEIGHTED_METHODS, _tau_a_exact, _weighted_score
 from .rdm import _as_vectors
 
 CEILING_METHODS = _WEIGHTED_METHODS          # pooling (rsatoolbox's pool_rdm) is defined for these comparators
@@ -30,7 +30,7 @@ def noise_ceiling(data_rdms, method: str = "corr") -> tuple[float, float]:
     if v.shape[0] < 2:
         raise ValueError("noise_ceiling needs RDMs of at least 2 subjects")
     if method == "tau-a":                                      # exact merge counts on the pooled ranks
-        t = scipy.stats.rankdata(v, axis=1)
+        t = rankdata(v, axis=1)
         rest = (t.sum(0)[None] - t) / (v.shape[0] - 1)
         pooled = t.mean(0)
         return (float(np.mean([_tau_a_exact(r, x) for r, x in zip(rest, v)])),
@@ -54,7 +54,7 @@ def _wpool_rows(v, w, method: str):
         mu = jnp.sum(w * v, 1, keepdims=True) / jnp.sum(w)
         sd = jnp.sqrt(jnp.sum(w * (v - mu) ** 2, 1, keepdims=True) / jnp.sum(w))
         return (v - mu) / sd
-    return jax.vmap(lambda r: _wranks(r, w, jnp.argsort(r)))(v)             # rank methods: mean ranks
+    return jax.vmap(lambda r: rankdata(r, weights=w))(v)                     # rank methods: mean ranks
 
 
 def _ceiling_core(data, w, method: str):

@@ -15,6 +15,7 @@ import numpy as np
 import scipy.stats
 
 from ...validation import ArgumentError
+from ..stats import pearson, rankdata
 from .rdm import _as_vectors
 
 COMPARATORS = ("corr", "cosine", "spearman", "rho-a", "tau-a", "corr_cov", "cosine_cov")
@@ -37,26 +38,8 @@ def _wmean(v, w):
     return jnp.sum(w * v) / jnp.sum(w)
 
 
-def _wcorr(a, b, w):
-    a, b = a - _wmean(a, w), b - _wmean(b, w)
-    return jnp.sum(w * a * b) / jnp.sqrt(jnp.sum(w * a * a) * jnp.sum(w * b * b))
-
-
 def _wcos(a, b, w):
     return jnp.sum(w * a * b) / jnp.sqrt(jnp.sum(w * a * a) * jnp.sum(w * b * b))
-
-
-def _wranks(v, w, order):
-    """Average (tie-aware) ranks of v's entries in the multiset where entry p appears w_p times."""
-    vs, ws = v[order], w[order]
-    cum = jnp.cumsum(ws)
-    # ties: first and last position of each value in the sorted order
-    left = jnp.searchsorted(vs, vs, side="left")
-    right = jnp.searchsorted(vs, vs, side="right")
-    before = jnp.where(left > 0, cum[jnp.maximum(left - 1, 0)], 0.0)
-    through = cum[right - 1]
-    ranks_sorted = before + (through - before + 1) / 2
-    return jnp.zeros_like(v).at[order].set(ranks_sorted)
 
 
 def _rho_a(ra, rb, w):
@@ -85,12 +68,12 @@ def _tau_a(a, b, w, chunk: int = 1024):
 
 def _weighted_score(a, b, w, method: str, order_a, order_b):
     if method == "corr":
-        return _wcorr(a, b, w)
+        return pearson(a, b, w)
     if method == "cosine":
         return _wcos(a, b, w)
     if method in ("spearman", "rho-a"):
-        ra, rb = _wranks(a, w, order_a), _wranks(b, w, order_b)
-        return _wcorr(ra, rb, w) if method == "spearman" else _rho_a(ra, rb, w)
+        ra, rb = rankdata(a, weights=w, order=order_a), rankdata(b, weights=w, order=order_b)
+        return pearson(ra, rb, w) if method == "spearman" else _rho_a(ra, rb, w)
     if method == "tau-a":
         return _tau_a(a, b, w)
     raise ArgumentError(f"weighted comparisons support {_WEIGHTED_METHODS}; got {method!r}")

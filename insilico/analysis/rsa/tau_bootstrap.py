@@ -10,15 +10,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ..stats import rankdata
 from .compare import _sample_weights
 
 
-def _dense_ranks(v) -> jnp.ndarray:
-    """Dense integer ranks of each row, as float32 (exact below 2**24 entries): the signs of rank differences are
-    the signs of the value differences, with no underflow however close two values are."""
-    v = np.asarray(v)
-    r = np.stack([np.unique(x, return_inverse=True)[1] for x in v.reshape(-1, v.shape[-1])]).reshape(v.shape)
-    return jnp.asarray(r, jnp.float32)
+def _float32_ranks(v) -> jnp.ndarray:
+    """Average ranks of each row, ranked in the values' own precision (float64 for the exact comparisons: float32
+    would tie values that differ), as float32 — half-integers, exact below 2**23 entries: the signs of rank
+    differences are the signs of the value differences, with no underflow however close two values are."""
+    return jnp.asarray(rankdata(np.asarray(v), axis=-1), jnp.float32)
 
 
 def _tau_blocks(out, ra, rb, w, rows, cols, factors):
@@ -90,7 +90,7 @@ def _boot_tau_a(models, data, counts, n: int, pool_subjects: bool = False):
     sign matrices summed — S times cheaper."""
     w = _all_sample_weights(counts, n)                                                   # (B, m)
     total = jnp.sum(w, 1)
-    ra, rb = _dense_ranks(models), _dense_ranks(data)
+    ra, rb = _float32_ranks(models), _float32_ranks(data)
     rb = rb[None] if pool_subjects else rb[:, None]                                      # (G, S_g, m)
     m = w.shape[1]
     # blocks of ≤ 530 pairs, near-even (the upper block triangle then skips most of the lower half); smaller when
