@@ -7,6 +7,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from insilico import electrode as el
 from conftest import assert_close
+from tracing import at_most_traces
 
 
 # ---- an independent NumPy forward pass of the tiny ConvNet -------------------------------------------------
@@ -128,14 +129,16 @@ def test_vmapped_edits_equal_python_loop(tiny_convnet, images):
 
 def test_many_edit_values_one_trace(tiny_convnet, images):
     el.run(tiny_convnet, images, {"conv1": el.gain(jnp.ones(4))}, record=("logits", "conv1"))
-    before = el.trace_count()
-    for g in np.linspace(0.0, 2.0, 7):
-        el.run(tiny_convnet, images, {"conv1": el.gain(jnp.full(4, g))}, record=("logits", "conv1"))
-    for u in range(4):
-        el.run(tiny_convnet, images, {"conv1": el.lesion(jnp.eye(4)[u])}, record=("logits", "conv1"))
-    assert el.trace_count() == before
-    el.run(tiny_convnet, images, {"conv2": el.gain(jnp.ones(6))}, record=("logits", "conv1"))    # a new site set retraces
-    assert el.trace_count() == before + 1
+    with at_most_traces(0):
+        for g in np.linspace(0.0, 2.0, 7):
+            el.run(tiny_convnet, images, {"conv1": el.gain(jnp.full(4, g))}, record=("logits", "conv1"))
+        for u in range(4):
+            el.run(tiny_convnet, images, {"conv1": el.lesion(jnp.eye(4)[u])}, record=("logits", "conv1"))
+    with at_most_traces(1):                                            # a new site set retraces, once
+        for _ in range(2):
+            el.run(tiny_convnet, images, {"conv2": el.gain(jnp.ones(6))}, record=("logits", "conv1"))
+    with pytest.raises(AssertionError, match="traced > 0 times"), at_most_traces(0):     # the check can fail
+        el.run(tiny_convnet, images, {"conv2": el.gain(jnp.ones(6))}, record=("logits",))
 
 
 def test_gain_gradient_matches_finite_differences(tiny_convnet, images):
