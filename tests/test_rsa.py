@@ -109,6 +109,8 @@ def test_tau_forms_equal_a_python_loop(size):
     ra, rb = rsa._float32_ranks(a), rsa._float32_ranks(bs)
     pooled = np.asarray(rsa._tau_forms(ra, rb[None], jax.numpy.asarray(w), size))          # (B, M, 1)
     single = np.asarray(rsa._tau_forms(ra, rb[:, None], jax.numpy.asarray(w), size))       # (B, M, S)
+    folded = np.asarray(rsa._tau_forms(ra, rb[None], jax.numpy.asarray(w), size, per_call=3))  # 3 blocks a call
+    np.testing.assert_array_equal(folded, pooled)
     for b in range(w.shape[0]):
         for i in range(a.shape[0]):
             assert pooled[b, i, 0] == _tau_forms_loop(a[i], bs, w[b])

@@ -10,6 +10,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ...engine import fold
 from ..stats import rankdata
 from .compare import _sample_weights
 
@@ -44,11 +45,12 @@ def _tau_blocks(out, ra, rb, w, rows, cols, factors):
 
 
 # static block indices when all blocks fit one call (XLA fuses the slices: 1.6x faster), traced otherwise
-
-
-# static block indices when all blocks fit one call (XLA fuses the slices: 1.6x faster), traced otherwise
 _tau_blocks_static = jax.jit(_tau_blocks, static_argnums=(4, 5, 6))
-_tau_blocks_traced = jax.jit(_tau_blocks)
+
+
+def _add_blocks(out, blocks, ra, rb, w):
+    """One step of the engine's fold over the list of blocks: ``blocks`` = (rows, cols, factors) arrays."""
+    return _tau_blocks(out, ra, rb, w, *blocks)
 
 
 def _tau_forms(ra, rb, w, size: int, per_call: int = 36):
@@ -71,10 +73,9 @@ def _tau_forms(ra, rb, w, size: int, per_call: int = 36):
     if len(pairs) <= per_call:
         return _tau_blocks_static(out, ra, rb, w, *zip(*pairs))
     pairs += [(0, 0, 0.0)] * (-len(pairs) % per_call)                          # zero-factor filler
-    for start in range(0, len(pairs), per_call):
-        r, c, f = (jnp.asarray(v) for v in zip(*pairs[start:start + per_call]))
-        out = _tau_blocks_traced(out, ra, rb, w, r, c, f)
-    return out
+    blocks = tuple(np.asarray(v) for v in zip(*pairs))
+    return fold(_add_blocks, out, (blocks[0].astype(np.int32), blocks[1].astype(np.int32),
+                                   blocks[2].astype(np.float32)), ra, rb, w, batch_size=per_call)
 
 
 @partial(jax.jit, static_argnums=(1,))
