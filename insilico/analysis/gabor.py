@@ -22,8 +22,9 @@ channel-mean image with std under 1e-6 of that of ``M c``, makes the largest-mag
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from contextlib import nullcontext
-from typing import Any, Mapping
+from typing import Any, cast
 
 import numpy as np
 import xarray as xr
@@ -53,9 +54,9 @@ def _grid(shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
     return xx, yy
 
 
-def _terms(p: np.ndarray, xx: np.ndarray, yy: np.ndarray):
+def _terms(p: np.ndarray, xx: np.ndarray, yy: np.ndarray) -> tuple[np.ndarray, ...]:
     """p = [cx, cy, sx, sy, θ (rad), sf, φ (rad), A, offset] -> intermediate terms of the model."""
-    cx, cy, sx, sy, th, f, ph, a, o = p
+    cx, cy, sx, sy, th, f, ph, _a, _o = p
     dx, dy, c, s = xx - cx, yy - cy, np.cos(th), np.sin(th)
     u, v = dx * c + dy * s, -dx * s + dy * c
     env = np.exp(-(u ** 2 / (2 * sx ** 2) + v ** 2 / (2 * sy ** 2)))
@@ -64,13 +65,13 @@ def _terms(p: np.ndarray, xx: np.ndarray, yy: np.ndarray):
 
 
 def _model(p: np.ndarray, xx: np.ndarray, yy: np.ndarray) -> np.ndarray:
-    u, v, c, s, env, cos, sin = _terms(p, xx, yy)
+    _u, _v, _c, _s, env, cos, _sin = _terms(p, xx, yy)
     return p[7] * env * cos + p[8]
 
 
 def _jac(p: np.ndarray, xx: np.ndarray, yy: np.ndarray) -> np.ndarray:
     """Analytic Jacobian of the flattened model with respect to p."""
-    cx, cy, sx, sy, th, f, ph, a, o = p
+    _cx, _cy, sx, sy, _th, f, _ph, a, _o = p
     u, v, c, s, env, cos, sin = _terms(p, xx, yy)
     ec, es = a * env * cos, a * env * sin
     gu = -ec * u / sx ** 2 - es * 2 * np.pi * f                 # ∂g/∂u
@@ -96,13 +97,13 @@ def _get(params: Any, key: str) -> float:
 def gabor_filter(shape: int | tuple[int, int], params: Mapping[str, float] | Any) -> np.ndarray:
     """(H, W) Gabor from a params dict/record/Dataset row (keys as in :data:`PARAMS`, angles in degrees;
     cx, cy, phase, offset default to 0 and amplitude to 1)."""
-    shape = (shape, shape) if np.isscalar(shape) else tuple(shape)
-    if len(shape) != 2:
+    dims = (shape, shape) if np.isscalar(shape) else tuple(cast(tuple[int, int], shape))
+    if len(dims) != 2:
         raise ArgumentError(f"shape must be an int or (H, W); got {shape!r}")
-    shape = tuple(check_count(f"shape[{i}]", v) for i, v in enumerate(shape))
+    h, w = (check_count(f"shape[{i}]", v) for i, v in enumerate(dims))
     p = np.array([_get(params, k) for k in PARAMS])
     p[[4, 6]] = np.deg2rad(p[[4, 6]])
-    return _model(p, *_grid(shape))
+    return _model(p, *_grid((h, w)))
 
 
 def _initial(f: np.ndarray, xx: np.ndarray, yy: np.ndarray) -> np.ndarray:
@@ -211,7 +212,12 @@ def gabor_similarity(a: np.ndarray, b: np.ndarray) -> np.ndarray | float:
     Constant filters give NaN."""
     a, b = check_finite("a", a, ndim=(2, 3, 4)).astype(float), check_finite("b", b, ndim=(2, 3, 4)).astype(float)
     if a.ndim == 2 and b.ndim == 2:
-        return float(gabor_similarity(a[None], b[None])[0])
+        return float(_similarity(a[None], b[None])[0])
+    return _similarity(a, b)
+
+
+def _similarity(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """|Pearson r| of checked float filters along the leading axis, after broadcasting a and b."""
     try:
         a, b = np.broadcast_arrays(a, b)
     except ValueError:

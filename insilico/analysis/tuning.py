@@ -43,7 +43,7 @@ def _broadcast(vname: str, v: np.ndarray, r: np.ndarray) -> tuple[np.ndarray, np
     if out is None or v.shape[-1] != r.shape[-1]:
         raise ArgumentError(f"{vname} (shape {v.shape}) must give one stimulus value per sample of responses "
                             f"(shape {r.shape}, samples on the last axis)")
-    return out
+    return out[0], out[1]
 
 
 def _circular(aname: str, angles, responses) -> tuple[np.ndarray, np.ndarray]:
@@ -157,7 +157,7 @@ def circular_halfwidth(orientations_deg, responses, level: float = 0.5) -> np.nd
         hit = np.take_along_axis(below, j, -1)
         k = np.where(hit.any(-1), hit.argmax(-1), 0)      # first sample at or below the level
         j_out, j_in = _take(j, k), np.where(k > 0, _take(j, np.maximum(k - 1, 0)), i[..., 0])
-        ang = lambda jj: np.mod(sign * (theta[jj] - theta[i[..., 0]]), 180.0)   # angle from the peak
+        ang = lambda jj, sign=sign: np.mod(sign * (theta[jj] - theta[i[..., 0]]), 180.0)   # angle from the peak
         cross = _crossing(ang(j_in), _take(r, j_in), ang(j_out), _take(r, j_out), level * top[..., 0])
         half.append(np.where(hit.any(-1) & (top[..., 0] > 0), cross, np.nan))
     return (half[0] + half[1]) / 2
