@@ -11,8 +11,8 @@ import os
 import tarfile
 import uuid
 import zipfile
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 
@@ -36,7 +36,7 @@ class Dataset:
     def __len__(self) -> int:
         return len(self.y)
 
-    def subset(self, index) -> "Dataset":
+    def subset(self, index) -> Dataset:
         """A dataset of the selected rows: a slice, integer indices in [0, N) or a boolean mask of length N.
         Raises :class:`~insilico.validation.ArgumentError` for indices out of range or not integers, a mask of
         another length, or a selection of no rows."""
@@ -46,7 +46,8 @@ class Dataset:
             if getattr(a, "dtype", None) == np.bool_:
                 a = check_finite("index", a, ndim=1, allow_empty=True)
                 if a.shape[0] != n:
-                    raise ArgumentError(f"index as a boolean mask must have one value per image ({n}); got {a.shape[0]}")
+                    raise ArgumentError(f"index as a boolean mask must have one value per image ({n}); "
+                                        f"got {a.shape[0]}")
                 index = a
             else:
                 index = check_indices("index", index, n, allow_empty=True)       # a scalar keeps the batch axis
@@ -54,6 +55,14 @@ class Dataset:
         if len(y) == 0:
             raise ArgumentError(f"index selects no images of {self.name} ({n} images); select at least one")
         return Dataset(x, y, self.class_names, self.name)
+
+
+def _member_bytes(tar: tarfile.TarFile, member: tarfile.TarInfo) -> bytes:
+    """The contents of ``member``, a regular file of ``tar``."""
+    f = tar.extractfile(member)
+    if f is None:
+        raise ValueError(f"{tar.name!s}: {member.name} is not a regular file")
+    return f.read()
 
 
 def _decode_jpeg_tar(path) -> tuple[np.ndarray, np.ndarray]:
@@ -64,7 +73,7 @@ def _decode_jpeg_tar(path) -> tuple[np.ndarray, np.ndarray]:
         members = sorted((m for m in tar.getmembers() if m.name.endswith(".jpg")), key=lambda m: m.name)
         for m in members:
             cls = m.name.split("/")[-2]
-            data = tar.extractfile(m).read()
+            data = _member_bytes(tar, m)
             images.append(np.asarray(Image.open(io.BytesIO(data)).convert("RGB")))
             labels.append(CIFAR10_CLASSES.index(cls))
     return np.stack(images), np.asarray(labels, np.int32)

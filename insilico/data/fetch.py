@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import importlib
 import os
 import re
 import stat
@@ -35,12 +36,13 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from pathlib import Path, PurePosixPath
+from types import ModuleType
 
 from ..validation import check_count, check_positive
 from .registry import DATASETS
 
-try:
-    import fcntl
+try:                                                    # POSIX advisory file locks
+    fcntl: ModuleType | None = importlib.import_module("fcntl")
 except ImportError:                                     # Windows: unique temporary files and atomic renames only
     fcntl = None
 

@@ -56,10 +56,14 @@ DATASETS: dict[str, dict] = {
             "images/images_210225.zip": "79bfb1066949a7f7bbd3c632ab420c2230b966b80cade76593d8745aea49b7f6",
             "images/images_210325.zip": "992774eca3508a2ad01accb1a31f5f3e3d90248c49f4eec314f2a915a263e454",
             "responses_raw/responses_210325.npy": "4008dbbf31a47d9b1b8d8da609f4a7a3433c7071f0e45c611c220b217dd75b76",
-            "responses_repeat_averaged/responses_190923.npy": "741672d36541ce39930c8a3b5bd1cfd33c187aa47b1549c9c5569bc21aa97a28",
-            "responses_repeat_averaged/responses_201025.npy": "f729f3dc0d29aa38bd380c0da9e39aba916f9e2580949929b65d1714e7217a8a",
-            "responses_repeat_averaged/responses_210225.npy": "853f196247504fa2526b507f56ee5237711ed166f295f7cb23ec5441a7bf789b",
-            "responses_repeat_averaged/responses_210325.npy": "555e67037182611969ab90da291dcc39601de4411f651a64ad60e90572cf59d3",
+            "responses_repeat_averaged/responses_190923.npy":
+                "741672d36541ce39930c8a3b5bd1cfd33c187aa47b1549c9c5569bc21aa97a28",
+            "responses_repeat_averaged/responses_201025.npy":
+                "f729f3dc0d29aa38bd380c0da9e39aba916f9e2580949929b65d1714e7217a8a",
+            "responses_repeat_averaged/responses_210225.npy":
+                "853f196247504fa2526b507f56ee5237711ed166f295f7cb23ec5441a7bf789b",
+            "responses_repeat_averaged/responses_210325.npy":
+                "555e67037182611969ab90da291dcc39601de4411f651a64ad60e90572cf59d3",
         },
         "sizes": {
             "images/images_190923.zip": 4024034,
@@ -114,7 +118,8 @@ DATASETS: dict[str, dict] = {
             "92_behavRDMs.mat": "7a8e118c144c3840adeeeef6ea0706a0be2b3e80df719af15fbb56fc62562f5f",
             "92_brainRDMs.mat": "1743f90a15e895798a94318649e80e1123a7e5943a1703fa1dd7c31ea5780b7c",
             "92_modelRDMs.mat": "e1d2b58bb2f9508bc13da4c81b94d1ab07823b25ed30b9563bd9d6d730c2a00a",
-            "Kriegeskorte_Neuron2008_supplementalData.mat": "06f21214399a5d43dc264eed19a7f4b8daf11c8622a59eec3e106064ce5e3504",
+            "Kriegeskorte_Neuron2008_supplementalData.mat":
+                "06f21214399a5d43dc264eed19a7f4b8daf11c8622a59eec3e106064ce5e3504",
             "rdm92_V1model.mat": "4efc3291a5c85943c5f6ea3d05daedbf232b6dbd263104e8e5b5de38be6be8b1",
         },
         "sizes": {

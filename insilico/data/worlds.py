@@ -8,7 +8,7 @@ Every world keeps the image shape and the [0, 1] range, so a model and its probe
 """
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import jax
 import numpy as np

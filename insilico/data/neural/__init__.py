@@ -22,8 +22,7 @@ on neuroid. RDMs are square, symmetric, zero-diagonal (..., "stimulus_a", "stimu
 """
 from ._common import Recording
 from .nwb import read_nwb_units
-from .rdms import (CICHY2014, KRIEGESKORTE2008, cichy2014, kriegeskorte2008,
-                   objects92_region_rdms)
+from .rdms import CICHY2014, KRIEGESKORTE2008, cichy2014, kriegeskorte2008, objects92_region_rdms
 from .tuning import GORIS2015, GORIS2015_UNITS, goris2015, goris2015_trials
 from .v1 import ALLEN_V1, TANG2018, TANG2018_NEURONS, allen_v1, tang2018
 from .v4 import COWLEY2023, COWLEY2023_SESSIONS, cowley2023, cowley2023_images

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 import xarray as xr
@@ -48,7 +48,7 @@ def _responses(values: np.ndarray, stimulus_id, neuroid_id, region: str | list[s
         raise ValueError(f"{name}: expected {2 + repetition} dims, got shape {values.shape}")
     n_neuroid = values.shape[1]
     regions = [region] * n_neuroid if isinstance(region, str) else list(region)
-    coords = {"stimulus_id": ("presentation", np.asarray(stimulus_id)),
+    coords: dict[str, Any] = {"stimulus_id": ("presentation", np.asarray(stimulus_id)),
               "neuroid_id": ("neuroid", np.asarray(neuroid_id, str)),
               "region": ("neuroid", np.asarray(regions, str))}
     coords.update({k: ("presentation", np.asarray(v)) for k, v in (presentation or {}).items()})

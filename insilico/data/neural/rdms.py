@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import re
+from typing import Any
 
 import numpy as np
 import xarray as xr
@@ -32,7 +33,7 @@ def _rdms(x, what: str, n: int = 92, tol: float = 1e-10) -> np.ndarray:
 
 def _stimulus_coords(categories: list[str] | None = None) -> dict:
     ids = np.arange(92)
-    coords = {"stimulus_a": ids, "stimulus_b": ids}
+    coords: dict[str, Any] = {"stimulus_a": ids, "stimulus_b": ids}
     if categories is not None:
         coords["category_a"] = ("stimulus_a", np.asarray(categories, str))
         coords["category_b"] = ("stimulus_b", np.asarray(categories, str))
@@ -103,7 +104,12 @@ def kriegeskorte2008(root: str | os.PathLike | None = None) -> xr.Dataset:
     model_rdms = np.stack([np.asarray(m["RDM"], np.float64) for m in models] + [extra])
 
     behav = loadmat(folder / _K_BEHAV, simplify_cells=True)["rdms_behav_92"]
-    judges = [int(re.search(r"subject(\d+)", str(b["name"]))[1]) for b in behav]
+    judges = []
+    for b in behav:                                      # names like 'subject3'
+        m = re.search(r"subject(\d+)", str(b["name"]))
+        if m is None:
+            raise ValueError(f"{_K_BEHAV}: unexpected judgement RDM name {str(b['name'])!r}")
+        judges.append(int(m[1]))
     judgements = np.stack([b["RDM"] for b in behav])
 
     return xr.Dataset(

@@ -53,7 +53,10 @@ def tang2018(root: str | os.PathLike | None = None, crop: int | None = None) -> 
             raise ValueError(f"{folder / archive} lacks {len(missing)} of {n} stimuli, e.g. {missing[0]}")
         images = None
         for k in range(n):
-            im = np.asarray(Image.open(io.BytesIO(tar.extractfile(members[f"pattern/{k + 1}.png"]).read())))
+            member = tar.extractfile(members[f"pattern/{k + 1}.png"])
+            if member is None:                             # members holds regular files only
+                raise ValueError(f"{folder / archive}: pattern/{k + 1}.png is not a regular file")
+            im = np.asarray(Image.open(io.BytesIO(member.read())))
             if crop is not None:
                 check_count("crop", crop, maximum=min(im.shape))
                 r0, c0 = (im.shape[0] - crop) // 2, (im.shape[1] - crop) // 2
@@ -61,6 +64,8 @@ def tang2018(root: str | os.PathLike | None = None, crop: int | None = None) -> 
             if images is None:
                 images = np.empty((n, *im.shape, 1), np.float32)
             images[k, ..., 0] = im
+    if images is None:                                   # n == 0: no responses stored
+        raise ValueError(f"{folder / 'neurons'}: the response files hold no stimuli")
     responses = _responses(y.astype(np.float64), np.arange(n), list(TANG2018_NEURONS), "V1", name="response",
                            attrs={"units": "trial-averaged calcium response (as stored)", "dataset": TANG2018,
                                   "citation": "Tang S, Lee TS, Li M, et al. (2018). Complex pattern selectivity in "
