@@ -26,10 +26,10 @@ def n_items(items) -> int:
     leaves = jax.tree.leaves(items)
     if not leaves:
         raise SweepError("empty sweep: items has no arrays")
-    n = {int(np.shape(a)[0]) if np.ndim(a) else -1 for a in leaves}
-    if len(n) != 1 or -1 in n:
-        raise SweepError(f"every array in items needs the same leading (sweep) axis; got lengths {sorted(n)}")
-    n = n.pop()
+    lengths = {int(np.shape(a)[0]) if np.ndim(a) else -1 for a in leaves}
+    if len(lengths) != 1 or -1 in lengths:
+        raise SweepError(f"every array in items needs the same leading (sweep) axis; got lengths {sorted(lengths)}")
+    n = lengths.pop()
     if n == 0:
         raise SweepError("empty sweep: zero items")
     return n
@@ -96,7 +96,7 @@ def run_chunks(compute: Callable[[int, int], dict], n: int, chunk_size: int, *, 
     for c in tqdm(range(n_chunks), desc=desc, unit="chunk", disable=not progress or not writer):
         start, stop = c * chunk_size, min(n, (c + 1) * chunk_size)
         path = store / f"chunk_{c:05d}.nc" if store is not None else None
-        if status[c]:
+        if status[c] and path is not None:                    # a stored chunk (no store: every status is 0)
             if c in verified:
                 parts.append(verified.pop(c))
             else:                                              # other processes: process 0 verified it

@@ -47,7 +47,7 @@ def _is_key_array(a) -> bool:
 class _Hasher:
     """Content hashes of arrays and pytrees, each array hashed once per call (memoized by identity)."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self._memo: dict = {}
 
     def array(self, leaf) -> str:
@@ -160,7 +160,8 @@ def describe(fn, items, shared, n, chunk_size, tag, identity) -> dict:
     hasher = _Hasher()
     groups: dict = {}
     for path, digest in hasher.leaves(shared):                 # grouped by top-level entry of ``shared``
-        head = re.match(r"^(\[[^\]]*\]|\.[A-Za-z_]\w*)?", path).group(0)
+        m = re.match(r"^(\[[^\]]*\]|\.[A-Za-z_]\w*)?", path)          # always matches (maybe empty)
+        head = m.group(0) if m is not None else ""
         groups.setdefault(f"shared{head}", []).append((path, digest))
     components = {"items": hasher.tree(items), "function": _describe_fn(fn, hasher), "n": n,
                   "chunk_size": chunk_size, "tag": str(tag),
@@ -245,8 +246,8 @@ def _read_chunk(path: Path, start: int, stop: int, fingerprint: str) -> dict:
     if attrs["fingerprint"] != fingerprint:
         raise _Damaged(f"belongs to another sweep (fingerprint {attrs['fingerprint']}, this store's {fingerprint})")
     try:
-        span = (int(attrs.get("start")), int(attrs.get("stop")))
-    except (TypeError, ValueError):
+        span = (int(attrs["start"]), int(attrs["stop"]))
+    except (KeyError, TypeError, ValueError):
         span = None
     coords = list(index.values())
     if span != (start, stop) or len(coords) != 1 or not np.array_equal(coords[0], np.arange(start, stop)):
