@@ -7,14 +7,13 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-from typing import Sequence
+from collections.abc import Sequence
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
 from .feedback import check_rule, conv, dense
-
 
 _RELU_OVERRIDE: contextvars.ContextVar = contextvars.ContextVar("relu_override", default=None)
 

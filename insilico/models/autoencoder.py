@@ -1,7 +1,7 @@
 """A convolutional autoencoder: conv encoder → a dense code (a site) → transposed-conv decoder → pixels."""
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import flax.linen as nn
 import jax

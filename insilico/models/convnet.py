@@ -1,7 +1,8 @@
 """AlexNet-style convolutional networks and a small VGG-style network (NHWC)."""
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from collections.abc import Sequence
+from typing import cast
 
 import flax.linen as nn
 
@@ -27,7 +28,7 @@ class ConvNet(nn.Module):
 
     widths: Sequence[int] = (32, 64, 128)
     kernels: Sequence[int] | int = 3
-    pools: Sequence[Optional[str]] | Optional[str] = "max"
+    pools: Sequence[str | None] | str | None = "max"
     fc: Sequence[int] = (256,)
     num_classes: int = 10
     norm: bool = True
@@ -43,7 +44,7 @@ class ConvNet(nn.Module):
     def __call__(self, x, train: bool = False):
         n = len(self.widths)
         kernels = [self.kernels] * n if isinstance(self.kernels, int) else list(self.kernels)
-        pools = list(self.pools) if isinstance(self.pools, (list, tuple)) else [self.pools] * n
+        pools = list(self.pools) if isinstance(self.pools, (list, tuple)) else [cast("str | None", self.pools)] * n
         if len(kernels) != n or len(pools) != n:
             raise ValueError(f"ConvNet: widths ({n}), kernels ({len(kernels)}) and pools ({len(pools)}) "
                              "must have the same length")

@@ -6,14 +6,14 @@ It is a custom VJP around the layer's linear map, so any optax optimizer works u
 same computation). The rule is a rule for *learning*: it is in force only while tracing inside
 :func:`learning_rule_gradients` (the training loop does); probes that differentiate the network (feature
 visualization, adversarial examples, metamers) get its true gradients. Dense layers (:class:`FADense`) and
-convolutions (:class:`FAConv`, whose feedback is a fixed random kernel) are provided. B lives in the ``"feedback"`` variable collection, drawn at
-initialization from the ``"params"`` key; nothing ever updates it.
+convolutions (:class:`FAConv`, whose feedback is a fixed random kernel) are provided. B lives in the ``"feedback"``
+variable collection, drawn at initialization from the ``"params"`` key; nothing ever updates it.
 """
 from __future__ import annotations
 
 import contextlib
 import contextvars
-from functools import lru_cache
+from functools import cache
 
 import flax.linen as nn
 import jax
@@ -48,7 +48,7 @@ def check_rule(rule: str) -> str:
     return rule
 
 
-@lru_cache(maxsize=None)
+@cache
 def feedback_aligned(f):
     """``op(x, w, b) = f(x, w)`` for a map f linear in x, whose VJP sends the error to x through the feedback
     weights b (the VJP of f(·, b)) and to w as backpropagation would; b receives no gradient."""
@@ -88,7 +88,7 @@ class FADense(nn.Module):
         return _rule_op(_matmul)(x, kernel, feedback) + bias
 
 
-@lru_cache(maxsize=None)
+@cache
 def _conv(strides: tuple, padding):
     """``x ⋆ w`` (NHWC input, HWIO kernel) with the given strides and padding; one function per geometry, so
     :func:`feedback_aligned` builds one custom VJP for each."""

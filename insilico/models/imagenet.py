@@ -11,7 +11,7 @@ Sites (post-ReLU, before pooling): AlexNet ``conv1 … conv5``, ``fc6``, ``fc7``
 """
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import flax.linen as nn
 import jax.numpy as jnp

@@ -1,7 +1,7 @@
 """Multi-layer perceptron on flattened inputs."""
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import flax.linen as nn
 

@@ -15,7 +15,7 @@ Sites are per time step: ``conv{l}/t{k}`` and ``logits/t{k}`` (k = 0 â€¦ steps â
 """
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 import flax.linen as nn
 import jax
@@ -56,7 +56,7 @@ class RecurrentLayer(nn.Module):
     noise: float = 0.0
 
     @nn.compact
-    def __call__(self, t: int, below, previous: Optional[jax.Array], above: Optional[jax.Array],
+    def __call__(self, t: int, below, previous: jax.Array | None, above: jax.Array | None,
                  train: bool = False):
         k = (self.kernel, self.kernel)
         z = nn.Conv(self.features, k, padding="SAME", use_bias=not self.norm, name="bottom_up")(below)

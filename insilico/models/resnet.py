@@ -1,7 +1,7 @@
 """CIFAR ResNets (He et al. 2016, section 4.2): depth 6n+2, three stages of n basic blocks."""
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import flax.linen as nn
 import jax.numpy as jnp
@@ -22,7 +22,7 @@ class BasicBlock(Stage):
 
     @nn.compact
     def __call__(self, x, train: bool = False):
-        bn = lambda name: nn.BatchNorm(use_running_average=not train, momentum=0.9, name=name)  # noqa: E731
+        bn = lambda name: nn.BatchNorm(use_running_average=not train, momentum=0.9, name=name)
         s = (self.stride, self.stride)
         pad = conv_padding(3, self.padding)
         y = nn.Conv(self.features, (3, 3), strides=s, padding=pad, use_bias=False, name="conv1")(x)

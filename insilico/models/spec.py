@@ -5,14 +5,15 @@ import dataclasses
 
 import flax.linen as nn
 
+from .autoencoder import Autoencoder
 from .convnet import VGG, ConvNet
 from .imagenet import VGG16, AlexNet, ResNet18
-from .recurrent import BLTNet
-from .autoencoder import Autoencoder
 from .mlp import MLP
+from .recurrent import BLTNet
 from .resnet import ResNet
 
-MODEL_CLASSES = {cls.__name__: cls for cls in (ConvNet, VGG, ResNet, MLP, AlexNet, VGG16, ResNet18, BLTNet, Autoencoder)}
+MODEL_CLASSES = {cls.__name__: cls
+                 for cls in (ConvNet, VGG, ResNet, MLP, AlexNet, VGG16, ResNet18, BLTNet, Autoencoder)}
 
 
 def model_spec(model: nn.Module) -> dict:
