@@ -94,7 +94,8 @@ class Report:
         section.figures.append((fname, caption))
 
     def _anchors(self) -> list:
-        seen, out = {}, []
+        seen: dict[str, int] = {}
+        out = []
         for s in self.sections:
             a = s.anchor
             seen[a] = seen.get(a, 0) + 1

@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import textwrap
+from typing import TYPE_CHECKING, Any
 
 import matplotlib
 from cycler import cycler
@@ -22,13 +23,16 @@ from matplotlib.transforms import offset_copy
 
 from ..validation import ArgumentError
 
+if TYPE_CHECKING:
+    from matplotlib.typing import RcKeyType
+
 __all__ = ["COLORS", "CONTROL_COLOR", "STYLE", "caption", "integer_ticks", "legend_outside", "use"]
 
 # Okabe & Ito's colour-blind-safe palette (yellow left out: too pale on white); grey is kept for controls.
 COLORS = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000")
 CONTROL_COLOR = "#8c8c8c"
 
-STYLE = {
+STYLE: dict[RcKeyType, Any] = {
     # text: readable at 100% zoom in the HTML report (labels and ticks >= 9 pt, titles >= 10 pt)
     "font.size": 10,
     "axes.titlesize": 11,
@@ -83,10 +87,15 @@ def caption(fig, text: str):
         raise ArgumentError(f"fig must be a matplotlib Figure; got {type(fig).__name__}")
     if not isinstance(text, str) or not text.strip():
         raise ArgumentError(f"text must be a non-empty string; got {text!r}")
-    width = max(40, int(fig.get_figwidth() * 14))
+    if isinstance(fig, Figure):
+        root, inches = fig, fig.get_figwidth()
+    else:                                                  # a SubFigure: its share of the whole figure's width
+        root = fig.figure
+        inches = fig.bbox.width / root.dpi
+    width = max(40, int(inches * 14))
     lines = "\n".join(textwrap.fill(part, width) for part in text.split("\n"))
     return fig.text(0.0, 0.0, lines, ha="left", va="top", fontsize=9, color="0.25",
-                    transform=offset_copy(fig.transFigure, fig=fig, y=-6, units="points"))
+                    transform=offset_copy(fig.transFigure, fig=root, y=-6, units="points"))
 
 
 def _labelled(axes) -> tuple[list, list]:

@@ -27,7 +27,8 @@ def check_mapping(name: str, value, what: str) -> dict:
 def check_dataset(name: str, ds, variables, producer: str) -> xr.Dataset:
     missing = [v for v in variables if not isinstance(ds, xr.Dataset) or v not in ds.variables]
     if missing:
-        got = type(ds).__name__ if not isinstance(ds, xr.Dataset) else f"a Dataset with {', '.join(ds.variables)}"
+        got = (type(ds).__name__ if not isinstance(ds, xr.Dataset)
+               else f"a Dataset with {', '.join(map(str, ds.variables))}")
         raise ArgumentError(f"{name} must be a Dataset from {producer} (with {', '.join(variables)}); got {got}")
     return ds
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.layout_engine import ConstrainedLayoutEngine
 
 from ...validation import ArgumentError, check_positive
 from ..style import caption
@@ -77,8 +78,8 @@ def exemplar_grid(visualizations, top, bottom=None, units=(), title: str = "", f
     for g in groups[1:]:
         ratios += [0.25] + [1.0] * len(g)                 # a narrow gap before each group of exemplars
     fig, axes = plt.subplots(len(top), len(ratios), figsize=(sum(ratios) * size + 1.2, len(top) * size + 1.3),
-                             squeeze=False, width_ratios=ratios, layout="constrained")
-    fig.get_layout_engine().set(w_pad=0.02, h_pad=0.02, wspace=0.02, hspace=0.02)
+                             squeeze=False, width_ratios=ratios,
+                             layout=ConstrainedLayoutEngine(w_pad=0.02, h_pad=0.02, wspace=0.02, hspace=0.02))
     for ax in axes[:, [1] + ([2 + k] if bottom is not None else [])].ravel():
         ax.axis("off")
     for r in range(len(top)):

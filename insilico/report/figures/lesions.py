@@ -51,7 +51,7 @@ def ablation_curves(curves: dict, metric: str = "agreement"):
     rows, cols = grid(len(curves), 3)
     fig, axes = plt.subplots(rows, cols, figsize=(3.1 * cols + 2.2, 3.1 * rows + 0.4), squeeze=False, sharey=True,
                              layout="constrained")
-    colors = {}
+    colors: dict[str, str] = {}
     for ax, (name, (site, ds)) in zip(axes.ravel(), curves.items()):
         families = dict.fromkeys(str(o).split("/")[0] for o in ds.order.values)
         for fam in families:

@@ -85,8 +85,9 @@ def responsive_units(selectivity, fraction: float = 0.05) -> np.ndarray:
     fraction = check_fraction("fraction", fraction)
     if isinstance(selectivity, xr.Dataset):
         if "peak_response" not in selectivity:
+            names = ", ".join(map(str, selectivity.data_vars))
             raise ArgumentError("selectivity must be a Dataset with peak_response (orientation_selectivity) or a "
-                                f"1-D array of peak responses; got a Dataset with {', '.join(selectivity.data_vars)}")
+                                f"1-D array of peak responses; got a Dataset with {names}")
         selectivity = selectivity.peak_response.values
     peak = check_finite("peak responses of selectivity", np.asarray(selectivity, float), ndim=1)
     return (peak > 0) & (peak > fraction * peak.max())
