@@ -6,12 +6,12 @@ This module and :mod:`insilico.electrode` are the only code that touches Flax's 
 * **Linen**: ``flax.linen.intercept_methods`` is entered *inside* the traced function, around
   ``model.apply(variables, x)``.
 * **NNX**: the model is kept as a graph definition plus plain nested dicts of arrays (``variables``, one dict
-  per collection: ``params``, ``batch_stats``, ``state``; random-stream keys are static constants). Inside the traced function the module is
-  rebuilt with ``nnx.merge``; while it runs, the ``__call__`` (and any selected method) of each class in its
-  graph is wrapped at class level so that calls of modules of *this* graph go through the :class:`Tap`; calls
-  of any other instance pass straight through. Afterwards the state is split again and compared with what went
-  in: a model that changes its state (batch statistics, counters) outside inference mode is refused with the
-  module path of the change. Random-number streams may advance (they are discarded).
+  per collection: ``params``, ``batch_stats``, ``state``; random-stream keys are static constants). Inside the traced
+  function the module is rebuilt with ``nnx.merge``; while it runs, the ``__call__`` (and any selected method) of
+  each class in its graph is wrapped at class level so that calls of modules of *this* graph go through the
+  :class:`Tap`; calls of any other instance pass straight through. Afterwards the state is split again and compared
+  with what went in: a model that changes its state (batch statistics, counters) outside inference mode is refused
+  with the module path of the change. Random-number streams may advance (they are discarded).
 
 A :class:`Tap` is the per-forward-pass state: it names each call (module path, ``.method`` for methods other than
 ``__call__``, ``@k`` for the k-th call of a module called more than once), applies ``on_site(name, y)`` to the
@@ -24,8 +24,8 @@ import contextvars
 import functools
 import inspect
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import jax
 import jax.numpy as jnp
@@ -127,6 +127,7 @@ _ACTIVE: contextvars.ContextVar = contextvars.ContextVar("insilico_nnx_tap", def
 _PATCH_LOCK = threading.RLock()
 _PATCHED: dict = {}                 # (class, method) -> [original attribute or None, reference count]
 _MISSING = object()
+_ORIGINAL = "__insilico_original__"  # the attribute of a wrapper that holds the method it wraps
 
 
 def _original(cls, method: str):
@@ -134,7 +135,7 @@ def _original(cls, method: str):
     for klass in cls.__mro__:
         if method in klass.__dict__:
             f = klass.__dict__[method]
-            return getattr(f, "__insilico_original__", f)
+            return getattr(f, _ORIGINAL, f)
     return None
 
 
@@ -146,7 +147,7 @@ def _wrapper(original, method: str):
         if path is None:
             return original(self, *args, **kwargs)
         return active[0].wrap(self, path, method, lambda: original(self, *args, **kwargs))
-    wrapped.__insilico_original__ = original
+    setattr(wrapped, _ORIGINAL, original)
     return wrapped
 
 
@@ -218,7 +219,7 @@ class NNXGraph:
     class_name: str
 
     @staticmethod
-    def from_module(module) -> tuple["NNXGraph", dict]:
+    def from_module(module) -> tuple[NNXGraph, dict]:
         """Split ``module`` (in inference mode: ``deterministic=True``, ``use_running_average=True`` wherever a
         submodule has them; the caller's module is not changed) into an :class:`NNXGraph` and ``variables``
         ``{collection: nested dict of arrays}`` (empty collections left out)."""

@@ -23,8 +23,8 @@ because it selects array outputs by definition.
 from __future__ import annotations
 
 import fnmatch
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import jax
 
@@ -94,25 +94,25 @@ class Selector:
     def __hash__(self):
         return hash(self.key) if self.key is not None else id(self)
 
-    def __or__(self, other: "Selector") -> "Selector":
+    def __or__(self, other: Selector) -> Selector:
         other = as_selector(other)
         return Selector(lambda c: self(c) or other(c), self.methods | other.methods,
                         f"({self.description} | {other.description})", _key("|", self.key, other.key),
                         self.silent_non_arrays and other.silent_non_arrays)
 
-    def __and__(self, other: "Selector") -> "Selector":
+    def __and__(self, other: Selector) -> Selector:
         other = as_selector(other)
         return Selector(lambda c: self(c) and other(c), self.methods | other.methods,
                         f"({self.description} & {other.description})", _key("&", self.key, other.key),
                         self.silent_non_arrays or other.silent_non_arrays)
 
-    def __sub__(self, other: "Selector") -> "Selector":
+    def __sub__(self, other: Selector) -> Selector:
         other = as_selector(other)
         return Selector(lambda c: self(c) and not other(c), self.methods,
                         f"({self.description} - {other.description})", _key("-", self.key, other.key),
                         self.silent_non_arrays)
 
-    def __invert__(self) -> "Selector":
+    def __invert__(self) -> Selector:
         return Selector(lambda c: not self(c), self.methods, f"~{self.description}", _key("~", self.key))
 
     def __repr__(self) -> str:

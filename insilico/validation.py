@@ -2,15 +2,15 @@
 takes. Each error names the argument, the bad value and what is valid."""
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-__all__ = ["SiteError", "InputError", "ArgumentError", "UnknownNameError", "check_subject", "check_sites", "check_images",
-           "check_number", "check_count", "check_positive", "check_fraction", "check_choice", "check_finite",
-           "check_in_range", "check_mask", "check_indices", "check_labels", "check_key"]
+__all__ = ["SiteError", "InputError", "ArgumentError", "UnknownNameError", "check_subject", "check_sites",
+           "check_images", "check_number", "check_count", "check_positive", "check_fraction", "check_choice",
+           "check_finite", "check_in_range", "check_mask", "check_indices", "check_labels", "check_key"]
 
 
 class SiteError(KeyError):
