@@ -118,7 +118,8 @@ def main(argv=None):
     p = sub.add_parser("data", help="list, verify or fetch (sha256-checked) the datasets under INSILICO_DATA")
     p.add_argument("command", choices=("list", "verify", "fetch"), nargs="?", default="list")
     p.add_argument("names", nargs="*")
-    p.add_argument("--source", help="fetch: base URL of the dataset's folder (https:// or file://, or a local directory)")
+    p.add_argument("--source",
+                   help="fetch: base URL of the dataset's folder (https:// or file://, or a local directory)")
     p.add_argument("--dest", help="fetch: data directory (default: INSILICO_DATA)")
     p.add_argument("--timeout", type=SECONDS, default=30.0,
                    help="fetch: seconds to wait for a connection or for the next bytes (default 30)")

@@ -103,7 +103,8 @@ def option(integer: bool, low: float, low_open: bool = False):
         try:
             value = int(text) if integer else float(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"must be {'an integer' if integer else 'a number'}; got {text!r}") from None
+            kind = "an integer" if integer else "a number"
+            raise argparse.ArgumentTypeError(f"must be {kind}; got {text!r}") from None
         try:
             return check_number("it", value, low=low, low_open=low_open, integer=integer)
         except ArgumentError as e:

@@ -32,8 +32,9 @@ def sweep(args):
     store = {"store": args.store, "overwrite": args.overwrite, "recompute_damaged": args.recompute_damaged}
     if args.curve:
         n = subject.sites[args.site][-1]
-        ds = ablation_curve(subject, x, args.site, {"random": random_orders(jax.random.PRNGKey(args.seed), args.curve, n)},
-                            y, mode=args.mode, key=jax.random.PRNGKey(args.seed), progress=True, **store)
+        orders = {"random": random_orders(jax.random.PRNGKey(args.seed), args.curve, n)}
+        ds = ablation_curve(subject, x, args.site, orders, y, mode=args.mode, key=jax.random.PRNGKey(args.seed),
+                            progress=True, **store)
         metric = "accuracy" if y is not None else "agreement"
         print(ds[metric].mean("order").to_series().to_string())
     else:
