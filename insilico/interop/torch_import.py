@@ -10,15 +10,16 @@ weight/bias/running_mean/running_var → scale/bias and batch_stats mean/var (``
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
+from typing import Any
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..models.imagenet import IMAGENET_MEAN, IMAGENET_STD, VGG16_BLOCKS, AlexNet, ResNet18, VGG16
+from ..models.imagenet import IMAGENET_MEAN, IMAGENET_STD, VGG16, VGG16_BLOCKS, AlexNet, ResNet18
 from ..subject import InputSpec, Subject, make_subject
 
 ARCHITECTURES = ("alexnet", "vgg16", "resnet18")
@@ -111,8 +112,9 @@ def _readout_key(arch: str) -> str:
     return "fc.weight" if arch == "resnet18" else "classifier.6.weight"
 
 
-def build(arch: str, num_classes: int = 1000) -> tuple[nn.Module, Callable[[nn.Module], Mapping]]:
-    """The Flax model for ``arch`` ("alexnet", "vgg16", "resnet18") and its state-dict mapping."""
+def build(arch: str, num_classes: int = 1000) -> tuple[nn.Module, Callable[[Any], Mapping]]:
+    """The Flax model for ``arch`` ("alexnet", "vgg16", "resnet18") and its state-dict mapping (a function of that
+    model)."""
     if arch == "alexnet":
         return AlexNet(num_classes=num_classes), _alexnet_mapping
     if arch == "vgg16":
@@ -128,7 +130,7 @@ def _as_numpy(state_dict) -> dict[str, np.ndarray]:
         if path.suffix == ".npz":
             with np.load(path) as z:
                 return {k: z[k] for k in z.files}
-        import torch                                                  # a .pth / .pt file needs PyTorch
+        import torch  # a .pth / .pt file needs PyTorch
 
         state_dict = torch.load(path, map_location="cpu", weights_only=True)
     out = {}

@@ -130,8 +130,8 @@ class TorchResNet(nn.Module):
         self.blocks = nn.ModuleDict()
         for st in range(1, 4):
             for b in range(1, n + 1):
-                self.blocks[f"stage{st}_block{b}"] = BasicBlock(P[f"stage{st}"][f"block{b}"], S[f"stage{st}"][f"block{b}"],
-                                                                2 if (b == 1 and st > 1) else 1)
+                p, s = P[f"stage{st}"][f"block{b}"], S[f"stage{st}"][f"block{b}"]
+                self.blocks[f"stage{st}_block{b}"] = BasicBlock(p, s, 2 if (b == 1 and st > 1) else 1)
         self.logits = DenseStage(P["logits"], relu=False)
 
     def sites(self):
