@@ -61,7 +61,7 @@ def make_optimizer(cfg: TrainConfig, steps: int) -> optax.GradientTransformation
     warmup = min(max(1, int(cfg.warmup * steps)), steps - 1)      # a one-step run has no warm-up (lr 0 would
     schedule = optax.warmup_cosine_decay_schedule(                   # train nothing)
         0.0, cfg.lr, warmup, steps, end_value=cfg.lr * 1e-3)
-    decay_mask = lambda params: jax.tree_util.tree_map_with_path(  # noqa: E731
+    decay_mask = lambda params: jax.tree_util.tree_map_with_path(
         lambda path, _: getattr(path[-1], "key", None) == "kernel", params)
     opt = optax.sgd(schedule, cfg.momentum, nesterov=True) if cfg.optimizer == "sgd" else optax.adam(schedule)
     return optax.chain(optax.add_decayed_weights(cfg.weight_decay, mask=decay_mask), opt)

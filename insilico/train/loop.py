@@ -23,24 +23,32 @@ from flax import struct
 
 from ..models.feedback import learning_rule_gradients
 from ..validation import ArgumentError
-from ._checks import _check_model, _dataset_images, _dataset_labels, _n_outputs
+
+# the helpers that were defined in this module stay importable from it
+from ._checks import _check_images, _check_labels, _check_model, _dataset_images, _dataset_labels, _n_outputs  # noqa: F401
 from .augment import AUGMENTATIONS
 from .checkpoint import load_checkpoint, read_meta, save_checkpoint
 from .config import OPTIMIZERS, TrainConfig, _check_config, make_optimizer
 from .divergence import TrainingDivergedError, _nonfinite_paths, _tree_finite
-from .evaluation import evaluate
-from .identity import IDENTITY_FORMAT, _check_resumable, _run_identity, data_fingerprint
-
-# the helpers that were defined in this module stay importable from it
-from ._checks import _check_images, _check_labels  # noqa: F401
-from .evaluation import _accuracy, _predictor  # noqa: F401
-from .identity import _describe_data, _describe_objective, _differences, _model_identity  # noqa: F401
-from .identity import _objective_identity, _plain  # noqa: F401
+from .evaluation import _accuracy, _predictor, evaluate  # noqa: F401
+from .identity import (  # noqa: F401  # noqa: F401
+    IDENTITY_FORMAT,
+    _check_resumable,
+    _describe_data,
+    _describe_objective,
+    _differences,
+    _model_identity,
+    _objective_identity,
+    _plain,
+    _run_identity,
+    data_fingerprint,
+)
 
 __all__ = ["fit", "evaluate", "init_variables", "make_optimizer", "make_train_step", "TrainConfig", "TrainState",
            "FitResult", "TrainingDivergedError", "data_fingerprint", "OPTIMIZERS", "IDENTITY_FORMAT", "CHECK_EVERY"]
 
 CHECK_EVERY = 50             # steps between host-side checks of the losses (each check waits for the device)
+_DEFAULT_CONFIG = TrainConfig()  # frozen: one shared default is safe
 
 
 @struct.dataclass
@@ -76,7 +84,9 @@ def init_variables(model: nn.Module, input_shape, key, *, eager: bool = False) -
     if eager or jax.default_backend() != "cpu":
         return dict(model.init(key, jnp.zeros(shape, jnp.float32)))
     lowered = jax.jit(lambda k: model.init(k, jnp.zeros(shape, jnp.float32))).lower(key)
-    return dict(lowered.compile(compiler_options={"xla_backend_optimization_level": 1})(key))
+    # XLA takes int option values; JAX annotates compiler_options as dict[str, str | bool]
+    options = {"xla_backend_optimization_level": 1}
+    return dict(lowered.compile(compiler_options=options)(key))  # type: ignore[arg-type]
 
 
 def make_train_step(model: nn.Module, tx, cfg: TrainConfig, objective=None):
@@ -119,7 +129,7 @@ def make_train_step(model: nn.Module, tx, cfg: TrainConfig, objective=None):
     return jax.jit(step, donate_argnums=0)
 
 
-def fit(model: nn.Module, train, test=None, cfg: TrainConfig = TrainConfig(), *, checkpoint_dir=None,
+def fit(model: nn.Module, train, test=None, cfg: TrainConfig = _DEFAULT_CONFIG, *, checkpoint_dir=None,
         resume: bool = True, progress: bool = True, on_epoch=None, objective=None) -> FitResult:
     """Train ``model`` on ``train`` (a :class:`~insilico.data.Dataset`), evaluating on ``test`` each epoch.
 
@@ -192,9 +202,11 @@ def fit(model: nn.Module, train, test=None, cfg: TrainConfig = TrainConfig(), *,
         on_epoch(0, jax.device_get(_variables(state)))          # host copies: the step donates its state
     for epoch in range(start, cfg.epochs):
         order = np.asarray(jax.random.permutation(jax.random.fold_in(key, 1000 + epoch), len(y_train)))
-        losses, metrics, checked = [], [], 0
+        losses: list[jax.Array] = []                        # per step, on the device until checked
+        metrics: list[dict] = []
+        checked = 0
 
-        def check_losses():
+        def check_losses(losses=losses, order=order, epoch=epoch):
             """Raise at the first non-finite loss since the last check (one wait for the device)."""
             nonlocal checked
             window = losses[checked:]
