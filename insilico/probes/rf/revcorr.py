@@ -70,19 +70,19 @@ def reverse_correlation(subject, site: str, n_images: int = 8192, *, key, std: f
     noise = (mean, std * (hi - lo), lo, hi, (batch_size, h, w, c))
     acc = fold(_revcorr_step, acc, math.ceil(n_images / batch_size), site, win, subject, key, noise,
                progress=progress, desc=f"reverse correlation {site}")
-    acc = {k: np.asarray(v, np.float64) for k, v in acc.items()}
-    spikes = acc["r"]
+    sums = {k: np.asarray(v, np.float64) for k, v in acc.items()}
+    spikes = sums["r"]
     safe = np.where(spikes > 0, spikes, 1.0)
-    sta = (acc["rx"] / safe[:, None]).reshape(n_units, h, w, c)
+    sta = (sums["rx"] / safe[:, None]).reshape(n_units, h, w, c)
     sta[spikes <= 0] = 0.0
     ds = xr.Dataset({"sta": (("unit", "y", "x", "channel"), sta.astype(np.float32)),
-                     "n_spikes": ("unit", spikes), "mean_rate": ("unit", spikes / acc["n"])},
+                     "n_spikes": ("unit", spikes), "mean_rate": ("unit", spikes / sums["n"])},
                     coords={"unit": np.arange(n_units)},
-                    attrs={"site": site, "subject": subject.name, "n_images": int(acc["n"]), "std": std})
+                    attrs={"site": site, "subject": subject.name, "n_images": int(sums["n"]), "std": std})
     if win:
         y0, x0, size = win
         s_w = sta[:, y0:y0 + size, x0:x0 + size, :].reshape(n_units, -1)
-        cov = acc["rxx"] / safe[:, None, None] - np.einsum("ud,ue->ude", s_w, s_w)
+        cov = sums["rxx"] / safe[:, None, None] - np.einsum("ud,ue->ude", s_w, s_w)
         cov -= (std * (hi - lo)) ** 2 * np.eye(cov.shape[-1])[None]
         vals, vecs = np.linalg.eigh(cov)
         order = np.argsort(-np.abs(vals), axis=-1)[:, :8]

@@ -53,7 +53,7 @@ def receptive_field_size(subject, sites: Sequence[str] | str | None = None, imag
     else:
         images = _images(subject, images)
     yy, xx = np.mgrid[0:h, 0:w]
-    rows = {k: [] for k in ("theoretical_size", "clipped", "effective_size", "area_size", "erf")}
+    rows: dict[str, list] = {k: [] for k in ("theoretical_size", "clipped", "effective_size", "area_size", "erf")}
     for site in sites:
         g = np.asarray(_centre_grad(site, subject, images), np.float64)      # (N, H, W)
         support = (g > 0).any(0)
