@@ -230,6 +230,26 @@ def test_host_loop_and_scan_agree(tiny_convnet):
         fv.visualize(tiny_convnet, fv.channel("conv2"), loop="python", **kw)
 
 
+def test_units_in_two_chunks_equal_one_chunk(tiny_convnet):
+    """The engine joins the chunks along the unit axis: images, objective traces and scores as in one chunk."""
+    kw = dict(units=[0, 2, 3, 5], n_seeds=2, steps=4, snapshots=(0, 4), key=jax.random.key(11), progress=False)
+    one = fv.visualize(tiny_convnet, fv.channel("conv2"), batch_size=4, **kw)
+    two = fv.visualize(tiny_convnet, fv.channel("conv2"), batch_size=2, **kw)
+    assert (one.attrs["n_chunks"], two.attrs["n_chunks"], two.attrs["batch_size"]) == (1, 2, 2)
+    assert list(two.unit.values) == [0, 2, 3, 5] and two.objective.shape == (4, 4, 2)
+    assert_close(two.images.values, one.images.values, atol=1e-5)
+    assert_close(two.objective.values, one.objective.values, rtol=1e-4, atol=1e-5)
+    assert_close(two.score.values, one.score.values, rtol=1e-4, atol=1e-5)
+
+
+def test_optimization_error_names_the_unit_in_a_later_chunk(tiny_convnet):
+    nan_for_3 = fv.Objective(lambda a, img, u: a["conv2"].mean(axis=(1, 2, 3)) + jnp.where(u == 3, jnp.nan, 0.0),
+                             "nan for unit 3", frozenset(["conv2"]))
+    with pytest.raises(fv.OptimizationError, match="NaN/inf at step 0 for unit 3;"):
+        fv.visualize(tiny_convnet, nan_for_3, units=[0, 1, 3], batch_size=2, steps=2, key=jax.random.key(0),
+                     progress=False)
+
+
 def test_channel_neuron_and_direction_read_the_channel_axis_of_any_unit_shape():
     """A site with units (T, C) (a sequence): objectives average over (or centre on) every position axis and index
     the last (channel) axis — never a position."""

@@ -11,8 +11,8 @@ Three parts compose, as in Lucid (Olah, Mordvintsev & Schubert 2017), a module e
   ``-`` and ``*``;
 
 and :mod:`~.render` puts them together: :func:`visualize` optimizes ``n_seeds`` images for each requested unit
-with Adam inside one compiled ``lax.scan``, vmapped over units and run through the sweep engine, so a whole layer
-is one call whose memory is bounded by chunking. Defaults follow Olah et al. 2017 (Adam lr 0.05, 1/f Fourier
+with Adam, all units of a chunk in one compiled program run by :func:`insilico.engine.run_programs`, so a whole
+layer is one call whose memory is bounded by chunking. Defaults follow Olah et al. 2017 (Adam lr 0.05, 1/f Fourier
 parameterization with decorrelated colour, pad/jitter/scale/rotate/jitter with offsets scaled from their 128 px
 to the subject's input size, redirected ReLU gradients for the first 16 steps) except the number of steps
 (Olah: 2,560; here 512 as in Lucid's ``render_vis``).

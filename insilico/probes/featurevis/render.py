@@ -4,11 +4,15 @@ Each unit's ``n_seeds`` images are optimized with Adam: render the parameters, t
 objective's sites, step up the objective's gradient (ReLU gradients redirected for the first steps). A step that
 makes the objective or the parameters non-finite freezes that unit's images and raises
 :class:`OptimizationError` naming the unit and the step.
+
+The optimization is a program of :mod:`insilico.engine` (:class:`Render`) whose items are the units:
+:func:`~insilico.engine.run_programs` runs it over memory-bounded chunks of units — one ``lax.scan`` per chunk
+on accelerators, a host loop over one compiled step on CPU — so feature visualization has no loop of its own.
 """
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from functools import lru_cache
 
 import jax
@@ -18,10 +22,9 @@ import optax
 import xarray as xr
 
 from ... import electrode as el
+from ...engine import choose_batch_size, resolve_loop, run_programs
 from ...models import relu_gradient_override
-from ...sweep import choose_batch_size, run_sweep
 from ...validation import ArgumentError, check_choice, check_count, check_indices, check_key, check_positive
-from .._loop import LOOPS, resolve_loop
 from .objectives import Objective
 from .param import ImageParam, default_param
 from .transforms import apply_transforms, check_transforms, standard_transforms
@@ -33,19 +36,23 @@ class OptimizationError(FloatingPointError):
     """The objective or its gradient became NaN/inf during optimization."""
 
 
-class _Program:
-    """The optimization of one unit's images, in three pure pieces shared by both drivers of :func:`visualize`:
-    ``init(unit, shared) -> state``, ``step(state, i, unit, shared) -> (state, objective values)`` and
-    ``finish(state, unit, shared) -> outputs``; ``shared = (subject, key)`` (the subject is a pytree, so its
-    weights are arguments of the compiled program, never constants in it). The state carries the image
-    parameters, the Adam state, the first non-finite step (-1: none) and the snapshot buffer."""
+@dataclass(frozen=True)
+class Render:
+    """The optimization of a chunk of units' images as a program of :mod:`insilico.engine` (init / step / finish
+    over ``steps`` steps): its arguments are ``(subject, key, units)``, the units (int32, one per item) being the
+    axis the engine chunks, and the subject a pytree, so its weights are arguments of the compiled program, never
+    constants in it. Each unit's state holds its images' parameters, their Adam state, the first non-finite step
+    (-1: none) and the snapshot buffer; the pieces for one unit (``*_one``) are vmapped over the chunk. The
+    program is hashable by its settings, so equal settings reuse the engine's compiled functions."""
 
-    def __init__(self, objective: Objective, param: ImageParam, transforms: tuple, steps: int, lr: float,
-                 n_seeds: int, snapshots: tuple, override_steps: int):
-        self.objective, self.param, self.transforms = objective, param, transforms
-        self.steps, self.n_seeds, self.snapshots, self.override_steps = steps, n_seeds, snapshots, override_steps
-        self.sites = tuple(sorted(objective.sites))
-        self.opt = optax.adam(lr)
+    objective: Objective
+    param: ImageParam
+    transforms: tuple
+    steps: int
+    lr: float
+    n_seeds: int
+    snapshots: tuple
+    override_steps: int
 
     def _keys(self, unit, key):
         return jax.random.split(jax.random.fold_in(key, unit))             # (init key, step key)
@@ -55,25 +62,24 @@ class _Program:
         keys = jax.random.split(key, self.n_seeds)
         seen = jax.vmap(lambda k, im: apply_transforms(self.transforms, k, im, self.param.bounds))(keys, imgs)
         with relu_gradient_override(step < self.override_steps):
-            _, acts = el.forward(subject, seen, record=self.sites)
+            _, acts = el.forward(subject, seen, record=tuple(sorted(self.objective.sites)))
         values = self.objective(acts, imgs, unit)
         return -values.sum(), (values, imgs)
 
-    def init(self, unit, shared):
-        init_key, _ = self._keys(unit, shared[1])
+    def init_one(self, subject, key, unit):
+        init_key, _ = self._keys(unit, key)
         params = jax.vmap(self.param.init)(jax.random.split(init_key, self.n_seeds))
         buf = jnp.zeros((len(self.snapshots), self.n_seeds, *self.param.shape), jnp.float32)
-        return params, self.opt.init(params), jnp.asarray(-1, jnp.int32), buf
+        return params, optax.adam(self.lr).init(params), jnp.asarray(-1, jnp.int32), buf
 
-    def step(self, state, i, unit, shared):
+    def step_one(self, state, i, subject, key, unit):
         p, s, nan_step, buf = state
-        subject, key = shared
         key = jax.random.fold_in(self._keys(unit, key)[1], i)
         (_, (values, imgs)), g = jax.value_and_grad(self._loss, has_aux=True)(p, key, unit, subject, i)
         snaps = jnp.asarray(self.snapshots, jnp.int32)
         slot = jnp.minimum(jnp.searchsorted(snaps, i), len(self.snapshots) - 1)
         buf = jnp.where(snaps[slot] == i, buf.at[slot].set(imgs), buf)          # images after i updates
-        updates, s_new = self.opt.update(g, s, p)
+        updates, s_new = optax.adam(self.lr).update(g, s, p)
         p_new = optax.apply_updates(p, updates)
         finite = jnp.all(jnp.isfinite(values)) & jnp.all(jnp.array(
             [jnp.all(jnp.isfinite(x)) for x in jax.tree_util.tree_leaves(p_new)]))
@@ -83,57 +89,34 @@ class _Program:
         s = jax.tree_util.tree_map(lambda a, b: jnp.where(keep, a, b), s, s_new)
         return (p, s, nan_step, buf), jnp.nan_to_num(values)
 
-    def finish(self, state, unit, shared):
+    def finish_one(self, state, subject, key, unit):
         p, _, nan_step, buf = state
         final = jax.vmap(self.param.render)(p)
         buf = buf.at[-1].set(final)                                        # the last snapshot is always ``steps``
-        _, acts = el.forward(shared[0], final, record=self.sites)
+        _, acts = el.forward(subject, final, record=tuple(sorted(self.objective.sites)))
         score = self.objective(acts, final, unit)                          # final images, untransformed
         return {"images": jnp.nan_to_num(buf), "score": jnp.nan_to_num(score), "nan_step": nan_step}
 
-    def scan_fn(self, unit, shared):
-        """The whole optimization of one unit as one ``lax.scan`` (for the sweep engine)."""
-        state, trace = jax.lax.scan(lambda st, i: self.step(st, i, unit, shared), self.init(unit, shared),
-                                    jnp.arange(self.steps))
-        return {**self.finish(state, unit, shared), "objective": trace}
+    def init(self, subject, key, units):
+        return jax.vmap(self.init_one, (None, None, 0))(subject, key, units)
+
+    def step(self, state, i, subject, key, units):
+        return jax.vmap(self.step_one, (0, None, None, None, 0))(state, i, subject, key, units)
+
+    def finish(self, state, subject, key, units):
+        return jax.vmap(self.finish_one, (0, None, None, 0))(state, subject, key, units)
 
 
 @lru_cache(maxsize=16)
-def _program(*args) -> _Program:
-    return _Program(*args)
-
-
-@lru_cache(maxsize=16)
-def _host_fns(program: _Program):
-    """Jitted, unit-vmapped init / step / finish for the host-loop driver."""
-    over = lambda f, *axes: jax.jit(jax.vmap(f, in_axes=axes))
-    return (over(program.init, 0, None), over(program.step, 0, None, 0, None),
-            over(program.finish, 0, 0, None))
-
-
-def _host_loop(program: _Program, units: np.ndarray, shared, batch_size: int, progress: bool, desc: str) -> dict:
-    """Drive the optimization from Python, one compiled step for a whole chunk of units per iteration.
-
-    XLA:CPU runs the input-gradient convolutions inside a compiled loop body 3-4x slower than in a straight-line
-    program (they get a kernel layout without the fast convolution path), so on CPU a step per dispatch wins."""
-    from tqdm.auto import tqdm
-
-    init, step, finish = _host_fns(program)
-    n_chunks = math.ceil(len(units) / batch_size)
-    chunks = []
-    with tqdm(total=n_chunks * program.steps, desc=desc, disable=not progress, unit="step") as bar:
-        for c in range(n_chunks):
-            u = units[c * batch_size:(c + 1) * batch_size]
-            u = jnp.asarray(np.pad(u, (0, batch_size - len(u)), mode="edge"), jnp.int32)   # one compiled shape
-            state, trace = init(u, shared), []
-            for i in range(program.steps):
-                state, values = step(state, jnp.int32(i), u, shared)
-                trace.append(values)
-                bar.update()
-            out = finish(state, u, shared)
-            out["objective"] = jnp.stack(trace, 1)
-            chunks.append({k: np.asarray(v) for k, v in out.items()})
-    return {k: np.concatenate([ch[k] for ch in chunks])[:len(units)] for k in chunks[0]}
+def _one_unit(program: Render):
+    """``fn(unit, (subject, key))``: one unit's whole optimization as one ``lax.scan``, whose intermediates size
+    the chunks (:func:`~insilico.engine.choose_batch_size`, cached per function: one per program here)."""
+    def run(unit, shared):
+        subject, key = shared
+        state, trace = jax.lax.scan(lambda st, i: program.step_one(st, i, subject, key, unit),
+                                    program.init_one(subject, key, unit), jnp.arange(program.steps))
+        return program.finish_one(state, subject, key, unit), trace
+    return run
 
 
 def _check_param(subject, param: ImageParam):
@@ -173,6 +156,20 @@ def _check(subject, objective: Objective, units) -> np.ndarray:
     return units
 
 
+def _check_snapshots(snapshots, steps: int) -> tuple:
+    """The sorted, distinct steps in [0, ``steps``] at which images are kept (None: the last)."""
+    if snapshots is None:
+        return (steps,)
+    try:
+        snapshots = tuple(snapshots)
+    except TypeError:
+        raise ArgumentError(f"snapshots must be a sequence of steps in [0, {steps}]; got {snapshots!r}") from None
+    if not snapshots:
+        raise ArgumentError(f"snapshots must name at least one step in [0, {steps}] (None: the last)")
+    return tuple(sorted({check_count(f"snapshots[{k}]", v, minimum=0, maximum=steps)
+                         for k, v in enumerate(snapshots)}))
+
+
 def visualize(subject, objective: Objective, units: Sequence[int] | int = 1, *, key, n_seeds: int = 1,
               param: ImageParam | None = None, transforms: Sequence | None = None, steps: int = 512,
               lr: float = 0.05, snapshots: Sequence[int] | None = None, relu_override_steps: int = 16,
@@ -189,13 +186,14 @@ def visualize(subject, objective: Objective, units: Sequence[int] | int = 1, *, 
             :func:`standard_transforms` for the input size (pass ``()`` for none).
         steps/lr: Adam steps and learning rate. snapshots: steps at which images are kept (default: the last).
         relu_override_steps: redirected ReLU gradients for this many first steps (0 = off).
-        batch_size/memory_budget: units vmapped together (default: sized from the memory budget).
-        loop: "scan" runs each unit's whole optimization as one ``lax.scan`` on the sweep engine (sharded over
-            devices); "host" dispatches one compiled step for all units of a chunk per iteration; "auto" picks
-            "host" on CPU (where XLA's convolution gradients run 3-4x slower inside a loop body) and "scan"
-            elsewhere. Both give the same images.
+        batch_size/memory_budget: units optimized together, one chunk of :func:`insilico.engine.run_programs`
+            (default: as many as ``memory_budget`` bytes allow from the intermediates of one unit's optimization).
+        loop: "scan" runs a chunk's whole optimization as one ``lax.scan``; "host" dispatches one compiled step
+            for all units of a chunk per iteration; "auto" picks "host" on CPU (where XLA's convolution gradients
+            run 3-4x slower inside a loop body) and "scan" elsewhere. Both give the same images.
     Returns: ``xarray.Dataset`` with ``images`` (unit, step, seed, y, x, channel), ``objective`` (unit,
-    iteration, seed) and the final objective ``score`` (unit, seed) of the untransformed images.
+    iteration, seed) and the final objective ``score`` (unit, seed) of the untransformed images; attrs
+    ``batch_size`` (units per chunk) and ``n_chunks``.
     Raises: :class:`OptimizationError` naming the unit and step where the objective became NaN/inf.
     """
     el.validate(subject)
@@ -205,19 +203,9 @@ def visualize(subject, objective: Objective, units: Sequence[int] | int = 1, *, 
     if batch_size is not None:
         batch_size = check_count("batch_size", batch_size)
     memory_budget = check_positive("memory_budget", memory_budget)
-    loop = check_choice("loop", loop, LOOPS)
+    loop = resolve_loop(loop)
     progress = bool(check_choice("progress", progress, (False, True)))
-    if snapshots is None:
-        snapshots = (steps,)
-    else:
-        try:
-            snapshots = tuple(snapshots)
-        except TypeError:
-            raise ArgumentError(f"snapshots must be a sequence of steps in [0, {steps}]; got {snapshots!r}") from None
-        if not snapshots:
-            raise ArgumentError(f"snapshots must name at least one step in [0, {steps}] (None: the last)")
-        snapshots = tuple(sorted({check_count(f"snapshots[{k}]", v, minimum=0, maximum=steps)
-                                  for k, v in enumerate(snapshots)}))
+    snapshots = _check_snapshots(snapshots, steps)
     transforms = (standard_transforms(subject.input_spec.shape[0]) if transforms is None
                   else check_transforms(transforms))
     units = _check(subject, objective, units)
@@ -225,31 +213,29 @@ def visualize(subject, objective: Objective, units: Sequence[int] | int = 1, *, 
         _check_param(subject, param)
     param = default_param(subject) if param is None else param
     snap_run = snapshots if snapshots[-1] == steps else snapshots + (steps,)
-    loop = resolve_loop(loop)
-    program = _program(objective, param, transforms, int(steps), float(lr), int(n_seeds), snap_run,
-                       int(relu_override_steps))
-    shared = (subject, key)
+    program = Render(objective, param, transforms, int(steps), float(lr), int(n_seeds), snap_run,
+                     int(relu_override_steps))
+    items, shared = (jnp.asarray(units, jnp.int32),), (subject, key)
     if batch_size is None:                 # sized from the traced program: compiling twice to measure is slow
-        batch_size = choose_batch_size(program.scan_fn, jnp.asarray(units[:1], jnp.int32), shared, memory_budget,
-                                       compile=False)
-    dims = {"images": ("step", "seed", "y", "x", "channel"), "objective": ("iteration", "seed"), "score": ("seed",)}
-    desc = f"visualize {objective.name}"
-    if loop == "scan":
-        ds = run_sweep(program.scan_fn, jnp.asarray(units, jnp.int32), shared, dim="unit", coords=units,
-                       batch_size=batch_size, memory_budget=memory_budget, progress=progress, desc=desc,
-                       extra_dims=dims)
-    else:
-        batch_size = max(1, min(int(batch_size), len(units)))
-        out = _host_loop(program, units, shared, batch_size, progress, desc)
-        ds = xr.Dataset({k: (("unit", *dims.get(k, ())), v) for k, v in out.items()}, coords={"unit": units})
-        ds.attrs.update({"batch_size": batch_size, "n_chunks": math.ceil(len(units) / batch_size)})
-    nan_step = ds["nan_step"].values
-    if (nan_step >= 0).any():
-        i = int(np.argmax(nan_step >= 0))
-        raise OptimizationError(f"objective {objective.name} became NaN/inf at step {int(nan_step[i])} for unit "
-                                f"{int(units[i])}; lower the learning rate or check the objective")
-    ds = ds.drop_vars("nan_step").assign_coords(step=list(snap_run), seed=np.arange(n_seeds))
+        batch_size = choose_batch_size(_one_unit(program), items[0][:1], shared, memory_budget, compile=False)
+    chunks = []                            # units per chunk, as the engine ran them
+
+    def check(result, trace, start):
+        chunks.append(len(result["nan_step"]))
+        bad = np.flatnonzero(result["nan_step"] >= 0)
+        if bad.size:
+            i = int(bad[0])
+            raise OptimizationError(f"objective {objective.name} became NaN/inf at step {int(result['nan_step'][i])} "
+                                    f"for unit {int(units[start + i])}; lower the learning rate or check the objective")
+
+    result, trace = run_programs(program, items, shared, chunk_size=batch_size, loop=loop, progress=progress,
+                                 desc=f"visualize {objective.name}", check=check)
+    ds = xr.Dataset({"images": (("unit", "step", "seed", "y", "x", "channel"), result["images"]),
+                     "score": (("unit", "seed"), result["score"]),
+                     "objective": (("unit", "iteration", "seed"), np.moveaxis(trace, 0, 1))},
+                    coords={"unit": units, "step": list(snap_run), "seed": np.arange(n_seeds)})
     ds = ds.sel(step=list(snapshots))
-    ds.attrs.update({"subject": subject.name, "objective": objective.name, "param": param.kind, "steps": steps,
-                     "lr": lr, "n_seeds": n_seeds, "transforms": repr(transforms), "loop": loop})
+    ds.attrs.update({"batch_size": chunks[0], "n_chunks": len(chunks), "subject": subject.name,
+                     "objective": objective.name, "param": param.kind, "steps": steps, "lr": lr, "n_seeds": n_seeds,
+                     "transforms": repr(transforms), "loop": loop})
     return ds
