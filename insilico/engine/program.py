@@ -140,11 +140,25 @@ def drive(program, *args, loop: str = "auto", check_every: int = 16, progress: b
 
 
 def _per_item_bytes(program, shared: tuple, items: tuple) -> float:
-    """Upper bound on the memory one item adds to a step: every intermediate of the step on a one-item chunk."""
+    """Upper bound on the memory one item adds to a step: every intermediate of the step on a one-item chunk.
+    Cached per (program, static arguments, array shapes), so a repeated run traces nothing."""
     from .chunks import take
-    from .memory import total_intermediates
+    from .memory import shapes, struct, total_intermediates
 
     arrays, static = split_static((*shared, *take(items, 0, 1)))
+    key = (program, static, shapes(struct([a for a in arrays if a is not None])))
+    if key in _ITEM_BYTES:
+        return _ITEM_BYTES[key]
+    if len(_ITEM_BYTES) >= 256:                                      # bounded: drop the oldest
+        _ITEM_BYTES.pop(next(iter(_ITEM_BYTES)))
+    _ITEM_BYTES[key] = _step_bytes(program, arrays, static, total_intermediates)
+    return _ITEM_BYTES[key]
+
+
+_ITEM_BYTES: dict = {}
+
+
+def _step_bytes(program, arrays, static, total_intermediates) -> float:
     state = jax.eval_shape(lambda a: program.init(*join_static(a, static)), arrays)
     jaxpr = jax.make_jaxpr(lambda s, a: program.step(s, jnp.int32(0), *join_static(a, static)))(state, arrays)
     return float(total_intermediates(jaxpr.jaxpr))
