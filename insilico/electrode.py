@@ -32,7 +32,8 @@ Example:
 from __future__ import annotations
 
 import dataclasses
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import jax
 import jax.numpy as jnp
@@ -40,10 +41,39 @@ import numpy as np
 
 from .engine.fold import fold
 from .interception import Tap, apply
-from .validation import (ArgumentError, InputError, SiteError, UnknownNameError, check_choice, check_count,
-                         check_finite, check_images, check_in_range, check_key, check_mask, check_sites,
-                         check_subject)
 from .models import relu_gradient_override, relu_override_state
+from .types import (
+    Activations,
+    Images,
+    Outputs,
+    PRNGKey,
+    SampledActivations,
+    SampledOutputs,
+    SiteShapes,
+    UnitArray,
+    UnitMask,
+    UnitValues,
+)
+from .validation import (
+    ArgumentError,
+    InputError,
+    SiteError,
+    UnknownNameError,
+    check_choice,
+    check_count,
+    check_finite,
+    check_images,
+    check_in_range,
+    check_key,
+    check_mask,
+    check_sites,
+    check_subject,
+)
+
+if TYPE_CHECKING:
+    from jax.typing import ArrayLike
+
+    from .subject import Subject
 
 __all__ = ["Edit", "identity", "lesion", "mean_ablation", "clamp", "gain", "noise", "unit_edits",
            "forward", "validate", "run", "record", "sample", "list_sites", "site_means", "lesion_synapses",
@@ -70,23 +100,25 @@ class Edit:
     def shape(self) -> tuple:
         return tuple(self.gain.shape)
 
-    def apply(self, x, key=None):
+    def apply(self, x: Activations, key: PRNGKey | None = None) -> Activations:
         """The edited activation ``y`` for activation ``x`` (N, *unit_shape)."""
         y = self.clamp_mask * self.clamp_value + (1.0 - self.clamp_mask) * (self.gain * x + self.bias)
         if self.has_noise:
+            if key is None:
+                raise ArgumentError("a noise edit needs a PRNG key (run(..., key=jax.random.key(0))); got key=None")
             y = y + self.noise_std * jax.random.normal(key, x.shape, x.dtype)
         return y
 
     @staticmethod
-    def stack(edits: Sequence["Edit"]) -> "Edit":
+    def stack(edits: Sequence[Edit]) -> Edit:
         """Stack edits of one shape along a new leading axis (for ``jax.vmap``)."""
         return jax.tree.map(lambda *a: jnp.stack(a), *edits)
 
 
 def _edit(clamp_mask=0.0, clamp_value=0.0, gain_=1.0, bias=0.0, noise_std=0.0, has_noise=False) -> Edit:
-    fields = jnp.broadcast_arrays(*(jnp.asarray(a, jnp.float32)
-                                    for a in (clamp_mask, clamp_value, gain_, bias, noise_std)))
-    return Edit(*fields, has_noise=has_noise)
+    mask, value, g, b, std = jnp.broadcast_arrays(*(jnp.asarray(a, jnp.float32)
+                                                     for a in (clamp_mask, clamp_value, gain_, bias, noise_std)))
+    return Edit(mask, value, g, b, std, has_noise=has_noise)
 
 
 def _nonnegative(name: str, value):
@@ -102,39 +134,39 @@ def _check_fields(name: str, e: Edit):
     _nonnegative(f"noise_std of the edit for {name!r}", e.noise_std)
 
 
-def identity(shape=()) -> Edit:
+def identity(shape: tuple[int, ...] = ()) -> Edit:
     """The edit that changes nothing, with fields of ``shape`` (e.g. ``(C,)``)."""
     return _edit(jnp.zeros(shape))
 
 
-def lesion(mask) -> Edit:
+def lesion(mask: UnitMask) -> Edit:
     """Silence (clamp to 0) the units where ``mask`` is 1. ``mask``: (C,), (H, W, C), ... or stacked; values in
     [0, 1] (fractions blend). A unit index is not a mask: ``jnp.zeros(C).at[index].set(1)``."""
     return _edit(check_mask("mask", mask), 0.0)
 
 
-def mean_ablation(mask, mean) -> Edit:
+def mean_ablation(mask: UnitMask, mean: UnitValues) -> Edit:
     """Clamp the units where ``mask`` is 1 to ``mean`` (their mean over a reference set, see
     :func:`site_means`)."""
     return _edit(check_mask("mask", mask), check_finite("mean", mean))
 
 
-def clamp(mask, value) -> Edit:
+def clamp(mask: UnitMask, value: UnitValues) -> Edit:
     """Clamp the units where ``mask`` is 1 to ``value`` (e.g. to drive a unit at a fixed rate)."""
     return _edit(check_mask("mask", mask), check_finite("value", value))
 
 
-def gain(g, bias=0.0) -> Edit:
+def gain(g: UnitValues, bias: UnitValues = 0.0) -> Edit:
     """Multiply the units by ``g`` (and add ``bias``). ``jax.grad`` w.r.t. ``g`` at 1 is an attribution."""
     return _edit(0.0, 0.0, check_finite("g", g), check_finite("bias", bias))
 
 
-def noise(std) -> Edit:
+def noise(std: UnitValues) -> Edit:
     """Add Gaussian noise of standard deviation ``std`` (≥ 0, per unit); :func:`run` then needs ``key``."""
     return _edit(0.0, 0.0, 1.0, 0.0, _nonnegative("std", std), has_noise=True)
 
 
-def unit_edits(n_units: int, kind: str = "lesion", value=0.0) -> Edit:
+def unit_edits(n_units: int, kind: str = "lesion", value: UnitValues = 0.0) -> Edit:
     """One edit per unit of an ``n_units``-channel site, stacked on a leading axis: shape (n_units, n_units).
 
     ``kind``: "lesion" (clamp to 0) or "clamp" (clamp to ``value``, a scalar or per-unit (n_units,)).
@@ -167,7 +199,9 @@ def _site_plan(subject):
     return frozenset(repeated), methods
 
 
-def forward(subject, x, edits: Mapping[str, Edit] | None = None, record: Sequence[str] | str | None = (), key=None):
+def forward(subject: Subject, x: Images, edits: Mapping[str, Edit] | None = None,
+            record: Sequence[str] | str | None = (), key: PRNGKey | None = None
+            ) -> tuple[Outputs, dict[str, Activations]]:
     """The electrode's pure core: ``subject`` on images ``x`` (N, H, W, C) with ``edits`` applied at their sites,
     recording ``record`` (a name, names, or None for every site). Returns ``(output, {site: activation})``.
 
@@ -214,12 +248,12 @@ def _run(subject, x, edits, key, override, record):
 _jit_run = jax.jit(_run, static_argnums=(5,))
 
 
-def list_sites(model, variables, input_shape, sites=None) -> dict:
+def list_sites(model, variables: dict | None, input_shape: tuple[int, int, int], sites=None) -> SiteShapes:
     """Ordered ``{site: unit shape}`` of ``model`` for inputs of shape (H, W, C), without computing anything
     (``sites``: a selector, as in :func:`insilico.subject.make_subject`)."""
     from .subject import InputSpec, make_subject
 
-    return make_subject("model", model, variables, InputSpec(tuple(input_shape)), sites=sites).sites
+    return make_subject("model", model, variables, InputSpec(input_shape), sites=sites).sites
 
 
 def _check_edits(subject, edits: Mapping):
@@ -241,8 +275,9 @@ def _check_edits(subject, edits: Mapping):
         _check_fields(name, e)
 
 
-def validate(subject, images=None, *, sites: Sequence[str] | str | None = (), edits: Mapping | None = None,
-             in_bounds: bool = False, purpose: str = "recording", name: str = "input"):
+def validate(subject: Subject, images: Images | None = None, *, sites: Sequence[str] | str | None = (),
+             edits: Mapping | None = None, in_bounds: bool = False, purpose: str = "recording",
+             name: str = "input") -> None:
     """Check what a probe is about to compute with and raise an error that names the bad argument, its value and
     what is valid: ``subject`` (a :class:`~insilico.subject.Subject`), ``sites`` (names, recurrent and repeated
     calls explained, modules that are not sites named), ``edits`` (types and shapes), ``images`` (float dtype,
@@ -258,8 +293,9 @@ def validate(subject, images=None, *, sites: Sequence[str] | str | None = (), ed
         check_images(subject, images, name, in_bounds)
 
 
-def run(subject, x, edits: Mapping[str, Edit] | None = None, record: Sequence[str] | str | None = (),
-        key=None, variables=None):
+def run(subject: Subject, x: Images, edits: Mapping[str, Edit] | None = None,
+        record: Sequence[str] | str | None = (), key: PRNGKey | None = None,
+        variables: dict | None = None) -> tuple[Outputs, dict[str, Activations]]:
     """Run ``subject`` on images ``x`` (N, H, W, C) with ``edits`` applied, recording ``record`` sites.
 
     Args:
@@ -297,13 +333,15 @@ def _check_noise_key(edits: Mapping, key):
                             "run(..., key=jax.random.key(0)); got key=None")
 
 
-def record(subject, x, sites: Sequence[str] | str | None = None):
+def record(subject: Subject, x: Images, sites: Sequence[str] | str | None = None
+           ) -> tuple[Outputs, dict[str, Activations]]:
     """Record ``sites`` (a name, a list, or None for all) of an intact subject: ``(output, {site: act})``."""
     return run(subject, x, record=sites)
 
 
-def sample(subject, x, sites: Sequence[str] | str | None = None, *, n_samples: int, key,
-           edits: Mapping[str, Edit] | None = None, variables=None):
+def sample(subject: Subject, x: Images, sites: Sequence[str] | str | None = None, *, n_samples: int,
+           key: PRNGKey, edits: Mapping[str, Edit] | None = None, variables: dict | None = None
+           ) -> tuple[SampledOutputs, dict[str, SampledActivations]]:
     """Monte-Carlo responses of a stochastic subject (units with ``noise``, or noise edits): ``n_samples``
     independent draws in one vmapped call, ``(outputs (S, N, ...), {site: (S, N, *unit_shape)})``. A
     deterministic subject gives ``n_samples`` identical copies. Same checks as :func:`run`."""
@@ -318,7 +356,8 @@ def sample(subject, x, sites: Sequence[str] | str | None = None, *, n_samples: i
     return out, {name: rec[name] for name in (subject.sites if record_sites is None else record_sites)}
 
 
-def site_means(subject, x, sites: Sequence[str] | str, over: str = "images", batch_size: int = 256) -> dict:
+def site_means(subject: Subject, x: Images, sites: Sequence[str] | str, over: str = "images",
+               batch_size: int = 256) -> dict[str, UnitArray]:
     """Mean activation per site over a reference set ``x``, for :func:`mean_ablation`.
 
     ``over="images"``: mean over images, shape = unit shape. ``over="space"``: also over spatial positions,
@@ -330,10 +369,10 @@ def site_means(subject, x, sites: Sequence[str] | str, over: str = "images", bat
     if sites is None:
         raise ArgumentError(f"sites must name one or more sites of {getattr(subject, 'name', 'the subject')}; "
                             "got None")
-    _, sites = _prepare(subject, x, None, sites)
-    zeros = {s: jnp.zeros(subject.sites[s], jnp.float32) for s in sites}
-    sums = fold(_add_site_sums, zeros, jnp.asarray(x), subject, tuple(sites), batch_size=batch_size)
-    n = len(x)
+    names = _prepare(subject, x, None, sites)[1] or ()           # sites is not None: a tuple of names
+    zeros = {s: jnp.zeros(subject.sites[s], jnp.float32) for s in names}
+    sums = fold(_add_site_sums, zeros, jnp.asarray(x), subject, names, batch_size=batch_size)
+    n = np.shape(x)[0]
     means = {s: v / n for s, v in sums.items()}
     if over == "space":
         means = {s: v.reshape(-1, v.shape[-1]).mean(0) for s, v in means.items()}
@@ -345,7 +384,7 @@ def _add_site_sums(sums, x, subject, sites):
     return {s: sums[s] + jnp.sum(rec[s], axis=0) for s in sites}
 
 
-def synapse_paths(subject, site: str | None = None) -> list[str]:
+def synapse_paths(subject: Subject, site: str | None = None) -> list[str]:
     """Parameter paths (``"conv2/conv/kernel"``) of ``subject``, optionally only those inside ``site``."""
     if site is not None:
         check_sites(subject, [site], "synapses")
@@ -354,18 +393,18 @@ def synapse_paths(subject, site: str | None = None) -> list[str]:
     return [p for p in paths if site is None or p.startswith(site + "/")]
 
 
-def parameter(subject, path: str):
+def parameter(subject: Subject, path: str) -> jax.Array:
     """The parameter array at ``path`` (as in :func:`synapse_paths`; list indices of NNX models included)."""
     paths = synapse_paths(subject)
     if path not in paths:
         raise UnknownNameError(f"unknown parameter path {path!r}; valid: {', '.join(paths)}")
-    leaf = subject.params
+    leaf: Any = subject.params
     for k in path.split("/"):
         leaf = leaf[k] if k in leaf else leaf[int(k)]
     return leaf
 
 
-def lesion_synapses(variables: dict, masks: Mapping[str, jax.Array]) -> dict:
+def lesion_synapses(variables: dict, masks: Mapping[str, ArrayLike]) -> dict:
     """Weight (synaptic) lesions: multiply parameters by masks; pure and vmappable over the masks.
 
     ``masks``: ``{param path: multiplicative mask broadcast to the parameter}``, paths as in

@@ -26,14 +26,16 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 
 from . import selectors as sel
 from .interception import NNXGraph, SubjectError, Tap, apply, inference_kwargs, is_nnx_module
+from .types import SiteShapes
 
 __all__ = ["InputSpec", "Subject", "make_subject", "SubjectError", "discover"]
 
@@ -85,14 +87,14 @@ class Subject:
     variables: dict
     input_spec: InputSpec
     class_names: Sequence[str] = ()
-    sites: dict = field(default_factory=dict)
+    sites: SiteShapes = field(default_factory=dict)
     meta: dict = field(default_factory=dict)
     selector: Any = None
     api: str = "linen"
     call_kwargs: tuple = ()
     graph: Any = None
-    output_shape: tuple = ()
-    modules: tuple = ()
+    output_shape: tuple[int, ...] = ()
+    modules: tuple[tuple[str, str], ...] = ()
 
     def __post_init__(self):
         object.__setattr__(self, "_key", _static_key(self))
@@ -119,7 +121,7 @@ class Subject:
             return self.graph.module(self.variables)
         return self.model.bind(self.variables)
 
-    def replace(self, **changes) -> "Subject":
+    def replace(self, **changes) -> Subject:
         """A copy with some fields replaced (e.g. lesioned ``variables``)."""
         if set(changes) == {"variables"}:                       # the static part, and its key, are unchanged
             return _unflatten(_flatten(self)[1], (changes["variables"],))
@@ -194,7 +196,8 @@ class _Aux:
 
 
 def _flatten(s: Subject):
-    return (s.variables,), _Aux(s._key, tuple(getattr(s, f) for f in _STATIC))
+    key = vars(s)["_key"]                 # set by __post_init__ and _unflatten; not a dataclass field
+    return (s.variables,), _Aux(key, tuple(getattr(s, f) for f in _STATIC))
 
 
 def _unflatten(aux: _Aux, children):
@@ -238,7 +241,7 @@ def _trace_calls(subject_like, methods: frozenset):
     return tap, out
 
 
-def discover(subject_like, selector=None) -> tuple[dict, tuple, tuple]:
+def discover(subject_like, selector=None) -> tuple[SiteShapes, tuple[tuple[str, str], ...], tuple[int, ...]]:
     """Trace one forward pass of ``subject_like`` with ``jax.eval_shape`` (no FLOPs) and return ``(sites,
     modules, output_shape)``: the ordered ``{name: unit shape}`` of the calls ``selector`` selects (default:
     ``subject_like.selector``), ``(name, class name)`` of every call, and the shape of one image's output."""
@@ -247,12 +250,14 @@ def discover(subject_like, selector=None) -> tuple[dict, tuple, tuple]:
     return _select(subject_like.name, tap, out, selector)
 
 
-def _select(name_of_subject: str, tap: Tap, out, selector) -> tuple[dict, tuple, tuple]:
+def _select(name_of_subject: str, tap: Tap, out, selector
+            ) -> tuple[SiteShapes, tuple[tuple[str, str], ...], tuple[int, ...]]:
     """Sites, modules and output shape from the calls a discovery pass noted."""
     counts: dict = {}
-    for path, module, method, y, k in tap.calls:
+    for path, _module, method, _y, k in tap.calls:
         counts[sel.site_name(path, method)] = k + 1
-    sites, modules = {}, {}
+    sites: SiteShapes = {}
+    modules: dict[str, str] = {}
     for path, module, method, y, k in tap.calls:
         base = sel.site_name(path, method)
         name = f"{base}@{k}" if counts[base] > 1 else base

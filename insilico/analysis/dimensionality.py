@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.spatial.distance import cdist
 
+from ..types import Responses, Spectrum
 from ..validation import ArgumentError, check_finite, check_fraction, check_number
 
 __all__ = ["pca_spectrum", "participation_ratio", "powerlaw_exponent", "two_nn"]
@@ -22,20 +23,20 @@ def _responses(x, what: str, min_stimuli: int = 3) -> np.ndarray:
     return x
 
 
-def pca_spectrum(x) -> np.ndarray:
+def pca_spectrum(x: Responses) -> Spectrum:
     """Eigenvalues of the unit covariance (variance along each principal axis), largest first."""
     x = _responses(x, "pca_spectrum", 2)
     s = np.linalg.svd(x - x.mean(0), compute_uv=False)
     return s ** 2 / (x.shape[0] - 1)
 
 
-def participation_ratio(x) -> float:
+def participation_ratio(x: Responses) -> float:
     """(Σλ)² / Σλ² of the covariance eigenvalues: how many dimensions the variance is spread over (1 … units)."""
     lam = pca_spectrum(x)
     return float(lam.sum() ** 2 / np.sum(lam ** 2))
 
 
-def powerlaw_exponent(x, fit_range: tuple[int, int] = (10, 500)) -> dict:
+def powerlaw_exponent(x: Responses, fit_range: tuple[int, int] = (10, 500)) -> dict:
     """Exponent α of a power law λₙ ∝ n^(−α) fitted to the eigenspectrum by least squares in log-log coordinates
     over ranks ``fit_range`` (1-based, inclusive; clipped to the available ranks, at least 3 needed). Returns
     {"alpha", "r2", "ranks"}: Stringer et al. 2019 found α ≈ 1 in mouse V1 for natural images."""
@@ -55,7 +56,7 @@ def powerlaw_exponent(x, fit_range: tuple[int, int] = (10, 500)) -> dict:
     return {"alpha": float(-slope), "r2": float(r2), "ranks": (int(lo), int(hi))}
 
 
-def two_nn(x, discard: float = 0.1) -> float:
+def two_nn(x: Responses, discard: float = 0.1) -> float:
     """TwoNN intrinsic dimension (Facco et al. 2017): from μ = r₂/r₁ (distances to each point's second and first
     nearest neighbours), the slope of −log(1 − F(μ)) against log μ through the origin, after discarding the
     ``discard`` fraction of largest μ (in [0, 1); the largest μ, whose empirical F is 1, never enters the fit, so

@@ -26,6 +26,7 @@ import warnings
 import jax.numpy as jnp
 import numpy as np
 
+from ..types import Correlations, Features, Gram, Responses, Scalar
 from ..validation import ArgumentError, check_choice, check_finite, check_fraction, check_positive
 
 __all__ = ["gram_linear", "gram_rbf", "center_gram", "cka", "cka_jax", "canonical_correlations", "cca", "svcca",
@@ -47,7 +48,7 @@ def _xp(a):
     return np if isinstance(a, (np.ndarray, np.generic)) else jnp
 
 
-def _matrices(x, y, what: str, min_stimuli: int = 3):
+def _matrices(x, y, what: str, min_stimuli: int = 3) -> tuple[np.ndarray, np.ndarray]:
     x, y = check_finite("x", x), check_finite("y", y)
     x, y = x.astype(np.float64), y.astype(np.float64)
     if x.ndim < 2 or y.ndim < 2:
@@ -67,14 +68,14 @@ def _matrices(x, y, what: str, min_stimuli: int = 3):
 
 # ----------------------------------------------------------------------------------------------------------- CKA
 
-def gram_linear(x):
+def gram_linear(x: Features) -> Gram:
     """Linear kernel matrix x xᵀ (NumPy in, NumPy out; JAX otherwise). Centre the features first (``x −
     x.mean(0)``) when the Gram will be centred: the centred Gram is the same, without the cancellation of a large
     common offset."""
     return x @ x.T
 
 
-def gram_rbf(x, threshold: float = 1.0):
+def gram_rbf(x: Features, threshold: float = 1.0) -> Gram:
     """RBF kernel with bandwidth σ = ``threshold`` × the median pairwise distance (Kornblith et al.'s choice).
     The features are centred first (distances do not change; a common offset then costs no precision)."""
     threshold = check_positive("threshold", threshold)
@@ -85,7 +86,7 @@ def gram_rbf(x, threshold: float = 1.0):
     return xp.exp(-d2 / (2 * threshold ** 2 * xp.median(d2)))
 
 
-def center_gram(gram, unbiased: bool = False):
+def center_gram(gram: Gram, unbiased: bool = False) -> Gram:
     """Double-centred Gram matrix; ``unbiased`` gives the U-centred form (zero diagonal) whose inner products are
     unbiased HSIC estimates. NumPy input is centred in float64 NumPy; JAX input stays JAX (differentiable)."""
     shape = tuple(np.shape(gram))
@@ -114,7 +115,7 @@ def _cka(gx, gy, debiased: bool):
     return xp.vdot(gx, gy) / (xp.linalg.norm(gx) * xp.linalg.norm(gy))
 
 
-def cka_jax(x, y, debiased: bool = True):
+def cka_jax(x: Responses, y: Responses, debiased: bool = True) -> Scalar:
     """Linear CKA of two (stimuli, units) arrays as a differentiable JAX expression (jit/vmap/grad-safe; no value
     checks). The features are centred before the Gram matrices, so a common offset costs no precision; it
     computes in the inputs' JAX dtype — float32 unless x64 is enabled, where it agrees with :func:`cka` (float64)
@@ -129,7 +130,7 @@ def cka_jax(x, y, debiased: bool = True):
     return _cka(gram_linear(x), gram_linear(y), debiased)
 
 
-def cka(x, y, *, kernel: str = "linear", debiased: bool = True, threshold: float = 1.0) -> float:
+def cka(x: Responses, y: Responses, *, kernel: str = "linear", debiased: bool = True, threshold: float = 1.0) -> float:
     """Centred kernel alignment between two representations of the same stimuli (1 = identical up to rotation
     and isotropic scaling). ``kernel``: "linear" or "rbf" (bandwidth ``threshold`` × median distance);
     ``debiased`` (default) uses the unbiased HSIC estimator, which stays near 0 for unrelated representations
@@ -137,12 +138,12 @@ def cka(x, y, *, kernel: str = "linear", debiased: bool = True, threshold: float
     centred first: invariant to a common offset of either representation."""
     kernel = check_choice("kernel", kernel, ("linear", "rbf"))
     threshold = check_positive("threshold", threshold)
-    x, y = _matrices(x, y, "CKA", 4 if debiased else 3)
-    x, y = x - x.mean(0), y - y.mean(0)
+    xm, ym = _matrices(x, y, "CKA", 4 if debiased else 3)
+    xc, yc = xm - xm.mean(0), ym - ym.mean(0)
     if kernel == "linear":
-        gx, gy = gram_linear(x), gram_linear(y)
+        gx, gy = gram_linear(xc), gram_linear(yc)
     else:
-        gx, gy = gram_rbf(x, threshold), gram_rbf(y, threshold)
+        gx, gy = gram_rbf(xc, threshold), gram_rbf(yc, threshold)
     return float(_cka(gx, gy, debiased))
 
 
@@ -179,7 +180,7 @@ def _canonical(x, y):
     return qx, qy, np.clip(np.linalg.svd(qx.T @ qy, compute_uv=False), 0.0, 1.0)
 
 
-def canonical_correlations(x, y) -> np.ndarray:
+def canonical_correlations(x: Responses, y: Responses) -> Correlations:
     """Canonical correlations of two centred representations, largest first (singular values of Qxᵀ Qy). Warns
     (:class:`InflatedScoreWarning`) when the representations have too many dimensions for the stimuli."""
     x, y = _matrices(x, y, "canonical_correlations", 2)
@@ -188,7 +189,7 @@ def canonical_correlations(x, y) -> np.ndarray:
     return rho
 
 
-def cca(x, y) -> float:
+def cca(x: Responses, y: Responses) -> float:
     """Mean squared canonical correlation R²_CCA (Kornblith et al.'s CCA similarity). Warns
     (:class:`InflatedScoreWarning`) when either representation has ≥ stimuli − 1 dimensions or both together
     more than stimuli − 1 (the rank of centred responses): the score is then inflated."""
@@ -207,7 +208,7 @@ def _top_directions(x, keep: float):
     return u[:, :k] * s[:k]
 
 
-def svcca(x, y, *, keep: float = 0.99) -> float:
+def svcca(x: Responses, y: Responses, *, keep: float = 0.99) -> float:
     """SVCCA (Raghu et al. 2017): each representation reduced to the singular directions explaining ``keep`` of
     its variance (``keep`` in (0, 1]), then the mean canonical correlation. Warns (:class:`InflatedScoreWarning`)
     when either representation has ≥ stimuli − 1 units, or the kept directions together exceed stimuli − 1:
@@ -222,7 +223,7 @@ def svcca(x, y, *, keep: float = 0.99) -> float:
     return float(np.mean(rho))
 
 
-def pwcca(x, y) -> float:
+def pwcca(x: Responses, y: Responses) -> float:
     """Projection-weighted CCA similarity (Morcos et al. 2018): canonical correlations weighted by how much of
     x's units each canonical variate accounts for, Σ αᵢ ρᵢ with αᵢ ∝ Σⱼ |⟨hᵢ, xⱼ⟩| (hᵢ: the i-th canonical
     variate of x; xⱼ: unit j). 1 − pwcca is the PWCCA distance. Warns (:class:`InflatedScoreWarning`) when
@@ -249,7 +250,7 @@ def _whiten(x, alpha: float):
     return x @ ((v / np.sqrt(np.maximum(w, 1e-12))) @ v.T)
 
 
-def procrustes(x, y, *, alpha: float = 1.0, metric: str = "angular") -> float:
+def procrustes(x: Responses, y: Responses, *, alpha: float = 1.0, metric: str = "angular") -> float:
     """Generalized shape distance (Williams et al. 2021) between two representations: both centred, partially
     whitened with ``alpha`` (1: Procrustes, no whitening; 0: full whitening, a CCA-like distance), scaled to unit
     norm and padded to the same width, then aligned by the best rotation. ``metric``: "angular" (arccos of the

@@ -8,12 +8,13 @@ generator takes an explicit PRNG ``key`` and is deterministic given it.
 from __future__ import annotations
 
 import itertools
-from typing import Sequence
+from collections.abc import Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ..types import Flags, ImageArray, ImageBatch, ImageStack, PRNGKey, StimulusParam, StimulusParams
 from ..validation import ArgumentError, check_choice, check_count, check_finite, check_in_range, check_key, check_number
 
 PHOTOS = ("astronaut", "camera", "coffee", "chelsea", "rocket", "brick", "grass", "gravel", "coins", "moon",
@@ -55,7 +56,8 @@ def _to_images(lum, channels: int):
     return jnp.repeat(lum[..., None], channels, axis=-1).astype(jnp.float32)
 
 
-def grating(size: int, orientation, sf, phase=0.0, contrast=1.0, channels: int = 1):
+def grating(size: int, orientation: StimulusParam, sf: StimulusParam, phase: StimulusParam = 0.0,
+            contrast: StimulusParam = 1.0, channels: int = 1) -> ImageBatch:
     """Full-field sinusoidal gratings; parameters broadcast together. Returns (..., size, size, channels).
 
     Raises :class:`~insilico.validation.ArgumentError` for ``size``/``channels`` < 1, a NaN/inf or empty
@@ -71,8 +73,9 @@ def grating(size: int, orientation, sf, phase=0.0, contrast=1.0, channels: int =
     return _to_images(lum, channels)
 
 
-def gabor(size: int, orientation, sf, phase=0.0, sigma=4.0, contrast=1.0, center=(0.0, 0.0),
-          channels: int = 1):
+def gabor(size: int, orientation: StimulusParam, sf: StimulusParam, phase: StimulusParam = 0.0,
+          sigma: StimulusParam = 4.0, contrast: StimulusParam = 1.0, center: tuple[float, float] = (0.0, 0.0),
+          channels: int = 1) -> ImageBatch:
     """Gabor patches: a grating under a Gaussian envelope of std ``sigma`` px at ``center`` (x, y) px
     from the image centre. Returns (..., size, size, channels) in [0, 1]. Parameters are checked as in
     :func:`grating`; ``sigma`` must be > 0 and ``center`` two finite numbers."""
@@ -94,7 +97,8 @@ def gabor(size: int, orientation, sf, phase=0.0, sigma=4.0, contrast=1.0, center
 
 
 def grating_set(size: int, orientations: Sequence[float], sfs: Sequence[float], phases: Sequence[float] = (0.0,),
-                contrasts: Sequence[float] = (1.0,), channels: int = 1):
+                contrasts: Sequence[float] = (1.0,), channels: int = 1
+                ) -> tuple[ImageArray, dict[str, StimulusParams]]:
     """All combinations of the parameter lists, flattened: ``(images (N, size, size, C), params)``.
 
     ``params`` maps "orientation", "sf", "phase", "contrast" to arrays of length N (orientation slowest).
@@ -108,10 +112,11 @@ def grating_set(size: int, orientations: Sequence[float], sfs: Sequence[float], 
     check_in_range("contrasts", list(contrasts), low=0, high=1)
     grid = np.array(list(itertools.product(orientations, sfs, phases, contrasts)), np.float32).reshape(-1, 4)
     params = dict(zip(("orientation", "sf", "phase", "contrast"), grid.T))
-    return grating(size, *(params[k] for k in ("orientation", "sf", "phase", "contrast")), channels=channels), params
+    images = grating(size, params["orientation"], params["sf"], params["phase"], params["contrast"], channels=channels)
+    return images, params
 
 
-def white_noise(key, n: int, shape: Sequence[int], std: float | None = None):
+def white_noise(key: PRNGKey, n: int, shape: Sequence[int], std: float | None = None) -> ImageArray:
     """White noise images (n, *shape): uniform in [0, 1], or Gaussian N(0.5, std) clipped to [0, 1]."""
     check_key("key", key)
     n = check_count("n", n)
@@ -123,7 +128,7 @@ def white_noise(key, n: int, shape: Sequence[int], std: float | None = None):
     return jnp.clip(0.5 + std * jax.random.normal(key, (n, *shape), jnp.float32), 0.0, 1.0)
 
 
-def pink_noise(key, n: int, shape: Sequence[int], exponent: float = 1.0, std: float = 0.15):
+def pink_noise(key: PRNGKey, n: int, shape: Sequence[int], exponent: float = 1.0, std: float = 0.15) -> ImageArray:
     """1/f^exponent noise (amplitude spectrum), random phases, per image scaled to mean 0.5 and ``std``,
     clipped to [0, 1]. ``exponent=1`` matches natural images' spectra (Field 1987)."""
     check_key("key", key)
@@ -169,7 +174,7 @@ def _match_channels(img: np.ndarray, channels: int) -> np.ndarray:
     return np.repeat(gray, channels, -1) if channels != 1 else gray
 
 
-def photos(size: int, channels: int = 3, names: Sequence[str] = PHOTOS):
+def photos(size: int, channels: int = 3, names: Sequence[str] = PHOTOS) -> ImageStack:
     """scikit-image's bundled photos (no download), centre-cropped to a square and resized to
     ``size`` x ``size``: (len(names), size, size, channels) in [0, 1]."""
     from skimage.transform import resize
@@ -185,7 +190,8 @@ def photos(size: int, channels: int = 3, names: Sequence[str] = PHOTOS):
     return np.clip(np.stack(out), 0.0, 1.0)
 
 
-def natural_patches(key, n: int, size: int, channels: int = 3, names: Sequence[str] = PHOTOS, scale: int = 1):
+def natural_patches(key: PRNGKey, n: int, size: int, channels: int = 3, names: Sequence[str] = PHOTOS,
+                    scale: int = 1) -> ImageStack:
     """``n`` random ``size`` x ``size`` patches from scikit-image's photos, drawn with ``key``.
 
     ``scale`` > 1 crops ``size * scale`` pixels and downsamples by block averaging.
@@ -212,7 +218,7 @@ def natural_patches(key, n: int, size: int, channels: int = 3, names: Sequence[s
     return out
 
 
-def faces_and_nonfaces(size: int, channels: int = 3):
+def faces_and_nonfaces(size: int, channels: int = 3) -> tuple[ImageStack, Flags]:
     """scikit-image's LFW subset: 100 face and 100 non-face 25x25 patches (no download), resized to
     ``size``. Returns ``(images (200, size, size, channels) in [0, 1], is_face (200,) bool)``."""
     from skimage.data import lfw_subset

@@ -11,7 +11,8 @@ Example (Khaligh-Razavi & Kriegeskorte 2014)::
 """
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import jax
 import jax.numpy as jnp
@@ -22,7 +23,11 @@ from .. import electrode as el
 from ..analysis import encoding as enc
 from ..analysis import rsa
 from ..engine import map_batches
+from ..types import Images, NeuronResponses, PRNGKey, RDMs, Reliabilities, ResponseMatrix
 from ..validation import ArgumentError, check_choice, check_count, check_finite, check_key
+
+if TYPE_CHECKING:
+    from ..subject import Subject
 
 __all__ = ["record_sites", "rsa_by_site", "encoding_by_site", "site_region_heatmap"]
 
@@ -37,7 +42,8 @@ def _images(subject, images, sites, purpose: str):
     return jnp.asarray(x, jnp.float32), sites
 
 
-def record_sites(subject, images, sites: Sequence[str] | None = None, *, batch_size: int = 128) -> dict:
+def record_sites(subject: Subject, images: Images, sites: Sequence[str] | None = None, *,
+                 batch_size: int = 128) -> dict[str, ResponseMatrix]:
     """Responses of ``sites`` (default: every site) to ``images``, one forward pass per batch: {site: (stimuli,
     units) float64 array}."""
     batch_size = check_count("batch_size", batch_size)
@@ -56,7 +62,7 @@ def _check_regions(regions) -> None:
                             f"{type(regions).__name__ if not isinstance(regions, Mapping) else 'an empty mapping'}")
 
 
-def _region_rdms(regions: Mapping[str, object], n: int) -> dict:
+def _region_rdms(regions: Mapping[str, RDMs | xr.DataArray], n: int) -> dict[str, np.ndarray]:
     _check_regions(regions)
     out = {}
     for name, r in regions.items():
@@ -70,9 +76,9 @@ def _region_rdms(regions: Mapping[str, object], n: int) -> dict:
     return out
 
 
-def rsa_by_site(subject, images, regions: Mapping[str, object], *, sites: Sequence[str] | None = None,
-                rdm_method: str = "correlation", method: str = "tau-a", n_boot: int = 0, key=None,
-                batch_size: int = 128) -> xr.Dataset:
+def rsa_by_site(subject: Subject, images: Images, regions: Mapping[str, RDMs | xr.DataArray], *,
+                sites: Sequence[str] | None = None, rdm_method: str = "correlation", method: str = "tau-a",
+                n_boot: int = 0, key: PRNGKey | None = None, batch_size: int = 128) -> xr.Dataset:
     """RSA of every site against every region: the site's RDM (``rdm_method``) compared (``method``) with each
     subject RDM of the region, averaged over subjects. ``regions``: {name: RDMs (subjects, n, n) or (n, n)} over
     the same stimuli as ``images``, in the same order. With ``n_boot`` > 0, stimuli are bootstrapped (``key``)
@@ -103,7 +109,7 @@ def rsa_by_site(subject, images, regions: Mapping[str, object], *, sites: Sequen
     per_subject = np.full((len(names), len(rnames), max_subj), np.nan)
     lo_ci, hi_ci = np.full_like(score, np.nan), np.full_like(score, np.nan)
     constant = []
-    keys = jax.random.split(key, len(names)) if n_boot else [None] * len(names)
+    keys = jax.random.split(key, len(names)) if n_boot and key is not None else None   # n_boot needs a key
     for i, s in enumerate(names):
         try:
             site_rdm = rsa.rdm(feats[s], rdm_method)
@@ -114,7 +120,7 @@ def rsa_by_site(subject, images, regions: Mapping[str, object], *, sites: Sequen
             sims = rsa.compare(site_rdm, reg[r], method)[0]
             per_subject[i, j, :len(sims)] = sims
             score[i, j] = sims.mean()
-            if n_boot:
+            if keys is not None:                         # n_boot > 0
                 b = rsa.bootstrap(site_rdm, reg[r], method=method, n_samples=n_boot, with_ceiling=False,
                                   key=jax.random.fold_in(keys[i], j))
                 lo_ci[i, j], hi_ci[i, j] = float(b.ci_low[0]), float(b.ci_high[0])
@@ -133,9 +139,10 @@ def rsa_by_site(subject, images, regions: Mapping[str, object], *, sites: Sequen
     return ds
 
 
-def encoding_by_site(subject, images, regions: Mapping[str, object], *, sites: Sequence[str] | None = None,
-                     method: str = "ridge", n_splits: int = 10, ceilings: Mapping[str, object] | None = None,
-                     max_units: int | None = 2000, key, batch_size: int = 128) -> xr.Dataset:
+def encoding_by_site(subject: Subject, images: Images, regions: Mapping[str, NeuronResponses | xr.DataArray], *,
+                     sites: Sequence[str] | None = None, method: str = "ridge", n_splits: int = 10,
+                     ceilings: Mapping[str, Reliabilities | xr.DataArray] | None = None,
+                     max_units: int | None = 2000, key: PRNGKey, batch_size: int = 128) -> xr.Dataset:
     """Held-out encoding predictivity of every region's neurons from every site (:func:`insilico.analysis.encoding.
     encode`): ``regions`` {name: responses (stimuli, neurons)} to ``images`` in the same order; ``ceilings``
     {name: per-neuron reliability} to normalize. Sites with more than ``max_units`` units are reduced to their top
@@ -199,7 +206,8 @@ def _two_places(v: float) -> str:
 def _region_labels(ds: xr.Dataset) -> tuple[list, list]:
     """Column labels with each region's noise ceiling ("ceiling 0.30–0.45"), or why it has none, and the notes
     for the caption."""
-    labels, notes = [str(r) for r in ds.region.values], []
+    labels = [str(r) for r in ds.region.values]
+    notes: list[str] = []
     if "ceiling_lower" not in ds:
         return labels, notes
     n_subjects = (np.isfinite(ds.per_subject.values).any(axis=0).sum(-1) if "per_subject" in ds
@@ -226,7 +234,7 @@ def site_region_heatmap(ds: xr.Dataset, var: str = "score", title: str = ""):
 
     style.use()
     if not isinstance(ds, xr.Dataset) or ds.get(var) is None or ds[var].dims != ("site", "region"):
-        valid = [v for v in ds.data_vars if ds[v].dims == ("site", "region")] if isinstance(ds, xr.Dataset) else []
+        valid = [str(v) for v in ds.data_vars if ds[v].dims == ("site", "region")] if isinstance(ds, xr.Dataset) else []
         raise ArgumentError(f"var must name a (site, region) variable of a Dataset from rsa_by_site or "
                             f"encoding_by_site; got {var!r}{' (valid: ' + ', '.join(valid) + ')' if valid else ''}")
     if not isinstance(title, str):

@@ -6,7 +6,9 @@ metrics are reduced inside, so memory does not grow with the number of lesions.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 import jax
 import jax.numpy as jnp
@@ -16,8 +18,21 @@ import xarray as xr
 
 from .. import electrode as el
 from ..sweep import run_sweep
-from ..validation import (ArgumentError, check_choice, check_finite, check_fraction, check_indices, check_key,
-                          check_labels, check_mask, check_number)
+from ..types import Fractions, Images, Labels, Masks, Orders, ParamMasks, PRNGKey, UnitIndices
+from ..validation import (
+    ArgumentError,
+    check_choice,
+    check_finite,
+    check_fraction,
+    check_indices,
+    check_key,
+    check_labels,
+    check_mask,
+    check_number,
+)
+
+if TYPE_CHECKING:
+    from ..subject import Subject
 
 __all__ = ["single_unit_sweep", "mask_sweep", "ablation_curve", "synapse_sweep", "MODES"]
 
@@ -78,7 +93,8 @@ def _check_mode(mode):
         raise ArgumentError(f"mode: unknown ablation mode {mode!r}; valid: {', '.join(MODES)}") from None
 
 
-def _check_inputs(subject, x, labels, mode, reference, key, noise_scale):
+def _check_inputs(subject, x, labels, mode, reference, key, noise_scale
+                  ) -> tuple[jax.Array, jax.Array | None, jax.Array | None, float]:
     """The arguments every lesion probe shares, checked before anything is computed; returns ``(x, labels,
     reference, noise_scale)`` converted (labels as int32, or None)."""
     x = x if hasattr(x, "dtype") else np.asarray(x)
@@ -155,7 +171,8 @@ def _check_masks(masks, shape: tuple, expected: str, min_ndim: int):
     return masks
 
 
-def mask_sweep(subject, x, site: str, masks, labels=None, mode: str = "zero", reference=None, key=None,
+def mask_sweep(subject: Subject, x: Images, site: str, masks: Masks, labels: Labels | None = None,
+               mode: str = "zero", reference: Images | None = None, key: PRNGKey | None = None,
                noise_scale: float = 1.0, dim: str = "mask", coords=None, **kwargs) -> xr.Dataset:
     """Ablate a batch of unit groups (one 0/1 mask per row) at ``site`` on images ``x``; one compiled sweep.
 
@@ -187,8 +204,10 @@ def mask_sweep(subject, x, site: str, masks, labels=None, mode: str = "zero", re
     return ds
 
 
-def single_unit_sweep(subject, x, site, labels=None, mode: str = "zero", units=None, spatial: bool = False,
-                      reference=None, key=None, noise_scale: float = 1.0, **kwargs) -> xr.Dataset:
+def single_unit_sweep(subject: Subject, x: Images, site: str | Sequence[str], labels: Labels | None = None,
+                      mode: str = "zero", units: UnitIndices | Sequence[int] | None = None, spatial: bool = False,
+                      reference: Images | None = None, key: PRNGKey | None = None, noise_scale: float = 1.0,
+                      **kwargs) -> xr.Dataset:
     """Ablate each unit of ``site`` — or of several sites, in one compiled call — in turn on images ``x``.
 
     Units are channels (default) or, with ``spatial=True``, single units (position x channel) of conv maps.
@@ -235,7 +254,8 @@ def single_unit_sweep(subject, x, site, labels=None, mode: str = "zero", units=N
     return ds
 
 
-def ablation_curve(subject, x, site: str, orders: dict, labels=None, fractions=None, mode: str = "zero",
+def ablation_curve(subject: Subject, x: Images, site: str, orders: dict[str, Orders], labels: Labels | None = None,
+                   fractions: Fractions | Sequence[float] | None = None, mode: str = "zero",
                    **kwargs) -> xr.Dataset:
     """Cumulative ablation: remove the units of ``site`` in each order and measure after every step.
 
@@ -248,17 +268,18 @@ def ablation_curve(subject, x, site: str, orders: dict, labels=None, fractions=N
     """
     _check_site(subject, site)
     n_units = subject.sites[site][-1]
+    fracs: np.ndarray
     if fractions is None:
-        fractions = np.linspace(0, 1, 9)
+        fracs = np.linspace(0, 1, 9)
     else:
-        fractions = check_finite("fractions", fractions, ndim=1).astype(float)
-        for i, f in enumerate(fractions):
+        fracs = check_finite("fractions", fractions, ndim=1).astype(float)
+        for i, f in enumerate(fracs):
             check_fraction(f"fractions[{i}]", f)
-    counts = np.round(fractions * n_units).astype(int)
+    counts = np.round(fracs * n_units).astype(int)
     if not isinstance(orders, dict) or not orders:
         raise ArgumentError(f"orders must be a non-empty dict {{name: permutation (C,) or permutations (n, C)}}; "
                             f"got {orders!r:.200}")
-    names, perms = [], []
+    names, stacks = [], []
     for name, order in orders.items():
         order = check_finite(f"orders[{name!r}]", order, ndim=(1, 2))
         order = order[None] if order.ndim == 1 else order
@@ -266,17 +287,17 @@ def ablation_curve(subject, x, site: str, orders: dict, labels=None, fractions=N
             raise ArgumentError(f"order {name!r} must be a permutation of the {n_units} units of {site!r} (or a "
                                 f"stack of them); got shape {order.shape}")
         names += [name] if len(order) == 1 else [f"{name}/{i}" for i in range(len(order))]
-        perms.append(order.astype(np.int64))
-    perms = np.concatenate(perms)
+        stacks.append(order.astype(np.int64))
+    perms = np.concatenate(stacks)
     rank = np.argsort(perms, axis=1)                                     # position of each unit in its order
     masks = (rank[:, None, :] < counts[None, :, None]).astype(np.float32)  # orders x fractions x units
     identity = {"orders": {name: np.asarray(p) for name, p in zip(names, perms)}, "order_names": tuple(names),
-                "fractions": fractions}
+                "fractions": fracs}
     ds = mask_sweep(subject, x, site, masks.reshape(-1, n_units), labels, mode, _identity=identity, **kwargs)
     swept = {k: v for k, v in ds.data_vars.items() if v.dims[0] == "mask"}
     out = xr.Dataset({k: (("order", "fraction", *v.dims[1:]), v.values.reshape(len(names), len(counts), *v.shape[1:]))
                       for k, v in swept.items()},
-                     coords={"order": names, "fraction": fractions, "n_removed": ("fraction", counts)},
+                     coords={"order": names, "fraction": fracs, "n_removed": ("fraction", counts)},
                      attrs=ds.attrs)
     for k in set(ds.data_vars) - set(swept):
         out[k] = ds[k]
@@ -293,7 +314,8 @@ def _synapse_fn(path):
     return fn
 
 
-def synapse_sweep(subject, x, path: str, masks, labels=None, **kwargs) -> xr.Dataset:
+def synapse_sweep(subject: Subject, x: Images, path: str, masks: ParamMasks, labels: Labels | None = None,
+                  **kwargs) -> xr.Dataset:
     """Synaptic lesions: for each 0/1 mask, cut the weights of parameter ``path`` where the mask is 1
     (e.g. ``"conv2/conv/kernel"`` masks of shape (M, 1, 1, C_in, C_out) cut input→output channel
     connections). One compiled sweep; metrics as in :func:`mask_sweep`, over dim ``mask``."""
