@@ -24,14 +24,21 @@ from flax import struct
 from ..models.feedback import learning_rule_gradients
 from ..validation import ArgumentError
 
-# the helpers that were defined in this module stay importable from it
-from ._checks import _check_images, _check_labels, _check_model, _dataset_images, _dataset_labels, _n_outputs  # noqa: F401
+# F401 below: the helpers once defined in this module stay importable from it
+from ._checks import (  # noqa: F401
+    _check_images,
+    _check_labels,
+    _check_model,
+    _dataset_images,
+    _dataset_labels,
+    _n_outputs,
+)
 from .augment import AUGMENTATIONS
 from .checkpoint import load_checkpoint, read_meta, save_checkpoint
 from .config import OPTIMIZERS, TrainConfig, _check_config, make_optimizer
 from .divergence import TrainingDivergedError, _nonfinite_paths, _tree_finite
 from .evaluation import _accuracy, _predictor, evaluate  # noqa: F401
-from .identity import (  # noqa: F401  # noqa: F401
+from .identity import (  # noqa: F401
     IDENTITY_FORMAT,
     _check_resumable,
     _describe_data,
