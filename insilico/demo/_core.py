@@ -84,12 +84,18 @@ class Context:
         base = name[: -len(UNTRAINED)] if name.endswith(UNTRAINED) else None
         twin = self.subjects.get(base)
         if twin is not None and twin.architecture == sub.architecture and twin.sites == sub.sites and \
-                jax.tree.structure(twin.variables) == jax.tree.structure(sub.variables):
+                _same_structure(twin.variables, sub.variables):
             return twin.replace(variables=sub.variables)
         return sub
 
     def trained(self) -> dict:
         return {k: v for k, v in self.subjects.items() if not k.endswith(UNTRAINED)}
+
+
+def _same_structure(a, b) -> bool:
+    """Whether pytrees ``a`` and ``b`` have one structure (the same keys and nesting)."""
+    # PyTreeDef compares with ==; JAX's stubs leave its type unresolved, so the checker refuses the operator
+    return bool(jax.tree.structure(a) == jax.tree.structure(b))  # type: ignore[operator]
 
 
 def conv_sites(subject) -> list:
@@ -116,7 +122,10 @@ def median(values) -> float:
 
 def code_link(fn) -> tuple[str, str]:
     """(``insilico/demo/x.py:LINE``, file URI) of the function that made a section."""
-    path = Path(inspect.getsourcefile(fn)).resolve()
+    source = inspect.getsourcefile(fn)
+    if source is None:
+        raise ValueError(f"no source file for {fn!r}")
+    path = Path(source).resolve()
     line = inspect.getsourcelines(fn)[1]
     try:
         label = path.relative_to(REPO_ROOT).as_posix()

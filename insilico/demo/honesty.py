@@ -16,7 +16,7 @@ def _refusal(call) -> str:
     """The first line of the error ``call`` raises, or a note that it returned (which would be a bug)."""
     try:
         call()
-    except Exception as e:  # noqa: BLE001 — the point is to show the message, whatever its type
+    except Exception as e:                  # the point is to show the message, whatever its type
         return f"{type(e).__name__}: {str(e).splitlines()[0]}"
     return "returned without an error"
 

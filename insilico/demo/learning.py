@@ -59,13 +59,13 @@ def four_elements_section(ctx: Context):
         rows.append(("architecture", f"{label} ({TIME_STEPS} steps)", per_step[label][-1]))
     angles, final = {}, {}
     for rule in ("backprop", "feedback_alignment"):
-        model = MLP(widths=(64, 32), learning_rule=rule, mean=(0.3,), std=(0.4,))
-        snaps = {}
-        res = fit(model, train, test, cfg, progress=False, on_epoch=lambda e, v, snaps=snaps: snaps.__setitem__(e, v))
+        mlp = MLP(widths=(64, 32), learning_rule=rule, mean=(0.3,), std=(0.4,))
+        snaps: dict[int, dict] = {}
+        res = fit(mlp, train, test, cfg, progress=False, on_epoch=lambda e, v, snaps=snaps: snaps.__setitem__(e, v))
         final[rule] = res.history[-1]["test_acc"]
         rows.append(("learning rule", f"MLP, {rule.replace('_', ' ')}", final[rule]))
         if rule == "feedback_alignment":
-            angles = {e: gradient_alignment(model, v, test.x, test.y) for e, v in snaps.items()}
+            angles = {e: gradient_alignment(mlp, v, test.x, test.y) for e, v in snaps.items()}
     ctx.report.figure(s, figs.accuracy_per_time_step(per_step, f"Held-out accuracy per time step ({len(test.y)} "
                                                      "digits)", chance=0.1), "four_elements_time_steps",
                       "Readout logits/t{k} of each network at each time step")
@@ -155,7 +155,7 @@ def your_own_model_section(ctx: Context):
     sweep = single_unit_sweep(subject, x_test, "conv2", labels=y_test, progress=False)
     eps = (np.array([0, 2, 8]) if ctx.quick else np.array([0, 1, 2, 4, 8, 16])) / 255
     n_attack = 128
-    curve = syn.accuracy_vs_eps(subject, x_test[:n_attack], y_test[:n_attack], eps, steps=10, key=key(3),
+    curve = syn.accuracy_vs_eps(subject, x_test[:n_attack], y_test[:n_attack], eps.tolist(), steps=10, key=key(3),
                                 early_stop=False)
     s = ctx.section("Probe your own model", "Can a model written with plain Flax, outside insilico, be probed "
                     "through the same calls as the bundled ones?",

@@ -27,8 +27,8 @@ def models_section(ctx: Context):
     ctx.put("models", "n_sites", xr.DataArray([len(ctx.subjects[n].sites) for n in names], dims="model",
                                               coords={"model": names}), file="models")
     n_sites = [len(sub.sites) for sub in ctx.subjects.values()]
-    best = max(acc, key=acc.get) if acc else None
-    worst = min(acc, key=acc.get) if acc else None
+    best = max(acc, key=lambda n: acc[n]) if acc else None
+    worst = min(acc, key=lambda n: acc[n]) if acc else None
     untrained = [n for n in names if n.endswith(UNTRAINED)]
     s.takeaway = (f"{len(names)} models with {min(n_sites)}–{max(n_sites)} sites each"
                   + (f"; held-out accuracy from {acc[worst]:.3f} ({worst}) to {acc[best]:.3f} ({best})"
@@ -86,14 +86,14 @@ def statistics_section(ctx: Context):
     s = ctx.section("Activation statistics per site", "How active is each site on gratings and photos, and how "
                     "many units never respond?", "Every site recorded on gratings and scikit-image photos. "
                     "'Silent units' never respond (> 0) to any of these stimuli.")
-    worst = (None, None, -1.0)
+    worst: tuple[str | None, str | None, float] = (None, None, -1.0)
     for name, sub in ctx.subjects.items():
         st = ctx.stimuli(sub)
         x = np.concatenate([st["gratings"], st["photos"]])
         _, rec = el.record(ctx.compute_subject(name), x)
         stats = {}
-        for site, a in rec.items():
-            a = np.asarray(a).reshape(len(x), -1, a.shape[-1])
+        for site, act in rec.items():
+            a = np.asarray(act).reshape(len(x), -1, act.shape[-1])
             active = a > 0
             stats[site] = {"mean": float(a.mean()), "active": float(active.mean()),
                            "silent_units": float((~active.any(axis=(0, 1))).mean())}

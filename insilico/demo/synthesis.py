@@ -17,7 +17,8 @@ PGD_STEPS = 10
 
 
 def _pgd(ctx: Context, s, n_images: int) -> str:
-    rows, groups = [], {}
+    rows: list[tuple] = []
+    groups: dict[tuple, dict] = {}
     for name, sub in ctx.subjects.items():
         csub = ctx.compute_subject(name)
         x = np.asarray(syn.quantize(ctx.stimuli(sub)["patches"][:n_images]))
@@ -30,7 +31,7 @@ def _pgd(ctx: Context, s, n_images: int) -> str:
                                                    attrs={"n_images": len(x), "steps": PGD_STEPS}))
     s.tables.append(((f"PGD L∞ accuracy (agreement with the clean prediction) at ε in levels of 1/255, "
                       f"{PGD_STEPS} steps"), ("model", "images", "ε (levels): accuracy"), rows))
-    for k, (eps, curves) in enumerate(groups.items()):
+    for k, curves in enumerate(groups.values()):
         controls = [n for n in curves if n.endswith(UNTRAINED)]
         n_out = ctx.subjects[next(iter(curves))].n_outputs
         ctx.report.figure(s, figs.accuracy_vs_eps(curves, f"PGD L∞, {PGD_STEPS} steps, {n_images} patches",

@@ -121,7 +121,7 @@ def receptive_fields_section(ctx: Context):
         if not name.endswith(UNTRAINED):
             x = ctx.stimuli(sub)["patches"]
             for site in sites[-1:]:
-                units = np.arange(min(n_units, sub.sites[site][-1]))
+                units = list(range(min(n_units, sub.sites[site][-1])))
                 vis = fv.visualize(csub, fv.channel(site), units, key=key(0), steps=steps,
                                    progress=False)
                 images = vis.images.isel(step=-1, seed=0).values
