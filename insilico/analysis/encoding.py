@@ -21,16 +21,23 @@ mismatched stimuli).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import warnings
+from dataclasses import dataclass, field
 
 import jax
 import numpy as np
 import xarray as xr
 
-from ..validation import (ArgumentError, check_choice, check_count, check_finite, check_fraction, check_in_range,
-                          check_key, check_positive)
+from ..validation import (
+    ArgumentError,
+    check_choice,
+    check_count,
+    check_finite,
+    check_fraction,
+    check_in_range,
+    check_key,
+    check_positive,
+)
 from .stats import pearson
 
 __all__ = ["RidgeModel", "ridge_cv", "PLSModel", "pls", "split_half_reliability", "Reliability", "EncodingResult",
@@ -58,7 +65,7 @@ def _stimulus_ids(a):
 def _xy(x, y, what: str):
     ix, iy = _stimulus_ids(x), _stimulus_ids(y)
     if ix is not None and iy is not None and (len(ix) != len(iy) or np.any(ix != iy)):
-        bad = np.flatnonzero(ix != iy)[:5] if len(ix) == len(iy) else []
+        bad = np.flatnonzero(ix != iy)[:5] if len(ix) == len(iy) else np.zeros(0, np.int64)
         raise ValueError(f"{what}: the stimulus_id of features and responses differ" +
                          (f" at rows {bad.tolist()} (e.g. {ix[bad[0]]!r} vs {iy[bad[0]]!r})" if len(bad) else
                           f" ({len(ix)} vs {len(iy)} stimuli)") + "; align them first (xarray .sel(stimulus_id=...))")
@@ -337,17 +344,16 @@ def encode(features, responses, *, method: str = "ridge", n_splits: int = 10, te
     n_test = max(2, int(round(test_fraction * n)))
     if n - n_test < 3:
         raise ArgumentError(f"encode: {n} stimuli leave too few for training with test_fraction={test_fraction}")
-    per_split = []
+    scores: list[np.ndarray] = []
     for k in jax.random.split(key, n_splits):
         k_perm, k_cv = jax.random.split(k)
         perm = np.asarray(jax.random.permutation(k_perm, n))
         test, train = perm[:n_test], perm[n_test:]
-        if method == "ridge":
-            model = ridge_cv(x[train], y[train], alphas=alphas, n_folds=min(5, len(train)), key=k_cv)
-        else:
-            model = pls(x[train], y[train], n_components=n_components)
-        per_split.append(pearson_columns(model.predict(x[test]), y[test]))
-    per_split = np.stack(per_split)
+        model: RidgeModel | PLSModel = (
+            ridge_cv(x[train], y[train], alphas=alphas, n_folds=min(5, len(train)), key=k_cv) if method == "ridge"
+            else pls(x[train], y[train], n_components=n_components))
+        scores.append(pearson_columns(model.predict(x[test]), y[test]))
+    per_split = np.stack(scores)
     per_neuron = np.nanmean(per_split, 0)
     raw = float(np.nanmedian(per_neuron))
     if ceiling is not None:

@@ -12,8 +12,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from ..validation import ArgumentError, check_count, check_finite, check_fraction, check_key, check_labels, \
-    check_number
+from ..validation import ArgumentError, check_count, check_finite, check_fraction, check_key, check_labels, check_number
 from . import stats
 
 __all__ = ["unit_responses", "class_means", "class_selectivity", "category_dprime", "lifetime_sparseness",

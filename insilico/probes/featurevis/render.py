@@ -208,14 +208,14 @@ def visualize(subject, objective: Objective, units: Sequence[int] | int = 1, *, 
     snapshots = _check_snapshots(snapshots, steps)
     transforms = (standard_transforms(subject.input_spec.shape[0]) if transforms is None
                   else check_transforms(transforms))
-    units = _check(subject, objective, units)
+    unit_index = _check(subject, objective, units)
     if param is not None:
         _check_param(subject, param)
     param = default_param(subject) if param is None else param
     snap_run = snapshots if snapshots[-1] == steps else snapshots + (steps,)
     program = Render(objective, param, transforms, int(steps), float(lr), int(n_seeds), snap_run,
                      int(relu_override_steps))
-    items, shared = (jnp.asarray(units, jnp.int32),), (subject, key)
+    items, shared = (jnp.asarray(unit_index, jnp.int32),), (subject, key)
     if batch_size is None:                 # sized from the traced program: compiling twice to measure is slow
         batch_size = choose_batch_size(_one_unit(program), items[0][:1], shared, memory_budget, compile=False)
     chunks = []                            # units per chunk, as the engine ran them
@@ -225,15 +225,16 @@ def visualize(subject, objective: Objective, units: Sequence[int] | int = 1, *, 
         bad = np.flatnonzero(result["nan_step"] >= 0)
         if bad.size:
             i = int(bad[0])
-            raise OptimizationError(f"objective {objective.name} became NaN/inf at step {int(result['nan_step'][i])} "
-                                    f"for unit {int(units[start + i])}; lower the learning rate or check the objective")
+            raise OptimizationError(f"objective {objective.name} became NaN/inf at step "
+                                    f"{int(result['nan_step'][i])} for unit {int(unit_index[start + i])}; lower the "
+                                    "learning rate or check the objective")
 
     result, trace = run_programs(program, items, shared, chunk_size=batch_size, loop=loop, progress=progress,
                                  desc=f"visualize {objective.name}", check=check)
     ds = xr.Dataset({"images": (("unit", "step", "seed", "y", "x", "channel"), result["images"]),
                      "score": (("unit", "seed"), result["score"]),
                      "objective": (("unit", "iteration", "seed"), np.moveaxis(trace, 0, 1))},
-                    coords={"unit": units, "step": list(snap_run), "seed": np.arange(n_seeds)})
+                    coords={"unit": unit_index, "step": list(snap_run), "seed": np.arange(n_seeds)})
     ds = ds.sel(step=list(snapshots))
     ds.attrs.update({"batch_size": chunks[0], "n_chunks": len(chunks), "subject": subject.name,
                      "objective": objective.name, "param": param.kind, "steps": steps, "lr": lr, "n_seeds": n_seeds,
