@@ -31,7 +31,6 @@ Example:
 """
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -39,6 +38,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .edits import Edit, check_fields, clamp, gain, identity, lesion, mean_ablation, noise, unit_edits
 from .engine.fold import fold
 from .interception import Tap, apply
 from .models import relu_gradient_override, relu_override_state
@@ -51,8 +51,6 @@ from .types import (
     SampledOutputs,
     SiteShapes,
     UnitArray,
-    UnitMask,
-    UnitValues,
 )
 from .validation import (
     ArgumentError,
@@ -61,11 +59,8 @@ from .validation import (
     UnknownNameError,
     check_choice,
     check_count,
-    check_finite,
     check_images,
-    check_in_range,
     check_key,
-    check_mask,
     check_sites,
     check_subject,
 )
@@ -78,110 +73,6 @@ if TYPE_CHECKING:
 __all__ = ["Edit", "identity", "lesion", "mean_ablation", "clamp", "gain", "noise", "unit_edits",
            "forward", "validate", "run", "record", "sample", "list_sites", "site_means", "lesion_synapses",
            "synapse_paths", "parameter", "trace_count", "SiteError", "InputError", "ArgumentError"]
-
-
-@jax.tree_util.register_dataclass
-@dataclasses.dataclass(frozen=True)
-class Edit:
-    """A perturbation of one site, as a pytree of arrays with one common shape (broadcast over unit axes).
-
-    ``has_noise`` is static (part of the tree structure): edits with noise need a PRNG ``key`` in
-    :func:`run`. Stack edits along a leading axis with :meth:`stack` and ``jax.vmap`` over them.
-    """
-
-    clamp_mask: jax.Array
-    clamp_value: jax.Array
-    gain: jax.Array
-    bias: jax.Array
-    noise_std: jax.Array
-    has_noise: bool = dataclasses.field(default=False, metadata=dict(static=True))
-
-    @property
-    def shape(self) -> tuple:
-        return tuple(self.gain.shape)
-
-    def apply(self, x: Activations, key: PRNGKey | None = None) -> Activations:
-        """The edited activation ``y`` for activation ``x`` (N, *unit_shape)."""
-        y = self.clamp_mask * self.clamp_value + (1.0 - self.clamp_mask) * (self.gain * x + self.bias)
-        if self.has_noise:
-            if key is None:
-                raise ArgumentError("a noise edit needs a PRNG key (run(..., key=jax.random.key(0))); got key=None")
-            y = y + self.noise_std * jax.random.normal(key, x.shape, x.dtype)
-        return y
-
-    @staticmethod
-    def stack(edits: Sequence[Edit]) -> Edit:
-        """Stack edits of one shape along a new leading axis (for ``jax.vmap``)."""
-        return jax.tree.map(lambda *a: jnp.stack(a), *edits)
-
-
-def _edit(clamp_mask=0.0, clamp_value=0.0, gain_=1.0, bias=0.0, noise_std=0.0, has_noise=False) -> Edit:
-    mask, value, g, b, std = jnp.broadcast_arrays(*(jnp.asarray(a, jnp.float32)
-                                                     for a in (clamp_mask, clamp_value, gain_, bias, noise_std)))
-    return Edit(mask, value, g, b, std, has_noise=has_noise)
-
-
-def _nonnegative(name: str, value):
-    """``value`` finite with every entry ≥ 0 (a scale per unit); traced values pass unchecked."""
-    return check_in_range(name, value, low=0)
-
-
-def _check_fields(name: str, e: Edit):
-    """The value checks of the constructors, on the fields of a concrete ``Edit`` (however it was made)."""
-    check_mask(f"clamp_mask of the edit for {name!r}", e.clamp_mask)
-    for field in ("clamp_value", "gain", "bias"):
-        check_finite(f"{field} of the edit for {name!r}", getattr(e, field))
-    _nonnegative(f"noise_std of the edit for {name!r}", e.noise_std)
-
-
-def identity(shape: tuple[int, ...] = ()) -> Edit:
-    """The edit that changes nothing, with fields of ``shape`` (e.g. ``(C,)``)."""
-    return _edit(jnp.zeros(shape))
-
-
-def lesion(mask: UnitMask) -> Edit:
-    """Silence (clamp to 0) the units where ``mask`` is 1. ``mask``: (C,), (H, W, C), ... or stacked; values in
-    [0, 1] (fractions blend). A unit index is not a mask: ``jnp.zeros(C).at[index].set(1)``."""
-    return _edit(check_mask("mask", mask), 0.0)
-
-
-def mean_ablation(mask: UnitMask, mean: UnitValues) -> Edit:
-    """Clamp the units where ``mask`` is 1 to ``mean`` (their mean over a reference set, see
-    :func:`site_means`)."""
-    return _edit(check_mask("mask", mask), check_finite("mean", mean))
-
-
-def clamp(mask: UnitMask, value: UnitValues) -> Edit:
-    """Clamp the units where ``mask`` is 1 to ``value`` (e.g. to drive a unit at a fixed rate)."""
-    return _edit(check_mask("mask", mask), check_finite("value", value))
-
-
-def gain(g: UnitValues, bias: UnitValues = 0.0) -> Edit:
-    """Multiply the units by ``g`` (and add ``bias``). ``jax.grad`` w.r.t. ``g`` at 1 is an attribution."""
-    return _edit(0.0, 0.0, check_finite("g", g), check_finite("bias", bias))
-
-
-def noise(std: UnitValues) -> Edit:
-    """Add Gaussian noise of standard deviation ``std`` (≥ 0, per unit); :func:`run` then needs ``key``."""
-    return _edit(0.0, 0.0, 1.0, 0.0, _nonnegative("std", std), has_noise=True)
-
-
-def unit_edits(n_units: int, kind: str = "lesion", value: UnitValues = 0.0) -> Edit:
-    """One edit per unit of an ``n_units``-channel site, stacked on a leading axis: shape (n_units, n_units).
-
-    ``kind``: "lesion" (clamp to 0) or "clamp" (clamp to ``value``, a scalar or per-unit (n_units,)).
-    Example: ``jax.vmap(lambda e: run(s, x, {"conv3": e})[0])(unit_edits(128))`` runs all 128 lesions.
-    """
-    n_units = check_count("n_units", n_units)
-    check_choice("kind", kind, ("lesion", "clamp"))
-    value = check_finite("value", value)
-    masks = jnp.eye(n_units, dtype=jnp.float32)
-    if kind == "lesion":
-        return lesion(masks)
-    if np.ndim(value) not in (0, 1) or np.size(value) not in (1, n_units):
-        raise ArgumentError(f"value must be a scalar or one value per unit ({n_units},); got shape "
-                            f"{np.shape(value)}")
-    return clamp(masks, jnp.broadcast_to(jnp.asarray(value, jnp.float32).reshape(-1), (n_units,)))
 
 
 _TRACES = {"count": 0}
@@ -272,7 +163,7 @@ def _check_edits(subject, edits: Mapping):
             raise ValueError(f"edit for site {name!r} has shape {e.shape}, which does not broadcast over the "
                              f"site's unit shape {site_shape}; use (C,) = ({site_shape[-1]},) for channels, "
                              f"{site_shape} for single units, and jax.vmap for a leading sweep axis")
-        _check_fields(name, e)
+        check_fields(name, e)
 
 
 def validate(subject: Subject, images: Images | None = None, *, sites: Sequence[str] | str | None = (),
