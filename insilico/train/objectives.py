@@ -138,10 +138,6 @@ class Slowness:
         return change + self.decorrelation * off + var, {"slowness": change / (unrelated + 1e-8)}
 
 
-OBJECTIVES = {"classification": Classification, "sparse_autoencoder": SparseAutoencoder,
-              "contrastive": Contrastive, "slowness": Slowness}
-
-
 # ------------------------------------------------------------------------------------------------ sparse coding
 
 def _ista(x, d, lam: float, steps: int):
