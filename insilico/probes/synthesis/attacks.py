@@ -1,0 +1,229 @@
+"""Adversarial attacks: FGSM, PGD (L∞ / L2, restarts, targeted) and accuracy under attack over a list of ε, every
+ε batched into each compiled step; with early stopping an (ε, image) pair leaves the batch once broken."""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import lru_cache
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import xarray as xr
+
+from ...engine import resolve_loop
+from ...validation import (
+    ArgumentError,
+    check_choice,
+    check_count,
+    check_finite,
+    check_key,
+    check_number,
+    check_positive,
+)
+from ._common import _check_flag, _check_loop, _logits, _loss, _prepare
+from ._pgd import _PGD, _attack, _project, _round_in_ball, _step_direction
+
+__all__ = ["fgsm", "pgd", "accuracy_vs_eps"]
+
+
+@jax.jit
+def _predict(subject, x):
+    return _logits(subject, x).argmax(-1)
+
+
+def _result(subject, x, adv, labels, targeted, eps, attack: str, norm: str, extra=None) -> xr.Dataset:
+    clean = np.asarray(_predict(subject, x))
+    pred = np.asarray(_predict(subject, adv))
+    labels = np.asarray(labels)
+    success = pred == labels if targeted else pred != labels
+    diff = np.asarray(adv - x).reshape(len(labels), -1)
+    return xr.Dataset({"images": (("image", "y", "x", "channel"), np.asarray(adv)),
+                       "prediction": ("image", pred), "clean_prediction": ("image", clean),
+                       "success": ("image", success),
+                       "linf": ("image", np.abs(diff).max(1)), "l2": ("image", np.sqrt((diff ** 2).sum(1)))},
+                      attrs={"subject": subject.name, "attack": attack, "norm": norm, "eps": float(eps),
+                             "targeted": int(targeted), "accuracy": float(np.mean(pred == labels)) if not targeted
+                             else float("nan"), "clean_accuracy": float(np.mean(clean == labels)),
+                             "quantized": "8-bit", **(extra or {})})
+
+
+def fgsm(subject, x, labels, eps: float, *, targeted: bool = False, loop: str = "auto") -> xr.Dataset:
+    """Fast gradient sign method (Goodfellow et al. 2015): one L∞ step of size ``eps`` on the cross-entropy
+    (away from ``labels``, or towards them when ``targeted``), clipped to the bounds and 8-bit quantized.
+    Returns a Dataset with the adversarial ``images``, ``prediction``, ``success`` and L∞/L2 distances; the
+    attribute ``accuracy`` is the accuracy on the attacked images (untargeted)."""
+    eps = check_number("eps", eps, low=0)
+    targeted, loop = _check_flag("targeted", targeted), _check_loop(loop)
+    x, labels = _prepare(subject, x, labels)
+    adv = _attack(subject, x, labels, eps, eps, None, norm="linf", steps=1, restarts=1, targeted=targeted,
+                  rand_init=False, loop=loop)[0]
+    return _result(subject, x, adv, labels, targeted, eps, "fgsm", "linf")
+
+
+def pgd(subject, x, labels, eps: float, *, norm: str = "linf", steps: int = 40, step_size: float | None = None,
+        restarts: int = 1, random_start: bool = True, targeted: bool = False, key=None,
+        loop: str = "auto") -> xr.Dataset:
+    """Projected gradient descent (Madry et al. 2018) in an L∞ or L2 ball of radius ``eps``, with ``restarts``
+    random starts (vmapped) keeping the best per image; ``step_size`` defaults to 2.5·eps/steps. Success is
+    judged after 8-bit quantization. Same outputs as :func:`fgsm`. ``loop``: "scan" (one compiled loop),
+    "host" (a compiled step per iteration; faster on CPU) or "auto" (host on CPU).
+    Raises: ``FloatingPointError`` naming the step where a gradient became NaN/inf."""
+    eps = check_number("eps", eps, low=0)
+    norm = check_choice("norm", norm, ("linf", "l2"))
+    steps, restarts = check_count("steps", steps), check_count("restarts", restarts)
+    step_size = 2.5 * eps / steps if step_size is None else check_positive("step_size", step_size)
+    random_start, targeted = _check_flag("random_start", random_start), _check_flag("targeted", targeted)
+    loop = _check_loop(loop)
+    if random_start or restarts > 1 or key is not None:
+        check_key("key", key)                                    # random starts draw from it
+    x, labels = _prepare(subject, x, labels)
+    adv = _attack(subject, x, labels, eps, step_size, key, norm=norm, steps=steps, restarts=restarts,
+                  targeted=targeted, rand_init=random_start, loop=loop)[0]
+    return _result(subject, x, adv, labels, targeted, eps, "pgd", norm,
+                   {"steps": steps, "restarts": restarts, "step_size": float(step_size)})
+
+
+# ------------------------------------------------------------------------------------------------ ε sweeps
+
+def _check_eps_list(eps_values) -> np.ndarray:
+    if not hasattr(eps_values, "shape") and not isinstance(eps_values, (str, bytes)):
+        try:
+            eps_values = list(eps_values)
+        except TypeError:
+            pass
+    eps = check_finite("eps_values", eps_values, ndim=1)
+    if eps.min() < 0:
+        raise ArgumentError(f"eps_values must be radii ≥ 0; got {eps[eps < 0].tolist()[:6]}")
+    return eps.astype(np.float32)
+
+
+@jax.jit
+def _sweep_stats(subject, x, labels, adv):
+    """``adv (E, N, ...) -> (accuracy, mean L∞, mean L2)`` per ε."""
+    def one(adv):
+        d = (adv - x).reshape(x.shape[0], -1)
+        return (jnp.mean(_logits(subject, adv).argmax(-1) == labels), jnp.abs(d).max(1).mean(),
+                jnp.sqrt((d ** 2).sum(1)).mean())
+    return jax.vmap(one)(adv)
+
+
+@lru_cache(maxsize=32)
+def _pair_fns(norm: str):
+    """Jitted per-(ε, image) PGD pieces for the early-stopping sweep; every argument after the subject carries one
+    row per pair. ``step(subject, xa, x, labels, eps, size) -> (new iterate, finite gradient)``,
+    ``judge(subject, xa, x, labels, eps) -> (8-bit image, misclassified)``, and the random start ``init`` of
+    :class:`_PGD`."""
+    col = lambda v: v[:, None, None, None]
+
+    def judge(subject, xa, x, labels, eps):
+        xq = _round_in_ball(xa, x, col(eps), norm, subject.input_spec.bounds)
+        return xq, _logits(subject, xq).argmax(-1) != labels
+
+    def step(subject, xa, x, labels, eps, size):
+        g = jax.grad(lambda xa: _loss(subject, xa, labels, False).sum())(xa)
+        finite = jnp.all(jnp.isfinite(g), axis=(1, 2, 3))
+        new = jnp.clip(x + _project(xa + _step_direction(jnp.nan_to_num(g), norm) * col(size) - x, col(eps), norm),
+                       *subject.input_spec.bounds)
+        return new, finite
+
+    return jax.jit(step), jax.jit(judge), jax.jit(_PGD(norm, 1, 1, False, True).init)
+
+
+def _bucket(n: int) -> int:
+    """Batch size for ``n`` active pairs: the next of 8, 12, 16, 24, 32, 48, ... (at most 1/3 padding)."""
+    b = 8
+    while b < n:
+        b = b * 3 // 2 if b & (b - 1) == 0 else b * 4 // 3
+    return b
+
+
+def _padded(idx: np.ndarray) -> np.ndarray:
+    return np.concatenate([idx, np.repeat(idx[:1], _bucket(len(idx)) - len(idx))])
+
+
+def _sweep_early_stop(subject, x, labels, eps_values, size, key, *, norm: str, steps: int, progress: bool):
+    """PGD for every (ε, image) pair with early stopping: every iterate (the start included) is rounded to 8 bits
+    and classified inside the compiled step, and a pair leaves the batch as soon as that image is misclassified;
+    the remaining pairs are compacted into a batch padded to a bucket size (one compiled step per size).
+    Trajectories are those of :func:`pgd` until a pair stops, so the accuracy is at most PGD's last-iterate
+    accuracy. Returns the 8-bit images (E, N, ...) and whether each is misclassified (E, N)."""
+    from tqdm.auto import tqdm
+
+    step, judge, init = _pair_fns(norm)
+    e_n, n = len(eps_values), x.shape[0]
+    xa0 = init(subject, x, labels, jnp.asarray(eps_values), jnp.asarray(size), key)[0][:, 0].reshape(
+        e_n * n, *x.shape[1:])
+    pair_eps, pair_size = np.repeat(eps_values, n), np.repeat(np.asarray(size, np.float32), n)
+    pair_img = np.tile(np.arange(n), e_n)
+    out = np.asarray(jnp.broadcast_to(x[None], (e_n, *x.shape))).reshape(e_n * n, *x.shape[1:]).copy()
+    broken = np.tile(np.asarray(_predict(subject, x)) != np.asarray(labels), e_n)   # ε = 0: the clean image
+    ids = np.flatnonzero(pair_eps > 0)
+    if not len(ids):
+        return jnp.asarray(out.reshape(e_n, n, *x.shape[1:])), broken.reshape(e_n, n)
+    lab = np.asarray(labels)
+    sel = _padded(ids)                   # the active batch (padded): iterate; clean image, label, ε, step size
+    xa = jnp.take(xa0, jnp.asarray(sel), axis=0)
+    batch = [x[pair_img[sel]], jnp.asarray(lab[pair_img[sel]]), jnp.asarray(pair_eps[sel]),
+             jnp.asarray(pair_size[sel])]
+    xq, fooled = judge(subject, xa, *batch[:3])            # the random start
+    with tqdm(total=steps, desc="accuracy_vs_eps", disable=not progress, unit="step") as bar:
+        for i in range(steps + 1):
+            fooled = np.asarray(fooled)[:len(ids)]
+            stop = fooled if i < steps else np.ones(len(ids), bool)
+            if stop.any():
+                out[ids[stop]] = np.asarray(xq)[:len(ids)][stop]
+                broken[ids[stop]] = fooled[stop]
+                keep = np.flatnonzero(~stop)
+                ids = ids[keep]
+                if not len(ids):
+                    break
+                sel = jnp.asarray(_padded(keep))
+                xa, batch = jnp.take(xa, sel, axis=0), [jnp.take(b, sel, axis=0) for b in batch]
+            xa, finite = step(subject, xa, *batch)
+            xq, fooled = judge(subject, xa, *batch[:3])     # a separate call: fused into the step it runs 2x slower
+            if not bool(jnp.all(finite)):
+                raise FloatingPointError(f"the loss gradient became NaN/inf at step {i} of the attack")
+            bar.update()
+    return jnp.asarray(out.reshape(e_n, n, *x.shape[1:])), broken.reshape(e_n, n)
+
+
+def accuracy_vs_eps(subject, x, labels, eps_values: Sequence[float], *, attack: str = "pgd", norm: str = "linf",
+                    steps: int = 40, restarts: int = 1, early_stop: bool = True, key=None, loop: str = "auto",
+                    progress: bool = False) -> xr.Dataset:
+    """Accuracy on attacked (8-bit quantized) images for each ε, every ε batched into each compiled step.
+
+    early_stop: an (ε, image) pair counts as broken, and leaves the batch, as soon as a PGD iterate rounded to 8
+        bits is misclassified; the rest continue in a smaller batch. The attack is then at least as strong as
+        last-iterate PGD (the same trajectories until a pair stops) and the sweep costs a fraction of E separate
+        attacks, since large ε break most images in a few steps. Used with ``loop`` "host" (the default on CPU)
+        and one restart; otherwise (or with ``early_stop=False``) every pair runs all ``steps`` and is judged on
+        its last iterate, like :func:`pgd`.
+
+    Returns a Dataset over ``eps`` with ``accuracy`` and the mean L∞ / L2 size of the perturbations."""
+    eps = _check_eps_list(eps_values)
+    attack = check_choice("attack", attack, ("pgd", "fgsm"))
+    norm = check_choice("norm", norm, ("linf", "l2"))
+    steps, restarts = check_count("steps", steps), check_count("restarts", restarts)
+    early_stop, progress = _check_flag("early_stop", early_stop), _check_flag("progress", progress)
+    loop = _check_loop(loop)
+    if attack == "pgd" or key is not None:
+        check_key("key", key)                                    # PGD's random starts draw from it
+    x, labels = _prepare(subject, x, labels)
+    if attack == "fgsm":
+        steps, restarts = 1, 1
+    size = eps if attack == "fgsm" else 2.5 * eps / steps
+    early = early_stop and attack == "pgd" and restarts == 1 and resolve_loop(loop) == "host"
+    if early:
+        adv, broken = _sweep_early_stop(subject, x, labels, eps, size, key, norm=norm, steps=int(steps),
+                                        progress=progress)
+        d = np.asarray(adv - x[None]).reshape(len(eps), x.shape[0], -1)
+        acc, linf, l2 = 1 - broken.mean(1), np.abs(d).max(2).mean(1), np.sqrt((d ** 2).sum(2)).mean(1)
+    else:
+        adv = _attack(subject, x, labels, eps, size, key, norm=norm, steps=steps, restarts=restarts,
+                      targeted=False, rand_init=attack != "fgsm", loop=loop)
+        acc, linf, l2 = _sweep_stats(subject, x, labels, adv)
+    return xr.Dataset({"accuracy": ("eps", np.asarray(acc)), "linf": ("eps", np.asarray(linf)),
+                       "l2": ("eps", np.asarray(l2))}, coords={"eps": eps},
+                      attrs={"subject": subject.name, "attack": attack, "norm": norm, "steps": steps,
+                             "restarts": restarts, "n_images": int(x.shape[0]), "quantized": "8-bit",
+                             "early_stop": int(early)})
