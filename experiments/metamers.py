@@ -1,7 +1,7 @@
 """Model metamers per site (after Feather, Durango, Gonzalez & McDermott 2019): how far from the original can an
 image be while a site cannot tell them apart, and does another network still recognize it?
 
-    INSILICO_DATA=/path/to/data python experiments/metamers.py --out results/metamers [--quick]
+    INSILICO_DATA=/path/to/data python experiments/metamers.py --out results/metamers [--quick] [--store DIR]
 
 For each site of the model (default cifar_convnet), metamers of CIFAR-10 test images (scikit-image photos
 without INSILICO_DATA) are synthesized from white noise (targets × seeds in one call per site). Reported per
@@ -76,6 +76,8 @@ def main(argv=None):
     p.add_argument("--quick", action="store_true", help="small version (about a minute)")
     p.add_argument("--model", default="cifar_convnet")
     p.add_argument("--observer", default="cifar_resnet", help="independent network that judges the metamers")
+    p.add_argument("--store", default=None, help="directory for the finished chunks of targets, one subdirectory "
+                   "per site: a killed run rerun with it resumes (a run with other settings is refused)")
     args = p.parse_args(argv)
     n_targets, n_seeds, steps = (2, 1, 300) if args.quick else (8, 2, 2000)
     subject, observer = zoo.load(args.model), zoo.load(args.observer)
@@ -92,7 +94,7 @@ def main(argv=None):
     rows, summary, grids, errors = [], {}, {}, {}
     for site in sites:
         m = syn.metamers(subject, site, x, n_seeds=n_seeds, steps=steps, lr=0.01, tol=1e-2,
-                         key=jax.random.PRNGKey(1))
+                         key=jax.random.PRNGKey(1), store=None if args.store is None else Path(args.store) / site)
         imgs = m.images.values.reshape(-1, *x.shape[1:])
         self_pred = np.asarray(el.record(subject, imgs)[0].argmax(-1)).reshape(n_targets, n_seeds)
         obs_pred = np.asarray(el.record(observer, imgs)[0].argmax(-1)).reshape(n_targets, n_seeds)

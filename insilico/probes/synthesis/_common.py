@@ -1,13 +1,15 @@
-"""What every synthesis method shares: 8-bit quantization, argument and image checks, and a classifier's logits
-and loss."""
+"""What every synthesis method shares: 8-bit quantization, argument and image checks, a classifier's logits and
+loss, and the chunked run of a program (memory-bounded, resumable) with its arguments checked."""
 from __future__ import annotations
+
+import os
 
 import jax.numpy as jnp
 import optax
 
 from ... import electrode as el
-from ...engine import LOOPS
-from ...validation import ArgumentError, check_choice, check_count, check_finite, check_labels
+from ...engine import LOOPS, run_programs
+from ...validation import ArgumentError, check_choice, check_count, check_finite, check_labels, check_positive
 
 __all__ = ["quantize", "check_images"]
 
@@ -89,3 +91,33 @@ def _prepare(subject, x, labels):
     """The checked images (float32, in bounds) and labels (one class index per image, int32)."""
     x = _as_images(subject, x)
     return x, jnp.asarray(check_labels("labels", labels, subject.n_outputs, x.shape[0]))
+
+
+# ------------------------------------------------------------------------------- chunked, resumable programs
+
+def _check_chunking(store, chunk_size, memory_budget, overwrite) -> dict:
+    """The checked chunking arguments, as keyword arguments of :func:`~insilico.engine.run_programs`."""
+    if store is not None and not isinstance(store, (str, os.PathLike)):
+        raise ArgumentError(f"store must be a directory (a str or os.PathLike path) or None; got "
+                            f"{type(store).__name__} {store!r:.80}")
+    if chunk_size is not None:
+        chunk_size = check_count("chunk_size", chunk_size)
+    return {"store": store, "chunk_size": chunk_size, "memory_budget": check_positive("memory_budget", memory_budget),
+            "overwrite": _check_flag("overwrite", overwrite)}
+
+
+def _subject_identity(*subjects) -> dict:
+    """The subjects as a store names them: name, architecture and weights (by content), with _a / _b suffixes
+    for two subjects, so a refusal says which subject's weights differ."""
+    out = {}
+    for i, s in enumerate(subjects):
+        suffix = f"_{'ab'[i]}" if len(subjects) > 1 else ""
+        out.update({f"subject{suffix}": f"{s.name} ({s.architecture})", f"weights{suffix}": s.variables})
+    return out
+
+
+def _run(program, items: tuple, shared: tuple, chunking: dict, *, tag: str, identity: dict, check, loop: str,
+         progress: bool = False):
+    """:func:`~insilico.engine.run_programs` of ``program`` with a probe's chunking, identity and failure check."""
+    return run_programs(program, items, shared, tag=tag, identity=identity, check=check, loop=loop,
+                        progress=progress, desc=tag, **chunking)

@@ -1,5 +1,5 @@
 """Model metamers: images whose representation at some sites matches a target's, from different starts, for
-many targets × seeds at once; the losses they may minimize (:data:`METAMER_LOSSES`)."""
+many targets × seeds in memory-bounded, resumable chunks; the losses they may minimize (:data:`METAMER_LOSSES`)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -12,9 +12,17 @@ import optax
 import xarray as xr
 
 from ... import electrode as el
-from ...engine import drive
 from ...validation import ArgumentError, check_choice, check_count, check_key, check_number, check_positive
-from ._common import _as_images, _check_flag, _check_loop, _quantize, check_images
+from ._common import (
+    _as_images,
+    _check_chunking,
+    _check_flag,
+    _check_loop,
+    _quantize,
+    _run,
+    _subject_identity,
+    check_images,
+)
 
 __all__ = ["METAMER_LOSSES", "metamers"]
 
@@ -61,7 +69,7 @@ class _Metamer:
     over ``scales[k]`` pixels during the k-th of len(scales) equal stages.
     args: ``(subject, targets (T, ...), start (T, S, ...))``. ``finish`` returns the 8-bit images, their errors,
     the convergence step (``steps`` for a sample whose last image meets ``tol``; −1: none) and the NaN step.
-"""
+    Every sample's iterates and convergence are its own: a batch of other targets changes nothing it sees."""
     sites: tuple
     steps: int
     lr: float
@@ -139,6 +147,15 @@ class _Metamer:
         return _quantize(x, subject.input_spec.bounds), err, done_at, nan_step
 
 
+def _no_nan_step(result, trace, start):
+    """Raise naming the step where a chunk's loss became NaN/inf (of its first target where it did)."""
+    nan_step = np.asarray(result[3]).max(1)
+    if nan_step.max() >= 0:
+        first = int(np.argmax(nan_step >= 0))
+        raise FloatingPointError(f"the metamer loss became NaN/inf at step {int(nan_step[first])} (target "
+                                 f"{start + first})")
+
+
 def _check_sites(subject, sites) -> tuple:
     try:
         names = (sites,) if isinstance(sites, str) else tuple(sites)
@@ -152,11 +169,12 @@ def _check_sites(subject, sites) -> tuple:
 
 def metamers(subject, sites: Sequence[str] | str, targets, *, n_seeds: int = 1, steps: int = 1000,
              lr: float = 0.01, tol: float = 1e-3, loss="relative", start=None, coarse_to_fine=None,
-             scales: Sequence[int] = (4, 2, 1), key=None, loop: str = "auto", progress: bool = False) -> xr.Dataset:
+             scales: Sequence[int] = (4, 2, 1), key=None, loop: str = "auto", progress: bool = False, store=None,
+             chunk_size: int | None = None, memory_budget: float = 2e9, overwrite: bool = False) -> xr.Dataset:
     """Images whose representation at ``sites`` matches each target's, from different starts (Freeman &
     Simoncelli 2011; Feather et al. 2019): Adam on the pixels, projected onto the bounds; each sample stops once
     the relative squared error Σ‖f(x) − f(t)‖² / Σ‖f(t)‖² over ``sites`` of its 8-bit image is at most ``tol``
-    (the host loop stops when every sample has). Targets × seeds are vmapped in one call.
+    (the host loop stops when every sample of a chunk has). Targets × seeds are vmapped in one call per chunk.
 
     loss: what the optimizer minimizes — "relative" (the pooled relative squared error above), "relative_per_site"
         (each site's relative error, averaged: sites of different magnitude count equally), "mse" (mean squared
@@ -168,6 +186,13 @@ def metamers(subject, sites: Sequence[str] | str, targets, *, n_seeds: int = 1, 
     coarse_to_fine: None; "sites" (or True) — the sites join the loss one after another in the given order (list
         the deepest first), evenly over the steps; "scales" — updates are block-averaged over ``scales[k]``
         pixels during the k-th of ``len(scales)`` equal stages (coarse structure first).
+    store, chunk_size, memory_budget, overwrite: the targets (each with its seeds' starts) run in chunks of
+        ``chunk_size`` targets (default: all of them up to 16, else as many as ``memory_budget`` bytes allow, at
+        most 256), so memory stays that of one chunk however many targets there are. With ``store`` (a
+        directory) every finished chunk is written there, and a rerun after a kill resumes from the finished
+        chunks; a rerun with other settings, targets, starts or weights is refused naming what differs
+        (``overwrite=True`` starts over). A sample's iterates and convergence do not depend on the chunk it is
+        in, beyond float round-off (XLA may sum in another order for another batch size).
 
     Returns the 8-bit ``images`` (target, seed, y, x, channel) and, measured on them, ``rel_error`` and
     ``converged_at`` (the step whose image met ``tol`` and was kept; ``steps`` when only the last image does;
@@ -190,6 +215,7 @@ def metamers(subject, sites: Sequence[str] | str, targets, *, n_seeds: int = 1, 
         raise ArgumentError(f"scales must be a non-empty sequence of block sizes (integers ≥ 1); got {scales!r}")
     scales = tuple(check_count(f"scales[{k}]", f) for k, f in enumerate(scales))
     progress, loop = _check_flag("progress", progress), _check_loop(loop)
+    chunking = _check_chunking(store, chunk_size, memory_budget, overwrite)
     if start is None or key is not None:
         check_key("key", key)                                         # noise starts draw from it
     t = _as_images(subject, targets, "targets")
@@ -205,11 +231,9 @@ def metamers(subject, sites: Sequence[str] | str, targets, *, n_seeds: int = 1, 
                             f"{tuple(start.shape)}")
     check_images(subject, start.reshape(-1, *shape), "start images")
     program = _Metamer(sites, steps, float(lr), float(tol), coarse_to_fine, loss, scales)
-    (x, err, done_at, nan_step), trace = drive(program, subject, t, start, loop=loop, progress=progress,
-                                               desc="metamers")
-    if int(jnp.max(nan_step)) >= 0:
-        raise FloatingPointError(f"the metamer loss became NaN/inf at step {int(jnp.max(nan_step))}")
-    x, err, done_at, trace = np.asarray(x), np.asarray(err), np.asarray(done_at), np.asarray(trace)
+    (x, err, done_at, _), trace = _run(program, (t, start), (subject,), chunking, tag="metamers",
+                                       identity={**_subject_identity(subject), "key": key},
+                                       check=_no_nan_step, loop=loop, progress=progress)
     tn_ = np.asarray(t)
     rmse = np.sqrt(((x - tn_[:, None]) ** 2).mean(axis=(2, 3, 4)))
     from_start = np.sqrt(((x - np.asarray(start)) ** 2).mean(axis=(2, 3, 4)))
