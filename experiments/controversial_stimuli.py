@@ -1,7 +1,7 @@
 """Controversial stimuli between the bundled CIFAR-10 models (Golan, Raju & Kriegeskorte 2020, "Controversial
 stimuli: pitting neural networks against each other as models of human cognition", PNAS).
 
-    python experiments/controversial_stimuli.py --out results/controversial [--quick]
+    python experiments/controversial_stimuli.py --out results/controversial [--quick] [--store DIR]
 
 For cifar_convnet (model A) and cifar_resnet (model B): for every ordered pair of distinct classes (i, j) (90
 pairs; 6 with --quick) and seed (2; 1 with --quick), an image synthesized from noise that A classifies as i and B
@@ -75,6 +75,8 @@ def main(argv=None):
     p.add_argument("--models", nargs=2, default=["cifar_convnet", "cifar_resnet"], metavar=("A", "B"),
                    help="the two models to pit against each other (same input space)")
     p.add_argument("--steps", type=int, default=None, help="Adam steps (default 300, 60 with --quick)")
+    p.add_argument("--store", default=None, help="directory for the finished chunks of pairs × seeds: a killed run "
+                   "rerun with it resumes (a run with other settings is refused)")
     args = p.parse_args(argv)
     q = args.quick
     n_seeds, steps, lr = (1, 60, 0.05) if q else (2, 300, 0.05)
@@ -88,7 +90,8 @@ def main(argv=None):
     pairs = QUICK_PAIRS if q else [(i, j) for i in range(k) for j in range(k) if i != j]
 
     t0 = time.time()
-    ds = syn.controversial(a, b, pairs, n_seeds=n_seeds, steps=steps, lr=lr, key=jax.random.PRNGKey(0))
+    ds = syn.controversial(a, b, pairs, n_seeds=n_seeds, steps=steps, lr=lr, key=jax.random.PRNGKey(0),
+                           store=args.store)
     seconds = time.time() - t0
     acc = ds.acceptance.values                                   # (pair, seed)
     success = acc >= THRESHOLD

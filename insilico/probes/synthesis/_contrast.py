@@ -1,5 +1,6 @@
 """The optimization under controversial stimuli: Adam on sigmoid-parameterized pixels of one image set per
-condition (a class pair, or a direction between two scores), maximizing a soft minimum of two objectives."""
+condition (a class pair, or a direction between two scores), maximizing a soft minimum of two objectives, run
+over the conditions × seeds in memory-bounded, resumable chunks."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -9,8 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from ...engine import drive
-from ._common import _logits, _quantize
+from ._common import _logits, _quantize, _run
 
 
 @dataclass(frozen=True)
@@ -81,12 +81,25 @@ class _ScorePair:
         return _softmin(sign * a / scale[0], -sign * b / scale[1]), (a, b)
 
 
-def _contrast(objective, models, conds, shape, bounds, steps, lr, key, loop, progress, what):
+def _finite(what: str):
+    """The check of a chunk: its objective stayed finite (else a FloatingPointError naming the step)."""
+    def check(result, trace, start):
+        nan_step = np.asarray(result[3])
+        if nan_step.max() >= 0:
+            first = int(np.argmax(nan_step >= 0))
+            raise FloatingPointError(f"the {what} objective became NaN/inf at step {int(nan_step[first])} "
+                                     f"(condition {start + first})")
+    return check
+
+
+def _contrast(objective, models, conds, shape, bounds, steps, lr, key, loop, progress, what, chunking,
+              identity: dict):
+    """Run :class:`_Contrast` for every condition (item axis: the conditions with their keys); returns the 8-bit
+    images (P, n_images, H, W, C), both scores (P,) and the objective trace (P, steps) as NumPy arrays."""
     conds = jax.tree_util.tree_map(jnp.asarray, conds)
     n = jax.tree_util.tree_leaves(conds)[0].shape[0]
     program = _Contrast(objective, tuple(shape), tuple(bounds), int(steps), float(lr))
-    (img, sa, sb, nan_step), trace = drive(program, models, conds, jax.random.split(key, n), loop=loop,
-                                           progress=progress, desc=what)
-    if int(jnp.max(nan_step)) >= 0:
-        raise FloatingPointError(f"the {what} objective became NaN/inf at step {int(jnp.max(nan_step))}")
-    return np.asarray(img), np.asarray(sa), np.asarray(sb), np.asarray(trace).T
+    (img, sa, sb, _), trace = _run(program, (conds, jax.random.split(key, n)), (models,), chunking, tag=what,
+                                   identity={**identity, "key": key}, check=_finite(what), loop=loop,
+                                   progress=progress)
+    return img, sa, sb, trace.T

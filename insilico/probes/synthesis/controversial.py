@@ -21,7 +21,16 @@ from ...validation import (
     check_number,
     check_positive,
 )
-from ._common import _as_images, _check_bounds, _check_flag, _check_loop, _check_site, _same_inputs
+from ._common import (
+    _as_images,
+    _check_bounds,
+    _check_chunking,
+    _check_flag,
+    _check_loop,
+    _check_site,
+    _same_inputs,
+    _subject_identity,
+)
 from ._contrast import _ClassPair, _contrast, _ScorePair
 
 __all__ = ["controversial", "controversial_scores", "ResponseScore"]
@@ -42,7 +51,8 @@ def _check_pairs(subject_a, subject_b, class_pairs) -> np.ndarray:
 
 
 def controversial(subject_a, subject_b, class_pairs=None, *, n_seeds: int = 1, steps: int = 300, lr: float = 0.05,
-                  key, loop: str = "auto", progress: bool = False) -> xr.Dataset:
+                  key, loop: str = "auto", progress: bool = False, store=None, chunk_size: int | None = None,
+                  memory_budget: float = 2e9, overwrite: bool = False) -> xr.Dataset:
     """Controversial stimuli (Golan, Raju & Kriegeskorte 2020): for every ordered class pair (i, j) and seed, an
     image that ``subject_a`` assigns to class i and ``subject_b`` to class j. All pairs × seeds are batched
     (vmapped) into each compiled step (Adam on sigmoid-parameterized pixels, objective = soft minimum of
@@ -52,17 +62,26 @@ def controversial(subject_a, subject_b, class_pairs=None, *, n_seeds: int = 1, s
     ``class_pairs``: list of (i, j) (default: every ordered pair of distinct classes). Returns ``images`` (pair,
     seed, y, x, channel), ``p_a``, ``p_b``, ``acceptance`` (pair, seed), ``objective`` (pair, seed, step).
 
+    store, chunk_size, memory_budget, overwrite: the class pairs (each with its seeds) run in chunks of
+        ``chunk_size`` pairs × seeds (default: all of them up to 16, else as many as ``memory_budget`` bytes allow,
+        at most 256), so memory stays that of one chunk however many there are. With ``store`` (a directory)
+        every finished chunk is written there, and a rerun after a kill resumes from the finished chunks; a rerun
+        with other settings, pairs, seeds or weights is refused naming what differs (``overwrite=True`` starts
+        over). A pair's result does not depend on the chunk it is in, beyond float round-off (XLA may sum in
+        another order for another batch size).
     Raises: ``FloatingPointError`` naming the step where the objective became NaN/inf."""
     el.validate(subject_a)
     el.validate(subject_b)
     n_seeds, steps, lr = check_count("n_seeds", n_seeds), check_count("steps", steps), check_positive("lr", lr)
     check_key("key", key)
     progress, loop = _check_flag("progress", progress), _check_loop(loop)
+    chunking = _check_chunking(store, chunk_size, memory_budget, overwrite)
     _same_inputs(subject_a, subject_b)
     pairs = _check_pairs(subject_a, subject_b, class_pairs)
     classes = np.repeat(pairs, n_seeds, axis=0)
     img, pa, pb, trace = _contrast(_ClassPair(), (subject_a, subject_b), classes, (1, *subject_a.input_spec.shape),
-                                   subject_a.input_spec.bounds, steps, lr, key, loop, progress, "controversial")
+                                   subject_a.input_spec.bounds, steps, lr, key, loop, progress, "controversial",
+                                   chunking, _subject_identity(subject_a, subject_b))
     shape = (len(pairs), n_seeds)
     pa, pb = pa.reshape(shape), pb.reshape(shape)
     return xr.Dataset({"images": (("pair", "seed", "y", "x", "channel"), img[:, 0].reshape(*shape, *img.shape[2:])),
@@ -76,7 +95,8 @@ def controversial(subject_a, subject_b, class_pairs=None, *, n_seeds: int = 1, s
 
 def controversial_scores(score_a, score_b, shape, *, bounds=(0.0, 1.0), n_images: int = 1, n_seeds: int = 1,
                          scale=(1.0, 1.0), steps: int = 300, lr: float = 0.05, key, loop: str = "auto",
-                         progress: bool = False) -> xr.Dataset:
+                         progress: bool = False, store=None, chunk_size: int | None = None,
+                         memory_budget: float = 2e9, overwrite: bool = False) -> xr.Dataset:
     """Controversial stimuli for any two differentiable scores: image sets on which ``score_a`` is high while
     ``score_b`` is low, and the reverse — two units, two sites, two models, or two models' fits to a brain RDM.
 
@@ -86,6 +106,12 @@ def controversial_scores(score_a, score_b, shape, *, bounds=(0.0, 1.0), n_images
         same function objects again to reuse the compiled program.
     scale: each score is divided by its scale before the two are combined, so they should be on comparable
         scales (z-scores, log-probabilities, correlations).
+    store, chunk_size, memory_budget, overwrite: the directions × seeds run in chunks of ``chunk_size`` (default:
+        all of them up to 16, else as many as ``memory_budget`` bytes allow, at most 256); with ``store`` (a
+        directory) every finished chunk is written there, a rerun after a kill resumes from the finished chunks
+        and a rerun with other settings is refused naming what differs (``overwrite=True`` starts over). A store
+        knows a :class:`ResponseScore` by its name, weights and standardization, and a plain function by its
+        module, name and simple closure values (not by a model it closes over: use a new store for new weights).
 
     Objective: the soft minimum of s·A/scale_A and −s·B/scale_B (s = +1: "A high, B low"; s = −1: "A low, B
     high"); both directions × ``n_seeds`` are batched into each compiled step (Adam on sigmoid-parameterized
@@ -107,6 +133,7 @@ def controversial_scores(score_a, score_b, shape, *, bounds=(0.0, 1.0), n_images
     steps, lr = check_count("steps", steps), check_positive("lr", lr)
     check_key("key", key)
     progress, loop = _check_flag("progress", progress), _check_loop(loop)
+    chunking = _check_chunking(store, chunk_size, memory_budget, overwrite)
     probe = jax.eval_shape(score_a, jax.ShapeDtypeStruct((n_images, *shape), jnp.float32)), jax.eval_shape(
         score_b, jax.ShapeDtypeStruct((n_images, *shape), jnp.float32))
     if any(p.shape != () for p in probe):
@@ -114,7 +141,8 @@ def controversial_scores(score_a, score_b, shape, *, bounds=(0.0, 1.0), n_images
     signs = np.repeat(np.asarray([1.0, -1.0], np.float32), n_seeds)
     img, sa, sb, trace = _contrast(_ScorePair(), (score_a, score_b, jnp.asarray(scale, jnp.float32)), signs,
                                    (n_images, *shape), bounds, steps, lr, key, loop, progress,
-                                   "controversial_scores")
+                                   "controversial_scores", chunking,
+                                   {**_score_identity("score_a", score_a), **_score_identity("score_b", score_b)})
     dims = (2, n_seeds)
     za, zb = sa / scale[0], sb / scale[1]
     margin = np.minimum(signs * za, -signs * zb)
@@ -132,6 +160,13 @@ def controversial_scores(score_a, score_b, shape, *, bounds=(0.0, 1.0), n_images
 
 def _name(fn) -> str:
     return getattr(fn, "name", None) or getattr(fn, "__name__", None) or type(fn).__name__
+
+
+def _score_identity(which: str, score) -> dict:
+    """A score as a store names it: its name and the arrays it holds (a :class:`ResponseScore`'s weights and
+    standardization; none for a plain function, which the store knows by module, name and closure values)."""
+    arrays = tuple(leaf for leaf in jax.tree.leaves(score) if isinstance(leaf, (jax.Array, np.ndarray)))
+    return {which: _name(score), f"{which} arrays": arrays}
 
 
 @dataclass(frozen=True, eq=False)
