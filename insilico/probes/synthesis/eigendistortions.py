@@ -1,8 +1,9 @@
 """Eigendistortions: the most and least noticeable distortions of an image for a site, the extreme eigenvectors
-of the Fisher information matrix JᵀJ by matrix-free power iteration, vmapped over images."""
+of the Fisher information matrix JᵀJ by matrix-free power iteration, over many images in resumable chunks."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -10,9 +11,8 @@ import numpy as np
 import xarray as xr
 
 from ... import electrode as el
-from ...engine import drive
 from ...validation import check_count, check_key
-from ._common import _as_images, _check_loop, _check_site
+from ._common import _as_images, _check_chunking, _check_flag, _check_loop, _check_site, _run, _subject_identity
 
 __all__ = ["eigendistortions"]
 
@@ -51,26 +51,52 @@ class _Power:
         return v, (lam - rayleigh if self.mode == "min" else rayleigh)
 
 
-def eigendistortions(subject, site: str, images, *, n_iter: int = 100, key, loop: str = "auto") -> xr.Dataset:
+def _finite(mode: str):
+    def check(result, trace, start):
+        bad = ~np.isfinite(result[1]) | ~np.isfinite(result[0].reshape(len(result[0]), -1)).all(1)
+        if bad.any():
+            raise FloatingPointError(f"the power iteration for the {mode}imal eigenvalue became NaN/inf for image "
+                                     f"{start + int(np.flatnonzero(bad)[0])}")
+    return check
+
+
+def eigendistortions(subject, site: str, images, *, n_iter: int = 100, key, loop: str = "auto",
+                     progress: bool = False, store=None, chunk_size: int | None = None, memory_budget: float = 2e9,
+                     overwrite: bool = False) -> xr.Dataset:
     """Most and least noticeable distortions of each image for ``site`` (Berardino et al. 2017): the unit
     eigenvectors of the Fisher information JᵀJ (J = d site / d image) with the largest and smallest eigenvalue,
     by power iteration (the smallest on λ_max·I − JᵀJ), vmapped over images. Returns ``distortion`` (image,
     which ∈ {max, min}, y, x, channel) and ``eigenvalue`` (image, which): the squared change of the
     representation per unit squared pixel change along that direction. The directions are not images and are
-    not quantized (an 8-bit image moved along one by less than a level rounds back to itself)."""
+    not quantized (an 8-bit image moved along one by less than a level rounds back to itself).
+
+    store, chunk_size, memory_budget, overwrite: the images run in chunks of ``chunk_size`` (default: all of them
+        up to 16, else as many as ``memory_budget`` bytes allow, at most 256), so memory stays that of one chunk
+        however many images there are. With ``store`` (a directory) each finished chunk is written to its
+        ``max/`` and ``min/`` subdirectories (the two power iterations), and a rerun after a kill resumes from
+        the finished chunks; a rerun with other settings, images or weights is refused naming what differs
+        (``overwrite=True`` starts over). An image's result does not depend on the chunk it is in, beyond float
+        round-off (XLA may sum in another order for another batch size).
+    Raises: ``FloatingPointError`` naming the image whose iteration became NaN/inf."""
     n_iter, loop = check_count("n_iter", n_iter), _check_loop(loop)
     check_key("key", key)
+    progress = _check_flag("progress", progress)
+    chunking = _check_chunking(store, chunk_size, memory_budget, overwrite)
     el.validate(subject)
     _check_site(subject, site, "eigendistortions")
     x = _as_images(subject, images)
     k1, k2 = jax.random.split(key)
-    zeros = jnp.zeros(x.shape[0], jnp.float32)
-    (v_max, l_max), _ = drive(_Power(site, int(n_iter), "max"), subject, x, jax.random.normal(k1, x.shape), zeros,
-                              loop=loop)
-    (v_min, l_min), _ = drive(_Power(site, int(n_iter), "min"), subject, x, jax.random.normal(k2, x.shape), l_max,
-                              loop=loop)
-    return xr.Dataset({"distortion": (("image", "which", "y", "x", "channel"),
-                                      np.stack([np.asarray(v_max), np.asarray(v_min)], 1)),
-                       "eigenvalue": (("image", "which"), np.stack([np.asarray(l_max), np.asarray(l_min)], 1))},
+    identity = {**_subject_identity(subject), "n_iter": n_iter, "key": key}
+    lam = jnp.zeros(x.shape[0], jnp.float32)
+    results = {}
+    for mode, k in (("max", k1), ("min", k2)):
+        where = dict(chunking, store=None if store is None else Path(store) / mode)
+        results[mode], _ = _run(_Power(site, int(n_iter), mode), (x, jax.random.normal(k, x.shape), lam), (subject,),
+                                where, tag=f"eigendistortions ({mode})", identity=identity, check=_finite(mode),
+                                loop=loop, progress=progress)
+        lam = jnp.asarray(results["max"][1])
+    (v_max, l_max), (v_min, l_min) = results["max"], results["min"]
+    return xr.Dataset({"distortion": (("image", "which", "y", "x", "channel"), np.stack([v_max, v_min], 1)),
+                       "eigenvalue": (("image", "which"), np.stack([l_max, l_min], 1))},
                       coords={"which": ["max", "min"]},
                       attrs={"subject": subject.name, "site": site, "n_iter": n_iter})
