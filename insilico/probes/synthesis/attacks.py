@@ -1,8 +1,10 @@
 """Adversarial attacks: FGSM, PGD (L∞ / L2, restarts, targeted) and accuracy under attack over a list of ε, every
-ε batched into each compiled step; with early stopping an (ε, image) pair leaves the batch once broken."""
+ε batched into each compiled step; with early stopping an (ε, image) pair leaves the batch once broken
+(:func:`insilico.engine.shrinking.run_shrinking`)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from functools import lru_cache
 
 import jax
@@ -10,7 +12,8 @@ import jax.numpy as jnp
 import numpy as np
 import xarray as xr
 
-from ...engine import resolve_loop
+from ...engine import filter_jit, resolve_loop
+from ...engine.shrinking import run_shrinking
 from ...validation import (
     ArgumentError,
     check_choice,
@@ -107,83 +110,62 @@ def _sweep_stats(subject, x, labels, adv):
     return jax.vmap(one)(adv)
 
 
-@lru_cache(maxsize=32)
-def _pair_fns(norm: str):
-    """Jitted per-(ε, image) PGD pieces for the early-stopping sweep; every argument after the subject carries one
-    row per pair. ``step(subject, xa, x, labels, eps, size) -> (new iterate, finite gradient)``,
-    ``judge(subject, xa, x, labels, eps) -> (8-bit image, misclassified)``, and the random start ``init`` of
-    :class:`_PGD`."""
-    col = lambda v: v[:, None, None, None]
+_col = lambda v: v[:, None, None, None]
 
-    def judge(subject, xa, x, labels, eps):
-        xq = _round_in_ball(xa, x, col(eps), norm, subject.input_spec.bounds)
-        return xq, _logits(subject, xq).argmax(-1) != labels
 
-    def step(subject, xa, x, labels, eps, size):
+@dataclass(frozen=True)
+class _PairPGD:
+    """Untargeted PGD of (ε, image) pairs, a program for :func:`~insilico.engine.shrinking.run_shrinking`: every
+    iterate (the start included) is rounded to 8 bits and classified, and a pair leaves once that image is
+    misclassified. items: ``(start iterate, clean image, label, ε, step size)``, one row per pair; ``step``'s
+    out says whether the pair's gradient was finite."""
+    norm: str
+    steps: int
+
+    def init(self, subject, start, x, labels, eps, size):
+        return start
+
+    def step(self, xa, i, subject, start, x, labels, eps, size):
         g = jax.grad(lambda xa: _loss(subject, xa, labels, False).sum())(xa)
         finite = jnp.all(jnp.isfinite(g), axis=(1, 2, 3))
-        new = jnp.clip(x + _project(xa + _step_direction(jnp.nan_to_num(g), norm) * col(size) - x, col(eps), norm),
-                       *subject.input_spec.bounds)
+        step = _step_direction(jnp.nan_to_num(g), self.norm) * _col(size)
+        new = jnp.clip(x + _project(xa + step - x, _col(eps), self.norm), *subject.input_spec.bounds)
         return new, finite
 
-    return jax.jit(step), jax.jit(judge), jax.jit(_PGD(norm, 1, 1, False, True).init)
+    def judge(self, xa, subject, start, x, labels, eps, size):
+        xq = _round_in_ball(xa, x, _col(eps), self.norm, subject.input_spec.bounds)
+        fooled = _logits(subject, xq).argmax(-1) != labels
+        return (xq, fooled), fooled
 
 
-def _bucket(n: int) -> int:
-    """Batch size for ``n`` active pairs: the next of 8, 12, 16, 24, 32, 48, ... (at most 1/3 padding)."""
-    b = 8
-    while b < n:
-        b = b * 3 // 2 if b & (b - 1) == 0 else b * 4 // 3
-    return b
+@lru_cache(maxsize=8)
+def _random_starts(norm: str):
+    """The random starts of :class:`_PGD` (one restart) for every ε, compiled once per norm."""
+    return filter_jit(_PGD(norm, 1, 1, False, True).init)
 
 
-def _padded(idx: np.ndarray) -> np.ndarray:
-    return np.concatenate([idx, np.repeat(idx[:1], _bucket(len(idx)) - len(idx))])
+def _finite_gradients(finite, i):
+    if not np.all(finite):
+        raise FloatingPointError(f"the loss gradient became NaN/inf at step {i} of the attack")
 
 
 def _sweep_early_stop(subject, x, labels, eps_values, size, key, *, norm: str, steps: int, progress: bool):
-    """PGD for every (ε, image) pair with early stopping: every iterate (the start included) is rounded to 8 bits
-    and classified inside the compiled step, and a pair leaves the batch as soon as that image is misclassified;
-    the remaining pairs are compacted into a batch padded to a bucket size (one compiled step per size).
-    Trajectories are those of :func:`pgd` until a pair stops, so the accuracy is at most PGD's last-iterate
-    accuracy. Returns the 8-bit images (E, N, ...) and whether each is misclassified (E, N)."""
-    from tqdm.auto import tqdm
-
-    step, judge, init = _pair_fns(norm)
+    """PGD for every (ε, image) pair with early stopping (:class:`_PairPGD`). Trajectories are those of
+    :func:`pgd` until a pair stops, so the accuracy is at most PGD's last-iterate accuracy. Returns the 8-bit
+    images (E, N, ...) and whether each is misclassified (E, N); ε = 0 pairs are the clean images."""
     e_n, n = len(eps_values), x.shape[0]
-    xa0 = init(subject, x, labels, jnp.asarray(eps_values), jnp.asarray(size), key)[0][:, 0].reshape(
-        e_n * n, *x.shape[1:])
-    pair_eps, pair_size = np.repeat(eps_values, n), np.repeat(np.asarray(size, np.float32), n)
-    pair_img = np.tile(np.arange(n), e_n)
     out = np.asarray(jnp.broadcast_to(x[None], (e_n, *x.shape))).reshape(e_n * n, *x.shape[1:]).copy()
     broken = np.tile(np.asarray(_predict(subject, x)) != np.asarray(labels), e_n)   # ε = 0: the clean image
-    ids = np.flatnonzero(pair_eps > 0)
-    if not len(ids):
-        return jnp.asarray(out.reshape(e_n, n, *x.shape[1:])), broken.reshape(e_n, n)
-    lab = np.asarray(labels)
-    sel = _padded(ids)                   # the active batch (padded): iterate; clean image, label, ε, step size
-    xa = jnp.take(xa0, jnp.asarray(sel), axis=0)
-    batch = [x[pair_img[sel]], jnp.asarray(lab[pair_img[sel]]), jnp.asarray(pair_eps[sel]),
-             jnp.asarray(pair_size[sel])]
-    xq, fooled = judge(subject, xa, *batch[:3])            # the random start
-    with tqdm(total=steps, desc="accuracy_vs_eps", disable=not progress, unit="step") as bar:
-        for i in range(steps + 1):
-            fooled = np.asarray(fooled)[:len(ids)]
-            stop = fooled if i < steps else np.ones(len(ids), bool)
-            if stop.any():
-                out[ids[stop]] = np.asarray(xq)[:len(ids)][stop]
-                broken[ids[stop]] = fooled[stop]
-                keep = np.flatnonzero(~stop)
-                ids = ids[keep]
-                if not len(ids):
-                    break
-                sel = jnp.asarray(_padded(keep))
-                xa, batch = jnp.take(xa, sel, axis=0), [jnp.take(b, sel, axis=0) for b in batch]
-            xa, finite = step(subject, xa, *batch)
-            xq, fooled = judge(subject, xa, *batch[:3])     # a separate call: fused into the step it runs 2x slower
-            if not bool(jnp.all(finite)):
-                raise FloatingPointError(f"the loss gradient became NaN/inf at step {i} of the attack")
-            bar.update()
+    ids = np.flatnonzero(np.repeat(eps_values, n) > 0)              # the pairs to attack, ε-major
+    if len(ids):
+        starts = _random_starts(norm)(subject, x, labels, jnp.asarray(eps_values), jnp.asarray(size), key)[0]
+        starts = starts[:, 0].reshape(e_n * n, *x.shape[1:])
+        image, per_eps = jnp.asarray(ids % n), ids // n
+        items = (starts[jnp.asarray(ids)], x[image], jnp.asarray(labels)[image], jnp.asarray(eps_values[per_eps]),
+                 jnp.asarray(np.asarray(size, np.float32)[per_eps]))
+        (images, fooled), _ = run_shrinking(_PairPGD(norm, int(steps)), items, (subject,), check=_finite_gradients,
+                                            progress=progress, desc="accuracy_vs_eps")
+        out[ids], broken[ids] = images, fooled
     return jnp.asarray(out.reshape(e_n, n, *x.shape[1:])), broken.reshape(e_n, n)
 
 
