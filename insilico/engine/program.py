@@ -236,20 +236,26 @@ def run_programs(program, items: tuple, shared: tuple = (), *, chunk_size: int |
             check(result, jax.tree.map(lambda a: np.moveaxis(a, 0, 1), trace), start)
         return {**_named(result, "result_"), **_named(trace, "trace_")}
 
-    arrays, static = split_static(shared)
+    _, static = split_static(shared)
     settings = {"program": describe_static(program),
                 "static": tuple(describe_static(s.value) for s in static[1] if s is not None), **(identity or {})}
     values, _ = run_chunks(compute, n, chunk_size, store=store, progress=progress and n > chunk_size,
                            desc=desc or type(program).__name__, overwrite=overwrite,
                            recompute_damaged=recompute_damaged,
                            check=lambda v, start, c: check_no_nan(v, start, c),
-                           manifest=lambda: describe(type(program), items, arrays, n, chunk_size, tag, settings))
+                           manifest=lambda: describe(type(program), items, _arrays_only(shared), n, chunk_size,
+                                                     tag, settings))
     if not trees:                                              # every chunk came from the store
         trees.update(_structures(program, shared, take(items, 0, 1)))
     result = jax.tree.unflatten(trees["result"], [values[f"result_{i}"] for i in range(trees["result"].num_leaves)])
     trace = jax.tree.unflatten(trees["trace"], [np.moveaxis(values[f"trace_{i}"], 0, 1)
                                                 for i in range(trees["trace"].num_leaves)])
     return result, trace
+
+
+def _arrays_only(tree):
+    """``tree`` with its static leaves dropped, so the store names an array by its place in the arguments."""
+    return jax.tree.map(lambda a: a if _is_array(a) else None, tree)
 
 
 def _structures(program, shared: tuple, one: tuple) -> dict:
