@@ -72,15 +72,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Edit", "identity", "lesion", "mean_ablation", "clamp", "gain", "noise", "unit_edits",
            "forward", "validate", "run", "record", "sample", "list_sites", "site_means", "lesion_synapses",
-           "synapse_paths", "parameter", "trace_count", "SiteError", "InputError", "ArgumentError"]
-
-
-_TRACES = {"count": 0}
-
-
-def trace_count() -> int:
-    """How many times the electrode's forward function has been traced (for retrace tests)."""
-    return _TRACES["count"]
+           "synapse_paths", "parameter", "SiteError", "InputError", "ArgumentError"]
 
 
 def _site_plan(subject):
@@ -102,7 +94,6 @@ def forward(subject: Subject, x: Images, edits: Mapping[str, Edit] | None = None
     ``key``: PRNG key for noise edits (``fold_in(key, i)`` for the i-th edited site in sorted order) and for
     stochastic units (see :func:`insilico.interception.apply`).
     """
-    _TRACES["count"] += 1
     edits = dict(edits or {})
     if record is None:
         names = tuple(subject.sites)
