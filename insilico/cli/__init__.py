@@ -24,6 +24,16 @@ from .checks import (
 __all__ = ["COUNT", "EPSILON", "NON_NEGATIVE_INT", "SECONDS", "CommandError", "main", "run_script"]
 
 
+def _weights(p) -> None:
+    p.add_argument("--weights", default=None, help="retrained weights (a .ckpt file or the directory of "
+                   "insilico train); default: the shipped weights")
+
+
+def _seed_and_out(p, out: str) -> None:
+    p.add_argument("--seed", type=NON_NEGATIVE_INT, default=0)
+    p.add_argument("--out", default=out)
+
+
 def main(argv=None):
     parser = Parser(prog="insilico", description="A differentiable in-silico electrophysiology lab on JAX/Flax.")
     parser.add_argument("--debug", action="store_true", help="show the full traceback of an error instead of its "
@@ -44,8 +54,7 @@ def main(argv=None):
     p.set_defaults(fn=commands.train)
     p = sub.add_parser("sites", help="list a zoo model's sites and their shapes")
     p.add_argument("name")
-    p.add_argument("--weights", default=None, help="retrained weights (a .ckpt file or the directory of "
-                   "insilico train); default: the shipped weights")
+    _weights(p)
     p.set_defaults(fn=commands.sites)
     p = sub.add_parser("sweep", help="lesion every unit of a site (or cumulative ablation curves)")
     p.add_argument("model")
@@ -63,8 +72,7 @@ def main(argv=None):
     p.add_argument("--recompute-damaged", action="store_true",
                    help="recompute chunks of the store that fail their checksum instead of refusing")
     p.add_argument("--out", default="insilico_sweep")
-    p.add_argument("--weights", default=None, help="retrained weights (a .ckpt file or the directory of "
-                   "insilico train); default: the shipped weights")
+    _weights(p)
     p.set_defaults(fn=probes.sweep)
     p = sub.add_parser("rf", help="visualize a site's units, their exemplars, RF size and grating tuning")
     p.add_argument("model")
@@ -75,10 +83,8 @@ def main(argv=None):
                    help="exemplar images (default: natural-image patches, no data needed)")
     p.add_argument("--n", type=COUNT, default=1024, help="number of exemplar images")
     p.add_argument("--k", type=COUNT, default=5, help="exemplars per unit and direction")
-    p.add_argument("--seed", type=NON_NEGATIVE_INT, default=0)
-    p.add_argument("--out", default="insilico_rf")
-    p.add_argument("--weights", default=None, help="retrained weights (a .ckpt file or the directory of "
-                   "insilico train); default: the shipped weights")
+    _seed_and_out(p, "insilico_rf")
+    _weights(p)
     p.set_defaults(fn=probes.rf)
 
     p = sub.add_parser("attack", help="FGSM and PGD accuracy vs epsilon (all epsilons in one compiled call)")
@@ -89,10 +95,8 @@ def main(argv=None):
     p.add_argument("--steps", type=COUNT, default=40)
     p.add_argument("--images", choices=("patches", "cifar10-test", "mnist-heldout"), default="patches")
     p.add_argument("--n", type=COUNT, default=256)
-    p.add_argument("--seed", type=NON_NEGATIVE_INT, default=0)
-    p.add_argument("--out", default="insilico_attack")
-    p.add_argument("--weights", default=None, help="retrained weights (a .ckpt file or the directory of "
-                   "insilico train); default: the shipped weights")
+    _seed_and_out(p, "insilico_attack")
+    _weights(p)
     p.set_defaults(fn=probes.attack)
 
     p = sub.add_parser("controversial", help="controversial stimuli between two models, every class pair")
@@ -100,8 +104,7 @@ def main(argv=None):
     p.add_argument("model_b")
     p.add_argument("--seeds", type=COUNT, default=1)
     p.add_argument("--steps", type=COUNT, default=200)
-    p.add_argument("--seed", type=NON_NEGATIVE_INT, default=0)
-    p.add_argument("--out", default="insilico_controversial")
+    _seed_and_out(p, "insilico_controversial")
     p.set_defaults(fn=probes.controversial)
 
     p = sub.add_parser("rsa", help="RSA of every site vs human/monkey IT and EVC/IT on the 92 images (needs "
@@ -109,10 +112,8 @@ def main(argv=None):
     p.add_argument("model")
     p.add_argument("--method", default="tau-a", choices=("tau-a", "corr", "spearman", "rho-a", "cosine"))
     p.add_argument("--n-boot", type=NON_NEGATIVE_INT, default=200, help="stimulus-bootstrap samples for the intervals")
-    p.add_argument("--seed", type=NON_NEGATIVE_INT, default=0)
-    p.add_argument("--out", default="insilico_rsa")
-    p.add_argument("--weights", default=None, help="retrained weights (a .ckpt file or the directory of "
-                   "insilico train); default: the shipped weights")
+    _seed_and_out(p, "insilico_rsa")
+    _weights(p)
     p.set_defaults(fn=probes.rsa)
 
     p = sub.add_parser("data", help="list, verify or fetch (sha256-checked) the datasets under INSILICO_DATA")
