@@ -224,3 +224,14 @@ def test_weighted_rsa_recovers_the_mixture():
     assert ds.attrs["cv_score"] > ds.component_cv_score.max() + 0.05          # the mixture beats each part
     with pytest.raises(ValueError, match="n_folds must be between 2 and 10"):
         rsa.fit_weighted(comps, data, n_folds=11)
+
+
+@pytest.mark.parametrize("method", ["correlation", "cosine", "euclidean"])
+def test_rdm_jax_is_rdm_in_jax(method):
+    """One implementation of the distances: the differentiable RDM equals the checked float64 one (to float32), and
+    its gradient exists."""
+    x = np.random.default_rng(3).normal(size=(7, 12)) + 5.0
+    np.testing.assert_allclose(np.asarray(rsa.rdm_jax(jax.numpy.asarray(x, jax.numpy.float32), method)),
+                               rsa.rdm(x, method), rtol=2e-5, atol=2e-5)
+    g = jax.grad(lambda z: rsa.rdm_jax(z, method).sum())(jax.numpy.asarray(x, jax.numpy.float32))
+    assert np.isfinite(np.asarray(g)).all()

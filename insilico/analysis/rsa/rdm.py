@@ -36,31 +36,30 @@ def _patterns(x, what: str, ndim: int = 2) -> np.ndarray:
     return x
 
 
-def _sq_dist(x, y, precision=None):
-    kxy = x @ precision @ y.T if precision is not None else x @ y.T
-    kxx = jnp.einsum("ij,jk,ik->i", x, precision, x) if precision is not None else jnp.sum(x * x, 1)
-    kyy = jnp.einsum("ij,jk,ik->i", y, precision, y) if precision is not None else jnp.sum(y * y, 1)
-    return kxx[:, None] + kyy[None, :] - kxy - kxy.T
+def _distances(x, method: str, precision, xp):
+    """The one implementation of the pattern distances both :func:`rdm` (NumPy, float64, ``xp=np``) and
+    :func:`rdm_jax` (JAX, differentiable, ``xp=jnp``) return: "correlation" and "cosine" (1 − r, 1 − cosine
+    between stimulus patterns), "euclidean" and "mahalanobis" (squared, per channel; patterns centred over
+    stimuli first — the distances are the same, a common offset then costs no precision)."""
+    if method in ("correlation", "cosine"):
+        z = x - x.mean(1, keepdims=True) if method == "correlation" else x
+        z = z / xp.linalg.norm(z, axis=1, keepdims=True)
+        return 1 - z @ z.T
+    x = x - x.mean(0)
+    kern = x @ x.T if precision is None else x @ precision @ x.T
+    sq = xp.diagonal(kern)
+    return (sq[None, :] + sq[:, None] - kern - kern.T) / x.shape[1]
 
 
 def rdm_jax(x, method: str = "correlation"):
     """Differentiable RDM (n, n) of patterns x (stimuli, channels) for "correlation", "euclidean" (squared, per
-    channel) or "cosine" — no value checks (jit/vmap/grad-safe); constant patterns make correlation distance NaN.
-    Euclidean distances are computed from patterns centred over stimuli (the distances are the same; a common
-    offset then costs no precision in float32)."""
+    channel) or "cosine" — the same distances as :func:`rdm`, without its value checks (jit/vmap/grad-safe);
+    constant patterns make correlation distance NaN."""
     if getattr(x, "ndim", 2) != 2:
         raise ArgumentError(f"rdm_jax: patterns must be (stimuli, channels); got shape {x.shape}")
-    if method == "correlation":
-        z = x - x.mean(1, keepdims=True)
-        z = z / jnp.linalg.norm(z, axis=1, keepdims=True)
-        return 1 - z @ z.T
-    if method == "cosine":
-        z = x / jnp.linalg.norm(x, axis=1, keepdims=True)
-        return 1 - z @ z.T
-    if method == "euclidean":
-        x = x - x.mean(0)
-        return _sq_dist(x, x) / x.shape[1]
-    raise ArgumentError(f"rdm_jax supports 'correlation', 'cosine' and 'euclidean'; got {method!r}")
+    if method not in ("correlation", "cosine", "euclidean"):
+        raise ArgumentError(f"rdm_jax supports 'correlation', 'cosine' and 'euclidean'; got {method!r}")
+    return _distances(x, method, None, jnp)
 
 
 def rdm(patterns, method: str = "correlation", *, noise=None, prior_lambda: float = 1.0,
@@ -92,16 +91,13 @@ def rdm(patterns, method: str = "correlation", *, noise=None, prior_lambda: floa
         raise ValueError("mahalanobis distance needs noise= (a precision matrix, channels × channels)")
     if method in ("correlation", "cosine"):
         z = x - x.mean(1, keepdims=True) if method == "correlation" else x
-        norms = np.linalg.norm(z, axis=1)
-        if np.any(norms == 0):
-            raise ValueError(f"rdm({method!r}): stimuli {np.flatnonzero(norms == 0).tolist()} evoke a constant "
+        constant = np.linalg.norm(z, axis=1) == 0
+        if np.any(constant):
+            raise ValueError(f"rdm({method!r}): stimuli {np.flatnonzero(constant).tolist()} evoke a constant "
                              "pattern (zero variance across channels); the distance is undefined")
-        z = z / norms[:, None]
-        d = 1 - z @ z.T
+        d = _distances(x, method, None, np)
     elif method in ("euclidean", "mahalanobis"):
-        x = x - x.mean(0)
-        kern = x @ (np.eye(n_ch) if prec is None else prec) @ x.T
-        d = (np.diag(kern)[None, :] + np.diag(kern)[:, None] - 2 * kern) / n_ch
+        d = _distances(x, method, prec, np)
     elif method == "crossnobis":
         if x.shape[0] < 2:
             raise ValueError("crossnobis needs at least 2 folds: patterns (folds, stimuli, channels)")
