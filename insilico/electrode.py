@@ -266,12 +266,16 @@ def _add_site_sums(sums, x, subject, sites):
     return {s: sums[s] + jnp.sum(rec[s], axis=0) for s in sites}
 
 
+def _path_name(path) -> str:
+    """A parameter's key path as ``"conv2/conv/kernel"`` (the names flax.traverse_util.flatten_dict joins)."""
+    return jax.tree_util.keystr(path, simple=True, separator="/")
+
+
 def synapse_paths(subject: Subject, site: str | None = None) -> list[str]:
     """Parameter paths (``"conv2/conv/kernel"``) of ``subject``, optionally only those inside ``site``."""
     if site is not None:
         check_sites(subject, [site], "synapses")
-    flat = jax.tree_util.tree_flatten_with_path(subject.params)[0]
-    paths = ["/".join(str(getattr(k, "key", k)) for k in path) for path, _ in flat]
+    paths = [_path_name(path) for path, _ in jax.tree_util.tree_flatten_with_path(subject.params)[0]]
     return [p for p in paths if site is None or p.startswith(site + "/")]
 
 
@@ -293,14 +297,13 @@ def lesion_synapses(variables: dict, masks: Mapping[str, ArrayLike]) -> dict:
     :func:`synapse_paths`. E.g. zero the connections from input channel 3 to every conv2 unit:
     ``lesion_synapses(v, {"conv2/conv/kernel": jnp.ones((3, 3, 32, 1)).at[:, :, 3].set(0)})``.
     """
-    flat = jax.tree_util.tree_flatten_with_path(variables["params"])[0]
-    paths = {"/".join(str(getattr(k, "key", k)) for k in path) for path, _ in flat}
+    paths = {_path_name(path) for path, _ in jax.tree_util.tree_flatten_with_path(variables["params"])[0]}
     unknown = [m for m in masks if m not in paths]
     if unknown:
         raise KeyError(f"unknown parameter path(s) {unknown}; valid: {', '.join(sorted(paths))}")
 
     def apply(path, leaf):
-        name = "/".join(str(getattr(k, "key", k)) for k in path)
+        name = _path_name(path)
         return leaf * jnp.asarray(masks[name], leaf.dtype) if name in masks else leaf
 
     return {**variables, "params": jax.tree_util.tree_map_with_path(apply, variables["params"])}
