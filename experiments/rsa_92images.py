@@ -24,13 +24,13 @@ import jax
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
 
-from insilico import zoo  # noqa: E402
-from insilico.data import objects92, objects92_region_rdms  # noqa: E402
-from insilico.probes import brain  # noqa: E402
-from insilico.report import Report, style  # noqa: E402
+from insilico import zoo
+from insilico.data import objects92, objects92_region_rdms
+from insilico.probes import brain
+from insilico.report import Report, figures, style
 
 style.use()
 
@@ -87,7 +87,7 @@ def main(argv=None):
     t0 = time.time()
     for k, name in enumerate(names):
         sub = zoo.load(name)
-        h, w, c = sub.input_spec.shape
+        h, _, c = sub.input_spec.shape
         imgs = objects92(h, channels=c).x
         ds = brain.rsa_by_site(sub, imgs, reg, method="tau-a", n_boot=n_boot, key=jax.random.PRNGKey(k))
         results[name] = ds
@@ -114,7 +114,7 @@ def main(argv=None):
         report.figure(sec, profile_figure({n: results[n] for n in names[len(trained):]}, list(reg)),
                       "profiles_untrained", "Untrained controls (same architectures, random weights).")
     for name, ds in results.items():
-        report.figure(sec, brain.site_region_heatmap(ds, title=f"{name}: τ-a"), f"heatmap_{name}")
+        report.figure(sec, figures.site_region_heatmap(ds, title=f"{name}: τ-a"), f"heatmap_{name}")
     rows = []
     for name, ds in results.items():
         for r in reg:

@@ -6,14 +6,14 @@ import pytest
 import xarray as xr
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-from matplotlib.text import Text  # noqa: E402
+import matplotlib.pyplot as plt
+from matplotlib.figure import Figure
+from matplotlib.text import Text
 
-from insilico.probes import brain  # noqa: E402
-from insilico.report import figures as F  # noqa: E402
-from insilico.report import style  # noqa: E402
-from insilico.validation import ArgumentError  # noqa: E402
+from insilico.probes import brain
+from insilico.report import figures as F
+from insilico.report import style
+from insilico.validation import ArgumentError
 
 RNG = np.random.default_rng(0)
 ORI = np.arange(0, 180, 15)
@@ -58,6 +58,16 @@ def heatmap_ds(ceiling_lower=(0.3, np.nan), n_subjects=(4, 1)):
                       attrs={"subject": "m", "method": "tau-a", "n_boot": 20, "constant_sites": ""})
 
 
+def controversial_ds(n=4, seeds=2):
+    pairs = np.array([(i, j) for i in range(n) for j in range(n) if i != j])
+    acc = RNG.uniform(0, 1, (len(pairs), seeds))
+    return xr.Dataset({"acceptance": (("pair", "seed"), acc)},
+                      coords={"class_a": ("pair", pairs[:, 0]), "class_b": ("pair", pairs[:, 1])},
+                      attrs={"model_a": "A", "model_b": "B", "steps": 50})
+
+
+CLASSES = ["cat", "dog", "ship", "frog"]
+
 MAKERS = {
     "tuning_curves": lambda: F.tuning_curves(selectivity([1.0, 0.9, 0.002]), [0, 1, 2], "m conv1",
                                              responsive=F.responsive_units(selectivity([1.0, 0.9, 0.002])),
@@ -86,6 +96,7 @@ MAKERS = {
     "bandwidth_comparison": lambda: F.bandwidth_comparison({"m conv1": [1.0, 1.5, np.nan]}, [1.2, 1.8]),
     "image_rows": lambda: F.image_rows({"conv1": RNG.uniform(0, 1, (3, 8, 8, 3))}, "rows", labels=[0, 1, 2]),
     "site_region_heatmap": lambda: brain.site_region_heatmap(heatmap_ds(), title="m: τ-a"),
+    "controversial_acceptance": lambda: F.controversial_acceptance(controversial_ds(), CLASSES, CLASSES),
 }
 WITH_LEGEND = ("accuracy_vs_eps", "accuracy_per_time_step", "ablation_curves", "rf_size_vs_depth")
 
@@ -261,6 +272,39 @@ def test_controversial_images_are_large_and_captioned():
     with pytest.raises(ArgumentError, match="class_b must have one entry per image"):
         F.controversial_images(RNG.uniform(0, 1, (2, 8, 8, 3)), [0.9, 0.5], ["a", "b"], ["c"], "A", "B")
     plt.close("all")
+
+
+def test_controversial_acceptance_is_a_matrix_of_class_pairs():
+    ds = controversial_ds()
+    fig = F.controversial_acceptance(ds, CLASSES, CLASSES)
+    fig.canvas.draw()
+    ax = fig.axes[0]
+    heat = ax.images[0].get_array()
+    assert heat.shape == (4, 4) and heat.mask.diagonal().all() and heat.mask.sum() == 4       # grey: no pair
+    assert np.isclose(heat[0, 1], ds.acceptance.values[0].mean())
+    assert ax.get_title() == ("Controversial stimuli: A vs B\n"
+                              "50 steps per image, mean of 2 seeds; grey: same class (no pair)")
+    assert ax.get_xlabel() == "class the image must be for B" and ax.get_ylabel() == "class the image must be for A"
+    assert [t.get_text() for t in ax.get_yticklabels()] == CLASSES
+    assert fig.axes[1].get_ylabel() == "acceptance (min of the two probabilities)"            # the colour bar
+    assert f"{heat[0, 1]:.2f}" in [t.get_text() for t in ax.texts]
+    with pytest.raises(ArgumentError, match="class_names_b has 3 classes"):
+        F.controversial_acceptance(ds, CLASSES, CLASSES[:3])
+    with pytest.raises(ArgumentError, match="class_names_a must be a non-empty sequence"):
+        F.controversial_acceptance(ds, "cat dog", CLASSES)
+    with pytest.raises(ArgumentError, match=r"ds must be a Dataset from insilico\.probes\.synthesis\.controversial"):
+        F.controversial_acceptance(xr.Dataset(), CLASSES, CLASSES)
+    plt.close("all")
+
+
+def test_site_region_heatmap_lives_in_the_report_and_stays_in_probes_brain():
+    import insilico.probes.brain
+    import insilico.report.figures
+
+    assert insilico.report.figures.site_region_heatmap is insilico.probes.brain.site_region_heatmap
+    assert "site_region_heatmap" in insilico.probes.brain.__all__
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        insilico.probes.brain.nope  # noqa: B018
 
 
 def test_metamers_clip_pixels_and_show_the_error():

@@ -142,32 +142,15 @@ def controversial(args):
 
     from .. import zoo
     from ..probes import synthesis as syn
+    from ..report import figures
 
     a, b = zoo.load(args.model_a), zoo.load(args.model_b)
     ds = syn.controversial(a, b, n_seeds=args.seeds, steps=args.steps, key=jax.random.PRNGKey(args.seed))
     ok = ds.acceptance.values >= 0.85
     print(f"{ds.sizes['pair']} class pairs x {args.seeds} seeds: acceptance >= 0.85 for {ok.mean():.0%}, "
           f"median {np.median(ds.acceptance.values):.3f}")
-    n = len(a.class_names)
-    heat = np.full((n, n), np.nan)
-    heat[ds.class_a.values, ds.class_b.values] = ds.acceptance.values.mean(1)
-    fig, ax = plt.subplots(figsize=(6.4, 5.6))
-    cmap = plt.get_cmap("viridis").copy()
-    cmap.set_bad("0.85")
-    im = ax.imshow(np.ma.masked_invalid(heat), vmin=0, vmax=1, cmap=cmap)
-    for i, j in zip(*np.nonzero(np.isfinite(heat))):
-        ax.text(j, i, f"{heat[i, j]:.2f}", ha="center", va="center", fontsize=6,
-                color="black" if heat[i, j] > 0.6 else "white")
-    ax.set_xticks(range(n), b.class_names, rotation=90, fontsize=8)
-    ax.set_yticks(range(n), a.class_names, fontsize=8)
-    ax.set_xlabel(f"class the image must be for {b.name}")
-    ax.set_ylabel(f"class the image must be for {a.name}")
-    seeds = f"mean of {args.seeds} seeds" if args.seeds > 1 else "one seed"
-    ax.set_title(f"Controversial stimuli: {a.name} vs {b.name}\n"
-                 f"{args.steps} steps per image, {seeds}; grey: same class (no pair)", fontsize=9)
-    fig.colorbar(im, ax=ax, label="acceptance (min of the two probabilities)", shrink=0.85)
-    fig.tight_layout()
-    fig.savefig(out / "acceptance.png", dpi=100)
+    fig = figures.controversial_acceptance(ds, a.class_names, b.class_names)
+    fig.savefig(out / "acceptance.png", dpi=100, bbox_inches="tight")
     plt.close(fig)
     ds.to_netcdf(out / "controversial.nc")
     print(f"wrote {out}/controversial.nc and acceptance.png")
@@ -185,13 +168,14 @@ def rsa(args):
 
     from ..data import objects92, objects92_region_rdms
     from ..probes import brain
+    from ..report import figures
 
     subject = load_subject(args.model, args.weights)
     regions = objects92_region_rdms()
     h, _, ch = subject.input_spec.shape
     ds = brain.rsa_by_site(subject, objects92(h, channels=ch).x, regions, method=args.method, n_boot=args.n_boot,
                            key=jax.random.PRNGKey(args.seed))
-    brain.site_region_heatmap(ds).savefig(out / "rsa.png", dpi=100, bbox_inches="tight")
+    figures.site_region_heatmap(ds).savefig(out / "rsa.png", dpi=100, bbox_inches="tight")
     ds.to_netcdf(out / "rsa.nc")
     print(ds.score.to_pandas().round(3).to_string())
     print("noise ceilings: " + ", ".join(f"{r} {lo:.3f}–{hi:.3f}" for r, lo, hi in

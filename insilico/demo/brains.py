@@ -33,6 +33,7 @@ def brain_section(ctx: Context):
         ctx.put("brains", "n_regions", xr.DataArray(0, attrs={"skipped": str(e)}), file="brains")
         return
     from ..probes import brain
+    from ..report import figures
 
     method, label = ("corr", "Pearson r") if ctx.quick else ("tau-a", "Kendall τ-a")
     n_boot = 100
@@ -48,7 +49,7 @@ def brain_section(ctx: Context):
         h, _, ch = sub.input_spec.shape
         ds = brain.rsa_by_site(sub, objects92(h, channels=ch).x, regions, method=method, n_boot=n_boot,
                                key=key(0))
-        ctx.report.figure(s, brain.site_region_heatmap(ds, title=f"{name}: {label} with each region"), f"rsa_{name}")
+        ctx.report.figure(s, figures.site_region_heatmap(ds, title=f"{name}: {label} with each region"), f"rsa_{name}")
         for r in regions:
             score = ds.score.sel(region=r).values
             if not np.isfinite(score).any():

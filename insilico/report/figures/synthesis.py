@@ -1,5 +1,5 @@
 """Figures of stimulus synthesis: accuracy against the attack budget and per time step, controversial
-stimuli, metamers."""
+stimuli and their acceptance per class pair, metamers."""
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
@@ -98,6 +98,56 @@ def controversial_images(images, acceptance, class_a, class_b, name_a: str, name
     if threshold is not None:
         note += f" Red: acceptance below {threshold:g}."
     caption(fig, note)
+    return fig
+
+
+def _class_names(name: str, names, indices) -> list[str]:
+    listed = None if isinstance(names, str) or not hasattr(names, "__iter__") else list(names)
+    if not listed or not all(isinstance(c, str) for c in listed):
+        raise ArgumentError(f"{name} must be a non-empty sequence of class names (strings); got {names!r}")
+    names = listed
+    bad = [int(i) for i in np.ravel(indices) if not 0 <= int(i) < len(names)]
+    if bad:
+        raise ArgumentError(f"{name} has {len(names)} classes (indices 0 to {len(names) - 1}); the Dataset names "
+                            f"class {bad[0]}")
+    return names
+
+
+def controversial_acceptance(ds, class_names_a, class_names_b, title: str = ""):
+    """Acceptance of controversial stimuli per class pair: a matrix (class for model A down the side, class for
+    model B along the top) of the acceptance averaged over seeds, each cell annotated (up to 20 classes a side),
+    grey where there is no pair (same class). ``ds``: Dataset from
+    :func:`insilico.probes.synthesis.controversial`; ``class_names_a``/``class_names_b``: the two models' class
+    names, in class order."""
+    ds = check_dataset("ds", ds, ("acceptance", "class_a", "class_b"), "insilico.probes.synthesis.controversial")
+    check_text("title", title)
+    acc = check_in_range("ds.acceptance", np.asarray(ds.acceptance.values, float), low=0.0, high=1.0)
+    rows = _class_names("class_names_a", class_names_a, ds.class_a.values)
+    cols = _class_names("class_names_b", class_names_b, ds.class_b.values)
+    name_a, name_b = str(ds.attrs.get("model_a", "model A")), str(ds.attrs.get("model_b", "model B"))
+    heat = np.full((len(rows), len(cols)), np.nan)
+    heat[ds.class_a.values, ds.class_b.values] = acc.reshape(len(acc), -1).mean(1)
+    annotate = max(heat.shape) <= 20
+    cell = 0.5 if annotate else 0.16
+    fig, ax = plt.subplots(figsize=(cell * len(cols) + 2.8, cell * len(rows) + 2.4), layout="constrained")
+    cmap = plt.get_cmap("viridis").with_extremes(bad="0.85")
+    im = ax.imshow(np.ma.masked_invalid(heat), vmin=0, vmax=1, cmap=cmap)
+    if annotate:
+        for i, j in zip(*np.nonzero(np.isfinite(heat))):
+            ax.text(j, i, f"{heat[i, j]:.2f}", ha="center", va="center", fontsize=9,
+                    color="black" if heat[i, j] > 0.6 else "white")
+    ax.set_xticks(range(len(cols)), cols, rotation=90)
+    ax.set_yticks(range(len(rows)), rows)
+    ax.set_xlabel(f"class the image must be for {name_b}")
+    ax.set_ylabel(f"class the image must be for {name_a}")
+    for spine in ax.spines.values():
+        spine.set_visible(False)
+    n_seeds = ds.sizes.get("seed", 1)
+    seeds = f"mean of {n_seeds} seeds" if n_seeds > 1 else "one seed"
+    steps = f"{ds.attrs['steps']} steps per image, " if "steps" in ds.attrs else ""
+    ax.set_title(title or f"Controversial stimuli: {name_a} vs {name_b}\n"
+                          f"{steps}{seeds}; grey: same class (no pair)")
+    fig.colorbar(im, ax=ax, label="acceptance (min of the two probabilities)", shrink=0.85)
     return fig
 
 
