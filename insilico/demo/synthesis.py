@@ -2,6 +2,8 @@
 models, and metamers of a site."""
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import xarray as xr
 
@@ -58,14 +60,20 @@ def synthesis_section(ctx: Context):
                     f"{n_images} natural-image patches under PGD L∞ ({PGD_STEPS} steps) at several ε, all ε in one "
                     "compiled call, every pair run for all steps and judged on its last iterate as an 8-bit image. "
                     "Controversial stimuli (Golan et al. 2020) between the two CIFAR models: images one model calls "
-                    "class i and the other class j, every pair in one call, acceptance = min of the two probabilities "
-                    "on the 8-bit image. Metamers: white noise optimized until a site cannot tell it from a photo.")
+                    "class i and the other class j, acceptance = min of the two probabilities on the 8-bit image; the "
+                    "pairs run vmapped in chunks of two, each streamed to a store that a rerun resumes from. Metamers: "
+                    "white noise optimized until a site cannot tell it from a photo.")
     parts = [_pgd(ctx, s, n_images)]
     if {"cifar_convnet", "cifar_resnet"} <= set(ctx.subjects):
         a, b = ctx.subjects["cifar_convnet"], ctx.subjects["cifar_resnet"]
         pairs = [(0, 1), (3, 5), (9, 8), (6, 2)] if ctx.quick else [(i, (i + 1 + i // 3) % 10) for i in range(0, 10, 2)]
         steps = 60 if ctx.quick else 100
-        con = syn.controversial(a, b, pairs, steps=steps, key=key(0))
+        store = ctx.report.out / "stores" / "controversial"          # chunks of two pairs, streamed to disk
+        con = syn.controversial(a, b, pairs, steps=steps, key=key(0), store=store, chunk_size=2, overwrite=True)
+        started = time.perf_counter()
+        again = syn.controversial(a, b, pairs, steps=steps, key=key(0), store=store, chunk_size=2)  # a rerun resumes
+        reread = time.perf_counter() - started
+        same = bool(np.array_equal(again.images.values, con.images.values))
         acc = con.acceptance.values[:, 0]
         ctx.report.figure(s, figs.controversial_images(con.images.values[:, 0], acc,
                                                        [a.class_names[i] for i, _ in pairs],
@@ -75,7 +83,9 @@ def synthesis_section(ctx: Context):
         ctx.put("cifar_convnet", "controversial_acceptance", xr.DataArray(acc, dims="controversial_pair",
                                                                           attrs={"steps": steps, "pairs": str(pairs)}))
         parts.append(f"{int(np.sum(acc > 0.5))} of {len(pairs)} controversial images ({steps} steps) convince both "
-                     f"CIFAR models (acceptance > 0.5; median {num(np.median(acc))})")
+                     f"CIFAR models (acceptance > 0.5; median {num(np.median(acc))}); run in chunks of two pairs to "
+                     f"a store, a rerun read every chunk back in {reread:.1f} s "
+                     f"{'with identical images' if same else 'WITH DIFFERENT IMAGES'}")
         photo = np.asarray(syn.quantize(stimuli.photos(32, 3)[:2]))
         steps = 150 if ctx.quick else 300
         met = syn.metamers(a, "conv2", photo, steps=steps, tol=1e-2, key=key(0))
