@@ -83,8 +83,8 @@ def _site_plan(subject):
 
 
 def forward(subject: Subject, x: Images, edits: Mapping[str, Edit] | None = None,
-            record: Sequence[str] | str | None = (), key: PRNGKey | None = None
-            ) -> tuple[Outputs, dict[str, Activations]]:
+            record: Sequence[str] | str | None = (), key: PRNGKey | None = None,
+            given: Mapping[str, Activations] | None = None) -> tuple[Outputs, dict[str, Activations]]:
     """The electrode's pure core: ``subject`` on images ``x`` (N, H, W, C) with ``edits`` applied at their sites,
     recording ``record`` (a name, names, or None for every site). Returns ``(output, {site: activation})``.
 
@@ -92,9 +92,13 @@ def forward(subject: Subject, x: Images, edits: Mapping[str, Edit] | None = None
     (check arguments once beforehand with :func:`validate`; :func:`run` is the checked, compiled entry). The
     subject is a pytree, so pass it as an argument of the compiled function: new weights then never retrace.
     ``key``: PRNG key for noise edits (``fold_in(key, i)`` for the i-th edited site in sorted order) and for
-    stochastic units (see :func:`insilico.interception.apply`).
+    stochastic units (see :func:`insilico.interception.apply`). ``given``: ``{site: activation}`` computed
+    earlier for these images (by a forward pass with the same key and no edits before that site): the site's
+    output is taken from it — edits then apply to it — so the compiler drops whatever the model computed only
+    to reach that site. A lesion sweep passes the first lesioned site's activation, computed once for all lesions.
     """
     edits = dict(edits or {})
+    given = dict(given or {})
     if record is None:
         names = tuple(subject.sites)
     else:
@@ -104,6 +108,8 @@ def forward(subject: Subject, x: Images, edits: Mapping[str, Edit] | None = None
     recorded = {}
 
     def on_site(name, y):
+        if name in given:
+            y = jnp.asarray(given[name], y.dtype)
         if name in edits:
             y = edits[name].apply(y, keys.get(name)).astype(y.dtype)
         if name in wanted:
@@ -111,7 +117,7 @@ def forward(subject: Subject, x: Images, edits: Mapping[str, Edit] | None = None
         return y
 
     repeated, methods = _site_plan(subject)
-    tap = Tap(sites=frozenset(edits) | wanted, repeated=repeated, methods=methods, on_site=on_site)
+    tap = Tap(sites=frozenset(edits) | frozenset(given) | wanted, repeated=repeated, methods=methods, on_site=on_site)
     out = apply(subject, x, tap, key)
     missing = [n for n in names if n not in recorded]
     if missing:

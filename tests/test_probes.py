@@ -186,3 +186,28 @@ def test_many_sites_in_one_sweep(tiny_convnet, images):
         alone = single_unit_sweep(tiny_convnet, images, site)
         np.testing.assert_allclose(both.logit_change.where(both.site == site, drop=True).values,
                                    alone.logit_change.values, rtol=1e-5, atol=1e-7)
+
+
+def test_forward_from_a_given_site_activation_equals_the_whole_pass(tiny_convnet, images):
+    _, rec = el.run(tiny_convnet, images, record="conv1")
+    edits = {"conv2": el.lesion(jnp.eye(6)[2])}
+    whole, _ = jax.jit(lambda s, x: el.forward(s, x, edits))(tiny_convnet, images)
+    given, _ = jax.jit(lambda s, x, a: el.forward(s, x, edits, given={"conv1": a}))(tiny_convnet, images,
+                                                                                    rec["conv1"])
+    np.testing.assert_allclose(np.asarray(given), np.asarray(whole), rtol=1e-6, atol=1e-6)
+    other, _ = el.forward(tiny_convnet, images, given={"conv1": jnp.zeros_like(rec["conv1"])})  # it is used
+    assert not np.allclose(np.asarray(other), np.asarray(whole))
+
+
+@pytest.mark.parametrize("sites, mode", [(("conv2",), "zero"), (("conv1", "conv2"), "mean"), (("conv2",), "noise")])
+def test_lesion_sweeps_from_the_computed_prefix_equal_the_whole_network(tiny_convnet, images, sites, mode,
+                                                                        monkeypatch):
+    from insilico.probes import lesion
+
+    labels = np.arange(len(images)) % 5
+    kw = dict(labels=labels, mode=mode, key=jax.random.key(3), batch_size=2, progress=False)
+    prefixed = single_unit_sweep(tiny_convnet, images, list(sites), **kw)
+    monkeypatch.setattr(lesion, "_prefix", lambda *a: {})                   # every lesion runs the whole network
+    whole = single_unit_sweep(tiny_convnet, images, list(sites), **kw)
+    np.testing.assert_array_equal(prefixed.accuracy.values, whole.accuracy.values)
+    np.testing.assert_allclose(prefixed.logit_change.values, whole.logit_change.values, rtol=1e-5, atol=1e-6)

@@ -65,7 +65,7 @@ def _lesion_fn(sites: tuple, mode, index_shapes):
     compares, no scatter), so huge single-unit sweeps need no mask arrays.
     """
     def fn(item, shared):
-        subject, x, labels, intact, key, stats = shared
+        subject, x, labels, intact, key, stats, given = shared
         if index_shapes is None:
             masks = (item,)
         else:
@@ -77,9 +77,17 @@ def _lesion_fn(sites: tuple, mode, index_shapes):
         make = {"zero": lambda m, st: el.lesion(m), "mean": el.mean_ablation,
                 "noise": lambda m, st: el.noise(m * st)}[mode]
         edits = {site: make(m, st) for site, m, st in zip(sites, masks, stats)}
-        logits, _ = el.forward(subject, x, edits, key=key)
+        logits, _ = el.forward(subject, x, edits, key=key, given=given)
         return _metrics(logits, intact, labels)
     return fn
+
+
+def _prefix(subject, x, sites: tuple, key) -> dict:
+    """The activation of the first of ``sites`` in the forward pass, computed once: no lesion of the sweep can
+    change it (every edited site comes at or after it), so each lesion runs only the network from there on."""
+    first = min(sites, key=list(subject.sites).index)
+    _, rec = el.run(subject, x, record=first, key=key)
+    return {first: rec[first]}
 
 
 def _check_site(subject, site):
@@ -143,7 +151,7 @@ def _sweep(subject, x, sites: tuple, items, index_shapes, labels, mode, referenc
              **_identity(subject, x, labels, sites=sites, mode=mode, reference=reference, noise_scale=noise_scale,
                          key=key, **identity)}
     ds = run_sweep(_lesion_fn(sites, mode, index_shapes), items,
-                   (subject, x, labels, intact, key, stats), dim=dim, coords=coords,
+                   (subject, x, labels, intact, key, stats, _prefix(subject, x, sites, key)), dim=dim, coords=coords,
                    extra_dims={"class_accuracy": ("class",)}, identity=ident,
                    desc=f"lesions {', '.join(sites)}", **kwargs)
     for k, v in _metrics(intact, intact, labels).items():
