@@ -257,3 +257,11 @@ def test_channel_neuron_and_direction_read_the_channel_axis_of_any_unit_shape():
     for objective, expected in ((fv.channel("seq", 2), a.mean(1)[:, 2]), (fv.neuron("seq", 2), a[:, 2, 2]),
                                 (fv.direction("seq", jnp.eye(4)[1]), a.mean(1)[:, 1])):
         np.testing.assert_allclose(objective.fn({"seq": a}, None, 0), expected, rtol=1e-6)
+
+
+def test_a_new_learning_rate_compiles_nothing(tiny_convnet):
+    kw = dict(units=2, steps=3, key=jax.random.key(0), progress=False, batch_size=2)
+    slow = fv.visualize(tiny_convnet, fv.channel("conv1"), lr=0.01, **kw)
+    with at_most_traces(0):
+        fast = fv.visualize(tiny_convnet, fv.channel("conv1"), lr=0.2, **kw)
+    assert not np.allclose(slow.images.values, fast.images.values)          # the new rate is used

@@ -39,17 +39,17 @@ class OptimizationError(FloatingPointError):
 @dataclass(frozen=True)
 class Render:
     """The optimization of a chunk of units' images as a program of :mod:`insilico.engine` (init / step / finish
-    over ``steps`` steps): its arguments are ``(subject, key, units)``, the units (int32, one per item) being the
-    axis the engine chunks, and the subject a pytree, so its weights are arguments of the compiled program, never
-    constants in it. Each unit's state holds its images' parameters, their Adam state, the first non-finite step
-    (-1: none) and the snapshot buffer; the pieces for one unit (``*_one``) are vmapped over the chunk. The
-    program is hashable by its settings, so equal settings reuse the engine's compiled functions."""
+    over ``steps`` steps): its arguments are ``(subject, key, lr, units)``, the units (int32, one per item) being
+    the axis the engine chunks, and the subject a pytree, so its weights are arguments of the compiled program,
+    never constants in it; the learning rate is an argument too, so a new one compiles nothing. Each unit's state
+    holds its images' parameters, their Adam state, the first non-finite step (-1: none) and the snapshot buffer;
+    the pieces for one unit (``*_one``) are vmapped over the chunk. The program is hashable by its settings, so
+    equal settings reuse the engine's compiled functions."""
 
     objective: Objective
     param: ImageParam
     transforms: tuple
     steps: int
-    lr: float
     n_seeds: int
     snapshots: tuple
     override_steps: int
@@ -66,20 +66,20 @@ class Render:
         values = self.objective(acts, imgs, unit)
         return -values.sum(), (values, imgs)
 
-    def init_one(self, subject, key, unit):
+    def init_one(self, subject, key, lr, unit):
         init_key, _ = self._keys(unit, key)
         params = jax.vmap(self.param.init)(jax.random.split(init_key, self.n_seeds))
         buf = jnp.zeros((len(self.snapshots), self.n_seeds, *self.param.shape), jnp.float32)
-        return params, optax.adam(self.lr).init(params), jnp.asarray(-1, jnp.int32), buf
+        return params, optax.adam(lr).init(params), jnp.asarray(-1, jnp.int32), buf
 
-    def step_one(self, state, i, subject, key, unit):
+    def step_one(self, state, i, subject, key, lr, unit):
         p, s, nan_step, buf = state
         key = jax.random.fold_in(self._keys(unit, key)[1], i)
         (_, (values, imgs)), g = jax.value_and_grad(self._loss, has_aux=True)(p, key, unit, subject, i)
         snaps = jnp.asarray(self.snapshots, jnp.int32)
         slot = jnp.minimum(jnp.searchsorted(snaps, i), len(self.snapshots) - 1)
         buf = jnp.where(snaps[slot] == i, buf.at[slot].set(imgs), buf)          # images after i updates
-        updates, s_new = optax.adam(self.lr).update(g, s, p)
+        updates, s_new = optax.adam(lr).update(g, s, p)
         p_new = optax.apply_updates(p, updates)
         finite = jnp.all(jnp.isfinite(values)) & jnp.all(jnp.array(
             [jnp.all(jnp.isfinite(x)) for x in jax.tree_util.tree_leaves(p_new)]))
@@ -89,7 +89,7 @@ class Render:
         s = jax.tree_util.tree_map(lambda a, b: jnp.where(keep, a, b), s, s_new)
         return (p, s, nan_step, buf), jnp.nan_to_num(values)
 
-    def finish_one(self, state, subject, key, unit):
+    def finish_one(self, state, subject, key, lr, unit):
         p, _, nan_step, buf = state
         final = jax.vmap(self.param.render)(p)
         buf = buf.at[-1].set(final)                                        # the last snapshot is always ``steps``
@@ -97,25 +97,25 @@ class Render:
         score = self.objective(acts, final, unit)                          # final images, untransformed
         return {"images": jnp.nan_to_num(buf), "score": jnp.nan_to_num(score), "nan_step": nan_step}
 
-    def init(self, subject, key, units):
-        return jax.vmap(self.init_one, (None, None, 0))(subject, key, units)
+    def init(self, subject, key, lr, units):
+        return jax.vmap(self.init_one, (None, None, None, 0))(subject, key, lr, units)
 
-    def step(self, state, i, subject, key, units):
-        return jax.vmap(self.step_one, (0, None, None, None, 0))(state, i, subject, key, units)
+    def step(self, state, i, subject, key, lr, units):
+        return jax.vmap(self.step_one, (0, None, None, None, None, 0))(state, i, subject, key, lr, units)
 
-    def finish(self, state, subject, key, units):
-        return jax.vmap(self.finish_one, (0, None, None, 0))(state, subject, key, units)
+    def finish(self, state, subject, key, lr, units):
+        return jax.vmap(self.finish_one, (0, None, None, None, 0))(state, subject, key, lr, units)
 
 
 @lru_cache(maxsize=16)
 def _one_unit(program: Render):
-    """``fn(unit, (subject, key))``: one unit's whole optimization as one ``lax.scan``, whose intermediates size
+    """``fn(unit, (subject, key, lr))``: one unit's whole optimization as one ``lax.scan``, whose intermediates size
     the chunks (:func:`~insilico.engine.choose_batch_size`, cached per function: one per program here)."""
     def run(unit, shared):
-        subject, key = shared
-        state, trace = jax.lax.scan(lambda st, i: program.step_one(st, i, subject, key, unit),
-                                    program.init_one(subject, key, unit), jnp.arange(program.steps))
-        return program.finish_one(state, subject, key, unit), trace
+        subject, key, lr = shared
+        state, trace = jax.lax.scan(lambda st, i: program.step_one(st, i, subject, key, lr, unit),
+                                    program.init_one(subject, key, lr, unit), jnp.arange(program.steps))
+        return program.finish_one(state, subject, key, lr, unit), trace
     return run
 
 
@@ -213,9 +213,8 @@ def visualize(subject, objective: Objective, units: Sequence[int] | int = 1, *, 
         _check_param(subject, param)
     param = default_param(subject) if param is None else param
     snap_run = snapshots if snapshots[-1] == steps else snapshots + (steps,)
-    program = Render(objective, param, transforms, int(steps), float(lr), int(n_seeds), snap_run,
-                     int(relu_override_steps))
-    items, shared = (jnp.asarray(unit_index, jnp.int32),), (subject, key)
+    program = Render(objective, param, transforms, int(steps), int(n_seeds), snap_run, int(relu_override_steps))
+    items, shared = (jnp.asarray(unit_index, jnp.int32),), (subject, key, jnp.float32(lr))
     if batch_size is None:                 # sized from the traced program: compiling twice to measure is slow
         batch_size = choose_batch_size(_one_unit(program), items[0][:1], shared, memory_budget, compile=False)
     chunks = []                            # units per chunk, as the engine ran them
