@@ -272,3 +272,12 @@ def test_eps_sweep_does_not_retrace(tiny_convnet, batch):
     syn.accuracy_vs_eps(tiny_convnet, x, y, [0.05, 0.2], steps=2, key=jax.random.key(1), loop="host")
     with at_most_traces(0):
         syn.accuracy_vs_eps(tiny_convnet, x, y, [0.05, 0.2], steps=2, key=jax.random.key(1), loop="host")
+
+
+def test_a_new_metamer_learning_rate_compiles_nothing(tiny_convnet):
+    targets = jax.random.uniform(jax.random.key(4), (2, 8, 8, 3))
+    kw = dict(steps=4, tol=0.0, key=jax.random.key(0), loop="host")
+    slow = syn.metamers(tiny_convnet, "conv2", targets, lr=0.001, **kw)
+    with at_most_traces(0):
+        fast = syn.metamers(tiny_convnet, "conv2", targets, lr=0.1, **kw)
+    assert not np.allclose(slow.images.values, fast.images.values)          # the new rate is used

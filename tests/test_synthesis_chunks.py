@@ -66,7 +66,7 @@ def test_metamers_in_chunks(tiny_convnet, targets, tmp_path, monkeypatch):
     _equal(run(chunk_size=2), whole)          # per-sample convergence does not depend on the chunk
     store = tmp_path / "metamers"
     _equal(_resumed(monkeypatch, store, lambda s: run(s, chunk_size=2), computed=2), whole)
-    with pytest.raises(SweepError, match=r"holds another sweep: .*lr=0\.03"):
+    with pytest.raises(SweepError, match=r"holds another sweep: lr: 0\.02 then, 0\.03 now"):
         run(store, lr=0.03, chunk_size=2)
     _equal(run(store, lr=0.03, chunk_size=2, overwrite=True), run(lr=0.03))
 

@@ -67,12 +67,12 @@ class _Metamer:
     running sample's float iterate is within ``tol`` (rounding rarely lowers the error). ``coarse_to_fine``:
     "sites" — the k-th site joins the loss at step k·steps/len(sites); "scales" — the update is block-averaged
     over ``scales[k]`` pixels during the k-th of len(scales) equal stages.
-    args: ``(subject, targets (T, ...), start (T, S, ...))``. ``finish`` returns the 8-bit images, their errors,
+    args: ``(subject, lr, targets (T, ...), start (T, S, ...))`` — the learning rate an argument, so a new one
+    compiles nothing. ``finish`` returns the 8-bit images, their errors,
     the convergence step (``steps`` for a sample whose last image meets ``tol``; −1: none) and the NaN step.
     Every sample's iterates and convergence are its own: a batch of other targets changes nothing it sees."""
     sites: tuple
     steps: int
-    lr: float
     tol: float
     coarse_to_fine: str | None
     loss: object
@@ -97,15 +97,15 @@ class _Metamer:
         xq = _quantize(x, subject.input_spec.bounds)
         return jax.vmap(lambda xs, g: jax.vmap(lambda im: self.rel_error(subject, im, g))(xs))(xq, goal)
 
-    def init(self, subject, targets, start):
+    def init(self, subject, lr, targets, start):
         goal = jax.vmap(lambda t: self._reps(subject, t))(targets)
-        opt = jax.vmap(jax.vmap(optax.adam(self.lr).init))(start)
+        opt = jax.vmap(jax.vmap(optax.adam(lr).init))(start)
         minus = jnp.full(start.shape[:2], -1, jnp.int32)
         return start, opt, minus, minus, goal
 
-    def step(self, state, i, subject, targets, start):
+    def step(self, state, i, subject, lr, targets, start):
         x, s, done_at, nan_step, goal = state
-        loss_fn, starts, opt = self._loss_fn(), self._starts(), optax.adam(self.lr)
+        loss_fn, starts, opt = self._loss_fn(), self._starts(), optax.adam(lr)
 
         def objective(img, goal):
             on = [(i >= st).astype(jnp.float32) for st in starts]
@@ -140,7 +140,7 @@ class _Metamer:
     def done(self, state):
         return jnp.all((state[2] >= 0) | (state[3] >= 0))
 
-    def finish(self, state, subject, targets, start):
+    def finish(self, state, subject, lr, targets, start):
         x, _, done_at, nan_step, goal = state
         err = self.errors_8bit(subject, x, goal)
         done_at = jnp.where((done_at < 0) & (nan_step < 0) & (err <= self.tol), self.steps, done_at)
@@ -230,9 +230,9 @@ def metamers(subject, sites: Sequence[str] | str, targets, *, n_seeds: int = 1, 
         raise el.InputError(f"start must have shape {(n, n_seeds, *shape)} (target, seed, H, W, C); got "
                             f"{tuple(start.shape)}")
     check_images(subject, start.reshape(-1, *shape), "start images")
-    program = _Metamer(sites, steps, float(lr), float(tol), coarse_to_fine, loss, scales)
-    (x, err, done_at, _), trace = _run(program, (t, start), (subject,), chunking, tag="metamers",
-                                       identity={**_subject_identity(subject), "key": key},
+    program = _Metamer(sites, steps, float(tol), coarse_to_fine, loss, scales)
+    (x, err, done_at, _), trace = _run(program, (t, start), (subject, jnp.float32(lr)), chunking, tag="metamers",
+                                       identity={**_subject_identity(subject), "key": key, "lr": float(lr)},
                                        check=_no_nan_step, loop=loop, progress=progress)
     tn_ = np.asarray(t)
     rmse = np.sqrt(((x - tn_[:, None]) ** 2).mean(axis=(2, 3, 4)))
