@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from insilico.engine import (EmptyStream, Stream, SweepError, drive, fold, map_batches, run_programs)
+from insilico.engine import EmptyStream, Stream, SweepError, drive, fold, map_batches, run_programs
 from insilico.validation import ArgumentError
 
 
@@ -161,3 +161,11 @@ def test_programs_split_over_4_fake_devices_equal_one_device():
     r = subprocess.run([sys.executable, "-c", SHARDED, os.path.dirname(__file__)], capture_output=True, text=True,
                        env=env, timeout=600)
     assert r.returncode == 0 and "SHARDED-OK" in r.stdout, r.stderr[-3000:]
+
+
+@pytest.mark.parametrize("bad, match", [(dict(chunk_size=0), "chunk_size"), (dict(memory_budget=-1.0), "memory_budget"),
+                                        (dict(max_chunk=0), "max_chunk"), (dict(identity=["x"]), "identity"),
+                                        (dict(loop="gpu"), "loop")])
+def test_run_programs_names_a_bad_argument(problem, bad, match):
+    with pytest.raises(ArgumentError, match=match):
+        run_programs(Toward(4, 0.3), problem, (1.0,), **bad)

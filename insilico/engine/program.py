@@ -29,7 +29,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..validation import check_choice, check_count
+from ..validation import ArgumentError, check_choice, check_count, check_positive
 
 LOOPS = ("auto", "scan", "host")
 
@@ -219,6 +219,13 @@ def run_programs(program, items: tuple, shared: tuple = (), *, chunk_size: int |
     if not isinstance(items, tuple) or not isinstance(shared, tuple):
         raise TypeError(f"items and shared must be tuples of arguments; got {type(items).__name__} and "
                         f"{type(shared).__name__}")
+    if chunk_size is not None:
+        chunk_size = check_count("chunk_size", chunk_size)
+    max_chunk = check_count("max_chunk", max_chunk)
+    memory_budget = check_positive("memory_budget", memory_budget)
+    if identity is not None and (not isinstance(identity, dict) or not all(isinstance(k, str) for k in identity)):
+        raise ArgumentError(f"identity must be a dict of named settings {{name: value}}; got {identity!r:.200}")
+    resolve_loop(loop)
     n = n_items(items)
     devices = list(devices if devices is not None else jax.local_devices())
     chunk_size = _chunk_size(program, shared, items, n, len(devices), chunk_size, memory_budget, max_chunk)
