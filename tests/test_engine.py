@@ -130,8 +130,15 @@ def test_program_store_resumes_and_refuses_other_settings(problem, tmp_path):
 
 def test_program_chunk_size_follows_memory_budget(problem):
     target, start = (jnp.tile(a, (3, 1)) for a in problem)                  # 111 items: more than one chunk
-    _, small = run_programs(Toward(4, 0.3), (target, start), (1.0,), memory_budget=2e3)
-    _, large = run_programs(Toward(4, 0.3), (target, start), (1.0,), memory_budget=1e9)
+    chunks = {"small": [], "large": []}
+
+    def count(name):
+        return lambda result, trace, start: chunks[name].append(len(result["x"]))
+
+    _, small = run_programs(Toward(4, 0.3), (target, start), (1.0,), memory_budget=2e3, check=count("small"))
+    _, large = run_programs(Toward(4, 0.3), (target, start), (1.0,), memory_budget=1e9, check=count("large"))
+    assert len(chunks["small"]) > 1 and chunks["large"] == [111]            # a small budget cuts the items
+    assert sum(chunks["small"]) == 111
     np.testing.assert_allclose(small, large, rtol=1e-6)
 
 
