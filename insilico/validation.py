@@ -65,13 +65,17 @@ def check_sites(subject, names: Iterable[str], what: str):
         raise SiteError(f"unknown site {name!r} for {what} on {subject.name}; valid: {_valid(subject)}{tail}")
 
 
+@jax.jit
+def _stats(x):
+    return jnp.stack([jnp.isfinite(x).all(), jnp.min(x), jnp.max(x)]).astype(jnp.float32)
+
+
 def _summary(x) -> tuple[bool, float, float]:
     """(every value finite, min, max) of a concrete array, reduced where it lives and read back once; evaluated
     eagerly even while a JAX trace is active (an image batch closed over by a jitted function)."""
     if isinstance(x, jax.Array):
         with jax.ensure_compile_time_eval():
-            stats = jnp.stack([jnp.isfinite(x).all(), jnp.min(x), jnp.max(x)]).astype(jnp.float32)
-            finite, lo, hi = np.asarray(stats)
+            finite, lo, hi = np.asarray(_stats(x))      # one compiled reduction, one read
         return bool(finite), float(lo), float(hi)
     a = np.asarray(x)
     return bool(np.isfinite(a).all()), float(a.min()), float(a.max())

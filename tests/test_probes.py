@@ -205,9 +205,11 @@ def test_lesion_sweeps_from_the_computed_prefix_equal_the_whole_network(tiny_con
     from insilico.probes import lesion
 
     labels = np.arange(len(images)) % 5
-    kw = dict(labels=labels, mode=mode, key=jax.random.key(3), batch_size=2, progress=False)
+    kw = dict(labels=labels, mode=mode, key=jax.random.key(3), batch_size=2, progress=False, method="plain")
     prefixed = single_unit_sweep(tiny_convnet, images, list(sites), **kw)
-    monkeypatch.setattr(lesion, "_prefix", lambda *a: {})                   # every lesion runs the whole network
+    intact_and_prefix = lesion._intact_and_prefix
+    monkeypatch.setattr(lesion, "_intact_and_prefix",                        # every lesion runs the whole network
+                        lambda *a: (intact_and_prefix(*a)[0], {}))
     whole = single_unit_sweep(tiny_convnet, images, list(sites), **kw)
     np.testing.assert_array_equal(prefixed.accuracy.values, whole.accuracy.values)
     np.testing.assert_allclose(prefixed.logit_change.values, whole.logit_change.values, rtol=1e-5, atol=1e-6)

@@ -19,7 +19,7 @@ import numpy as np
 import xarray as xr
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from ..validation import ArgumentError, check_count, check_positive
+from ..validation import ArgumentError, check_choice, check_count, check_positive
 from .chunks import n_items, pad_to, run_chunks, take, to_dataset
 from .memory import choose_batch_size
 from .store import SweepError, describe
@@ -71,14 +71,16 @@ def _run_chunk(compiled, mesh, chunk, shared):
 def run_sweep(fn: Callable, items, shared=None, *, dim: str = "item", coords=None, batch_size: int | None = None,
               chunk_size: int | None = None, memory_budget: float = 2e9, store=None, tag: str = "", extra_dims=None,
               devices=None, progress: bool = True, desc: str = "sweep", identity: dict | None = None,
-              overwrite: bool = False, recompute_damaged: bool = False) -> xr.Dataset:
+              overwrite: bool = False, recompute_damaged: bool = False, estimate: str = "compile") -> xr.Dataset:
     """Evaluate ``fn(item, shared) -> {name: array}`` for every item of ``items`` (leading axis = sweep).
 
     Args:
         shared: pytree passed unbatched to every call (weights, images, labels).
         dim/coords: name and coordinates of the sweep dimension in the result. extra_dims: ``{metric:
             (dim names of its trailing axes)}``, e.g. ``{"class_accuracy": ("class",)}``.
-        batch_size: items vmapped per ``lax.map`` step (default: from ``memory_budget`` bytes).
+        batch_size: items vmapped per ``lax.map`` step (default: from ``memory_budget`` bytes, with the per-item
+            memory estimated by compiling ``fn`` (``estimate="compile"``) or, without compiling, as the sum of
+            one item's intermediates (``estimate="trace"``, an upper bound; cheaper for small per-item work)).
         chunk_size: items per compiled call, the unit of progress and of resume (default 8 batches).
         store: directory for per-chunk NetCDF files; a rerun resumes from them. The store's manifest records
             what made it — the items, a content hash of every array of ``shared``, the function (module, name and
@@ -107,13 +109,15 @@ def run_sweep(fn: Callable, items, shared=None, *, dim: str = "item", coords=Non
     if chunk_size is not None:
         chunk_size = check_count("chunk_size", chunk_size)
     memory_budget = check_positive("memory_budget", memory_budget)
+    check_choice("estimate", estimate, ("compile", "trace"))
     if identity is not None and (not isinstance(identity, dict) or not all(isinstance(k, str) for k in identity)):
         raise ArgumentError(f"identity must be a dict of named settings {{name: value}}; got {identity!r:.200}")
     n = n_items(items)
     devices = list(devices if devices is not None else jax.devices())
     n_dev = len(devices)
     if batch_size is None:
-        batch_size = choose_batch_size(fn, take(items, 0, 1), shared, memory_budget / n_dev)
+        batch_size = choose_batch_size(fn, take(items, 0, 1), shared, memory_budget / n_dev,
+                                       compile=estimate == "compile")
     batch_size = max(1, min(int(batch_size), math.ceil(n / n_dev)))
     steps = math.ceil(n / (n_dev * batch_size))
     batch_size = math.ceil(n / (n_dev * steps))             # balance batches so padding stays small

@@ -6,7 +6,7 @@ metrics are reduced inside, so memory does not grow with the number of lesions.
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
@@ -30,11 +30,12 @@ from ..validation import (
     check_mask,
     check_number,
 )
+from .lesion_paths import METHODS, ablation, choose_path, factored_fn, shared_values
 
 if TYPE_CHECKING:
     from ..subject import Subject
 
-__all__ = ["single_unit_sweep", "mask_sweep", "ablation_curve", "synapse_sweep", "MODES"]
+__all__ = ["single_unit_sweep", "mask_sweep", "ablation_curve", "synapse_sweep", "MODES", "METHODS"]
 
 
 def _metrics(logits, intact, labels):
@@ -52,6 +53,7 @@ def _metrics(logits, intact, labels):
     return out
 
 
+_metrics_jit = jax.jit(_metrics)
 MODES = ("zero", "mean", "noise")
 
 
@@ -74,20 +76,21 @@ def _lesion_fn(sites: tuple, mode, index_shapes):
                 n = int(np.prod(shape))
                 masks.append(((jnp.arange(n) + offset) == item).reshape(shape).astype(jnp.float32))
                 offset += n
-        make = {"zero": lambda m, st: el.lesion(m), "mean": el.mean_ablation,
-                "noise": lambda m, st: el.noise(m * st)}[mode]
-        edits = {site: make(m, st) for site, m, st in zip(sites, masks, stats)}
+        edits = {site: ablation(mode, m, st) for site, m, st in zip(sites, masks, stats)}
         logits, _ = el.forward(subject, x, edits, key=key, given=given)
         return _metrics(logits, intact, labels)
     return fn
 
 
-def _prefix(subject, x, sites: tuple, key) -> dict:
-    """The activation of the first of ``sites`` in the forward pass, computed once: no lesion of the sweep can
-    change it (every edited site comes at or after it), so each lesion runs only the network from there on."""
+def _intact_and_prefix(subject, x, sites: tuple, key) -> tuple:
+    """The intact output (no key) and the activation of the first of ``sites`` in the forward pass, computed
+    once: no lesion of the sweep can change it (every edited site comes at or after it), so each lesion runs
+    only the network from there on. One forward pass when there is no key."""
     first = min(sites, key=list(subject.sites).index)
-    _, rec = el.run(subject, x, record=first, key=key)
-    return {first: rec[first]}
+    out, rec = el.run(subject, x, record=first, key=key)
+    if key is not None:
+        out, _ = el.run(subject, x)
+    return out, {first: rec[first]}
 
 
 def _check_site(subject, site):
@@ -143,18 +146,29 @@ def _unit_stats(subject, site, mode, reference, noise_scale):
 
 
 def _sweep(subject, x, sites: tuple, items, index_shapes, labels, mode, reference, key, noise_scale, dim, coords,
-           identity: dict, **kwargs) -> xr.Dataset:
+           identity: dict, method: str = "auto", **kwargs) -> xr.Dataset:
     """The compiled lesion sweep; ``x``, ``labels``, ``reference``, ``noise_scale`` come checked (``_check_inputs``)."""
+    method = check_choice("method", method, METHODS)
     stats = tuple(_unit_stats(subject, s, mode, x if reference is None else reference, noise_scale) for s in sites)
-    intact, _ = el.run(subject, x)
+    intact, first = _intact_and_prefix(subject, x, sites, key)
+    plan, route = choose_path(subject, x, sites, items, index_shapes, key, method,
+                              kwargs.get("memory_budget", 2e9) / 2, first)
     ident = {**(kwargs.pop("identity", None) or {}),
              **_identity(subject, x, labels, sites=sites, mode=mode, reference=reference, noise_scale=noise_scale,
-                         key=key, **identity)}
-    ds = run_sweep(_lesion_fn(sites, mode, index_shapes), items,
-                   (subject, x, labels, intact, key, stats, _prefix(subject, x, sites, key)), dim=dim, coords=coords,
-                   extra_dims={"class_accuracy": ("class",)}, identity=ident,
-                   desc=f"lesions {', '.join(sites)}", **kwargs)
-    for k, v in _metrics(intact, intact, labels).items():
+                         key=key, method="plain" if plan is None else "factored", **identity)}
+    fn: Callable
+    shared: tuple
+    if plan is None:
+        fn, shared = _lesion_fn(sites, mode, index_shapes), (subject, x, labels, intact, key, stats, first)
+    else:
+        pre = shared_values(plan, sites[0], mode)(subject, x, key, first[sites[0]], stats[0])
+        fn, shared = factored_fn(plan, index_shapes is not None, _metrics), (subject, x, labels, intact, key, pre)
+    if plan is not None:      # little work per lesion: size batches from its intermediates, without compiling
+        kwargs.setdefault("estimate", "trace")
+    ds = run_sweep(fn, items, shared, dim=dim, coords=coords, extra_dims={"class_accuracy": ("class",)},
+                   identity=ident, desc=f"lesions {', '.join(sites)}", **kwargs)
+    ds.attrs["propagation"] = route
+    for k, v in _metrics_jit(intact, intact, labels).items():
         if k == "class_accuracy":
             ds["intact_class_accuracy"] = ("class", np.asarray(v))
         else:
@@ -190,6 +204,13 @@ def mask_sweep(subject: Subject, x: Images, site: str, masks: Masks, labels: Lab
         mode: "zero" (clamp to 0), "mean" (clamp to each unit's mean over ``reference``, default ``x``), or
             "noise" (add Gaussian noise of ``noise_scale`` x each unit's std over ``reference``; needs ``key``,
             the same draw for every mask).
+        method: "auto" (default) propagates each lesion only as far as it must go when the site is followed by
+            channel-wise operations (ReLU, pooling, batch norm, reshapes) and a linear map (dense layer or
+            convolution): every channel's contribution to that map is computed once and only the rest of the
+            network runs per lesion (:mod:`insilico.probes.factored`; results equal up to float rounding). It
+            applies to 0/1 channel masks (M, C) of one site and falls back to the whole network per lesion
+            otherwise; ``attrs["propagation"]`` says which ran and why. "factored" insists (an error names why
+            it does not apply), "plain" always runs the whole network.
         **kwargs: for :func:`~insilico.sweep.run_sweep`: batch_size (default from a 2 GB memory budget),
             store (stream chunks there; an interrupted sweep rerun with it resumes), overwrite, recompute_damaged,
             progress, devices. A store records the subject (name, architecture, weights by content), images,
