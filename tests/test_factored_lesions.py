@@ -9,6 +9,7 @@ from test_any_model import _subject, images
 from tracing import at_most_traces
 from user_models import np_cnn
 
+from insilico import electrode as el
 from insilico import zoo
 from insilico.probes.lesion import ablation_curve, mask_sweep, single_unit_sweep
 from insilico.validation import ArgumentError
@@ -152,3 +153,22 @@ def test_new_weights_reuse_the_plan_and_compile_nothing():
         b = single_unit_sweep(other, x, "conv3", units=np.arange(8), progress=False)
     assert not np.array_equal(a.logit_change, b.logit_change)
     _same(b, single_unit_sweep(other, x, "conv3", units=np.arange(8), progress=False, method="plain"))
+
+
+def test_a_new_image_count_in_the_same_bucket_compiles_nothing():
+    """Images are padded to batch-size buckets (…, 192, 256, 384, …) and the padding weighs nothing."""
+    subject = zoo.load("cifar_convnet")
+    x = images(subject, 24)
+    labels = np.arange(24) % 10
+    for method in ("auto", "plain"):
+        single_unit_sweep(subject, x[:20], "conv3", labels=labels[:20], units=np.arange(4), method=method,
+                          progress=False)
+        with at_most_traces(0):
+            ds = single_unit_sweep(subject, x[:17], "conv3", labels=labels[:17], units=np.arange(4), method=method,
+                                   progress=False)
+        assert ds.attrs["n_images"] == 17
+        out, _ = el.run(subject, x[:17])
+        lesioned, _ = el.run(subject, x[:17], {"conv3": el.lesion(jnp.zeros(128).at[2].set(1))})
+        np.testing.assert_allclose(float(ds.logit_change[2]), float(jnp.abs(lesioned - out).mean()), rtol=1e-5)
+        assert float(ds.accuracy[2]) == float(jnp.mean(lesioned.argmax(-1) == labels[:17]))
+        assert ds.attrs["intact_accuracy"] == float(jnp.mean(out.argmax(-1) == labels[:17]))

@@ -17,6 +17,7 @@ import optax
 import xarray as xr
 
 from .. import electrode as el
+from ..engine.shrinking import bucket
 from ..sweep import run_sweep
 from ..types import Fractions, Images, Labels, Masks, Orders, ParamMasks, PRNGKey, UnitIndices
 from ..validation import (
@@ -38,18 +39,24 @@ if TYPE_CHECKING:
 __all__ = ["single_unit_sweep", "mask_sweep", "ablation_curve", "synapse_sweep", "MODES", "METHODS"]
 
 
-def _metrics(logits, intact, labels):
+def _metrics(logits, intact, target):
     """Reduced inside the compiled sweep: agreement and |Δ logit| vs the intact model; with labels also
-    accuracy, per-class accuracy (classes absent from ``labels`` give NaN-free 0/0 -> 0) and mean loss."""
+    accuracy, per-class accuracy (classes absent from ``labels`` give NaN-free 0/0 -> 0) and mean loss.
+    ``target``: ``(labels or None, weight)`` — ``weight`` (N,) 1 for real images, 0 for the padding of a
+    batch-size bucket (None: every image counts)."""
+    labels, weight = target
     pred, pred0 = jnp.argmax(logits, -1), jnp.argmax(intact, -1)
-    out = {"agreement": jnp.mean(pred == pred0),
-           "logit_change": jnp.mean(jnp.abs(logits - intact))}
+    w = jnp.ones(pred.shape, jnp.float32) if weight is None else weight
+
+    def mean(v):
+        return jnp.sum(w * v) / jnp.sum(w)
+    out = {"agreement": mean(pred == pred0), "logit_change": mean(jnp.mean(jnp.abs(logits - intact), -1))}
     if labels is not None:
         correct = (pred == labels).astype(jnp.float32)
-        onehot = jax.nn.one_hot(labels, logits.shape[-1])
-        out["accuracy"] = jnp.mean(correct)
+        onehot = jax.nn.one_hot(labels, logits.shape[-1]) * w[:, None]
+        out["accuracy"] = mean(correct)
         out["class_accuracy"] = (onehot.T @ correct) / jnp.maximum(onehot.sum(0), 1.0)
-        out["loss"] = jnp.mean(optax.softmax_cross_entropy_with_integer_labels(logits, labels))
+        out["loss"] = mean(optax.softmax_cross_entropy_with_integer_labels(logits, labels))
     return out
 
 
@@ -67,7 +74,7 @@ def _lesion_fn(sites: tuple, mode, index_shapes):
     compares, no scatter), so huge single-unit sweeps need no mask arrays.
     """
     def fn(item, shared):
-        subject, x, labels, intact, key, stats, given = shared
+        subject, x, target, intact, key, stats, given = shared
         if index_shapes is None:
             masks = (item,)
         else:
@@ -78,7 +85,7 @@ def _lesion_fn(sites: tuple, mode, index_shapes):
                 offset += n
         edits = {site: ablation(mode, m, st) for site, m, st in zip(sites, masks, stats)}
         logits, _ = el.forward(subject, x, edits, key=key, given=given)
-        return _metrics(logits, intact, labels)
+        return _metrics(logits, intact, target)
     return fn
 
 
@@ -145,36 +152,50 @@ def _unit_stats(subject, site, mode, reference, noise_scale):
     return rec[site].mean(0) if mode == "mean" else noise_scale * rec[site].std(0)
 
 
+def _padded(x, labels) -> tuple:
+    """Images (and labels) padded with zeros to the batch-size bucket of their count (8, 12, 16, 24, 32, 48, ...),
+    and the weight of each row (0 for padding): a new image count in the same bucket compiles nothing new."""
+    n = int(x.shape[0])
+    pad = bucket(n) - n
+    weight = jnp.asarray(np.arange(n + pad) < n, jnp.float32)
+    x = jnp.concatenate([x, jnp.zeros((pad, *x.shape[1:]), x.dtype)]) if pad else x
+    if labels is not None and pad:
+        labels = jnp.concatenate([labels, jnp.zeros((pad,), labels.dtype)])
+    return x, (labels, weight)
+
+
 def _sweep(subject, x, sites: tuple, items, index_shapes, labels, mode, reference, key, noise_scale, dim, coords,
            identity: dict, method: str = "auto", **kwargs) -> xr.Dataset:
     """The compiled lesion sweep; ``x``, ``labels``, ``reference``, ``noise_scale`` come checked (``_check_inputs``)."""
     method = check_choice("method", method, METHODS)
     stats = tuple(_unit_stats(subject, s, mode, x if reference is None else reference, noise_scale) for s in sites)
+    ident = {**(kwargs.pop("identity", None) or {}),
+             **_identity(subject, x, labels, sites=sites, mode=mode, reference=reference, noise_scale=noise_scale,
+                         key=key, **identity)}
+    n_images = int(x.shape[0])
+    x, target = _padded(x, labels)
     intact, first = _intact_and_prefix(subject, x, sites, key)
     plan, route = choose_path(subject, x, sites, items, index_shapes, key, method,
                               kwargs.get("memory_budget", 2e9) / 2, first)
-    ident = {**(kwargs.pop("identity", None) or {}),
-             **_identity(subject, x, labels, sites=sites, mode=mode, reference=reference, noise_scale=noise_scale,
-                         key=key, method="plain" if plan is None else "factored", **identity)}
+    ident["method"] = "plain" if plan is None else "factored"
     fn: Callable
     shared: tuple
     if plan is None:
-        fn, shared = _lesion_fn(sites, mode, index_shapes), (subject, x, labels, intact, key, stats, first)
+        fn, shared = _lesion_fn(sites, mode, index_shapes), (subject, x, target, intact, key, stats, first)
     else:
         pre = shared_values(plan, sites[0], mode)(subject, x, key, first[sites[0]], stats[0])
-        fn, shared = factored_fn(plan, index_shapes is not None, _metrics), (subject, x, labels, intact, key, pre)
+        fn, shared = factored_fn(plan, index_shapes is not None, _metrics), (subject, x, target, intact, key, pre)
     if plan is not None:      # little work per lesion: size batches from its intermediates, without compiling
         kwargs.setdefault("estimate", "trace")
     ds = run_sweep(fn, items, shared, dim=dim, coords=coords, extra_dims={"class_accuracy": ("class",)},
                    identity=ident, desc=f"lesions {', '.join(sites)}", **kwargs)
     ds.attrs["propagation"] = route
-    for k, v in _metrics_jit(intact, intact, labels).items():
+    for k, v in _metrics_jit(intact, intact, target).items():
         if k == "class_accuracy":
             ds["intact_class_accuracy"] = ("class", np.asarray(v))
         else:
             ds.attrs[f"intact_{k}"] = float(v)
-    ds.attrs.update({"sites": ", ".join(sites), "ablation": mode, "n_images": int(x.shape[0]),
-                     "subject": subject.name})
+    ds.attrs.update({"sites": ", ".join(sites), "ablation": mode, "n_images": n_images, "subject": subject.name})
     return ds
 
 
@@ -339,7 +360,7 @@ def _synapse_fn(path):
         subject, x, labels, intact = shared
         cut = subject.replace(variables=el.lesion_synapses(subject.variables, {path: 1.0 - mask}))
         logits, _ = el.forward(cut, x)
-        return _metrics(logits, intact, labels)
+        return _metrics(logits, intact, (labels, None))
     return fn
 
 

@@ -91,11 +91,11 @@ def shared_values(p: factored.Plan, site: str, mode: str) -> Callable:
 
 @lru_cache(maxsize=32)
 def factored_fn(p: factored.Plan, by_index: bool, metrics: Callable) -> Callable:
-    """``(item, (subject, x, labels, intact, key, shared)) -> metrics(output, intact, labels)`` for one lesion —
+    """``(item, (subject, x, target, intact, key, shared)) -> metrics(output, intact, target)`` for one lesion —
     a channel index (``by_index``) or a (C,) 0/1 mask — through the plan."""
     def fn(item, args):
-        subject, x, labels, intact, key, shared = args
+        subject, x, target, intact, key, shared = args
         flat = jax.tree.leaves((subject, x, key))
         out = factored.lesioned_output(p, flat, shared, **{"index" if by_index else "mask": item})
-        return metrics(out, intact, labels)
+        return metrics(out, intact, target)
     return fn
