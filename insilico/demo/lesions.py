@@ -14,7 +14,9 @@ def lesion_section(ctx: Context):
     n_patches = 64 if ctx.quick else 128
     s = ctx.section("Single-unit lesions", "How much does the model's decision depend on any single unit, and do "
                     "the units that matter alone also matter together?",
-                    "Each channel of a middle site silenced in turn, all in one compiled call; measured on "
+                    "Each channel of a middle site silenced in turn, all in one compiled call (each channel's "
+                    "contribution to the first linear map after the site computed once, only the rest of the network "
+                    "run per lesion, where the model allows: the 'computed' column); measured on "
                     f"{n_patches} natural-image patches from scikit-image's photos as agreement of the top-1 class "
                     "with the intact model. Then units removed cumulatively in random orders, by single-unit impact "
                     "and by L1 weight norm.")
@@ -39,8 +41,11 @@ def lesion_section(ctx: Context):
         rand = [o for o in curve.order.values if str(o).startswith("random")]
         at_half = (float(curve.agreement.sel(order=rand).values[:, half].mean()),
                    float(curve.agreement.sel(order="single-unit impact").values[half]))
+        route = ds.attrs["propagation"]
+        path = (f"factored at {route.rsplit(' → ', 1)[-1]}" if route.startswith("factored")
+                else "whole network per lesion")
         rows.append((name, site, ds.sizes["unit"], float(ds.agreement.mean()), worst, float(ds.agreement.min()),
-                     at_half[0], at_half[1]))
+                     at_half[0], at_half[1], path))
         ctx.put(name, "lesion_agreement", xr.DataArray(ds.agreement.values, dims="lesion_unit",
                                                        attrs={"site": site, "n_images": len(x)}))
         ctx.put(name, "lesion_logit_change", xr.DataArray(ds.logit_change.values, dims="lesion_unit"))
@@ -50,7 +55,7 @@ def lesion_section(ctx: Context):
     s.tables.append(((f"Lesion sweeps on {len(x)} patches (agreement: fraction of images whose top-1 class "
                       "is unchanged)"), ("model", "site", "lesions", "mean agreement", "most important unit",
                                     "its agreement", f"half removed, random (mean of {n_random})",
-                                    "half removed, by impact"), rows))
+                                    "half removed, by impact", "computed"), rows))
     ctx.report.figure(s, figs.ablation_curves(curves, "agreement"), "ablation_curves",
                       f"Cumulative ablation of the same sites: units removed in {n_random} random orders (mean), by "
                       "single-unit impact (largest first) and by L1 weight norm (largest first)")
