@@ -2,8 +2,8 @@
 into a smaller batch — for probes where most items finish long before the last step (an attack breaks most
 images at a large ε within a few steps), so later steps cost only the items still running.
 
-A *shrinking program* is a hashable object (a frozen dataclass of its static settings) with an integer ``steps``
-and three pure methods over a batch whose every leaf has a leading item axis:
+A *shrinking program* is a hashable object (a frozen dataclass of its static settings) with three pure methods
+over a batch whose every leaf has a leading item axis:
 
 - ``init(*shared, *items) -> state``
 - ``step(state, i, *shared, *items) -> (state, out)``  (``out``: per-item values of this step, or ``None``)
@@ -13,23 +13,34 @@ and three pure methods over a batch whose every leaf has a leading item axis:
 :func:`run_shrinking` judges the start and every step's state; an item leaves at its first judgement with
 ``done`` (or after the last step) keeping that judgement's values. The remaining items are gathered into a batch
 padded to a bucket size (8, 12, 16, 24, 32, 48, ...: at most a third padding, repeating an item), so a few
-compiled shapes serve every step and a repeated run compiles nothing. ``step`` and ``judge`` are separate
-compiled calls (on XLA:CPU the two fused into one run 2x slower). Unlike :func:`~insilico.engine.drive`, which
-freezes a finished item but keeps computing it, this form stops computing it; it runs as a host loop.
+compiled shapes serve every step and a repeated run compiles nothing. The number of steps is an argument of the
+run, not of the compiled program: the program object (its settings) and the batch shapes are the compile key,
+so a new step count — like new values in the items — compiles nothing. ``step`` and ``judge`` are separate
+compiled calls (on XLA:CPU the two fused into one run 2x slower). Without early stopping (``stop_early=False``)
+the batch never shrinks and is judged once, after the last step: the host-loop form of a fixed-length program.
+
+On CPU, XLA runs one such program on little more than one core (a convolution network's input gradient keeps
+about 1.3 of 2 cores busy); the batch is therefore cut into ``shards`` equal slices, one per core, whose compiled
+calls run concurrently in threads. Every item's computation is its own, so the results do not depend on the cut.
+Unlike :func:`~insilico.engine.drive`, which freezes a finished item but keeps computing it, this form stops
+computing it; it runs as a host loop.
 """
 from __future__ import annotations
 
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..validation import check_count
+from ..validation import check_choice, check_count
 from .chunks import n_items
 from .program import filter_jit
 
-__all__ = ["run_shrinking", "bucket"]
+__all__ = ["run_shrinking", "bucket", "default_shards"]
 
 
 def bucket(n: int) -> int:
@@ -40,9 +51,24 @@ def bucket(n: int) -> int:
     return b
 
 
-def _padded(positions: np.ndarray) -> jax.Array:
-    """``positions`` padded to its bucket size by repeating the first."""
-    return jnp.asarray(np.concatenate([positions, np.repeat(positions[:1], bucket(len(positions)) - len(positions))]))
+def default_shards() -> int:
+    """Concurrent slices of a batch: on CPU the cores this process may use (at most 8), elsewhere 1."""
+    if jax.default_backend() != "cpu":
+        return 1
+    return max(1, min(8, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1))
+
+
+def _layout(n: int, shards: int, buckets: bool) -> tuple[int, int]:
+    """``(size, slices)`` of the batch for ``n`` items: at most ``shards`` slices of at least four items each,
+    and a bucket (or ``n``) rounded up to a whole number of items per slice."""
+    size = bucket(n) if buckets else n
+    k = max(1, min(shards, size // 4))
+    return -(-size // k) * k, k
+
+
+def _padded(positions: np.ndarray, size: int) -> jax.Array:
+    """``positions`` padded to ``size`` by repeating the first."""
+    return jnp.asarray(np.concatenate([positions, np.repeat(positions[:1], size - len(positions))]))
 
 
 def _take(tree, positions):
@@ -54,38 +80,91 @@ def _rows(tree, live: int, which=None):
     return jax.tree.map(lambda a: np.asarray(a)[:live] if which is None else np.asarray(a)[:live][which], tree)
 
 
+_POOL: list = []
+_POOL_LOCK = threading.Lock()
+
+
+def _pool() -> ThreadPoolExecutor:
+    with _POOL_LOCK:
+        if not _POOL:
+            _POOL.append(ThreadPoolExecutor(max_workers=8, thread_name_prefix="insilico-shard"))
+        return _POOL[0]
+
+
+class _Sliced:
+    """``fn(whole, rows)`` compiled, and called on ``shards`` equal slices of the leading axis of ``rows`` at once
+    (one thread each), its outputs joined. The first call at a new slice shape runs one slice alone, so ``fn`` is
+    traced and compiled once, not once per thread."""
+
+    def __init__(self, fn):
+        self.fn, self.seen = filter_jit(fn), set()
+
+    def __call__(self, whole: tuple, rows: tuple, shards: int):
+        if shards == 1:
+            return self.fn(whole, rows)
+        m = n_items(rows) // shards
+        parts = [jax.tree.map(lambda a, j=j: a[j * m:(j + 1) * m], rows) for j in range(shards)]
+        run = lambda p: jax.block_until_ready(self.fn(whole, p))
+        key = str(jax.tree.map(np.shape, parts[0]))
+        outs = [] if key in self.seen else [run(parts.pop(0))]
+        self.seen.add(key)
+        outs += list(_pool().map(run, parts))
+        return jax.tree.map(lambda *a: jnp.concatenate(a), *outs)
+
+
 @lru_cache(maxsize=64)
 def _compiled(program):
-    return filter_jit(program.init), filter_jit(program.step), filter_jit(program.judge)
+    """``init``, ``step`` and ``judge`` of ``program`` as sliced calls: ``init(shared, items)``,
+    ``step((i, *shared), (state, *items))``, ``judge(shared, (state, *items))``."""
+    return (_Sliced(lambda whole, rows: program.init(*whole, *rows)),
+            _Sliced(lambda whole, rows: program.step(rows[0], whole[0], *whole[1:], *rows[1:])),
+            _Sliced(lambda whole, rows: program.judge(rows[0], *whole, *rows[1:])))
 
 
-def run_shrinking(program, items: tuple, shared: tuple = (), *, check=None, progress: bool = False,
+def run_shrinking(program, items: tuple, shared: tuple = (), *, steps: int | None = None, stop_early: bool = True,
+                  buckets: bool = True, shards: int | None = None, check=None, progress: bool = False,
                   desc: str = ""):
     """Run ``program`` on every item, each leaving the batch at its first ``done`` judgement; returns
     ``(kept, left_at)``: ``kept`` as ``judge`` returns it for every item (NumPy, leading item axis) and
     ``left_at`` (n,) the judgement at which each item left (0 = the start, ``steps`` = after the last step).
 
     items: a tuple of arrays (or pytrees) with a common leading item axis, gathered as items leave; shared: the
-        arguments every step gets whole (the subject), passed first. check: ``check(out, i)`` after step ``i``
-        on the step's ``out`` for the running items (NumPy) — a probe's own failure, e.g. a FloatingPointError
-        naming the step.
+        arguments every step gets whole (the subject), passed first. steps: the number of steps (default the
+        program's ``steps`` attribute); data of the run, so a new count compiles nothing. stop_early: False judges
+        only after the last step (every item runs every step). buckets: pad batches to bucket sizes (True) or
+        only to a whole number of items per slice (False: one exact shape, for a batch that never shrinks).
+        shards: concurrent slices of each batch (default :func:`default_shards`). check: ``check(out, i)`` after
+        step ``i`` on the step's ``out`` for the running items (NumPy) — a probe's own failure, e.g. a
+        FloatingPointError naming the step.
     """
     from tqdm.auto import tqdm
 
     if not isinstance(items, tuple) or not isinstance(shared, tuple):
         raise TypeError(f"items and shared must be tuples of arguments; got {type(items).__name__} and "
                         f"{type(shared).__name__}")
-    steps = check_count(f"steps (of {type(program).__name__})", getattr(program, "steps", None))
+    steps = check_count(f"steps (of {type(program).__name__})", getattr(program, "steps", None) if steps is None
+                        else steps)
+    shards = default_shards() if shards is None else check_count("shards", shards)
+    stop_early = check_choice("stop_early", stop_early, (False, True))
+    buckets = check_choice("buckets", buckets, (False, True))
     n = n_items(items)
     init, step, judge = _compiled(program)
     ids = np.arange(n)                                         # the running items, in batch order
-    batch = _take(items, _padded(ids))
-    state = init(*shared, *batch)
-    kept, done = judge(state, *shared, *batch)
+    size, k = _layout(n, shards, buckets)
+    batch = _take(items, _padded(ids, size))
+    state = init(shared, batch, k)
+    kept = done = None
+    if stop_early:
+        kept, done = judge(shared, (state, *batch), k)
     out, left_at = None, np.full(n, steps, np.int32)
     with tqdm(total=steps, desc=desc or type(program).__name__, disable=not progress, unit="step") as bar:
         for i in range(steps + 1):
-            stop = np.asarray(done)[:len(ids)].astype(bool) if i < steps else np.ones(len(ids), bool)
+            if i == steps and not stop_early:
+                kept, done = judge(shared, (state, *batch), k)
+            if i == steps:
+                stop = np.ones(len(ids), bool)
+            else:
+                stop = np.asarray(done)[:len(ids)].astype(bool) if stop_early else np.zeros(len(ids), bool)
             if stop.any():
                 leaving = _rows(kept, len(ids), stop)
                 if out is None:
@@ -97,10 +176,12 @@ def run_shrinking(program, items: tuple, shared: tuple = (), *, check=None, prog
                 ids = ids[stay]
                 if not len(ids):
                     break
-                positions = _padded(stay)
+                size, k = _layout(len(ids), shards, buckets)
+                positions = _padded(stay, size)
                 state, batch = _take(state, positions), _take(batch, positions)
-            state, step_out = step(state, jnp.int32(i), *shared, *batch)
-            kept, done = judge(state, *shared, *batch)
+            state, step_out = step((jnp.int32(i), *shared), (state, *batch), k)
+            if stop_early:
+                kept, done = judge(shared, (state, *batch), k)
             if check is not None:
                 check(_rows(step_out, len(ids)), i)
             bar.update()

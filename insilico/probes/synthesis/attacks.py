@@ -4,16 +4,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from functools import lru_cache
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import xarray as xr
 
-from ...engine import filter_jit, resolve_loop
-from ...engine.shrinking import run_shrinking
+from ...engine import resolve_loop
 from ...validation import (
     ArgumentError,
     check_choice,
@@ -23,8 +20,8 @@ from ...validation import (
     check_number,
     check_positive,
 )
-from ._common import _check_flag, _check_loop, _logits, _loss, _prepare
-from ._pgd import _PGD, _attack, _project, _round_in_ball, _step_direction
+from ._common import _check_flag, _check_loop, _logits, _prepare
+from ._pgd import _attack, _RowPGD, _run_rows, _unit_starts
 
 __all__ = ["fgsm", "pgd", "accuracy_vs_eps"]
 
@@ -58,8 +55,8 @@ def fgsm(subject, x, labels, eps: float, *, targeted: bool = False, loop: str = 
     eps = check_number("eps", eps, low=0)
     targeted, loop = _check_flag("targeted", targeted), _check_loop(loop)
     x, labels = _prepare(subject, x, labels)
-    adv = _attack(subject, x, labels, eps, eps, None, norm="linf", steps=1, restarts=1, targeted=targeted,
-                  rand_init=False, loop=loop)[0]
+    adv = jnp.asarray(_attack(subject, x, labels, eps, eps, None, norm="linf", steps=1, restarts=1,
+                              targeted=targeted, rand_init=False, loop=loop)[0][0])
     return _result(subject, x, adv, labels, targeted, eps, "fgsm", "linf")
 
 
@@ -80,8 +77,8 @@ def pgd(subject, x, labels, eps: float, *, norm: str = "linf", steps: int = 40, 
     if random_start or restarts > 1 or key is not None:
         check_key("key", key)                                    # random starts draw from it
     x, labels = _prepare(subject, x, labels)
-    adv = _attack(subject, x, labels, eps, step_size, key, norm=norm, steps=steps, restarts=restarts,
-                  targeted=targeted, rand_init=random_start, loop=loop)[0]
+    adv = jnp.asarray(_attack(subject, x, labels, eps, step_size, key, norm=norm, steps=steps, restarts=restarts,
+                              targeted=targeted, rand_init=random_start, loop=loop)[0][0])
     return _result(subject, x, adv, labels, targeted, eps, "pgd", norm,
                    {"steps": steps, "restarts": restarts, "step_size": float(step_size)})
 
@@ -100,73 +97,24 @@ def _check_eps_list(eps_values) -> np.ndarray:
     return eps.astype(np.float32)
 
 
-@jax.jit
-def _sweep_stats(subject, x, labels, adv):
-    """``adv (E, N, ...) -> (accuracy, mean L∞, mean L2)`` per ε."""
-    def one(adv):
-        d = (adv - x).reshape(x.shape[0], -1)
-        return (jnp.mean(_logits(subject, adv).argmax(-1) == labels), jnp.abs(d).max(1).mean(),
-                jnp.sqrt((d ** 2).sum(1)).mean())
-    return jax.vmap(one)(adv)
-
-
-_col = lambda v: v[:, None, None, None]
-
-
-@dataclass(frozen=True)
-class _PairPGD:
-    """Untargeted PGD of (ε, image) pairs, a program for :func:`~insilico.engine.shrinking.run_shrinking`: every
-    iterate (the start included) is rounded to 8 bits and classified, and a pair leaves once that image is
-    misclassified. items: ``(start iterate, clean image, label, ε, step size)``, one row per pair; ``step``'s
-    out says whether the pair's gradient was finite."""
-    norm: str
-    steps: int
-
-    def init(self, subject, start, x, labels, eps, size):
-        return start
-
-    def step(self, xa, i, subject, start, x, labels, eps, size):
-        g = jax.grad(lambda xa: _loss(subject, xa, labels, False).sum())(xa)
-        finite = jnp.all(jnp.isfinite(g), axis=(1, 2, 3))
-        step = _step_direction(jnp.nan_to_num(g), self.norm) * _col(size)
-        new = jnp.clip(x + _project(xa + step - x, _col(eps), self.norm), *subject.input_spec.bounds)
-        return new, finite
-
-    def judge(self, xa, subject, start, x, labels, eps, size):
-        xq = _round_in_ball(xa, x, _col(eps), self.norm, subject.input_spec.bounds)
-        fooled = _logits(subject, xq).argmax(-1) != labels
-        return (xq, fooled), fooled
-
-
-@lru_cache(maxsize=8)
-def _random_starts(norm: str):
-    """The random starts of :class:`_PGD` (one restart) for every ε, compiled once per norm."""
-    return filter_jit(_PGD(norm, 1, 1, False, True).init)
-
-
-def _finite_gradients(finite, i):
-    if not np.all(finite):
-        raise FloatingPointError(f"the loss gradient became NaN/inf at step {i} of the attack")
-
-
 def _sweep_early_stop(subject, x, labels, eps_values, size, key, *, norm: str, steps: int, progress: bool):
-    """PGD for every (ε, image) pair with early stopping (:class:`_PairPGD`). Trajectories are those of
-    :func:`pgd` until a pair stops, so the accuracy is at most PGD's last-iterate accuracy. Returns the 8-bit
-    images (E, N, ...) and whether each is misclassified (E, N); ε = 0 pairs are the clean images."""
+    """PGD for every (ε, image) pair with early stopping: a pair leaves the batch at its first 8-bit iterate
+    that is misclassified (:class:`~._pgd._RowPGD` on the host loop). Trajectories are those of :func:`pgd`
+    until a pair stops, so the accuracy is at most PGD's last-iterate accuracy. Returns the 8-bit images
+    (E, N, ...) and whether each is misclassified (E, N), NumPy; ε = 0 pairs are the clean images."""
     e_n, n = len(eps_values), x.shape[0]
-    out = np.asarray(jnp.broadcast_to(x[None], (e_n, *x.shape))).reshape(e_n * n, *x.shape[1:]).copy()
+    out = np.broadcast_to(np.asarray(x)[None], (e_n, *x.shape)).reshape(e_n * n, *x.shape[1:]).copy()
     broken = np.tile(np.asarray(_predict(subject, x)) != np.asarray(labels), e_n)   # ε = 0: the clean image
     ids = np.flatnonzero(np.repeat(eps_values, n) > 0)              # the pairs to attack, ε-major
     if len(ids):
-        starts = _random_starts(norm)(subject, x, labels, jnp.asarray(eps_values), jnp.asarray(size), key)[0]
-        starts = starts[:, 0].reshape(e_n * n, *x.shape[1:])
+        start = _unit_starts(key, x, restarts=1, norm=norm)[0]
         image, per_eps = jnp.asarray(ids % n), ids // n
-        items = (starts[jnp.asarray(ids)], x[image], jnp.asarray(labels)[image], jnp.asarray(eps_values[per_eps]),
+        items = (start[image], x[image], jnp.asarray(labels)[image], jnp.asarray(eps_values[per_eps]),
                  jnp.asarray(np.asarray(size, np.float32)[per_eps]))
-        (images, fooled), _ = run_shrinking(_PairPGD(norm, int(steps)), items, (subject,), check=_finite_gradients,
-                                            progress=progress, desc="accuracy_vs_eps")
+        images, _, fooled = _run_rows(_RowPGD(norm, False), subject, items, steps, loop="host", stop_early=True,
+                                      buckets=True, progress=progress, desc="accuracy_vs_eps")
         out[ids], broken[ids] = images, fooled
-    return jnp.asarray(out.reshape(e_n, n, *x.shape[1:])), broken.reshape(e_n, n)
+    return out.reshape(e_n, n, *x.shape[1:]), broken.reshape(e_n, n)
 
 
 def accuracy_vs_eps(subject, x, labels, eps_values: Sequence[float], *, attack: str = "pgd", norm: str = "linf",
@@ -198,12 +146,12 @@ def accuracy_vs_eps(subject, x, labels, eps_values: Sequence[float], *, attack: 
     if early:
         adv, broken = _sweep_early_stop(subject, x, labels, eps, size, key, norm=norm, steps=int(steps),
                                         progress=progress)
-        d = np.asarray(adv - x[None]).reshape(len(eps), x.shape[0], -1)
-        acc, linf, l2 = 1 - broken.mean(1), np.abs(d).max(2).mean(1), np.sqrt((d ** 2).sum(2)).mean(1)
     else:
-        adv = _attack(subject, x, labels, eps, size, key, norm=norm, steps=steps, restarts=restarts,
-                      targeted=False, rand_init=attack != "fgsm", loop=loop)
-        acc, linf, l2 = _sweep_stats(subject, x, labels, adv)
+        adv, broken = _attack(subject, x, labels, eps, size, key, norm=norm, steps=steps, restarts=restarts,
+                              targeted=False, rand_init=attack != "fgsm", loop=loop, buckets=True)
+    acc = 1 - broken.mean(1)
+    d = (adv - np.asarray(x)[None]).reshape(len(eps), x.shape[0], -1)
+    linf, l2 = np.abs(d).max(2).mean(1), np.sqrt((d ** 2).sum(2)).mean(1)
     return xr.Dataset({"accuracy": ("eps", np.asarray(acc)), "linf": ("eps", np.asarray(linf)),
                        "l2": ("eps", np.asarray(l2))}, coords={"eps": eps},
                       attrs={"subject": subject.name, "attack": attack, "norm": norm, "steps": steps,
