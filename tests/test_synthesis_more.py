@@ -146,3 +146,22 @@ def test_controversial_scores_input_checks(tiny_convnet):
         syn.controversial_scores(a, a, (1, 8, 8, 3), key=jax.random.key(0))
     with pytest.raises(ArgumentError, match=r"scale\[1\] must be a number > 0; got 0"):
         syn.controversial_scores(a, a, (8, 8, 3), scale=(1, 0), key=jax.random.key(0))
+
+
+def test_a_new_learning_rate_compiles_nothing_in_controversial_stimuli_and_mad(tiny_convnet):
+    from tracing import at_most_traces
+
+    other = tiny_convnet.replace(variables=jax.tree.map(lambda a: a * 0.8, tiny_convnet.variables), name="other")
+    kw = dict(n_seeds=1, steps=3, key=jax.random.key(0), loop="host")
+    slow = syn.controversial(tiny_convnet, other, [(0, 1)], lr=0.001, **kw)
+    with at_most_traces(0):
+        fast = syn.controversial(tiny_convnet, other, [(0, 1)], lr=0.2, **kw)
+    assert not np.allclose(slow.objective.values, fast.objective.values)          # the new rate is used
+    again = syn.controversial(tiny_convnet, other, [(0, 1)], lr=0.001, **kw)
+    np.testing.assert_array_equal(slow.images.values, again.images.values)
+    x = syn.quantize(jax.random.uniform(jax.random.key(11), (2, 8, 8, 3)) * 0.6 + 0.2)
+    kw = dict(noise=0.05, steps=3, key=jax.random.key(12), loop="host")
+    slow = syn.mad_competition(tiny_convnet, "conv1", tiny_convnet, "conv2", x, lr=0.001, **kw)
+    with at_most_traces(0):
+        fast = syn.mad_competition(tiny_convnet, "conv1", tiny_convnet, "conv2", x, lr=0.05, **kw)
+    assert not np.allclose(slow.images.values, fast.images.values)

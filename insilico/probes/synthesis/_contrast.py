@@ -17,24 +17,24 @@ from ._common import _logits, _quantize, _run
 class _Contrast:
     """Adam on sigmoid-parameterized pixels of P image sets (shape ``shape`` = (n_images, H, W, C)), one per
     condition, maximizing ``objective(models, images, cond) -> (smooth value, (score_a, score_b))``. ``finish``
-    rounds the images to 8 bits and scores them again. args: ``(models, conds (P, ...), keys (P,))`` — ``models``
-    is what the objective scores with (two subjects, or two score functions and their scales)."""
+    rounds the images to 8 bits and scores them again. args: ``(models, lr, conds (P, ...), keys (P,))`` —
+    ``models`` is what the objective scores with (two subjects, or two score functions and their scales); the
+    learning rate ``lr`` is an argument, so a new one compiles nothing."""
     objective: object
     shape: tuple
     bounds: tuple
     steps: int
-    lr: float
 
     def _images(self, z):
         lo, hi = self.bounds
         return lo + (hi - lo) * jax.nn.sigmoid(z)
 
-    def init(self, models, conds, keys):
+    def init(self, models, lr, conds, keys):
         z = jax.vmap(lambda k: 0.5 * jax.random.normal(k, self.shape))(keys)
-        return z, jax.vmap(optax.adam(self.lr).init)(z), jnp.full(keys.shape[:1], -1, jnp.int32)
+        return z, jax.vmap(optax.adam(lr).init)(z), jnp.full(keys.shape[:1], -1, jnp.int32)
 
-    def step(self, state, i, models, conds, keys):
-        opt = optax.adam(self.lr)
+    def step(self, state, i, models, lr, conds, keys):
+        opt = optax.adam(lr)
 
         def one(z, s, nan_step, cond):
             (val, _), g = jax.value_and_grad(lambda z: self.objective(models, self._images(z), cond),
@@ -48,7 +48,7 @@ class _Contrast:
         z, s, nan_step, val = jax.vmap(one)(*state, conds)
         return (z, s, nan_step), val
 
-    def finish(self, state, models, conds, keys):
+    def finish(self, state, models, lr, conds, keys):
         z, _, nan_step = state
         imgs = _quantize(self._images(z), self.bounds)
         _, (sa, sb) = jax.vmap(lambda im, c: self.objective(models, im, c))(imgs, conds)
@@ -98,8 +98,8 @@ def _contrast(objective, models, conds, shape, bounds, steps, lr, key, loop, pro
     images (P, n_images, H, W, C), both scores (P,) and the objective trace (P, steps) as NumPy arrays."""
     conds = jax.tree_util.tree_map(jnp.asarray, conds)
     n = jax.tree_util.tree_leaves(conds)[0].shape[0]
-    program = _Contrast(objective, tuple(shape), tuple(bounds), int(steps), float(lr))
-    (img, sa, sb, _), trace = _run(program, (conds, jax.random.split(key, n)), (models,), chunking, tag=what,
-                                   identity={**identity, "key": key}, check=_finite(what), loop=loop,
-                                   progress=progress)
+    program = _Contrast(objective, tuple(shape), tuple(bounds), int(steps))
+    (img, sa, sb, _), trace = _run(program, (conds, jax.random.split(key, n)), (models, jnp.float32(lr)), chunking,
+                                   tag=what, identity={**identity, "key": key, "lr": float(lr)},
+                                   check=_finite(what), loop=loop, progress=progress)
     return img, sa, sb, trace.T

@@ -41,23 +41,23 @@ class _MAD:
     """The four MAD images per start (a program for :func:`~insilico.engine.run_programs`): maximize / minimize
     distance A while holding distance B at its start value (gradient of A projected orthogonally to the gradient
     of B, then B restored by a Newton step), and the same with the roles swapped. The pixel L2 distance to the
-    reference is held by projecting onto the sphere around it. args: ``(subject_a, subject_b, ref (N, ...),
-    start (N, ...))``; state (4, N, ...). ``finish`` returns, per start, the four 8-bit images (N, 4, ...), their
+    reference is held by projecting onto the sphere around it. args: ``(subject_a, subject_b, lr, ref (N, ...),
+    start (N, ...))`` — the step length ``lr`` an argument, so a new one compiles nothing; state (4, N, ...).
+    ``finish`` returns, per start, the four 8-bit images (N, 4, ...), their
     distances under A and B to the reference (N, 4, 2) and the start's (N, 2)."""
     site_a: str
     site_b: str
     steps: int
-    lr: float
 
     def _runs(self, subject_a, subject_b):
         da, db = _rep_distance(subject_a, self.site_a), _rep_distance(subject_b, self.site_b)
         return ((da, db, 1.0), (da, db, -1.0), (db, da, 1.0), (db, da, -1.0))       # (primary, held, sign)
 
-    def init(self, subject_a, subject_b, ref, start):
+    def init(self, subject_a, subject_b, lr, ref, start):
         held = jnp.stack([jax.vmap(fixed)(start, ref) for _, fixed, _ in self._runs(subject_a, subject_b)])
         return jnp.stack([start] * 4), held
 
-    def step(self, state, i, subject_a, subject_b, ref, start):
+    def step(self, state, i, subject_a, subject_b, lr, ref, start):
         xs, held = state
         lo, hi = subject_a.input_spec.bounds
 
@@ -70,7 +70,7 @@ class _MAD:
             d_u = d / jnp.maximum(jnp.linalg.norm(d), 1e-12)
             step = gp - jnp.vdot(gp, gf_u) * gf_u                    # keep the other model's distance
             step = step - jnp.vdot(step, d_u) * d_u                   # and the pixel distance (tangent move)
-            x = x + sign * self.lr * step / jnp.maximum(jnp.linalg.norm(step), 1e-12)
+            x = x + sign * lr * step / jnp.maximum(jnp.linalg.norm(step), 1e-12)
             gf = jax.grad(fixed)(x, ref)                              # restore the held distance (Newton)
             x = x - (fixed(x, ref) - target) * gf / jnp.maximum(jnp.vdot(gf, gf), 1e-12)
             x = ref + (x - ref) * radius / jnp.maximum(jnp.linalg.norm(x - ref), 1e-12)
@@ -80,7 +80,7 @@ class _MAD:
                for k, (p, f, s) in enumerate(self._runs(subject_a, subject_b))]
         return (jnp.stack(out), held), None
 
-    def finish(self, state, subject_a, subject_b, ref, start):
+    def finish(self, state, subject_a, subject_b, lr, ref, start):
         imgs = _quantize(jnp.moveaxis(state[0], 0, 1), subject_a.input_spec.bounds)      # (N, 4, ...)
         da, db = _rep_distance(subject_a, self.site_a), _rep_distance(subject_b, self.site_b)
         both = lambda im, r: jnp.stack([da(im, r), db(im, r)])
@@ -127,9 +127,9 @@ def mad_competition(subject_a, site_a: str, subject_b, site_b: str, images, *, n
     x = _as_images(subject_a, images)
     lo, hi = subject_a.input_spec.bounds
     start = _quantize(x + noise * (hi - lo) * jax.random.normal(key, x.shape), (lo, hi))
-    (imgs, d, d0), _ = _run(_MAD(site_a, site_b, steps, float(lr)), (x, start), (subject_a, subject_b), chunking,
-                            tag="mad_competition", identity={**_subject_identity(subject_a, subject_b),
-                                                             "noise": noise, "key": key},
+    (imgs, d, d0), _ = _run(_MAD(site_a, site_b, steps), (x, start), (subject_a, subject_b, jnp.float32(lr)),
+                            chunking, tag="mad_competition", identity={**_subject_identity(subject_a, subject_b),
+                                                                       "noise": noise, "key": key, "lr": float(lr)},
                             check=_finite, loop=loop, progress=progress)
     x, start = np.asarray(x), np.asarray(start)
     return xr.Dataset({"images": (("image", "which", "y", "x", "channel"), imgs),
