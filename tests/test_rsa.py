@@ -1,9 +1,13 @@
 """RSA: RDMs, comparators, noise ceilings and resampling against rsatoolbox on the same inputs."""
+import contextlib
+
 import jax
 import numpy as np
 import pytest
 
 from insilico.analysis import rsa
+from insilico.analysis.rsa import inference, sampling, tau_bootstrap
+from insilico.analysis.stats import pearson
 
 rsatoolbox = pytest.importorskip("rsatoolbox")
 from rsatoolbox.data import Dataset  # noqa: E402
@@ -131,6 +135,139 @@ def test_pooled_tau_bootstrap_is_the_mean_over_subjects():
     assert np.abs(per.mean(-1) - pooled[..., 0]).max() < 1e-6
     ds = rsa.bootstrap(models, data, method="tau-a", n_samples=50, key=jax.random.key(3))
     assert np.isfinite(ds.samples.values).all() and abs(float(ds.samples.mean()) - ds.score.values.mean()) < 0.1
+
+
+@pytest.mark.parametrize("pool", [True, False])
+def test_tau_from_the_sign_matrices_equals_a_python_loop(pool):
+    """τ-a of each sample from the int8 sign matrices — int8 products where every weight kᵢkⱼ fits int8, float32
+    where one does not (a stimulus drawn 12 times) — equals the pair-by-pair sum."""
+    rng = np.random.default_rng(12)
+    n = 10
+    m = n * (n - 1) // 2
+    a = np.round(rng.normal(size=(2, m)), 1)                                   # ties
+    bs = np.round(rng.normal(size=(3, m)), 1)
+    small = np.stack([np.bincount(rng.integers(0, n, n), minlength=n) for _ in range(4)])
+    large = np.array([[12, 11, 1, 0, 2, 0, 0, 3, 0, 1]])
+    i, j = np.triu_indices(n, 1)
+    for counts in (small, large):
+        got = np.asarray(rsa._boot_tau_a(a, bs, counts, n, pool_subjects=pool))
+        assert got.shape == (len(counts), 2, 1 if pool else 3)
+        for b, k in enumerate(counts):
+            w = (k[i] * k[j]).astype(float)
+            den = w.sum() * (w.sum() - 1)
+            for r in range(2):
+                if pool:
+                    assert got[b, r, 0] == pytest.approx(_tau_forms_loop(a[r], bs, w) / den / 3, rel=1e-6)
+                else:
+                    for s_ in range(3):
+                        assert got[b, r, s_] == pytest.approx(_tau_forms_loop(a[r], bs[s_:s_ + 1], w) / den,
+                                                              rel=1e-6, abs=1e-7)
+
+
+def test_tau_bootstrap_without_room_for_the_sign_matrices_gives_the_same_samples(monkeypatch):
+    """Beyond ``MATRIX_BUDGET`` the sign matrices are built in blocks with every block of samples: same values."""
+    rng = np.random.default_rng(13)
+    n = 14
+    base = rsa.upper(rsa.rdm(rng.normal(size=(n, 20))))
+    models = np.stack([base + rng.normal(size=base.shape) for _ in range(2)])
+    data = np.stack([base + 0.5 * rng.normal(size=base.shape) for _ in range(4)])
+    kw = dict(method="tau-a", n_samples=40, key=jax.random.key(5))
+    with_matrices = {over: rsa.bootstrap(models, data, over=over, **kw) for over in ("stimuli", "both")}
+    monkeypatch.setattr(tau_bootstrap, "MATRIX_BUDGET", 0)
+    for over, ref in with_matrices.items():
+        ds = rsa.bootstrap(models, data, over=over, **kw)
+        np.testing.assert_allclose(ds.samples.values, ref.samples.values, atol=1e-6)
+        np.testing.assert_allclose(ds.score.values, ref.score.values, atol=1e-12)
+
+
+@pytest.mark.parametrize("method", ["corr", "cosine"])
+def test_moment_scores_equal_the_weighted_comparisons(method):
+    """Pearson / cosine and the per-sample noise ceiling from weighted moments (one matrix product for all
+    samples) equal the weighted comparisons sample by sample; a sample in which a model RDM is constant gives NaN."""
+    rng = np.random.default_rng(14)
+    n = 12
+    base = rsa.upper(rsa.rdm(rng.normal(size=(n, 20)))) + 3.0
+    models = np.stack([base + rng.normal(size=base.shape) for _ in range(2)])
+    data = np.stack([base + 0.5 * rng.normal(size=base.shape) for _ in range(4)])
+    counts = np.stack([np.bincount(rng.integers(0, n, n), minlength=n) for _ in range(5)]
+                      + [np.r_[6, 6, np.zeros(n - 2, int)]]).astype(np.float32)              # one pair: constant
+    scores = np.asarray(rsa._boot(models, data, counts, method, n))
+    lo, hi = (np.asarray(t) for t in rsa._boot_ceilings(data, counts, method, n))
+    i, j = np.triu_indices(n, 1)
+
+    def score(x, y, w):
+        return pearson(x, y, w) if method == "corr" else np.sum(w * x * y) / np.sqrt(np.sum(w * x * x) *
+                                                                                    np.sum(w * y * y))
+
+    for b, k in enumerate(counts[:-1]):
+        w = (k[i] * k[j]).astype(float)
+        ref = np.array([[score(x, y, w) for y in data] for x in models])
+        np.testing.assert_allclose(scores[b], ref, atol=2e-6)
+        rlo, rhi = (float(t) for t in rsa.ceiling._ceiling_core(data, w, method))
+        assert lo[b] == pytest.approx(rlo, abs=2e-6) and hi[b] == pytest.approx(rhi, abs=2e-6)
+    assert np.isnan(scores[-1]).all() if method == "corr" else np.isfinite(scores[-1]).all()
+
+
+@contextlib.contextmanager
+def _traces():
+    """The functions JAX traces inside the block (a jitted function met with new static arguments or shapes)."""
+    seen = []
+
+    def listen(event, duration, fun_name=None, **_):
+        if event == "/jax/core/compile/jaxpr_trace_duration":
+            seen.append(fun_name)
+
+    jax.monitoring.register_event_duration_secs_listener(listen)
+    try:
+        yield seen
+    finally:
+        jax.monitoring.unregister_event_duration_listener(listen)
+
+
+def test_the_trace_counter_sees_a_trace():
+    with _traces() as seen:
+        jax.jit(lambda x: x * 3)(np.float32(2.0))
+    assert len(seen) == 1
+
+
+@pytest.mark.parametrize("method,over", [("corr", "stimuli"), ("tau-a", "stimuli"), ("tau-a", "both"),
+                                         ("spearman", "both"), ("cosine", "subjects")])
+def test_a_new_sample_count_compiles_nothing(method, over):
+    """The sample count is data: blocks of a fixed number of samples through one compiled function — a new
+    ``n_samples`` traces nothing, and sample b (drawn from the key and b alone) is the same in both runs."""
+    rng = np.random.default_rng(15)
+    n = 12
+    base = rsa.upper(rsa.rdm(rng.normal(size=(n, 20))))
+    models = np.stack([base + rng.normal(size=base.shape) for _ in range(2)])
+    data = np.stack([base + 0.5 * rng.normal(size=base.shape) for _ in range(3)])
+    kw = dict(method=method, over=over, key=jax.random.key(7))
+    few = rsa.bootstrap(models, data, n_samples=30, **kw)
+    with _traces() as seen:
+        many = rsa.bootstrap(models, data, n_samples=2 * sampling.BLOCK + 77, **kw)
+    assert seen == []
+    assert many.samples.shape == (2 * sampling.BLOCK + 77, 2)
+    np.testing.assert_array_equal(many.samples.values[:30], few.samples.values)
+    if "ceiling_lower_samples" in few:
+        np.testing.assert_array_equal(many.ceiling_lower_samples.values[:30], few.ceiling_lower_samples.values)
+
+
+def test_samples_do_not_depend_on_the_block_size(monkeypatch):
+    rng = np.random.default_rng(16)
+    n = 12
+    base = rsa.upper(rsa.rdm(rng.normal(size=(n, 20))))
+    models = np.stack([base + rng.normal(size=base.shape) for _ in range(2)])
+    data = np.stack([base + 0.5 * rng.normal(size=base.shape) for _ in range(3)])
+    for method, over in (("corr", "stimuli"), ("tau-a", "stimuli"), ("rho-a", "both")):
+        kw = dict(method=method, over=over, n_samples=70, key=jax.random.key(8))
+        ref = rsa.bootstrap(models, data, **kw)
+        with monkeypatch.context() as mp:
+            mp.setattr(inference, "BLOCK", 16)
+            ds = rsa.bootstrap(models, data, **kw)
+        np.testing.assert_allclose(ds.samples.values, ref.samples.values, atol=1e-6)
+    a = np.asarray(sampling.draw_counts(jax.random.key(3), np.int32(0), 64, 10))
+    b = np.asarray(sampling.draw_counts(jax.random.key(3), np.int32(40), 8, 10))
+    np.testing.assert_array_equal(a[40:48], b)
+    assert (a.sum(1) == 10).all() and len({tuple(r) for r in a}) > 60
 
 
 def test_tau_a_comparison_equals_a_python_loop():

@@ -1,10 +1,12 @@
 """Resampling inference on RDM comparisons: :func:`bootstrap` (over stimuli, subjects or both, with the noise
-ceiling of every sample) and :func:`permutation_test` (condition labels) — every set of samples one compiled,
-vmapped call.
+ceiling of every sample) and :func:`permutation_test` (condition labels, one vmapped call).
 
 Resampling never materializes resampled RDMs: a bootstrap sample of stimuli with counts kᵢ turns the RDM vector into
 the original pairs (i < j) with multiplicities kᵢkⱼ (a stimulus drawn twice contributes no pair with itself, as
-rsatoolbox masks those entries), and every comparator is evaluated in its weighted form.
+rsatoolbox masks those entries), and every comparator is evaluated in its weighted form: Pearson and cosine from
+weighted moments (one matrix product per block of samples, ``moments``), τ-a as quadratic forms in the weights
+(``tau_bootstrap``), the rank correlations from weighted ranks. Samples are numbered and drawn one by one from the
+key (``sampling``), and any number of them runs through one compiled function over fixed-size blocks of samples.
 """
 from __future__ import annotations
 
@@ -19,38 +21,108 @@ import xarray as xr
 from ...validation import ArgumentError, check_choice, check_count, check_fraction, check_key
 from .ceiling import CEILING_METHODS, _ceiling_core, noise_ceiling
 from .compare import COMPARATORS, _compare_one, _pair_index, _sample_weights, _weighted_score, compare
+from .moments import MOMENT_METHODS, full_moments, moment_columns, moment_scores, standardized
 from .rdm import _as_vectors, square
-from .tau_bootstrap import _boot_tau_a
+from .sampling import BLOCK, draw_counts, pair_weights, run_blocks, subject_mean
+from .tau_bootstrap import _boot_tau_a, plan_scores, tau_block, tau_plan
 
 BOOTSTRAP_METHODS = CEILING_METHODS
 
 
-@partial(jax.jit, static_argnums=(2, 3))
-def _boot_ceilings(data, counts, method: str, n: int):
-    """Noise ceiling (lower, upper) of every stimulus-bootstrap sample."""
-    return jax.lax.map(lambda k: _ceiling_core(data, _sample_weights(k, n), method), counts)
-
-
-@partial(jax.jit, static_argnums=(3, 4))
-def _boot_scores(models, data, counts, method: str, n: int):
-    """Per sample: each model's score against each data RDM, (samples, models, data RDMs).
-    models (M, m), data (S, m), counts (B, n) stimulus counts."""
+def _rank_scores(models, data, counts, method: str, n: int):
+    """Spearman / ρ-a per sample from weighted ranks: (samples, models, data RDMs); models (M, m), data (S, m)."""
     om, od = jnp.argsort(models, axis=1), jnp.argsort(data, axis=1)
 
     def one(k):
         w = _sample_weights(k, n)
-        score = jax.vmap(lambda a, oa: jax.vmap(lambda b, ob: _weighted_score(a, b, w, method, oa, ob))(data, od))(
+        return jax.vmap(lambda a, oa: jax.vmap(lambda b, ob: _weighted_score(a, b, w, method, oa, ob))(data, od))(
             models, om)
-        return score
 
     return jax.lax.map(one, counts)
+
+
+def _rank_ceilings(data, counts, method: str, n: int):
+    return jax.lax.map(lambda k: _ceiling_core(data, _sample_weights(k, n), method), counts)
+
+
+_rank_scores_jit = jax.jit(_rank_scores, static_argnums=(3, 4))
+_rank_ceilings_jit = jax.jit(_rank_ceilings, static_argnums=(2, 3))
+
+
+@partial(jax.jit, static_argnums=(2, 3, 4))
+def _moments_of(x, counts, n_models: int, n_subjects: int, method: str):
+    return moment_scores(pair_weights(counts) @ x, n_models, n_subjects, method)
 
 
 def _boot(models, data, counts, method: str, n: int):
     """Scores (samples, models, data RDMs) for stimulus counts (samples, n)."""
     if method == "tau-a":
         return _boot_tau_a(models, data, counts, n)
-    return _boot_scores(models, data, counts, method, n)
+    if method in MOMENT_METHODS:
+        x = moment_columns(standardized(np.asarray(models, np.float64), method),
+                           standardized(np.asarray(data, np.float64), method))
+        return _moments_of(x, jnp.asarray(counts, jnp.float32), len(models), len(data), method)[0]
+    return _rank_scores_jit(models, data, counts, method, n)
+
+
+def _boot_ceilings(data, counts, method: str, n: int):
+    """Noise ceiling (lower, upper) of every stimulus-bootstrap sample (stimulus counts (samples, n))."""
+    if method in MOMENT_METHODS:
+        x = moment_columns(np.zeros((0, data.shape[1])), standardized(np.asarray(data, np.float64), method))
+        return _moments_of(x, jnp.asarray(counts, jnp.float32), 0, len(data), method)[1:]
+    return _rank_ceilings_jit(data, counts, method, n)
+
+
+@partial(jax.jit, static_argnames=("n_models", "n_subjects", "method", "n", "over", "ceil", "size"))
+def _moment_block(start, ks, kj, x, *, n_models, n_subjects, method, n, over, ceil, size):
+    per, lower, upper = moment_scores(pair_weights(draw_counts(ks, start, size, n)) @ x, n_models, n_subjects,
+                                      method)
+    return (subject_mean(per, kj, start, over),) + ((lower, upper) if ceil else ())
+
+
+@partial(jax.jit, static_argnames=("method", "n", "over", "ceil", "size"))
+def _rank_block(start, ks, kj, models, data, *, method, n, over, ceil, size):
+    counts = draw_counts(ks, start, size, n)
+    samples = subject_mean(_rank_scores(models, data, counts, method, n), kj, start, over)
+    return (samples,) + (_rank_ceilings(data, counts, method, n) if ceil else ())
+
+
+@partial(jax.jit, static_argnames=("size",))
+def _subject_block(start, kj, per, *, size):
+    return (subject_mean(jnp.broadcast_to(per, (size, *per.shape)), kj, start, "subjects"),)
+
+
+def _subjects_only(per, kj):
+    """Resampling subjects only: every sample weighs the same per-subject scores on all data (M, S)."""
+    per = jnp.asarray(per, jnp.float32)
+    return lambda s: _subject_block(s, kj, per, size=BLOCK)
+
+
+def _prepare(vm, vd, n: int, method: str, over: str, ks, kj, ceil: bool, with_ceiling: bool):
+    """The score on all data (mean over subjects, (M,)), the noise ceiling of the data (or None) and ``block(start)``
+    → (samples (BLOCK, M),), with ``ceil`` (samples, lower (BLOCK,), upper (BLOCK,))."""
+    kw = dict(method=method, n=n, over=over, ceil=ceil, size=BLOCK)
+    if method in MOMENT_METHODS:                         # everything on all data from float64 moments too
+        a, b = standardized(vm, method), standardized(vd, method)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            per, lo, hi = moment_scores(full_moments(a, b), len(vm), len(vd), method, xp=np)
+        ceiling = (float(lo[0]), float(hi[0])) if with_ceiling else None
+        if over == "subjects":
+            return per[0].mean(1), ceiling, _subjects_only(per[0], kj)
+        x = moment_columns(a, b)
+        return per[0].mean(1), ceiling, lambda s: _moment_block(s, ks, kj, x, n_models=len(vm), n_subjects=len(vd),
+                                                                **kw)
+    ceiling = noise_ceiling(vd, method) if with_ceiling else None
+    if method == "tau-a" and over != "subjects":
+        plan = tau_plan(vm, vd, pool_subjects=over == "stimuli")
+        full = plan_scores(plan)                                # exact, from the sign matrices
+        block = tau_block(plan, ks, kj, n, over, BLOCK)
+        return (full if full is not None else compare(vm, vd, method)).mean(1), ceiling, lambda s: (block(s),)
+    per = compare(vm, vd, method)                                                       # (M, S), float64
+    if over == "subjects":
+        return per.mean(1), ceiling, _subjects_only(per, kj)
+    m32, d32 = jnp.asarray(vm, jnp.float32), jnp.asarray(vd, jnp.float32)
+    return per.mean(1), ceiling, lambda s: _rank_block(s, ks, kj, m32, d32, **kw)
 
 
 def bootstrap(model_rdms, data_rdms, *, method: str = "corr", n_samples: int = 1000, over: str = "stimuli",
@@ -58,13 +130,19 @@ def bootstrap(model_rdms, data_rdms, *, method: str = "corr", n_samples: int = 1
               with_ceiling: bool = True) -> xr.Dataset:
     """Bootstrap the evaluation of model RDMs against subject RDMs: resample stimuli (``over="stimuli"``,
     pairs of a stimulus with itself masked, as rsatoolbox's ``eval_bootstrap_pattern``), subjects
-    (``"subjects"``), or both. One compiled call for all samples.
+    (``"subjects"``), or both.
 
     Returns a Dataset with ``score`` (model: the mean over subjects on all data), ``samples`` (sample, model),
     ``ci_low`` / ``ci_high`` (percentile interval ``ci``), ``sem`` (bootstrap standard deviation), the noise
     ceiling of the data (attrs ``ceiling_lower``, ``ceiling_upper``) and, for a stimulus bootstrap with a method
     other than τ-a, its value in every sample (``ceiling_lower_samples``, ``ceiling_upper_samples``:
-    rsatoolbox's ``boot_noise_ceil``), when ``with_ceiling``."""
+    rsatoolbox's ``boot_noise_ceil``), when ``with_ceiling``.
+
+    Sample b draws its stimuli from ``fold_in(k_stimuli, b)`` and its subjects from ``fold_in(k_subjects, b)``
+    (``k_stimuli, k_subjects = jax.random.split(key)``): the same key gives the same samples, the first N samples
+    do not depend on how many follow, and a new ``n_samples`` compiles nothing (blocks of a fixed number of
+    samples, the last one's extras dropped). This stream replaced one array of draws for all samples, so keys give
+    other samples than in versions before it."""
     if over not in ("stimuli", "subjects", "both"):
         raise ArgumentError(f"over must be 'stimuli', 'subjects' or 'both'; got {over!r}")
     method = check_choice("method", method, BOOTSTRAP_METHODS)
@@ -81,37 +159,22 @@ def bootstrap(model_rdms, data_rdms, *, method: str = "corr", n_samples: int = 1
     if len(names) != vm.shape[0]:
         raise ValueError(f"{len(names)} model names for {vm.shape[0]} model RDMs")
     ks, kj = jax.random.split(key)
-    if over in ("stimuli", "both"):
-        idx = jax.random.randint(ks, (n_samples, n), 0, n)
-        counts = jax.vmap(lambda s: jnp.bincount(s, length=n))(idx).astype(jnp.float32)
-    else:
-        counts = jnp.ones((n_samples, n), jnp.float32)
-    if over in ("subjects", "both"):
-        subj = jax.random.randint(kj, (n_samples, vd.shape[0]), 0, vd.shape[0])
-        subj_w = jax.vmap(lambda s: jnp.bincount(s, length=vd.shape[0]))(subj).astype(jnp.float32)
-    else:
-        subj_w = jnp.ones((n_samples, vd.shape[0]), jnp.float32)
-    vm32, vd32 = jnp.asarray(vm, jnp.float32), jnp.asarray(vd, jnp.float32)
-    if method == "tau-a" and over == "stimuli":            # ranks from the float64 values (ties as in `score`)
-        samples = np.asarray(_boot_tau_a(vm, vd, counts, n, pool_subjects=True)[..., 0])
-    else:
-        # resampling subjects only: every sample has the same per-subject scores — compute them once
-        m_in, d_in = (vm, vd) if method == "tau-a" else (vm32, vd32)          # τ-a ranks the float64 values
-        per = _boot(m_in, d_in, counts[:1] if over == "subjects" else counts, method, n)   # (B or 1, M, S)
-        samples = np.asarray(jnp.sum(per * subj_w[:, None, :], -1) / jnp.sum(subj_w, -1, keepdims=True))
-    full = compare(vm, vd, method).mean(1)
+    with_ceiling = with_ceiling and vd.shape[0] >= 2
+    ceil = with_ceiling and method != "tau-a" and over == "stimuli"
+    score, ceiling, block = _prepare(vm, vd, n, method, over, ks, kj, ceil, with_ceiling)
+    out = run_blocks(block, n_samples, BLOCK)
+    samples = out[0]
     lo_q, hi_q = np.percentile(samples, [50 * (1 - ci), 50 * (1 + ci)], axis=0)
-    ds = xr.Dataset({"score": ("model", full), "samples": (("sample", "model"), samples),
+    ds = xr.Dataset({"score": ("model", score), "samples": (("sample", "model"), samples),
                      "ci_low": ("model", lo_q), "ci_high": ("model", hi_q), "sem": ("model", samples.std(0, ddof=1))},
                     coords={"model": names},
                     attrs={"method": method, "over": over, "n_samples": n_samples, "n_stimuli": n,
                            "n_subjects": int(vd.shape[0]), "ci": ci})
-    if with_ceiling and vd.shape[0] >= 2 and method in CEILING_METHODS:
-        ds.attrs["ceiling_lower"], ds.attrs["ceiling_upper"] = noise_ceiling(vd, method)
-        if method != "tau-a" and over == "stimuli":     # per-sample ceilings (not for τ-a, nor resampled subjects)
-            lo_s, hi_s = (np.asarray(t) for t in _boot_ceilings(jnp.asarray(vd, jnp.float32), counts, method, n))
-            ds["ceiling_lower_samples"] = ("sample", lo_s)
-            ds["ceiling_upper_samples"] = ("sample", hi_s)
+    if ceiling is not None:
+        ds.attrs["ceiling_lower"], ds.attrs["ceiling_upper"] = ceiling
+        if ceil:                                        # per-sample ceilings (not for τ-a, nor resampled subjects)
+            ds["ceiling_lower_samples"] = ("sample", out[1])
+            ds["ceiling_upper_samples"] = ("sample", out[2])
     return ds
 
 

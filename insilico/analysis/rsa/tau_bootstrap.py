@@ -1,10 +1,15 @@
-"""Kendall's τ-a of every bootstrap sample at once. A sample of stimuli with counts k gives the pairs multiplicities
-w = kᵢkⱼ, and τ-a becomes the quadratic form Σ_{p<q} w_p S_pq w_q with S_pq = sign(a_p − a_q) sign(b_p − b_q): the
-pair × pair matrix S is built in blocks and each block multiplied by all samples' weights in one matrix product.
+"""Kendall's τ-a of every bootstrap sample. A sample of stimuli with counts k gives the pairs multiplicities
+w = kᵢkⱼ, and τ-a's numerator becomes the quadratic form Σ_{p<q} w_p S_pq w_q with S_pq = sign(a_p − a_q)
+sign(b_p − b_q) (the mean over subjects: one form with the subjects' sign matrices summed, τ-a's denominator
+depending on the sample only). S does not depend on the sample: its upper triangle is built once, in int8 (exact:
+sums of at most 127 signs), and each block of samples multiplies it in int8 matrix products with int32 sums (exact).
+Where the matrices would not fit in ``MATRIX_BUDGET``, the pair × pair matrix is built in blocks with every block of
+samples instead (``_tau_forms``).
 """
 from __future__ import annotations
 
 from functools import partial
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -12,7 +17,10 @@ import numpy as np
 
 from ...engine import fold
 from ..stats import rankdata
-from .compare import _sample_weights
+from .sampling import draw_counts, pair_weights, subject_mean
+
+MATRIX_BUDGET = 400 * 2 ** 20           # bytes of int8 sign matrices built once per bootstrap
+_ROWS = 512                             # pairs per row block of the sign matrices (at most 16 blocks)
 
 
 def _float32_ranks(v) -> jnp.ndarray:
@@ -78,25 +86,148 @@ def _tau_forms(ra, rb, w, size: int, per_call: int = 36):
                                    blocks[2].astype(np.float32)), ra, rb, w, batch_size=per_call)
 
 
-@partial(jax.jit, static_argnums=(1,))
-def _all_sample_weights(counts, n: int):
-    return jax.vmap(lambda k: _sample_weights(k, n))(counts)
+def _int_ranks(v) -> np.ndarray:
+    """Twice the average ranks of each row as int32 (exact; ranked in the values' own precision, float64)."""
+    return np.rint(2 * rankdata(np.asarray(v), axis=-1)).astype(np.int32)
 
 
-def _boot_tau_a(models, data, counts, n: int, pool_subjects: bool = False):
-    """τ-a for every sample as quadratic forms in the pair multiplicities w = kᵢkⱼ: Σ_{p<q} w_p S_pq w_q with
-    S_pq = sign(a_p − a_q) sign(b_p − b_q), one dense matrix product per block of S for all samples together.
-    Returns (samples, models, data RDMs), or with ``pool_subjects`` the mean over the data RDMs (samples, models,
-    1): τ-a's denominator depends on the sample only, so the mean over subjects is one form with the subjects'
-    sign matrices summed — S times cheaper."""
-    w = _all_sample_weights(counts, n)                                                   # (B, m)
-    total = jnp.sum(w, 1)
+def _sign_rows(ra, rb, r0: int, r1: int):
+    """Rows r0 … r1 − 1 of the strict upper triangle (q > p) of S_pq = sign(a_p − a_q) Σ_{s∈g} sign(b_sp − b_sq),
+    columns r0 … m − 1: int8 (M, G, r1 − r0, m − r0) for ranks ``ra`` (M, m) and ``rb`` (G, S_g, m)."""
+    # the subjects' sum unrolled: an elementwise sum vectorizes on XLA:CPU, a reduction over a broadcast axis not
+    bsum = jnp.stack([sum(jnp.sign(x[r0:r1, None] - x[None, r0:]) for x in group) for group in rb])
+    sa = jnp.sign(ra[:, r0:r1, None] - ra[:, None, r0:])
+    upper = jnp.arange(r0, ra.shape[1])[None, :] > jnp.arange(r0, r1)[:, None]
+    return jnp.where(upper, sa[:, None] * bsum[None], 0).astype(jnp.int8)
+
+
+@partial(jax.jit, static_argnums=(2,))
+def _sign_matrices(ra, rb, edges: tuple):
+    return tuple(_sign_rows(ra, rb, r0, r1) for r0, r1 in edges)
+
+
+@jax.jit
+def _row_sums(mats):
+    """Each row's sum (M, G, m), int32: int8 products with rows of ones — XLA:CPU's int8 → int32 sums (or any
+    reduction in the program that builds the matrices) run 10x slower."""
+    def one(s):
+        ones = jnp.ones((8, s.shape[-1]), jnp.int8)
+        p = jax.lax.dot_general(ones, s.reshape(-1, s.shape[-1]), (((1,), (1,)), ((), ())),
+                                preferred_element_type=jnp.int32)
+        return p[0].reshape(s.shape[:3])
+
+    return jnp.concatenate([one(s) for s in mats], -1)
+
+
+def _matrix_forms(mats, w, edges: tuple, group: int, small: bool):
+    """Σ_{p<q} w_p w_q S_pq for every sample (rows of ``w`` (B, m), float32): (B, M, G). Row block r of S holds
+    columns r0 … m − 1; one matrix product per row block for all samples. ``small`` (every weight ≤ 127): int8
+    products with int32 sums, exact, and the forms summed in int32 where they cannot overflow (|form| ≤ group ·
+    (Σw)², Σw ≤ m); otherwise (a weight kᵢkⱼ above 127: rare, but possible) float32 products, as exact."""
+    n_b, m = w.shape
+    dtype, acc = (jnp.int8, jnp.int32) if small else (jnp.float32, None)
+    parts = []
+    for (r0, r1), s in zip(edges, mats):
+        p = jax.lax.dot_general(w[:, r0:].astype(dtype), s.reshape(-1, s.shape[-1]).astype(dtype),
+                                (((1,), (1,)), ((), ())), preferred_element_type=acc)
+        p = p.reshape(n_b, -1, r1 - r0)
+        if small and group * float(m) ** 2 < 2 ** 31:
+            parts.append(jnp.sum(p * w[:, None, r0:r1].astype(jnp.int32), -1))
+        else:
+            parts.append(jnp.einsum("bgr,br->bg", p.astype(jnp.float32), w[:, r0:r1]))
+    return jnp.asarray(sum(parts), jnp.float32).reshape(n_b, *mats[0].shape[:2])
+
+
+class TauPlan(NamedTuple):
+    """What τ-a's bootstrap keeps for all samples: the sign matrices (``mats``, row blocks ``edges``, and their
+    row sums ``sums``) or, beyond the budget, float32 ranks for ``_tau_forms``; ``group``: subjects per group (the
+    forms are their sum)."""
+    mats: tuple | None
+    edges: tuple
+    sums: jnp.ndarray | None
+    ranks: tuple
+    group: int
+
+
+def tau_plan(models, data, pool_subjects: bool) -> TauPlan:
+    """Sign matrices of models (M, m) against data (S, m) — pooled over subjects (one group) or per subject."""
+    (n_models, m), n_sub = models.shape, data.shape[0]
+    groups, group = (1, n_sub) if pool_subjects else (n_sub, 1)
+    if group <= 127 and n_models * groups * m * m / 2 <= MATRIX_BUDGET:
+        n_blocks = min(16, -(-m // _ROWS))
+        size = -(-m // n_blocks)
+        edges = tuple((r0, min(m, r0 + size)) for r0 in range(0, m, size))
+        rb = jnp.asarray(_int_ranks(data).reshape(groups, group, m))
+        mats = _sign_matrices(jnp.asarray(_int_ranks(models)), rb, edges)
+        return TauPlan(mats, edges, _row_sums(mats), (), group)
     ra, rb = _float32_ranks(models), _float32_ranks(data)
-    rb = rb[None] if pool_subjects else rb[:, None]                                      # (G, S_g, m)
+    return TauPlan(None, (), None, (ra, rb.reshape(groups, group, m)), group)
+
+
+def plan_scores(plan: TauPlan) -> np.ndarray | None:
+    """τ-a on all data (every weight 1) from the sign matrices, exact: (M, G), each group's mean (None without
+    matrices)."""
+    if plan.sums is None:
+        return None
+    m = plan.sums.shape[-1]
+    return np.asarray(plan.sums, np.int64).sum(-1) / (m * (m - 1) / 2) / plan.group
+
+
+@partial(jax.jit, static_argnums=(2, 3, 4))
+def _matrix_tau(mats, w, edges: tuple, group: int, small: bool):
+    total = jnp.sum(w, 1)
+    return _matrix_forms(mats, w, edges, group, small) / (total * (total - 1) / 2)[:, None, None] / group
+
+
+def tau_scores(plan: TauPlan, w):
+    """τ-a of every sample (rows of pair weights ``w`` (B, m)) and group: (B, M, G), the mean over each group."""
+    if plan.mats is not None:
+        return _matrix_tau(plan.mats, w, plan.edges, plan.group, bool(jnp.max(w) <= 127))
+    ra, rb = plan.ranks
     m = w.shape[1]
     # blocks of ≤ 530 pairs, near-even (the upper block triangle then skips most of the lower half); smaller when
     # one block of the (models × groups) pair matrices would pass ~200 MB
     size = min(530, int(np.sqrt(5e7 / (ra.shape[0] * rb.shape[0]))), m)
     size = -(-m // -(-m // size))
-    forms = _tau_forms(ra, rb, w, size) / rb.shape[1]                                  # (B, M, G)
-    return forms / (total * (total - 1))[:, None, None]                                  # Σ_{p≠q} = 2 Σ_{p<q}
+    total = jnp.sum(w, 1)
+    return _tau_forms(ra, rb, w, size) / rb.shape[1] / (total * (total - 1))[:, None, None]   # Σ_{p≠q} = 2 Σ_{p<q}
+
+
+@partial(jax.jit, static_argnums=(2, 3))
+def _weights_block(start, ks, n: int, size: int):
+    """Pair weights of samples start … start + size − 1, and the largest: a call of its own — built in the program of
+    the matrix products, the gathered weights take a transposed layout that makes XLA:CPU's products 5x slower."""
+    w = pair_weights(draw_counts(ks, start, size, n))
+    return w, jnp.max(w)
+
+
+@partial(jax.jit, static_argnames=("edges", "group", "over", "small"))
+def _matrix_block(w, start, kj, mats, *, edges, group, over, small):
+    total = jnp.sum(w, 1)
+    per = _matrix_forms(mats, w, edges, group, small) / (total * (total - 1) / 2)[:, None, None] / group
+    return subject_mean(per, kj, start, over)
+
+
+_mean_block = jax.jit(subject_mean, static_argnums=(3,))
+
+
+def tau_block(plan: TauPlan, ks, kj, n: int, over: str, size: int):
+    """``block(start)`` of a stimulus bootstrap of τ-a ("stimuli": scores pooled over subjects; "both": per
+    subject, then the subjects resampled): (size, M) per block. The int8 program serves every block whose weights
+    fit int8 (the host reads the largest weight); the float32 one is compiled only for a block that needs it."""
+    def block(start):
+        w, w_max = _weights_block(start, ks, n, size)
+        if plan.mats is None:
+            return _mean_block(tau_scores(plan, w), kj, start, over)
+        return _matrix_block(w, start, kj, plan.mats, edges=plan.edges, group=plan.group, over=over,
+                             small=bool(w_max <= 127))
+
+    return block
+
+
+def _boot_tau_a(models, data, counts, n: int, pool_subjects: bool = False):
+    """τ-a of the samples with stimulus counts ``counts`` (B, n): (samples, models, data RDMs), or with
+    ``pool_subjects`` the mean over the data RDMs (samples, models, 1) — one form with the subjects' sign matrices
+    summed, S times cheaper."""
+    plan = tau_plan(np.asarray(models, np.float64), np.asarray(data, np.float64), pool_subjects)
+    return tau_scores(plan, pair_weights(jnp.asarray(counts, jnp.float32)))
