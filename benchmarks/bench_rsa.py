@@ -41,6 +41,8 @@ from common import environment
 
 MODELS = ("animacy", "HMAX", "V1")
 BLOCK = 1024                    # samples per NumPy block (faster than 256 with OpenBLAS here)
+PAUSE = 0.3                     # s before each timed call: OpenBLAS's (and XLA's) idle threads spin ~0.1 s after a
+                                # call, and would take a core from the other side's next call
 
 
 def load():
@@ -213,9 +215,11 @@ def time_interleaved(models, data, method, n, repeats):
     numpy_side()                                                                        # warm-up
     times = {"insilico": [], "numpy": []}
     for _ in range(repeats):
+        time.sleep(PAUSE)
         t = time.perf_counter()
         ours = run_insilico(models, data, method, n)
         times["insilico"].append(time.perf_counter() - t)
+        time.sleep(PAUSE)
         t = time.perf_counter()
         ref = numpy_side()
         times["numpy"].append(time.perf_counter() - t)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from insilico.analysis import rsa
-from insilico.analysis.rsa import inference, sampling, tau_bootstrap
+from insilico.analysis.rsa import sampling, tau_bootstrap
 from insilico.analysis.stats import pearson
 
 rsatoolbox = pytest.importorskip("rsatoolbox")
@@ -182,30 +182,35 @@ def test_tau_bootstrap_without_room_for_the_sign_matrices_gives_the_same_samples
 
 @pytest.mark.parametrize("method", ["corr", "cosine"])
 def test_moment_scores_equal_the_weighted_comparisons(method):
-    """Pearson / cosine and the per-sample noise ceiling from weighted moments (one matrix product for all
-    samples) equal the weighted comparisons sample by sample; a sample in which a model RDM is constant gives NaN."""
+    """Pearson / cosine and the per-sample noise ceiling from weighted moments (int8 products of fixed-point
+    columns; float32 products where a weight passes int8) equal the weighted comparisons sample by sample; a sample
+    in which a model RDM is constant gives NaN."""
     rng = np.random.default_rng(14)
     n = 12
     base = rsa.upper(rsa.rdm(rng.normal(size=(n, 20)))) + 3.0
     models = np.stack([base + rng.normal(size=base.shape) for _ in range(2)])
     data = np.stack([base + 0.5 * rng.normal(size=base.shape) for _ in range(4)])
-    counts = np.stack([np.bincount(rng.integers(0, n, n), minlength=n) for _ in range(5)]
-                      + [np.r_[6, 6, np.zeros(n - 2, int)]]).astype(np.float32)              # one pair: constant
-    scores = np.asarray(rsa._boot(models, data, counts, method, n))
-    lo, hi = (np.asarray(t) for t in rsa._boot_ceilings(data, counts, method, n))
+    small = np.stack([np.bincount(rng.integers(0, n, n), minlength=n) for _ in range(5)]
+                     + [np.r_[6, 6, np.zeros(n - 2, int)]])                              # one pair: constant
+    large = np.r_[[np.r_[12, 11, rng.integers(0, 3, n - 2)]], small[:3]]                 # 12 · 11 > 127
     i, j = np.triu_indices(n, 1)
 
     def score(x, y, w):
         return pearson(x, y, w) if method == "corr" else np.sum(w * x * y) / np.sqrt(np.sum(w * x * x) *
                                                                                     np.sum(w * y * y))
 
-    for b, k in enumerate(counts[:-1]):
-        w = (k[i] * k[j]).astype(float)
-        ref = np.array([[score(x, y, w) for y in data] for x in models])
-        np.testing.assert_allclose(scores[b], ref, atol=2e-6)
-        rlo, rhi = (float(t) for t in rsa.ceiling._ceiling_core(data, w, method))
-        assert lo[b] == pytest.approx(rlo, abs=2e-6) and hi[b] == pytest.approx(rhi, abs=2e-6)
-    assert np.isnan(scores[-1]).all() if method == "corr" else np.isfinite(scores[-1]).all()
+    for counts in (small, large):
+        scores = np.asarray(rsa._boot(models, data, counts.astype(np.float32), method, n))
+        lo, hi = (np.asarray(t) for t in rsa._boot_ceilings(data, counts.astype(np.float32), method, n))
+        for b, k in enumerate(counts):
+            w = (k[i] * k[j]).astype(float)
+            if np.ptp(models[0][w > 0]) == 0:
+                assert np.isnan(scores[b]).all() if method == "corr" else np.isfinite(scores[b]).all()
+                continue
+            ref = np.array([[score(x, y, w) for y in data] for x in models])
+            np.testing.assert_allclose(scores[b], ref, atol=2e-6)
+            rlo, rhi = (float(t) for t in rsa.ceiling._ceiling_core(data, w, method))
+            assert lo[b] == pytest.approx(rlo, abs=2e-6) and hi[b] == pytest.approx(rhi, abs=2e-6)
 
 
 @contextlib.contextmanager
@@ -261,7 +266,7 @@ def test_samples_do_not_depend_on_the_block_size(monkeypatch):
         kw = dict(method=method, over=over, n_samples=70, key=jax.random.key(8))
         ref = rsa.bootstrap(models, data, **kw)
         with monkeypatch.context() as mp:
-            mp.setattr(inference, "BLOCK", 16)
+            mp.setattr(sampling, "BLOCK", 16)
             ds = rsa.bootstrap(models, data, **kw)
         np.testing.assert_allclose(ds.samples.values, ref.samples.values, atol=1e-6)
     a = np.asarray(sampling.draw_counts(jax.random.key(3), np.int32(0), 64, 10))

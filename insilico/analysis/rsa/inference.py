@@ -21,9 +21,19 @@ import xarray as xr
 from ...validation import ArgumentError, check_choice, check_count, check_fraction, check_key
 from .ceiling import CEILING_METHODS, _ceiling_core, noise_ceiling
 from .compare import COMPARATORS, _compare_one, _pair_index, _sample_weights, _weighted_score, compare
-from .moments import MOMENT_METHODS, full_moments, moment_columns, moment_scores, standardized
+from .moments import MOMENT_METHODS, full_moments, moment_columns, moment_scores, standardized, weighted_moments
 from .rdm import _as_vectors, square
-from .sampling import BLOCK, draw_counts, pair_weights, run_blocks, subject_mean
+from .sampling import (
+    block_size,
+    counts_block,
+    cyclic_weights,
+    draw_counts,
+    fits_int8,
+    int8_products,
+    pair_order,
+    run_blocks,
+    subject_mean,
+)
 from .tau_bootstrap import _boot_tau_a, plan_scores, tau_block, tau_plan
 
 BOOTSTRAP_METHODS = CEILING_METHODS
@@ -49,9 +59,23 @@ _rank_scores_jit = jax.jit(_rank_scores, static_argnums=(3, 4))
 _rank_ceilings_jit = jax.jit(_rank_ceilings, static_argnums=(2, 3))
 
 
-@partial(jax.jit, static_argnums=(2, 3, 4))
-def _moments_of(x, counts, n_models: int, n_subjects: int, method: str):
-    return moment_scores(pair_weights(counts) @ x, n_models, n_subjects, method)
+def _columns(models, data, method: str):
+    """The fixed-point moment columns of models and data (float64 (M, m), (S, m)), pairs in cyclic order."""
+    order = pair_order(int(round((1 + np.sqrt(1 + 8 * data.shape[1])) / 2)))
+    return moment_columns(standardized(models, method)[:, order], standardized(data, method)[:, order])
+
+
+@partial(jax.jit, static_argnames=("n_models", "n_subjects", "method", "small"))
+def _moments_of(counts, columns, *, n_models: int, n_subjects: int, method: str, small: bool):
+    w = cyclic_weights(counts, jnp.int8 if small else None)
+    return moment_scores(weighted_moments(w, columns, small), n_models, n_subjects, method)
+
+
+def _moments_of_counts(models, data, counts, method: str):
+    columns = _columns(np.asarray(models, np.float64), np.asarray(data, np.float64), method)
+    counts = jnp.asarray(counts, jnp.float32)
+    return _moments_of(counts, columns, n_models=len(models), n_subjects=len(data), method=method,
+                       small=bool(fits_int8(counts)) and int8_products())
 
 
 def _boot(models, data, counts, method: str, n: int):
@@ -59,25 +83,32 @@ def _boot(models, data, counts, method: str, n: int):
     if method == "tau-a":
         return _boot_tau_a(models, data, counts, n)
     if method in MOMENT_METHODS:
-        x = moment_columns(standardized(np.asarray(models, np.float64), method),
-                           standardized(np.asarray(data, np.float64), method))
-        return _moments_of(x, jnp.asarray(counts, jnp.float32), len(models), len(data), method)[0]
+        return _moments_of_counts(models, data, counts, method)[0]
     return _rank_scores_jit(models, data, counts, method, n)
 
 
 def _boot_ceilings(data, counts, method: str, n: int):
     """Noise ceiling (lower, upper) of every stimulus-bootstrap sample (stimulus counts (samples, n))."""
     if method in MOMENT_METHODS:
-        x = moment_columns(np.zeros((0, data.shape[1])), standardized(np.asarray(data, np.float64), method))
-        return _moments_of(x, jnp.asarray(counts, jnp.float32), 0, len(data), method)[1:]
+        return _moments_of_counts(np.zeros((0, data.shape[1])), data, counts, method)[1:]
     return _rank_ceilings_jit(data, counts, method, n)
 
 
-@partial(jax.jit, static_argnames=("n_models", "n_subjects", "method", "n", "over", "ceil", "size"))
-def _moment_block(start, ks, kj, x, *, n_models, n_subjects, method, n, over, ceil, size):
-    per, lower, upper = moment_scores(pair_weights(draw_counts(ks, start, size, n)) @ x, n_models, n_subjects,
-                                      method)
+@partial(jax.jit, static_argnames=("n_models", "n_subjects", "method", "over", "ceil", "small"))
+def _moment_block(counts, start, kj, columns, *, n_models, n_subjects, method, over, ceil, small):
+    per, lower, upper = _moments_of(counts, columns, n_models=n_models, n_subjects=n_subjects, method=method,
+                                    small=small)
     return (subject_mean(per, kj, start, over),) + ((lower, upper) if ceil else ())
+
+
+def _moment_blocks(ks, kj, columns, n: int, size: int, **kw):
+    """``block(start)`` of Pearson / cosine; the int8 program serves every block whose weights fit int8 (the host
+    reads ``fits_int8``), the float32 one is compiled only for a block that needs it."""
+    def block(start):
+        counts, small = counts_block(start, ks, n, size)
+        return _moment_block(counts, start, kj, columns, small=bool(small) and int8_products(), **kw)
+
+    return block
 
 
 @partial(jax.jit, static_argnames=("method", "n", "over", "ceil", "size"))
@@ -92,35 +123,35 @@ def _subject_block(start, kj, per, *, size):
     return (subject_mean(jnp.broadcast_to(per, (size, *per.shape)), kj, start, "subjects"),)
 
 
-def _subjects_only(per, kj):
+def _subjects_only(per, kj, size: int):
     """Resampling subjects only: every sample weighs the same per-subject scores on all data (M, S)."""
     per = jnp.asarray(per, jnp.float32)
-    return lambda s: _subject_block(s, kj, per, size=BLOCK)
+    return lambda s: _subject_block(s, kj, per, size=size)
 
 
-def _prepare(vm, vd, n: int, method: str, over: str, ks, kj, ceil: bool, with_ceiling: bool):
+def _prepare(vm, vd, n: int, method: str, over: str, ks, kj, ceil: bool, with_ceiling: bool, size: int):
     """The score on all data (mean over subjects, (M,)), the noise ceiling of the data (or None) and ``block(start)``
-    → (samples (BLOCK, M),), with ``ceil`` (samples, lower (BLOCK,), upper (BLOCK,))."""
-    kw = dict(method=method, n=n, over=over, ceil=ceil, size=BLOCK)
+    → (samples (size, M),), with ``ceil`` (samples, lower (size,), upper (size,))."""
+    kw = dict(method=method, n=n, over=over, ceil=ceil, size=size)
     if method in MOMENT_METHODS:                         # everything on all data from float64 moments too
         a, b = standardized(vm, method), standardized(vd, method)
         with np.errstate(invalid="ignore", divide="ignore"):
             per, lo, hi = moment_scores(full_moments(a, b), len(vm), len(vd), method, xp=np)
         ceiling = (float(lo[0]), float(hi[0])) if with_ceiling else None
         if over == "subjects":
-            return per[0].mean(1), ceiling, _subjects_only(per[0], kj)
-        x = moment_columns(a, b)
-        return per[0].mean(1), ceiling, lambda s: _moment_block(s, ks, kj, x, n_models=len(vm), n_subjects=len(vd),
-                                                                **kw)
+            return per[0].mean(1), ceiling, _subjects_only(per[0], kj, size)
+        block = _moment_blocks(ks, kj, _columns(vm, vd, method), n, size, n_models=len(vm), n_subjects=len(vd),
+                               method=method, over=over, ceil=ceil)
+        return per[0].mean(1), ceiling, block
     ceiling = noise_ceiling(vd, method) if with_ceiling else None
     if method == "tau-a" and over != "subjects":
         plan = tau_plan(vm, vd, pool_subjects=over == "stimuli")
         full = plan_scores(plan)                                # exact, from the sign matrices
-        block = tau_block(plan, ks, kj, n, over, BLOCK)
+        block = tau_block(plan, ks, kj, n, over, size)
         return (full if full is not None else compare(vm, vd, method)).mean(1), ceiling, lambda s: (block(s),)
     per = compare(vm, vd, method)                                                       # (M, S), float64
     if over == "subjects":
-        return per.mean(1), ceiling, _subjects_only(per, kj)
+        return per.mean(1), ceiling, _subjects_only(per, kj, size)
     m32, d32 = jnp.asarray(vm, jnp.float32), jnp.asarray(vd, jnp.float32)
     return per.mean(1), ceiling, lambda s: _rank_block(s, ks, kj, m32, d32, **kw)
 
@@ -161,8 +192,9 @@ def bootstrap(model_rdms, data_rdms, *, method: str = "corr", n_samples: int = 1
     ks, kj = jax.random.split(key)
     with_ceiling = with_ceiling and vd.shape[0] >= 2
     ceil = with_ceiling and method != "tau-a" and over == "stimuli"
-    score, ceiling, block = _prepare(vm, vd, n, method, over, ks, kj, ceil, with_ceiling)
-    out = run_blocks(block, n_samples, BLOCK)
+    size = block_size()
+    score, ceiling, block = _prepare(vm, vd, n, method, over, ks, kj, ceil, with_ceiling, size)
+    out = run_blocks(block, n_samples, size)
     samples = out[0]
     lo_q, hi_q = np.percentile(samples, [50 * (1 - ci), 50 * (1 + ci)], axis=0)
     ds = xr.Dataset({"score": ("model", score), "samples": (("sample", "model"), samples),

@@ -4,7 +4,10 @@ and the subjects' Σw·bₛ·bₜ — all of them, for a block of samples, one m
 moment columns).
 
 The RDM vectors are standardized first (centred and scaled for Pearson, scaled for cosine — neither comparison
-changes), so the float32 moments carry no large common offset and no cancellation.
+changes), so the moments carry no large common offset and no cancellation. The product runs in int8 (int32 sums,
+exact): the weights are small integers, and each column is written in fixed point, 27 bits relative to its
+largest entry, as four base-128 digits — four int8 products, cheaper on CPUs with int8 dot instructions than one
+float32 product, and about as accurate as float32 columns.
 """
 from __future__ import annotations
 
@@ -27,15 +30,44 @@ def _column_list(a, b, xp):
     return [xp.ones((1, a.shape[1]), a.dtype), a, a * a, b, b[s] * b[t], (a[:, None] * b[None]).reshape(-1, a.shape[1])]
 
 
+DIGITS = 4                    # base-128 digits of the fixed-point moment columns
+
+
 @jax.jit
 def _columns(a, b):
-    return jnp.concatenate(_column_list(a, b, jnp)).T
+    """The columns in fixed point: digits int8 (DIGITS, K, m), d₀ + 128 d₁ + 128² d₂ + 128³ d₃ = x / scale, and the
+    scales (K,): each column's largest |x| / 2²⁶ (digits d₀ … d₂ in [−64, 63], d₃ in [−32, 32])."""
+    x = jnp.concatenate(_column_list(a, b, jnp))                                        # (K, m)
+    scale = jnp.max(jnp.abs(x), 1) / 2.0 ** 26
+    scale = jnp.where(scale > 0, scale, 1.0)
+    q = jnp.round(x / scale[:, None]).astype(jnp.int32)
+    digits = []
+    for _ in range(DIGITS - 1):
+        d = ((q + 64) & 127) - 64
+        digits.append(d)
+        q = (q - d) >> 7
+    return jnp.stack([*digits, q]).astype(jnp.int8), scale
 
 
 def moment_columns(a: np.ndarray, b: np.ndarray):
-    """The moment columns (pairs, 1 + 2M + S + S(S+1)/2 + MS), float32: 1, a, a², b, bₛbₜ (s ≤ t), a·b for
-    standardized models a (M, m) and data b (S, m) (float64, multiplied in float32)."""
+    """The moment columns 1, a, a², b, bₛbₜ (s ≤ t), a·b (K = 1 + 2M + S + S(S+1)/2 + MS of them) of standardized
+    models a (M, m) and data b (S, m), multiplied in float32 and written in fixed point: (digits int8 (DIGITS, K,
+    m), scales (K,))."""
     return _columns(jnp.asarray(a.astype(np.float32)), jnp.asarray(b.astype(np.float32)))
+
+
+def weighted_moments(w, columns, small: bool):
+    """The moments (B, K), float32, of pair weights ``w`` (B, m): one int8 product for all digits where ``small``
+    (``sampling.fits_int8``: its int32 sums are then at most 64·Σw ≤ 64·m), float32 products of the columns
+    otherwise."""
+    digits, scale = columns
+    n_d, k, m = digits.shape
+    if small and 64 * m < 2 ** 31:
+        p = jax.lax.dot_general(w.astype(jnp.int8), digits.reshape(-1, m), (((1,), (1,)), ((), ())),
+                                preferred_element_type=jnp.int32).reshape(-1, n_d, k).astype(jnp.float32)
+        return jnp.sum(p * (128.0 ** jnp.arange(n_d))[:, None], 1) * scale
+    x = jnp.einsum("dkm,d->mk", digits.astype(jnp.float32), 128.0 ** jnp.arange(n_d)) * scale
+    return w @ x
 
 
 def full_moments(a: np.ndarray, b: np.ndarray) -> np.ndarray:

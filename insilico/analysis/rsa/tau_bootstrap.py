@@ -1,10 +1,11 @@
 """Kendall's τ-a of every bootstrap sample. A sample of stimuli with counts k gives the pairs multiplicities
 w = kᵢkⱼ, and τ-a's numerator becomes the quadratic form Σ_{p<q} w_p S_pq w_q with S_pq = sign(a_p − a_q)
 sign(b_p − b_q) (the mean over subjects: one form with the subjects' sign matrices summed, τ-a's denominator
-depending on the sample only). S does not depend on the sample: its upper triangle is built once, in int8 (exact:
-sums of at most 127 signs), and each block of samples multiplies it in int8 matrix products with int32 sums (exact).
-Where the matrices would not fit in ``MATRIX_BUDGET``, the pair × pair matrix is built in blocks with every block of
-samples instead (``_tau_forms``).
+depending on the sample only). S does not depend on the sample: its upper triangle (pairs in the cyclic order of
+``sampling``) is built once, in int8 (exact: sums of at most 127 signs), its row sums give τ-a on all data (exact),
+and each block of samples multiplies it in int8 matrix products with int32 sums (exact). Where the matrices would
+not fit in ``MATRIX_BUDGET``, the pair × pair matrix is built in blocks with every block of samples instead
+(``_tau_forms``).
 """
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ import numpy as np
 
 from ...engine import fold
 from ..stats import rankdata
-from .sampling import draw_counts, pair_weights, subject_mean
+from .sampling import counts_block, cyclic_weights, fits_int8, int8_products, pair_order, pair_total, subject_mean
 
 MATRIX_BUDGET = 400 * 2 ** 20           # bytes of int8 sign matrices built once per bootstrap
 _ROWS = 512                             # pairs per row block of the sign matrices (at most 16 blocks)
@@ -121,10 +122,11 @@ def _row_sums(mats):
 
 def _matrix_forms(mats, w, edges: tuple, group: int, small: bool):
     """Σ_{p<q} w_p w_q S_pq for every sample (rows of ``w`` (B, m), float32): (B, M, G). Row block r of S holds
-    columns r0 … m − 1; one matrix product per row block for all samples. ``small`` (every weight ≤ 127): int8
+    columns r0 … m − 1; one matrix product per row block for all samples. ``small`` (``sampling.fits_int8``): int8
     products with int32 sums, exact, and the forms summed in int32 where they cannot overflow (|form| ≤ group ·
-    (Σw)², Σw ≤ m); otherwise (a weight kᵢkⱼ above 127: rare, but possible) float32 products, as exact."""
+    (Σw)², Σw ≤ m); otherwise float32 products, as exact."""
     n_b, m = w.shape
+    small = small and group * m < 2 ** 31                       # int32 sums of the products: ≤ group · Σw ≤ group · m
     dtype, acc = (jnp.int8, jnp.int32) if small else (jnp.float32, None)
     parts = []
     for (r0, r1), s in zip(edges, mats):
@@ -139,9 +141,9 @@ def _matrix_forms(mats, w, edges: tuple, group: int, small: bool):
 
 
 class TauPlan(NamedTuple):
-    """What τ-a's bootstrap keeps for all samples: the sign matrices (``mats``, row blocks ``edges``, and their
-    row sums ``sums``) or, beyond the budget, float32 ranks for ``_tau_forms``; ``group``: subjects per group (the
-    forms are their sum)."""
+    """What τ-a's bootstrap keeps for all samples, pairs in cyclic order (``sampling``): the sign matrices
+    (``mats``, row blocks ``edges``, and their row sums ``sums``) or, beyond the budget, float32 ranks for
+    ``_tau_forms``; ``group``: subjects per group (the forms are their sum)."""
     mats: tuple | None
     edges: tuple
     sums: jnp.ndarray | None
@@ -152,15 +154,16 @@ class TauPlan(NamedTuple):
 def tau_plan(models, data, pool_subjects: bool) -> TauPlan:
     """Sign matrices of models (M, m) against data (S, m) — pooled over subjects (one group) or per subject."""
     (n_models, m), n_sub = models.shape, data.shape[0]
+    order = pair_order(int(round((1 + np.sqrt(1 + 8 * m)) / 2)))
     groups, group = (1, n_sub) if pool_subjects else (n_sub, 1)
     if group <= 127 and n_models * groups * m * m / 2 <= MATRIX_BUDGET:
         n_blocks = min(16, -(-m // _ROWS))
         size = -(-m // n_blocks)
         edges = tuple((r0, min(m, r0 + size)) for r0 in range(0, m, size))
-        rb = jnp.asarray(_int_ranks(data).reshape(groups, group, m))
-        mats = _sign_matrices(jnp.asarray(_int_ranks(models)), rb, edges)
+        rb = jnp.asarray(_int_ranks(data)[:, order].reshape(groups, group, m))
+        mats = _sign_matrices(jnp.asarray(_int_ranks(models)[:, order]), rb, edges)
         return TauPlan(mats, edges, _row_sums(mats), (), group)
-    ra, rb = _float32_ranks(models), _float32_ranks(data)
+    ra, rb = _float32_ranks(models[:, order]), _float32_ranks(data[:, order])
     return TauPlan(None, (), None, (ra, rb.reshape(groups, group, m)), group)
 
 
@@ -173,17 +176,23 @@ def plan_scores(plan: TauPlan) -> np.ndarray | None:
     return np.asarray(plan.sums, np.int64).sum(-1) / (m * (m - 1) / 2) / plan.group
 
 
-@partial(jax.jit, static_argnums=(2, 3, 4))
-def _matrix_tau(mats, w, edges: tuple, group: int, small: bool):
-    total = jnp.sum(w, 1)
+@partial(jax.jit, static_argnames=("edges", "group", "small"))
+def _matrix_tau(mats, counts, *, edges: tuple, group: int, small: bool):
+    """τ-a (B, M, G) of the samples with stimulus counts (B, n) from the sign matrices."""
+    w = cyclic_weights(counts, jnp.int8 if small else None)
+    total = pair_total(counts)
     return _matrix_forms(mats, w, edges, group, small) / (total * (total - 1) / 2)[:, None, None] / group
 
 
-def tau_scores(plan: TauPlan, w):
-    """τ-a of every sample (rows of pair weights ``w`` (B, m)) and group: (B, M, G), the mean over each group."""
+_weights = jax.jit(cyclic_weights)
+
+
+def tau_scores(plan: TauPlan, counts, small: bool):
+    """τ-a of every sample (rows of stimulus counts (B, n)) and group: (B, M, G), the mean over each group."""
     if plan.mats is not None:
-        return _matrix_tau(plan.mats, w, plan.edges, plan.group, bool(jnp.max(w) <= 127))
+        return _matrix_tau(plan.mats, counts, edges=plan.edges, group=plan.group, small=small)
     ra, rb = plan.ranks
+    w = _weights(counts)
     m = w.shape[1]
     # blocks of ≤ 530 pairs, near-even (the upper block triangle then skips most of the lower half); smaller when
     # one block of the (models × groups) pair matrices would pass ~200 MB
@@ -193,19 +202,9 @@ def tau_scores(plan: TauPlan, w):
     return _tau_forms(ra, rb, w, size) / rb.shape[1] / (total * (total - 1))[:, None, None]   # Σ_{p≠q} = 2 Σ_{p<q}
 
 
-@partial(jax.jit, static_argnums=(2, 3))
-def _weights_block(start, ks, n: int, size: int):
-    """Pair weights of samples start … start + size − 1, and the largest: a call of its own — built in the program of
-    the matrix products, the gathered weights take a transposed layout that makes XLA:CPU's products 5x slower."""
-    w = pair_weights(draw_counts(ks, start, size, n))
-    return w, jnp.max(w)
-
-
 @partial(jax.jit, static_argnames=("edges", "group", "over", "small"))
-def _matrix_block(w, start, kj, mats, *, edges, group, over, small):
-    total = jnp.sum(w, 1)
-    per = _matrix_forms(mats, w, edges, group, small) / (total * (total - 1) / 2)[:, None, None] / group
-    return subject_mean(per, kj, start, over)
+def _matrix_block(counts, start, kj, mats, *, edges, group, over, small):
+    return subject_mean(_matrix_tau(mats, counts, edges=edges, group=group, small=small), kj, start, over)
 
 
 _mean_block = jax.jit(subject_mean, static_argnums=(3,))
@@ -214,13 +213,13 @@ _mean_block = jax.jit(subject_mean, static_argnums=(3,))
 def tau_block(plan: TauPlan, ks, kj, n: int, over: str, size: int):
     """``block(start)`` of a stimulus bootstrap of τ-a ("stimuli": scores pooled over subjects; "both": per
     subject, then the subjects resampled): (size, M) per block. The int8 program serves every block whose weights
-    fit int8 (the host reads the largest weight); the float32 one is compiled only for a block that needs it."""
+    fit int8 (the host reads ``fits_int8``); the float32 one is compiled only for a block that needs it."""
     def block(start):
-        w, w_max = _weights_block(start, ks, n, size)
+        counts, small = counts_block(start, ks, n, size)
         if plan.mats is None:
-            return _mean_block(tau_scores(plan, w), kj, start, over)
-        return _matrix_block(w, start, kj, plan.mats, edges=plan.edges, group=plan.group, over=over,
-                             small=bool(w_max <= 127))
+            return _mean_block(tau_scores(plan, counts, False), kj, start, over)
+        return _matrix_block(counts, start, kj, plan.mats, edges=plan.edges, group=plan.group, over=over,
+                             small=bool(small) and int8_products())
 
     return block
 
@@ -230,4 +229,5 @@ def _boot_tau_a(models, data, counts, n: int, pool_subjects: bool = False):
     ``pool_subjects`` the mean over the data RDMs (samples, models, 1) — one form with the subjects' sign matrices
     summed, S times cheaper."""
     plan = tau_plan(np.asarray(models, np.float64), np.asarray(data, np.float64), pool_subjects)
-    return tau_scores(plan, pair_weights(jnp.asarray(counts, jnp.float32)))
+    counts = jnp.asarray(counts, jnp.float32)
+    return tau_scores(plan, counts, bool(fits_int8(counts)) and int8_products())
