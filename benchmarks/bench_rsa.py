@@ -1,7 +1,8 @@
 """Stimulus-bootstrap RSA, three sides: insilico ``rsa.bootstrap``; the same algorithm written in plain NumPy; and
 rsatoolbox ``eval_bootstrap_pattern``.
 
-    INSILICO_DATA=/path/to/data python benchmarks/bench_rsa.py [--n-corr 1000] [--n-tau 1000] [--quick] [--json PATH]
+    INSILICO_DATA=/path/to/data python benchmarks/bench_rsa.py [--n-corr 1000] [--n-tau 1000] [--repeats 5]
+        [--no-rsatoolbox] [--quick] [--json PATH]
 
 Data: the 92 images — 15 subjects' IT RDMs (Cichy et al. 2014) as data, three model RDMs of Kriegeskorte et al.
 2008 (animacy, HMAX, V1 model) as fixed models. Every side resamples the 92 stimuli with replacement N times and
@@ -12,16 +13,16 @@ off (rsatoolbox ``boot_noise_ceil=False``; insilico does not resample the τ-a c
 
 The NumPy side (``numpy_bootstrap``) is insilico's algorithm as a NumPy user would write it: a sample with stimulus
 counts k weighs pair (i, j) by kᵢkⱼ, and blocks of 1,024 samples are matrix products — Pearson: weights @ moment
-columns (1, a, a², b, bₛbₜ, ab of the standardized RDMs) in float32, then the correlations and ceilings from the
-moments; τ-a: the upper triangle of the sign matrix Σₛ sign(a_p − a_q) sign(b_sp − b_sq) built once (int8, as float32
-for BLAS: NumPy has no int8 matrix product) in row blocks, each multiplied by the block's weights. Before timing, it
-runs on insilico's own draws and its per-sample values must equal insilico's to float32 rounding (not only in
-Monte-Carlo error); timed, it draws its own samples.
+columns (1, a, a², b, bₛbₜ, ab of the standardized RDMs), then the correlations and ceilings from the moments; τ-a:
+the upper triangle of the sign matrix Σₛ sign(a_p − a_q) sign(b_sp − b_sq) built once in row blocks, each multiplied
+by the block's weights. NumPy multiplies in float32 (it has no int8 matrix product; insilico's are int8 on CPU, with
+the Pearson columns in fixed point). Before timing, it runs on insilico's own draws and its per-sample values must
+equal insilico's to float32 rounding (not only in Monte-Carlo error); timed, it draws its own samples.
 
-Reported: seconds (insilico: the first call of the process, compiling — the persistent compilation cache is off
-here — and the median of warm calls; NumPy: median; warm insilico and NumPy calls alternate in one process, as other
-load on the machine shifts both alike; rsatoolbox: one call), the ratios, and the bootstrap means and standard
-deviations (rsatoolbox draws other samples: agreement within Monte-Carlo error).
+Reported: seconds (insilico: the first call in a fresh process, compiling — the persistent compilation cache is
+off here — and the median of warm calls; NumPy: median; warm insilico and NumPy calls alternate in one process, as
+other load on the machine shifts both alike, with a pause before each; rsatoolbox: one call), the ratios, and the
+bootstrap means and standard deviations (rsatoolbox draws other samples: agreement within Monte-Carlo error).
 """
 from __future__ import annotations
 
@@ -37,7 +38,7 @@ import scipy.stats
 
 os.environ.setdefault("INSILICO_COMPILATION_CACHE", "0")        # a first call compiles
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import environment
+from common import environment, run_worker
 
 MODELS = ("animacy", "HMAX", "V1")
 BLOCK = 1024                    # samples per NumPy block (faster than 256 with OpenBLAS here)
@@ -230,6 +231,14 @@ def time_interleaved(models, data, method, n, repeats):
             "numpy_mean": r.mean(0).tolist(), "numpy_sd": r.std(0, ddof=1).tolist()}
 
 
+def first_call(method: str, n: int) -> dict:
+    """The first insilico call of a process (``--worker``): loading excluded, compiling included."""
+    models, data = load()
+    t = time.perf_counter()
+    run_insilico(models, data, method, n)
+    return {"first_s": time.perf_counter() - t}
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--n-corr", type=int, default=1000, help="bootstrap samples for Pearson")
@@ -238,15 +247,17 @@ def main():
     p.add_argument("--no-rsatoolbox", action="store_true", help="insilico and NumPy only")
     p.add_argument("--quick", action="store_true", help="smoke run: 50 / 10 samples, 1 repeat")
     p.add_argument("--json", metavar="PATH")
+    p.add_argument("--worker", nargs=2, metavar=("METHOD", "N"), help=argparse.SUPPRESS)
     args = p.parse_args()
+    if args.worker:
+        print(json.dumps(first_call(args.worker[0], int(args.worker[1]))))
+        return
     if args.quick:
         args.n_corr, args.n_tau, args.repeats = 50, 10, 1
     models, data = load()
     rows = {}
     for method, n in (("corr", args.n_corr), ("tau-a", args.n_tau)):
-        t = time.perf_counter()
-        run_insilico(models, data, method, n)
-        first = time.perf_counter() - t
+        first = run_worker(__file__, method, n)["first_s"]
         diff = check_agreement(models, data, method, n)
         ours = {"first_s": first, **time_interleaved(models, data, method, n, args.repeats)}
         row = {"n": n, "insilico": ours, "agreement": diff, "numpy_ratio": ours["numpy_s"] / ours["insilico_s"]}
