@@ -86,7 +86,8 @@ def test_a_sweep_equals_one_attack_per_eps_bit_for_bit(tiny_convnet):
 def test_concurrent_slices_change_nothing(tiny_convnet, stop_early):
     x, y = _batch(tiny_convnet, 12)
     eps = np.repeat(np.float32([0.01, 0.05, 0.2]), 12)
-    items = (jnp.zeros((36, 8, 8, 3)), jnp.tile(x, (3, 1, 1, 1)), jnp.tile(y, 3), jnp.asarray(eps), jnp.asarray(eps / 4))
+    items = (jnp.zeros((36, 8, 8, 3)), jnp.tile(x, (3, 1, 1, 1)), jnp.tile(y, 3), jnp.asarray(eps),
+             jnp.asarray(eps / 4))
     runs = [run_shrinking(_pgd._RowPGD("linf", False), items, (tiny_convnet,), steps=4, stop_early=stop_early,
                           shards=k) for k in (1, 2, 3)]
     for kept, left in runs[1:]:

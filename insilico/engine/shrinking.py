@@ -91,21 +91,26 @@ def _pool() -> ThreadPoolExecutor:
         return _POOL[0]
 
 
-class _Sliced:
-    """``fn(whole, rows)`` compiled, and called on ``shards`` equal slices of the leading axis of ``rows`` at once
-    (one thread each), its outputs joined. The first call at a new slice shape runs one slice alone, so ``fn`` is
-    traced and compiled once, not once per thread."""
+class _Compiled:
+    """A program's ``init(shared, items)``, ``step((i, *shared), (state, *items))`` and ``judge(shared, (state,
+    *items))``, compiled, and :meth:`sliced` to run a job on equal slices of a batch at once."""
 
-    def __init__(self, fn):
-        self.fn, self.seen = filter_jit(fn), set()
+    def __init__(self, program):
+        self.init = filter_jit(lambda whole, rows: program.init(*whole, *rows))
+        self.step = filter_jit(lambda whole, rows: program.step(rows[0], whole[0], *whole[1:], *rows[1:]))
+        self.judge = filter_jit(lambda whole, rows: program.judge(rows[0], *whole, *rows[1:]))
+        self.seen: set = set()
 
-    def __call__(self, whole: tuple, rows: tuple, shards: int):
+    def sliced(self, name: str, job, rows: tuple, shards: int):
+        """``job(rows)`` on ``shards`` equal slices of the leading axis of ``rows`` at once (one thread each), the
+        outputs joined. The first call of a job at a new slice shape runs one slice alone, so that its programs
+        are traced and compiled once, not once per thread."""
         if shards == 1:
-            return self.fn(whole, rows)
+            return job(rows)
         m = n_items(rows) // shards
         parts = [jax.tree.map(lambda a, j=j: a[j * m:(j + 1) * m], rows) for j in range(shards)]
-        run = lambda p: jax.block_until_ready(self.fn(whole, p))
-        key = str(jax.tree.map(np.shape, parts[0]))
+        run = lambda p: jax.block_until_ready(job(p))
+        key = (name, str(jax.tree.map(np.shape, parts[0])))
         outs = [] if key in self.seen else [run(parts.pop(0))]
         self.seen.add(key)
         outs += list(_pool().map(run, parts))
@@ -113,12 +118,8 @@ class _Sliced:
 
 
 @lru_cache(maxsize=64)
-def _compiled(program):
-    """``init``, ``step`` and ``judge`` of ``program`` as sliced calls: ``init(shared, items)``,
-    ``step((i, *shared), (state, *items))``, ``judge(shared, (state, *items))``."""
-    return (_Sliced(lambda whole, rows: program.init(*whole, *rows)),
-            _Sliced(lambda whole, rows: program.step(rows[0], whole[0], *whole[1:], *rows[1:])),
-            _Sliced(lambda whole, rows: program.judge(rows[0], *whole, *rows[1:])))
+def _compiled(program) -> _Compiled:
+    return _Compiled(program)
 
 
 def run_shrinking(program, items: tuple, shared: tuple = (), *, steps: int | None = None, stop_early: bool = True,
@@ -148,19 +149,28 @@ def run_shrinking(program, items: tuple, shared: tuple = (), *, steps: int | Non
     stop_early = check_choice("stop_early", stop_early, (False, True))
     buckets = check_choice("buckets", buckets, (False, True))
     n = n_items(items)
-    init, step, judge = _compiled(program)
+    c = _compiled(program)
+    judge = lambda rows: c.judge(shared, rows)
+
+    def advance(i):
+        """A step and, when stopping early, its judgement, in turn on each slice."""
+        def job(rows):
+            state, out = c.step((jnp.int32(i), *shared), rows)
+            return (state, out, *(judge((state, *rows[1:])) if stop_early else (None, None)))
+        return job
+
     ids = np.arange(n)                                         # the running items, in batch order
     size, k = _layout(n, shards, buckets)
     batch = _take(items, _padded(ids, size))
-    state = init(shared, batch, k)
+    state = c.sliced("init", lambda rows: c.init(shared, rows), batch, k)
     kept = done = None
     if stop_early:
-        kept, done = judge(shared, (state, *batch), k)
+        kept, done = c.sliced("judge", judge, (state, *batch), k)
     out, left_at = None, np.full(n, steps, np.int32)
     with tqdm(total=steps, desc=desc or type(program).__name__, disable=not progress, unit="step") as bar:
         for i in range(steps + 1):
             if i == steps and not stop_early:
-                kept, done = judge(shared, (state, *batch), k)
+                kept, done = c.sliced("judge", judge, (state, *batch), k)
             if i == steps:
                 stop = np.ones(len(ids), bool)
             else:
@@ -179,9 +189,7 @@ def run_shrinking(program, items: tuple, shared: tuple = (), *, steps: int | Non
                 size, k = _layout(len(ids), shards, buckets)
                 positions = _padded(stay, size)
                 state, batch = _take(state, positions), _take(batch, positions)
-            state, step_out = step((jnp.int32(i), *shared), (state, *batch), k)
-            if stop_early:
-                kept, done = judge(shared, (state, *batch), k)
+            state, step_out, kept, done = c.sliced("advance", advance(i), (state, *batch), k)
             if check is not None:
                 check(_rows(step_out, len(ids)), i)
             bar.update()

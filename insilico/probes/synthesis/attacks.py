@@ -1,6 +1,6 @@
 """Adversarial attacks: FGSM, PGD (L∞ / L2, restarts, targeted) and accuracy under attack over a list of ε, every
-ε batched into each compiled step; with early stopping an (ε, image) pair leaves the batch once broken
-(:func:`insilico.engine.shrinking.run_shrinking`)."""
+(ε, restart, image) a row of one batch through the network in each compiled step; with early stopping an (ε,
+image) pair leaves the batch once broken (:func:`insilico.engine.shrinking.run_shrinking`)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -64,9 +64,11 @@ def pgd(subject, x, labels, eps: float, *, norm: str = "linf", steps: int = 40, 
         restarts: int = 1, random_start: bool = True, targeted: bool = False, key=None,
         loop: str = "auto") -> xr.Dataset:
     """Projected gradient descent (Madry et al. 2018) in an L∞ or L2 ball of radius ``eps``, with ``restarts``
-    random starts (vmapped) keeping the best per image; ``step_size`` defaults to 2.5·eps/steps. Success is
-    judged after 8-bit quantization. Same outputs as :func:`fgsm`. ``loop``: "scan" (one compiled loop),
-    "host" (a compiled step per iteration; faster on CPU) or "auto" (host on CPU).
+    random starts (every restart of every image one row of a single batch) keeping the best per image;
+    ``step_size`` defaults to 2.5·eps/steps. Success is judged after 8-bit quantization. Same outputs as
+    :func:`fgsm`. ``loop``: "scan" (one compiled loop), "host" (a compiled step per iteration, the batch cut into
+    one slice per core; faster on CPU) or "auto" (host on CPU). ``eps``, ``step_size`` and ``steps`` are data of
+    the compiled step: new values compile nothing.
     Raises: ``FloatingPointError`` naming the step where a gradient became NaN/inf."""
     eps = check_number("eps", eps, low=0)
     norm = check_choice("norm", norm, ("linf", "l2"))
