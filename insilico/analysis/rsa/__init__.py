@@ -1,5 +1,5 @@
 """Representational similarity analysis (Kriegeskorte, Mur & Bandettini 2008): RDMs, RDM comparators, noise ceilings
-and resampling — every bootstrap a single compiled, vmapped call.
+and resampling — every bootstrap one compiled call per block of samples (a new sample count compiles nothing).
 
 Conventions follow rsatoolbox so numbers agree with it: squared Euclidean and Mahalanobis distances are divided by
 the number of channels; correlation distance is 1 − r; comparators return similarities. RDMs are square arrays
