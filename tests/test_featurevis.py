@@ -265,3 +265,73 @@ def test_a_new_learning_rate_compiles_nothing(tiny_convnet):
     with at_most_traces(0):
         fast = fv.visualize(tiny_convnet, fv.channel("conv1"), lr=0.2, **kw)
     assert not np.allclose(slow.images.values, fast.images.values)          # the new rate is used
+
+
+def test_new_step_counts_unit_counts_and_override_steps_compile_nothing(tiny_convnet):
+    """The step count (counted by the host loop), the snapshot steps (as many of them) and the redirected-ReLU
+    steps are arguments of the compiled step, and unit counts run padded to a bucket (5 to 8 units: 8), the pads
+    dropped: none of them traces the model again."""
+    kw = dict(key=jax.random.key(0), progress=False, loop="host")
+    five = fv.visualize(tiny_convnet, fv.channel("conv2"), units=[0, 1, 2, 3, 4], steps=4, snapshots=(1, 4), **kw)
+    with at_most_traces(0):
+        six = fv.visualize(tiny_convnet, fv.channel("conv2"), units=6, steps=7, lr=0.1, relu_override_steps=3,
+                           snapshots=(0, 7), **kw)
+        seven = fv.visualize(tiny_convnet, fv.channel("conv2"), units=[5, 3, 1, 0, 2, 4, 1], steps=9,
+                             snapshots=(2,), **kw)
+        eight = fv.visualize(tiny_convnet, fv.channel("conv2"), units=[4, 3, 2, 1, 0, 5, 5, 5], steps=4,
+                             snapshots=(1, 4), **kw)
+    assert [r.attrs["batch_size"] for r in (five, six, seven, eight)] == [8, 8, 8, 8]
+    assert six.images.shape == (6, 2, 1, 8, 8, 3) and six.objective.shape == (6, 7, 1)
+    assert seven.images.shape == (7, 1, 1, 8, 8, 3) and list(seven.step.values) == [2]
+    assert list(seven.unit.values) == [5, 3, 1, 0, 2, 4, 1] and seven.objective.shape == (7, 9, 1)
+    # the pads change nothing: each unit's images, trace and score as among other units, bit for bit
+    for u in range(5):
+        for name in ("images", "objective", "score"):
+            np.testing.assert_array_equal(eight[name].isel(unit=4 - u).values, five[name].sel(unit=u).values)
+
+
+def test_unit_counts_share_a_few_compiled_shapes():
+    """Units run in chunks padded to 1, 2, 4, 8, 12, 16, 24, 32, 48, ... units (at most a third padding); a memory
+    limit splits them into balanced chunks of a bucket size."""
+    from insilico.probes.featurevis.render import _chunk_size
+
+    assert [_chunk_size(n, 1024) for n in (1, 2, 3, 4, 5, 8, 9, 13, 17, 33, 49, 64, 65)] == \
+        [1, 2, 4, 4, 8, 8, 12, 16, 24, 48, 64, 64, 96]
+    assert _chunk_size(100, 64) == 64 and _chunk_size(130, 64) == 48 and _chunk_size(3, 2) == 2
+
+
+def test_a_new_step_count_gives_the_images_of_a_fresh_call(tiny_convnet):
+    """The step count is read by the host loop only: a call after one with another step count gives the images a
+    call in a fresh compiled program gives, and the same as the scan (whose length is compiled)."""
+    kw = dict(units=[1, 2], key=jax.random.key(4), progress=False)
+    fv.visualize(tiny_convnet, fv.channel("conv1"), steps=9, loop="host", **kw)
+    host = fv.visualize(tiny_convnet, fv.channel("conv1"), steps=5, snapshots=(0, 3, 5), loop="host", **kw)
+    scan = fv.visualize(tiny_convnet, fv.channel("conv1"), steps=5, snapshots=(0, 3, 5), loop="scan", **kw)
+    assert host.objective.shape == (2, 5, 1) and list(host.step.values) == [0, 3, 5]
+    assert_close(host.images.values, scan.images.values, atol=1e-5)
+    assert_close(host.objective.values, scan.objective.values, rtol=1e-4, atol=1e-5)
+
+
+def test_batched_transforms_draw_and_compute_what_one_image_at_a_time_does():
+    """apply_batch runs the built-in transforms on the whole batch (resampling by flat gathers) and vmaps any other
+    transform: the same draws and numbers as apply_transforms image by image, and the resampling is
+    jax.scipy.ndimage.map_coordinates's (bilinear, edges repeated). Tolerance: XLA may fuse the same arithmetic into
+    multiply-adds differently in the two programs."""
+    from insilico.probes.featurevis.transforms import _affine, apply_batch
+
+    imgs = jax.random.uniform(jax.random.key(0), (6, 12, 10, 3))
+    keys = jax.random.split(jax.random.key(1), 6)
+    tf = fv.standard_transforms(12) + (lambda k, im, b: im[::-1] + jax.random.uniform(k),)
+    batch = jax.jit(lambda k, x: apply_batch(tf, k, x))(keys, imgs)
+    one = jax.jit(jax.vmap(lambda k, x: fv.apply_transforms(tf, k, x)))(keys, imgs)
+    assert batch.shape == imgs.shape
+    assert_close(batch, one, atol=1e-6)
+    scale, angle = jnp.array([1.05, 0.95, 1.0]), jnp.array([0.0, 5.0, -3.0])
+    ys, xs = jnp.meshgrid(jnp.arange(12) - 5.5, jnp.arange(10) - 4.5, indexing="ij")
+    for n in range(3):
+        a = jnp.deg2rad(angle[n])
+        sy = (jnp.cos(a) * ys - jnp.sin(a) * xs) / scale[n] + 5.5
+        sx = (jnp.sin(a) * ys + jnp.cos(a) * xs) / scale[n] + 4.5
+        ref = jnp.stack([jax.scipy.ndimage.map_coordinates(imgs[n, ..., c], [sy, sx], order=1, mode="nearest")
+                         for c in range(3)], -1)
+        assert_close(_affine(imgs[:3], scale, angle)[n], ref, atol=1e-6)

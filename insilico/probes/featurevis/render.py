@@ -5,9 +5,13 @@ objective's sites, step up the objective's gradient (ReLU gradients redirected f
 makes the objective or the parameters non-finite freezes that unit's images and raises
 :class:`OptimizationError` naming the unit and the step.
 
-The optimization is a program of :mod:`insilico.engine` (:class:`Render`) whose items are the units:
-:func:`~insilico.engine.run_programs` runs it over memory-bounded chunks of units — one ``lax.scan`` per chunk
-on accelerators, a host loop over one compiled step on CPU — so feature visualization has no loop of its own.
+The optimization is a program of :mod:`insilico.engine` (:class:`Render`) whose items are the units, run over
+memory-bounded chunks of units padded to a few bucket sizes (1, 2, 4, 8, 12, 16, 24, ...; the pads dropped): on
+accelerators one ``lax.scan`` per chunk (:func:`~insilico.engine.run_programs`), on CPU the engine's host loop
+over one compiled step (:func:`~insilico.engine.run_shrinking`, every unit running every step), which runs a
+chunk as concurrent slices, one per core, and takes the step count as data. The learning rate, the step count,
+the snapshot steps and the redirected-ReLU steps are arguments, not constants, of the compiled functions: a new
+value, or a unit count in the same bucket, compiles nothing. Feature visualization has no step loop of its own.
 """
 from __future__ import annotations
 
@@ -22,12 +26,13 @@ import optax
 import xarray as xr
 
 from ... import electrode as el
-from ...engine import choose_batch_size, resolve_loop, run_programs
+from ...engine import choose_batch_size, resolve_loop, run_programs, run_shrinking
+from ...engine.shrinking import bucket
 from ...models import relu_gradient_override
 from ...validation import ArgumentError, check_choice, check_count, check_indices, check_key, check_positive
 from .objectives import Objective
 from .param import ImageParam, default_param
-from .transforms import apply_transforms, check_transforms, standard_transforms
+from .transforms import apply_batch, check_transforms, standard_transforms
 
 __all__ = ["visualize", "OptimizationError"]
 
@@ -36,48 +41,65 @@ class OptimizationError(FloatingPointError):
     """The objective or its gradient became NaN/inf during optimization."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Render:
     """The optimization of a chunk of units' images as a program of :mod:`insilico.engine` (init / step / finish
-    over ``steps`` steps): its arguments are ``(subject, key, lr, units)``, the units (int32, one per item) being
-    the axis the engine chunks, and the subject a pytree, so its weights are arguments of the compiled program,
-    never constants in it; the learning rate is an argument too, so a new one compiles nothing. Each unit's state
-    holds its images' parameters, their Adam state, the first non-finite step (-1: none) and the snapshot buffer;
-    the pieces for one unit (``*_one``) are vmapped over the chunk. The program is hashable by its settings, so
-    equal settings reuse the engine's compiled functions."""
+    over ``steps`` steps): its arguments are ``(subject, key, lr, snapshots, override_steps, units)``, the units
+    (int32, one per item) being the axis the engine chunks, and the subject a pytree, so its weights are arguments
+    of the compiled program, never constants in it. The learning rate, the snapshot steps (int32, sorted) and the
+    number of steps with redirected ReLU gradients are arguments too, and nothing compiled reads ``steps``, so a new
+    rate, step count or snapshot schedule (of as many snapshots) compiles nothing. Each unit's state holds its
+    images' parameters, their Adam state, the first non-finite step (-1: none) and the snapshot buffer. A step
+    renders, transforms and runs the images of every unit and seed of the chunk as one flat batch (:meth:`_loss`);
+    the per-unit pieces (``*_one``: initialization, Adam update, final score) are vmapped over the chunk.
+
+    The program is hashable by what its compiled functions depend on, so equal settings reuse the engine's compiled
+    functions: under the host loop (``loop="host"``) ``steps`` is left out — only the Python loop reads it — and
+    under ``lax.scan`` it is in, since the scan's length is compiled. ``override``: whether any step redirects ReLU
+    gradients (without it the model's plain ReLU runs)."""
 
     objective: Objective
     param: ImageParam
     transforms: tuple
-    steps: int
     n_seeds: int
-    snapshots: tuple
-    override_steps: int
+    override: bool
+    steps: int
+    loop: str
+
+    def _identity(self) -> tuple:
+        return (self.objective, self.param, self.transforms, self.n_seeds, self.override, self.loop,
+                self.steps if self.loop == "scan" else None)
+
+    def __eq__(self, other):
+        return isinstance(other, Render) and self._identity() == other._identity()
+
+    def __hash__(self):
+        return hash(self._identity())
 
     def _keys(self, unit, key):
         return jax.random.split(jax.random.fold_in(key, unit))             # (init key, step key)
 
-    def _loss(self, p, key, unit, subject, step):
-        imgs = jax.vmap(self.param.render)(p)
-        keys = jax.random.split(key, self.n_seeds)
-        seen = jax.vmap(lambda k, im: apply_transforms(self.transforms, k, im, self.param.bounds))(keys, imgs)
-        with relu_gradient_override(step < self.override_steps):
-            _, acts = el.forward(subject, seen, record=tuple(sorted(self.objective.sites)))
-        values = self.objective(acts, imgs, unit)
+    def _loss(self, p, keys, units, subject, redirect):
+        """Minus the objective summed over the chunk, and (values (unit, seed), images): the images of every unit and
+        seed rendered, transformed and run through the model as one flat batch."""
+        u, n = units.shape[0], self.n_seeds
+        flat = lambda a: a.reshape(u * n, *a.shape[2:])
+        imgs = jax.vmap(self.param.render)(jax.tree_util.tree_map(flat, p))
+        seen = apply_batch(self.transforms, flat(keys), imgs, self.param.bounds)
+        record = tuple(sorted(self.objective.sites))
+        if self.override:
+            with relu_gradient_override(redirect):
+                _, acts = el.forward(subject, seen, record=record)
+        else:
+            _, acts = el.forward(subject, seen, record=record)
+        per_unit = lambda a: a.reshape(u, n, *a.shape[1:])
+        imgs = per_unit(imgs)
+        values = jax.vmap(self.objective.__call__)(jax.tree_util.tree_map(per_unit, acts), imgs, units)
         return -values.sum(), (values, imgs)
 
-    def init_one(self, subject, key, lr, unit):
-        init_key, _ = self._keys(unit, key)
-        params = jax.vmap(self.param.init)(jax.random.split(init_key, self.n_seeds))
-        buf = jnp.zeros((len(self.snapshots), self.n_seeds, *self.param.shape), jnp.float32)
-        return params, optax.adam(lr).init(params), jnp.asarray(-1, jnp.int32), buf
-
-    def step_one(self, state, i, subject, key, lr, unit):
-        p, s, nan_step, buf = state
-        key = jax.random.fold_in(self._keys(unit, key)[1], i)
-        (_, (values, imgs)), g = jax.value_and_grad(self._loss, has_aux=True)(p, key, unit, subject, i)
-        snaps = jnp.asarray(self.snapshots, jnp.int32)
-        slot = jnp.minimum(jnp.searchsorted(snaps, i), len(self.snapshots) - 1)
+    def _update_one(self, p, s, nan_step, buf, g, values, imgs, i, lr, snaps):
+        """One unit's Adam step, snapshot and non-finite check."""
+        slot = jnp.minimum(jnp.sum(snaps < i), snaps.shape[0] - 1)             # searchsorted, without a loop
         buf = jnp.where(snaps[slot] == i, buf.at[slot].set(imgs), buf)          # images after i updates
         updates, s_new = optax.adam(lr).update(g, s, p)
         p_new = optax.apply_updates(p, updates)
@@ -89,7 +111,13 @@ class Render:
         s = jax.tree_util.tree_map(lambda a, b: jnp.where(keep, a, b), s, s_new)
         return (p, s, nan_step, buf), jnp.nan_to_num(values)
 
-    def finish_one(self, state, subject, key, lr, unit):
+    def init_one(self, subject, key, lr, snaps, override_steps, unit):
+        init_key, _ = self._keys(unit, key)
+        params = jax.vmap(self.param.init)(jax.random.split(init_key, self.n_seeds))
+        buf = jnp.zeros((snaps.shape[0], self.n_seeds, *self.param.shape), jnp.float32)
+        return params, optax.adam(lr).init(params), jnp.asarray(-1, jnp.int32), buf
+
+    def finish_one(self, state, subject, key, lr, snaps, override_steps, unit):
         p, _, nan_step, buf = state
         final = jax.vmap(self.param.render)(p)
         buf = buf.at[-1].set(final)                                        # the last snapshot is always ``steps``
@@ -97,26 +125,61 @@ class Render:
         score = self.objective(acts, final, unit)                          # final images, untransformed
         return {"images": jnp.nan_to_num(buf), "score": jnp.nan_to_num(score), "nan_step": nan_step}
 
-    def init(self, subject, key, lr, units):
-        return jax.vmap(self.init_one, (None, None, None, 0))(subject, key, lr, units)
+    def init(self, subject, key, lr, snaps, override_steps, units):
+        return jax.vmap(self.init_one, (None,) * 5 + (0,))(subject, key, lr, snaps, override_steps, units)
 
-    def step(self, state, i, subject, key, lr, units):
-        return jax.vmap(self.step_one, (0, None, None, None, None, 0))(state, i, subject, key, lr, units)
+    def step(self, state, i, subject, key, lr, snaps, override_steps, units):
+        p, s, nan_step, buf = state
+        keys = jax.vmap(lambda unit: jax.random.split(jax.random.fold_in(self._keys(unit, key)[1], i),
+                                                      self.n_seeds))(units)          # (unit, seed)
+        (_, (values, imgs)), g = jax.value_and_grad(self._loss, has_aux=True)(p, keys, units, subject,
+                                                                             i < override_steps)
+        return jax.vmap(self._update_one, (0,) * 7 + (None,) * 3)(p, s, nan_step, buf, g, values, imgs, i, lr, snaps)
 
-    def finish(self, state, subject, key, lr, units):
-        return jax.vmap(self.finish_one, (0, None, None, None, 0))(state, subject, key, lr, units)
+    def finish(self, state, subject, key, lr, snaps, override_steps, units):
+        return jax.vmap(self.finish_one, (0,) + (None,) * 5 + (0,))(state, subject, key, lr, snaps,
+                                                                    override_steps, units)
+
+    def judge(self, state, subject, key, lr, snaps, override_steps, units):
+        """The finished units (the host loop's form, :func:`~insilico.engine.run_shrinking`): every unit is done
+        after the last step."""
+        return (self.finish(state, subject, key, lr, snaps, override_steps, units),
+                jnp.ones(units.shape[0], bool))
 
 
 @lru_cache(maxsize=16)
 def _one_unit(program: Render):
-    """``fn(unit, (subject, key, lr))``: one unit's whole optimization as one ``lax.scan``, whose intermediates size
-    the chunks (:func:`~insilico.engine.choose_batch_size`, cached per function: one per program here)."""
+    """``fn(unit, shared)``: one unit's whole optimization as one ``lax.scan``, whose intermediates size the chunks
+    (:func:`~insilico.engine.choose_batch_size`, cached per function: one per program here). The scan's body is
+    counted once, so its length does not matter and a program equal but for ``steps`` may serve."""
     def run(unit, shared):
-        subject, key, lr = shared
-        state, trace = jax.lax.scan(lambda st, i: program.step_one(st, i, subject, key, lr, unit),
-                                    program.init_one(subject, key, lr, unit), jnp.arange(program.steps))
-        return program.finish_one(state, subject, key, lr, unit), trace
+        units = unit[None]
+        state, trace = jax.lax.scan(lambda st, i: program.step(st, i, *shared, units),
+                                    program.init(*shared, units), jnp.arange(program.steps))
+        return program.finish(state, *shared, units), trace
     return run
+
+
+def _run_host(program: Render, units: np.ndarray, shared: tuple, steps: int, progress: bool, desc: str):
+    """One chunk of units on the engine's host loop (:func:`~insilico.engine.run_shrinking` with every unit running
+    every step): the step count is data of the run, and on CPU the chunk runs as concurrent slices, one per core.
+    Returns the finished units' ``(result, trace (step, unit, seed))`` as NumPy arrays."""
+    rows: list = []
+    result, _ = run_shrinking(program, (jnp.asarray(units, jnp.int32),), shared, steps=steps, stop_early=False,
+                              buckets=False, check=lambda out, i: rows.append(out), progress=progress, desc=desc)
+    return result, np.stack(rows)
+
+
+def _bucket(n: int) -> int:
+    """Units optimized together for ``n`` units: 1, 2, 4, then the engine's buckets 8, 12, 16, 24, 32, 48, ...
+    (at most a third padding), so a few compiled shapes serve every unit count."""
+    return n if n <= 2 else 4 if n <= 4 else bucket(n)
+
+
+def _chunk_size(n: int, limit: int) -> int:
+    """Units per chunk for ``n`` units, at most ``limit`` at once: the chunks balanced, each padded to its bucket."""
+    n_chunks = -(-n // limit)
+    return min(limit, _bucket(-(-n // n_chunks)))
 
 
 def _check_param(subject, param: ImageParam):
@@ -186,11 +249,12 @@ def visualize(subject, objective: Objective, units: Sequence[int] | int = 1, *, 
             :func:`standard_transforms` for the input size (pass ``()`` for none).
         steps/lr: Adam steps and learning rate. snapshots: steps at which images are kept (default: the last).
         relu_override_steps: redirected ReLU gradients for this many first steps (0 = off).
-        batch_size/memory_budget: units optimized together, one chunk of :func:`insilico.engine.run_programs`
-            (default: as many as ``memory_budget`` bytes allow from the intermediates of one unit's optimization).
-        loop: "scan" runs a chunk's whole optimization as one ``lax.scan``; "host" dispatches one compiled step
-            for all units of a chunk per iteration; "auto" picks "host" on CPU (where XLA's convolution gradients
-            run 3-4x slower inside a loop body) and "scan" elsewhere. Both give the same images.
+        batch_size/memory_budget: units optimized together, one chunk (default: as many as ``memory_budget`` bytes
+            allow from the intermediates of one unit's optimization); a chunk is padded to a bucket size.
+        loop: "scan" runs a chunk's whole optimization as one ``lax.scan`` (compiled per step count); "host"
+            dispatches one compiled step for all units of a chunk per iteration (on CPU in concurrent slices, one
+            per core); "auto" picks "host" on CPU (where XLA's convolution gradients run 3-4x slower inside a loop
+            body) and "scan" elsewhere. Both give the same images.
     Returns: ``xarray.Dataset`` with ``images`` (unit, step, seed, y, x, channel), ``objective`` (unit,
     iteration, seed) and the final objective ``score`` (unit, seed) of the untransformed images; attrs
     ``batch_size`` (units per chunk) and ``n_chunks``.
@@ -213,10 +277,14 @@ def visualize(subject, objective: Objective, units: Sequence[int] | int = 1, *, 
         _check_param(subject, param)
     param = default_param(subject) if param is None else param
     snap_run = snapshots if snapshots[-1] == steps else snapshots + (steps,)
-    program = Render(objective, param, transforms, int(steps), int(n_seeds), snap_run, int(relu_override_steps))
-    items, shared = (jnp.asarray(unit_index, jnp.int32),), (subject, key, jnp.float32(lr))
+    program = Render(objective, param, transforms, int(n_seeds), relu_override_steps > 0, int(steps), loop)
+    shared = (subject, key, jnp.float32(lr), jnp.asarray(snap_run, jnp.int32), jnp.int32(relu_override_steps))
+    n = len(unit_index)
     if batch_size is None:                 # sized from the traced program: compiling twice to measure is slow
-        batch_size = choose_batch_size(_one_unit(program), items[0][:1], shared, memory_budget, compile=False)
+        batch_size = choose_batch_size(_one_unit(program), jnp.asarray(unit_index[:1], jnp.int32), shared,
+                                       memory_budget, compile=False)
+    chunk = _chunk_size(n, batch_size)
+    padded = np.concatenate([unit_index, np.repeat(unit_index[:1], -n % chunk)])     # pads repeat the first unit
     chunks = []                            # units per chunk, as the engine ran them
 
     def check(result, trace, start):
@@ -225,11 +293,21 @@ def visualize(subject, objective: Objective, units: Sequence[int] | int = 1, *, 
         if bad.size:
             i = int(bad[0])
             raise OptimizationError(f"objective {objective.name} became NaN/inf at step "
-                                    f"{int(result['nan_step'][i])} for unit {int(unit_index[start + i])}; lower the "
+                                    f"{int(result['nan_step'][i])} for unit {int(padded[start + i])}; lower the "
                                     "learning rate or check the objective")
 
-    result, trace = run_programs(program, items, shared, chunk_size=batch_size, loop=loop, progress=progress,
-                                 desc=f"visualize {objective.name}", check=check)
+    desc = f"visualize {objective.name}"
+    if loop == "scan":
+        result, trace = run_programs(program, (jnp.asarray(padded, jnp.int32),), shared, chunk_size=chunk,
+                                     loop=loop, progress=progress, desc=desc, check=check)
+    else:
+        parts = [_run_host(program, padded[start:start + chunk], shared, steps, progress, desc)
+                 for start in range(0, len(padded), chunk)]
+        for k, (part, part_trace) in enumerate(parts):
+            check(part, part_trace, k * chunk)
+        result = {name: np.concatenate([part[name] for part, _ in parts]) for name in parts[0][0]}
+        trace = np.concatenate([part_trace for _, part_trace in parts], axis=1)
+    result, trace = {k: v[:n] for k, v in result.items()}, trace[:, :n]
     ds = xr.Dataset({"images": (("unit", "step", "seed", "y", "x", "channel"), result["images"]),
                      "score": (("unit", "seed"), result["score"]),
                      "objective": (("unit", "iteration", "seed"), np.moveaxis(trace, 0, 1))},
