@@ -21,6 +21,15 @@ def patterns():
     return rng.normal(size=(14, 30)) + rng.normal(size=(14, 1))
 
 
+def _models_and_data(seed: int, n: int, n_data: int):
+    """Two model RDMs (noise sd 1) and ``n_data`` data RDMs (sd 0.5) around one random RDM of ``n`` stimuli."""
+    rng = np.random.default_rng(seed)
+    base = rsa.upper(rsa.rdm(rng.normal(size=(n, 20))))
+    models = np.stack([base + rng.normal(size=base.shape) for _ in range(2)])
+    data = np.stack([base + 0.5 * rng.normal(size=base.shape) for _ in range(n_data)])
+    return models, data
+
+
 def _rt_rdm(x, method, **kw):
     return calc_rdm(Dataset(x), method=method, **kw).get_matrices()[0]
 
@@ -166,11 +175,7 @@ def test_tau_from_the_sign_matrices_equals_a_python_loop(pool):
 
 def test_tau_bootstrap_without_room_for_the_sign_matrices_gives_the_same_samples(monkeypatch):
     """Beyond ``MATRIX_BUDGET`` the sign matrices are built in blocks with every block of samples: same values."""
-    rng = np.random.default_rng(13)
-    n = 14
-    base = rsa.upper(rsa.rdm(rng.normal(size=(n, 20))))
-    models = np.stack([base + rng.normal(size=base.shape) for _ in range(2)])
-    data = np.stack([base + 0.5 * rng.normal(size=base.shape) for _ in range(4)])
+    models, data = _models_and_data(13, 14, 4)
     kw = dict(method="tau-a", n_samples=40, key=jax.random.key(5))
     with_matrices = {over: rsa.bootstrap(models, data, over=over, **kw) for over in ("stimuli", "both")}
     monkeypatch.setattr(tau_bootstrap, "MATRIX_BUDGET", 0)
@@ -240,11 +245,7 @@ def test_the_trace_counter_sees_a_trace():
 def test_a_new_sample_count_compiles_nothing(method, over):
     """The sample count is data: blocks of a fixed number of samples through one compiled function — a new
     ``n_samples`` traces nothing, and sample b (drawn from the key and b alone) is the same in both runs."""
-    rng = np.random.default_rng(15)
-    n = 12
-    base = rsa.upper(rsa.rdm(rng.normal(size=(n, 20))))
-    models = np.stack([base + rng.normal(size=base.shape) for _ in range(2)])
-    data = np.stack([base + 0.5 * rng.normal(size=base.shape) for _ in range(3)])
+    models, data = _models_and_data(15, 12, 3)
     kw = dict(method=method, over=over, key=jax.random.key(7))
     few = rsa.bootstrap(models, data, n_samples=30, **kw)
     with _traces() as seen:
@@ -257,11 +258,7 @@ def test_a_new_sample_count_compiles_nothing(method, over):
 
 
 def test_samples_do_not_depend_on_the_block_size(monkeypatch):
-    rng = np.random.default_rng(16)
-    n = 12
-    base = rsa.upper(rsa.rdm(rng.normal(size=(n, 20))))
-    models = np.stack([base + rng.normal(size=base.shape) for _ in range(2)])
-    data = np.stack([base + 0.5 * rng.normal(size=base.shape) for _ in range(3)])
+    models, data = _models_and_data(16, 12, 3)
     for method, over in (("corr", "stimuli"), ("tau-a", "stimuli"), ("rho-a", "both")):
         kw = dict(method=method, over=over, n_samples=70, key=jax.random.key(8))
         ref = rsa.bootstrap(models, data, **kw)
