@@ -1,13 +1,15 @@
-"""ImageNet architectures with torchvision's layouts: AlexNet, VGG-16 and ResNet-18 (NHWC, pixels in [0, 1]).
+"""ImageNet architectures with torchvision's layouts: AlexNet, VGG-16, ResNet-18 and ResNet-50 (NHWC, pixels in
+[0, 1]); the Vision Transformer is in :mod:`insilico.models.vit`.
 
-Same computation as ``torchvision.models.alexnet / vgg16 / resnet18`` — PyTorch's symmetric paddings, pooling
-windows, adaptive average pooling and (C, H, W) flattening order — so a torchvision state dict loads without
-touching the weights' meaning (:func:`insilico.interop.torchvision.load_state_dict`). The ImageNet
+Same computation as ``torchvision.models.alexnet / vgg16 / resnet18 / resnet50`` — PyTorch's symmetric paddings,
+pooling windows, adaptive average pooling and (C, H, W) flattening order — so a torchvision state dict loads
+without touching the weights' meaning (:func:`insilico.interop.torch_import.load_state_dict`). The ImageNet
 normalization is applied inside the model, as in every insilico model.
 
 Sites (post-ReLU, before pooling): AlexNet ``conv1 … conv5``, ``fc6``, ``fc7``, ``logits``; VGG-16
-``conv1_1 … conv5_3``, ``fc6``, ``fc7``, ``logits``; ResNet-18 ``conv1`` (stem, before max pooling),
-``layer{l}/block{b}`` (torchvision's ``layer{l}[b − 1]``), ``logits``.
+``conv1_1 … conv5_3``, ``fc6``, ``fc7``, ``logits``; ResNet-18 and ResNet-50 ``conv1`` (stem, before max
+pooling), ``layer{l}/block{b}`` (torchvision's ``layer{l}[b − 1]``; basic blocks in ResNet-18, bottleneck blocks
+in ResNet-50), ``logits``.
 """
 from __future__ import annotations
 
@@ -116,4 +118,25 @@ class ResNet18(nn.Module):
         x = _max_pool3(x, padding=1)
         for i, (n, w) in enumerate(zip(self.layers, self.widths), start=1):
             x = ResNetStage(w, n, 1 if i == 1 else 2, padding=1, name=f"layer{i}")(x, train)
+        return Readout(self.num_classes, name="logits")(jnp.mean(x, axis=(1, 2)), train)
+
+
+class ResNet50(nn.Module):
+    """torchvision's ImageNet ResNet with bottleneck blocks, v1.5 (the stride on the 3x3 convolution; He et al.
+    2016); the default ``layers`` are ResNet-50 (25.6 M parameters), ``(3, 4, 23, 3)`` is ResNet-101 and
+    ``(3, 8, 36, 3)`` ResNet-152. ``widths``: the blocks' inner widths (outputs are 4x wider)."""
+
+    layers: Sequence[int] = (3, 4, 6, 3)
+    widths: Sequence[int] = (64, 128, 256, 512)
+    num_classes: int = 1000
+    mean: Sequence[float] = IMAGENET_MEAN
+    std: Sequence[float] = IMAGENET_STD
+
+    @nn.compact
+    def __call__(self, x, train: bool = False):
+        x = Normalize(self.mean, self.std, name="normalize")(x)
+        x = ConvStage(self.widths[0], 7, stride=2, padding=3, name="conv1")(x, train)
+        x = _max_pool3(x, padding=1)
+        for i, (n, w) in enumerate(zip(self.layers, self.widths), start=1):
+            x = ResNetStage(w, n, 1 if i == 1 else 2, padding=1, block="bottleneck", name=f"layer{i}")(x, train)
         return Readout(self.num_classes, name="logits")(jnp.mean(x, axis=(1, 2)), train)

@@ -1,4 +1,9 @@
-"""CIFAR ResNets (He et al. 2016, section 4.2): depth 6n+2, three stages of n basic blocks."""
+"""Residual blocks and the CIFAR ResNets (He et al. 2016, section 4.2: depth 6n+2, three stages of n basic blocks).
+
+The blocks — :class:`BasicBlock` (two 3x3 convolutions) and :class:`Bottleneck` (1x1, 3x3, 1x1 with a 4x wider
+output) — are sites; :class:`ResNetStage` chains one kind of them (torchvision's ImageNet ResNets are built from the
+same blocks in :mod:`insilico.models.imagenet`).
+"""
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -35,19 +40,57 @@ class BasicBlock(Stage):
         return relu(x + y)
 
 
+class Bottleneck(Stage):
+    """torchvision's ResNet-50 block (v1.5): 1x1 conv-bn-relu, 3x3 conv-bn-relu carrying the stride, 1x1 conv-bn
+    to ``expansion · features`` channels, + shortcut, then ReLU. Output: the post-ReLU block output
+    (N, H', W', expansion · features).
+
+    The shortcut is the identity, or a strided 1x1 conv + bn when the shape changes. ``padding`` of the 3x3 conv
+    as in :class:`BasicBlock`.
+    """
+
+    features: int
+    stride: int = 1
+    padding: int | None = None
+    expansion: int = 4
+
+    @nn.compact
+    def __call__(self, x, train: bool = False):
+        bn = lambda name: nn.BatchNorm(use_running_average=not train, momentum=0.9, name=name)
+        s = (self.stride, self.stride)
+        out = self.features * self.expansion
+        y = relu(bn("bn1")(nn.Conv(self.features, (1, 1), use_bias=False, name="conv1")(x)))
+        y = nn.Conv(self.features, (3, 3), strides=s, padding=conv_padding(3, self.padding), use_bias=False,
+                    name="conv2")(y)
+        y = relu(bn("bn2")(y))
+        y = bn("bn3")(nn.Conv(out, (1, 1), use_bias=False, name="conv3")(y))
+        if self.stride != 1 or x.shape[-1] != out:
+            x = nn.Conv(out, (1, 1), strides=s, use_bias=False, name="shortcut")(x)
+            x = bn("bn_shortcut")(x)
+        return relu(x + y)
+
+
+BLOCKS = {"basic": BasicBlock, "bottleneck": Bottleneck}
+
+
 class ResNetStage(nn.Module):
-    """A stage of ``blocks`` basic blocks named ``block1 …`` (not itself a site); ``padding`` as in
-    :class:`BasicBlock`."""
+    """A stage of ``blocks`` residual blocks named ``block1 …`` (not itself a site): ``block`` "basic"
+    (:class:`BasicBlock`) or "bottleneck" (:class:`Bottleneck`, ``features`` its inner width); ``padding`` as in
+    :class:`BasicBlock`. The first block carries the stride."""
 
     features: int
     blocks: int
     stride: int
     padding: int | None = None
+    block: str = "basic"
 
     @nn.compact
     def __call__(self, x, train: bool = False):
+        if self.block not in BLOCKS:
+            raise ValueError(f"ResNetStage block must be one of {', '.join(BLOCKS)}; got {self.block!r}")
+        cls = BLOCKS[self.block]
         for i in range(1, self.blocks + 1):
-            x = BasicBlock(self.features, self.stride if i == 1 else 1, self.padding, name=f"block{i}")(x, train)
+            x = cls(self.features, self.stride if i == 1 else 1, self.padding, name=f"block{i}")(x, train)
         return x
 
 
