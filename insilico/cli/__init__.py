@@ -1,4 +1,4 @@
-"""The ``insilico`` command: demo, train, sites, sweep, rf, attack, controversial, rsa, data.
+"""The ``insilico`` command: demo, train, sites, sweep, rf, attack, controversial, rsa, score, data.
 
 Every argument is checked before anything is loaded or compiled — the model name, ``--weights``, the site (from
 the model's shapes alone, ``jax.eval_shape``), ``--images`` and its data under ``INSILICO_DATA``, store and output
@@ -11,6 +11,7 @@ import argparse
 import sys
 
 from . import commands, probes
+from . import score as _score
 from .checks import (
     COUNT,
     DATA_HINT,
@@ -115,6 +116,8 @@ def main(argv=None):
     _seed_and_out(p, "insilico_rsa")
     _weights(p)
     p.set_defaults(fn=probes.rsa)
+
+    _score.add_parser(sub, count=COUNT, non_negative_int=NON_NEGATIVE_INT, weights=_weights, seed_and_out=_seed_and_out)
 
     p = sub.add_parser("data", help="list, verify or fetch (sha256-checked) the datasets under INSILICO_DATA")
     p.add_argument("command", choices=("list", "verify", "fetch"), nargs="?", default="list")
