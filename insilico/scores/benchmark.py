@@ -150,6 +150,8 @@ def available() -> list[str]:
 def missing_data(benchmark: Benchmark, root: str | os.PathLike | None = None) -> str | None:
     """None when every folder ``benchmark`` reads is under ``root`` (default ``INSILICO_DATA``); otherwise one
     line naming the missing folders and the command that fetches them."""
+    if not benchmark.folders:
+        return None
     root = root if root is not None else os.environ.get("INSILICO_DATA")
     if not root or not Path(root).expanduser().is_dir():
         why = "INSILICO_DATA is not set" if not root else f"INSILICO_DATA={str(root)!r} is not a directory"

@@ -39,19 +39,21 @@ def combine(results: dict, identity: dict, *, seed: int, resize: str, task: tupl
         data[key] = ("benchmark", np.array([float(results[b].attrs[v]) for b in names]))
     for v in _TEXT:
         data[v] = ("benchmark", np.array([str(results[b].attrs.get(v, "")) for b in names], dtype=object))
-    samples = np.full((len(names), n_samples), np.nan)
-    for i, b in enumerate(names):
-        s = results[b].samples.values
-        samples[i, :len(s)] = s
-    data["samples"] = (("benchmark", "sample"), samples)
+    if n_samples:                            # NaN-padded: a stored benchmark may have other sample counts
+        samples = np.full((len(names), n_samples), np.nan)
+        for i, b in enumerate(names):
+            if "samples" in results[b]:
+                s = results[b].samples.values
+                samples[i, :len(s)] = s
+        data["samples"] = (("benchmark", "sample"), samples)
     attrs = {**{k: (str(v) if not isinstance(v, (int, float)) else v) for k, v in identity.items()},
              "seed": int(seed), "resize": resize, "resize_method": RESIZE_METHODS[resize],
              "channels_rule": CHANNELS_RULE,
              "benchmark_versions": ", ".join(f"{b}={results[b].attrs['benchmark_version']}" for b in names),
              "task_accuracy": float(task[0]), "task_note": task[1],
              "skipped": "; ".join(f"{k}: {v}" for k, v in skipped.items())}
-    return xr.Dataset(data, coords={"benchmark": names, "site": sites, "sample": np.arange(n_samples)},
-                      attrs=attrs)
+    coords = {"benchmark": names, "site": sites, **({"sample": np.arange(n_samples)} if n_samples else {})}
+    return xr.Dataset(data, coords=coords, attrs=attrs)
 
 
 def heatmap(card: xr.Dataset):
@@ -67,7 +69,7 @@ def heatmap(card: xr.Dataset):
     v = card.heldout_score.values.T                                  # (site, benchmark)
     lo, hi = np.nanmin(np.where(np.isfinite(v), v, np.inf), 0), np.nanmax(np.where(np.isfinite(v), v, -np.inf), 0)
     with np.errstate(invalid="ignore", divide="ignore"):
-        rel = np.where(hi > lo, (v - lo) / (hi - lo), 1.0)
+        rel = np.where(np.isfinite(v), np.where(hi > lo, (v - lo) / (hi - lo), 1.0), np.nan)
     n_sites, n_bench = v.shape
     fig, ax = plt.subplots(figsize=(2.6 + 1.25 * n_bench, 1.8 + 0.42 * n_sites), layout="constrained")
     im = ax.imshow(np.ma.masked_invalid(rel), cmap="viridis", vmin=0, vmax=1, aspect="auto")

@@ -4,8 +4,9 @@ choosing the model's site on the selection split and scoring it on the held-out 
 
 Every scorer returns an :class:`xarray.Dataset` over ``site`` (``selection_score``, ``heldout_score`` with its
 bootstrap interval, ``full_score`` on all stimuli and neurons with its interval) and the benchmark's result:
-``samples`` (the chosen site's held-out bootstrap distribution) and attrs ``chosen_site``, ``selection_score``,
-``raw_score`` (held-out), ``ceiling``, ``normalized`` and ``normalization`` (the formula).
+``samples`` (the chosen site's held-out bootstrap distribution, absent without bootstrap samples) and attrs
+``chosen_site``, ``selection_score``, ``raw_score`` (held-out), ``ceiling``, ``normalized`` and ``normalization``
+(the formula).
 """
 from __future__ import annotations
 
@@ -52,13 +53,15 @@ def _result(sites, selection, heldout, full, held_samples, full_samples, *, ceil
     ds = xr.Dataset(
         {"selection_score": ("site", selection), "heldout_score": ("site", heldout),
          "heldout_ci_low": ("site", h_lo), "heldout_ci_high": ("site", h_hi), "full_score": ("site", full),
-         "full_ci_low": ("site", f_lo), "full_ci_high": ("site", f_hi), "samples": ("sample", samples)},
+         "full_ci_low": ("site", f_lo), "full_ci_high": ("site", f_hi)},
         coords={"site": list(sites)},
         attrs={"chosen_site": str(sites[best]), "selection_score": float(selection[best]), "raw_score": raw,
                "ceiling": float(ceiling), "ceiling_lower": float(ceiling_lower), "ceiling_upper": float(ceiling_upper),
                "normalized": float(normalized), "normalization": normalization if np.isfinite(normalized) else
                f"not normalized ({ceiling_note})", "ceiling_method": ceiling_note, "n_selection": int(n_selection),
                "n_heldout": int(n_heldout), "n_boot": int(len(samples)), "selection_unit": unit, "ci": CI})
+    if len(samples):                         # no "sample" dimension without samples (NetCDF3 has no empty ones)
+        ds["samples"] = ("sample", samples)
     return ds
 
 

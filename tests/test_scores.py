@@ -1,0 +1,320 @@
+import dataclasses
+import itertools
+
+import jax
+import numpy as np
+import pytest
+import scipy.stats
+import xarray as xr
+
+from insilico import scores, zoo
+from insilico.analysis import encoding as enc
+from insilico.analysis import rsa
+from insilico.cli import main
+from insilico.probes.brain import record_sites
+from insilico.scores import _features
+from insilico.scores.run import BOOT_STREAM, CEILING_STREAM, SPLIT_STREAM
+
+N_STIM, N_SUBJ = 24, 3
+
+
+def _tau_a_loop(a, b):
+    """Kendall's τ-a by a loop over pairs of entries."""
+    m = len(a)
+    s = sum(np.sign(a[p] - a[q]) * np.sign(b[p] - b[q]) for p, q in itertools.combinations(range(m), 2))
+    return s / (m * (m - 1) / 2)
+
+
+def _condensed(r, idx):
+    i, j = np.triu_indices(len(idx), 1)
+    return r[np.ix_(idx, idx)][i, j]
+
+
+def _random_rdms(key, k, n):
+    x = np.asarray(jax.random.normal(jax.random.PRNGKey(key), (k, n, 5)), np.float64)
+    return np.stack([rsa.rdm(v) for v in x])
+
+
+def _rsa_bench(data, stimuli, name="fake-rsa", **kw):
+    return scores.Benchmark(name=name, region="fake IT", stimuli=lambda: stimuli, data=lambda: data, metric="rsa",
+                            rdm_method="correlation", comparator="tau-a", ceiling="subject RDMs",
+                            selection="stimuli", folders=(), citation="none", **kw)
+
+
+@pytest.fixture(scope="module")
+def fake_stimuli():
+    x = np.asarray(jax.random.uniform(jax.random.PRNGKey(3), (N_STIM, 8, 8, 3)), np.float32)
+    return x, np.repeat(np.arange(4), N_STIM // 4)
+
+
+# --------------------------------------------------------------------------------------------- registry, --list
+
+def test_registry_holds_the_benchmarks():
+    names = scores.available()
+    assert names[:5] == ["kriegeskorte2008-human-it", "kriegeskorte2008-monkey-it", "cichy2014-evc", "cichy2014-it",
+                         "mur2013-judgements"]
+    assert {f"cowley2023-v4-{s}" for s in ("210325", "190923", "201025", "210225")} <= set(names)
+    assert {"allen2020-mouse-v1", "tang2018-v1", "goris2015-v1v2-sf"} <= set(names)
+    assert scores.get("mur2013-judgements").kind == "behaviour"
+    assert scores.get("kriegeskorte2008-monkey-it").ceiling.startswith("none")
+    assert scores.get("cowley2023-v4-210325").ceiling_data is not None
+    assert all(scores.get(f"cowley2023-v4-{s}").ceiling.startswith("none") for s in ("190923", "201025", "210225"))
+    assert scores.get("goris2015-v1v2-sf").metric == "tuning-shape"
+    with pytest.raises(scores.UnknownBenchmarkError, match="unknown benchmark 'v9'; registered: kriegeskorte"):
+        scores.get("v9")
+    with pytest.raises(ValueError, match="registered already"):
+        scores.register(scores.get("cichy2014-it"))
+    with pytest.raises(ValueError, match="metric must be one of rsa, encoding, tuning-shape; got 'cka'"):
+        dataclasses.replace(scores.get("cichy2014-it"), metric="cka")
+    a = scores.get("cichy2014-it")
+    assert a.fingerprint() == a.fingerprint() != dataclasses.replace(a, version="2").fingerprint()
+
+
+def test_list_command_says_what_is_present(tmp_path, monkeypatch, capsys):
+    (tmp_path / "cowley2023_v4").mkdir()
+    monkeypatch.setenv("INSILICO_DATA", str(tmp_path))
+    main(["score", "--list"])
+    out = capsys.readouterr().out
+    assert "12 benchmarks" in out and "insilico data fetch NAME" in out
+    line = lambda name: next(s for s in out.splitlines() if s.strip().startswith(name + " "))
+    assert "present" in line("cowley2023-v4-190923") and "absent" in line("cichy2014-it")
+    assert "cichy2014_fmri_rdms_92images, kriegeskorte2008_92images" in line("cichy2014-it")
+
+
+# ---------------------------------------------------------------------------------- metrics vs references
+
+def test_rsa_metric_and_ceiling_match_references():
+    data, models = _random_rdms(0, N_SUBJ, 12), _random_rdms(1, 2, 12)
+    rdms = {"a": models[0], "b": models[1]}
+    split = scores.split_stimuli(12, jax.random.PRNGKey(0), np.repeat([0, 1], 6))
+    ds = scores.score_rsa(rdms, data, split, comparator="tau-a", n_boot=0, key=jax.random.PRNGKey(1))
+    for var, idx in (("selection_score", split[0]), ("heldout_score", split[1]), ("full_score", np.arange(12))):
+        ref = [np.mean([_tau_a_loop(_condensed(r, idx), _condensed(d, idx)) for d in data]) for r in models]
+        np.testing.assert_allclose(ds[var].values, ref, atol=1e-12)
+    held = split[1]
+    assert (ds.attrs["ceiling_lower"], ds.attrs["ceiling_upper"]) == rsa.noise_ceiling(data[:, held][:, :, held],
+                                                                                      "tau-a")
+    best = int(np.argmax(ds.selection_score.values))
+    assert ds.attrs["chosen_site"] == "ab"[best] and ds.attrs["raw_score"] == ds.heldout_score.values[best]
+    assert ds.attrs["normalized"] == pytest.approx(ds.attrs["raw_score"] / ds.attrs["ceiling_lower"])
+
+
+def test_rsa_intervals_are_the_stimulus_bootstrap_of_the_held_out_half():
+    data, models = _random_rdms(0, N_SUBJ, 12), _random_rdms(1, 2, 12)
+    split = scores.split_stimuli(12, jax.random.PRNGKey(0))
+    key = jax.random.PRNGKey(5)
+    ds = scores.score_rsa({"a": models[0], "b": models[1]}, data, split, comparator="tau-a", n_boot=50, key=key)
+    held = split[1]
+    ref = rsa.bootstrap(models[:, held][:, :, held], data[:, held][:, :, held], method="tau-a", n_samples=50,
+                        key=jax.random.split(key)[0], with_ceiling=False)
+    chosen = ["a", "b"].index(ds.attrs["chosen_site"])
+    np.testing.assert_allclose(ds.samples.values, ref.samples.values[:, chosen])
+    np.testing.assert_allclose(ds.heldout_ci_low.values, ref.ci_low.values)
+
+
+def test_encoding_metric_matches_a_numpy_loop():
+    rng = np.random.default_rng(0)
+    per_split = {s: rng.uniform(-0.2, 0.9, (4, 9)) for s in ("conv1", "conv2", "fc")}
+    per_split["conv2"][1, 3] = np.nan
+    rel = enc.split_half_reliability(rng.poisson(3, (30, 9, 6)).astype(float) + rng.normal(0, 1, (30, 9, 1)),
+                                     n_splits=10, key=jax.random.PRNGKey(2))
+    split = scores.split_neurons(9, jax.random.PRNGKey(1))
+    ds = scores.score_encoding(per_split, split, ceiling=rel, n_boot=0, key=jax.random.PRNGKey(3))
+    for var, idx in (("selection_score", split[0]), ("heldout_score", split[1]), ("full_score", np.arange(9))):
+        ref = []
+        for v in per_split.values():
+            per_neuron = [np.mean([x for x in v[:, k] if np.isfinite(x)]) for k in range(9)]
+            ref.append(np.median([per_neuron[k] for k in idx]))
+        np.testing.assert_allclose(ds[var].values, ref)
+    c = np.median(np.asarray(rel)[split[1]])
+    assert ds.attrs["ceiling"] == pytest.approx(c)
+    assert ds.attrs["normalized"] == pytest.approx(ds.attrs["raw_score"] / np.sqrt(c))
+    assert "Spearman-Brown" in ds.attrs["ceiling_method"]
+
+
+def test_tuning_shape_metric_matches_scipy():
+    rng = np.random.default_rng(1)
+    a, b = rng.normal(0, 1, 40).round(1), np.append(rng.normal(0.5, 1.3, 15).round(1), np.nan)
+    assert scores.ks_distance(a, b) == pytest.approx(scipy.stats.ks_2samp(a, b[:-1]).statistic)
+    model = {"preferred_sf": rng.lognormal(0, 1, 30), "sf_bandwidth": rng.uniform(0.5, 3, 30)}
+    cells = {"preferred_sf": rng.lognormal(0.3, 1, 6), "sf_bandwidth": rng.uniform(1, 2, 6)}
+    ref = 1 - np.mean([scipy.stats.ks_2samp(model[k], cells[k]).statistic for k in cells])
+    assert scores.tuning_shape_score(model, cells) == pytest.approx(ref)
+    ds = scores.score_tuning({"s1": model}, cells, (np.arange(3), np.arange(3, 6)), n_boot=5, key=jax.random.PRNGKey(0))
+    sub = {k: v[3:] for k, v in cells.items()}
+    assert ds.attrs["raw_score"] == pytest.approx(1 - np.mean([scipy.stats.ks_2samp(model[k], sub[k]).statistic
+                                                              for k in sub]))
+    assert ds.samples.shape == (5,) and np.isnan(ds.attrs["ceiling"])
+
+
+def test_site_features_equal_the_analysis_functions(tiny_convnet, fake_stimuli):
+    x = fake_stimuli[0]
+    feats = record_sites(tiny_convnet, x, ["conv2", "fc1"])
+    r = _features.site_rdms(tiny_convnet, x, ["conv2", "fc1"], rdm_method="correlation")
+    np.testing.assert_array_equal(r["conv2"], rsa.rdm(feats["conv2"], "correlation"))
+    y = np.asarray(jax.random.normal(jax.random.PRNGKey(4), (N_STIM, 3)), np.float64)
+    key = jax.random.PRNGKey(7)
+    e = _features.encoding_scores(tiny_convnet, x, y, ["conv2", "fc1"], n_splits=2, key=key)
+    ref = enc.encode(feats["fc1"][:, feats["fc1"].std(0) > 0], y, n_splits=2, key=jax.random.fold_in(key, 1))
+    np.testing.assert_array_equal(e["fc1"], ref.per_split)
+    assert e["conv2"].shape == (2, 3)
+
+
+# ------------------------------------------------------------------------------------------ stimuli, splits
+
+def test_resize_and_channels_are_stated():
+    from skimage.transform import resize
+
+    x = np.asarray(jax.random.uniform(jax.random.PRNGKey(0), (2, 20, 20, 3)), np.float32)
+    out, note = scores.prepare_images(x, (8, 8, 3))
+    np.testing.assert_array_equal(out[0], resize(x[0], (8, 8), anti_aliasing=True).astype(np.float32))
+    assert "antialiased-bilinear" in note and "20x20 to 8x8" in note
+    grey, note = scores.prepare_images(x, (8, 8, 1), method="area")
+    assert grey.shape == (2, 8, 8, 1) and "mean of R, G, B" in note and "resize_local_mean" in note
+    colour, note = scores.prepare_images(x[..., :1], (20, 20, 3))
+    assert (colour[..., 0] == colour[..., 2]).all() and "grey repeated" in note and "resized" not in note
+    with pytest.raises(ValueError, match="resize must be one of 'antialiased-bilinear', 'area', 'bilinear'"):
+        scores.prepare_images(x, (8, 8, 3), method="nearest")
+
+
+def test_stimulus_split_is_stratified_and_disjoint():
+    groups = np.repeat(np.arange(6), [12, 12, 12, 12, 23, 21])
+    sel, held = scores.split_stimuli(92, jax.random.PRNGKey(0), groups)
+    assert len(np.intersect1d(sel, held)) == 0 and len(sel) + len(held) == 92
+    assert [int((groups[sel] == g).sum()) for g in range(6)] == [6, 6, 6, 6, 11, 10]
+
+
+# ------------------------------------------------------------------------------ no double dipping (planted)
+
+def test_site_is_chosen_on_the_selection_half_and_scored_on_the_other(tiny_convnet, fake_stimuli, monkeypatch):
+    data = _random_rdms(8, 1, N_STIM) + 0.3 * _random_rdms(0, N_SUBJ, N_STIM)    # subjects that agree
+    bench = _rsa_bench(data, fake_stimuli, stream=3)
+    key = jax.random.fold_in(jax.random.PRNGKey(11), bench.stream)
+    sel, held = scores.split_stimuli(N_STIM, jax.random.fold_in(key, SPLIT_STREAM), fake_stimuli[1])
+    planted = _random_rdms(5, 1, N_STIM)[0]                         # unrelated to the data ...
+    mean = data.mean(0)
+    planted[np.ix_(sel, sel)] = mean[np.ix_(sel, sel)]               # ... except on the selection half: equal to it
+    honest = mean + 0.3 * _random_rdms(6, 1, N_STIM)[0]              # close to the data everywhere
+    monkeypatch.setattr(_features, "site_rdms", lambda s, x, sites, rdm_method: {"planted": planted, "honest": honest})
+    ds = scores.run_benchmark(tiny_convnet, bench, seed=11, n_boot=0)
+    score = lambda r, idx: np.mean([_tau_a_loop(_condensed(r, idx), _condensed(d, idx)) for d in data])
+    assert ds.attrs["chosen_site"] == "planted"
+    assert ds.attrs["selection_score"] == pytest.approx(score(planted, sel))
+    assert ds.attrs["raw_score"] == pytest.approx(score(planted, held))             # the held-out score ...
+    assert ds.attrs["raw_score"] < 0.2 < ds.heldout_score.sel(site="honest").item()  # ... far below its selection
+    assert ds.attrs["selection_score"] > 0.5
+
+
+# ------------------------------------------------------------------------------------ resume, missing data
+
+def test_store_reuses_equal_fingerprints_and_recomputes_changed_ones(tiny_convnet, fake_stimuli, tmp_path):
+    bench = _rsa_bench(_random_rdms(0, N_SUBJ, N_STIM), fake_stimuli)
+    log = []
+    first, _, ident = scores.score_model(tiny_convnet, [bench], tmp_path, n_boot=0, log=log.append)
+    assert "fake-rsa: " in log[-1] and "held-out" in log[-1] and (tmp_path / "benchmarks" / "fake-rsa.nc").exists()
+    again, _, _ = scores.score_model(tiny_convnet, [bench], tmp_path, n_boot=0, log=log.append)
+    assert "reused the stored result" in log[-1]
+    xr.testing.assert_identical(first["fake-rsa"], again["fake-rsa"])
+    scores.score_model(tiny_convnet, [bench], tmp_path, seed=1, n_boot=0, log=log.append)
+    assert "refused — it differs in seed; recomputing" in log[-2]
+    changed = dataclasses.replace(bench, version="2")
+    scores.score_model(tiny_convnet, [changed], tmp_path, seed=1, n_boot=0, log=log.append)
+    assert "differs in benchmark" in log[-2]
+    heavier = jax.tree.map(lambda a: a * 1.5, tiny_convnet)          # the weights are the subject's only leaves
+    scores.score_model(heavier, [changed], tmp_path, seed=1, resize="area", n_boot=0, log=log.append)
+    assert "differs in weights_sha256, resize" in log[-2]
+    assert ident["weights_sha256"] == scores.weights_hash(tiny_convnet) != scores.weights_hash(heavier)
+
+
+def test_missing_data_names_the_folder_and_the_fetch_command(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("INSILICO_DATA", str(tmp_path))
+    with pytest.raises(scores.MissingDataError, match=r"needs cichy2014_fmri_rdms_92images, kriegeskorte2008_92images"
+                       r", not in INSILICO_DATA=.*`insilico data fetch cichy2014_fmri_rdms_92images kriegeskorte"):
+        scores.run_benchmark(None, scores.get("cichy2014-it"))
+    with pytest.raises(SystemExit) as e:
+        main(["score", "cifar_convnet", "--benchmarks", "tang2018-v1", "--out", str(tmp_path / "o")])
+    assert e.value.code == 2 and "insilico data fetch tang2018_v1_pattern_stimuli" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()                               # refused before anything was written
+
+
+def test_a_model_without_classes_skips_the_task_with_a_note(tiny_convnet):
+    acc, note = scores.task_accuracy(tiny_convnet)
+    assert np.isnan(acc) and note == "no task accuracy: tiny has no class outputs"
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["score", "vgg99"], "unknown zoo model 'vgg99'"),
+    (["score", "cifar_convnet", "--benchmarks", "v9"], "unknown benchmark(s) v9; registered:"),
+    (["score", "cifar_convnet", "--resize", "nearest"], "--resize must be one of 'antialiased-bilinear'"),
+    (["score", "cifar_convnet", "--n-boot", "1"], "--n-boot must be 0 (no intervals) or at least 2; got 1"),
+    (["score", "nosuchmodule_xyz:make"], "no module 'nosuchmodule_xyz'"),
+    (["score", "x", "--arch", "resnet18"], "give --state-dict PATH"),
+    (["score", "--arch", "resnet9", "--state-dict", "w.pth"], "--arch must be one of"),
+    (["score"], "name a model")])
+def test_score_arguments_are_checked_first(argv, message, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as e:
+        main(argv)
+    assert e.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_score_command_with_a_factory_and_a_registered_benchmark(tiny_convnet, fake_stimuli, tmp_path, monkeypatch,
+                                                                 capsys):
+    (tmp_path / "my_lab.py").write_text("from insilico.subject import make_subject\nSUBJECT = None\n"
+                                        "def make():\n    return SUBJECT\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import my_lab
+
+    monkeypatch.setattr(my_lab, "SUBJECT", tiny_convnet)
+    bench = _rsa_bench(_random_rdms(0, N_SUBJ, N_STIM), fake_stimuli, name="fake-planted")
+    monkeypatch.setitem(scores.BENCHMARKS, bench.name, bench)
+    out = tmp_path / "card"
+    main(["score", "my_lab:make", "--benchmarks", "fake-planted", "--n-boot", "10", "--out", str(out)])
+    text = capsys.readouterr().out
+    assert "[1/1] fake-planted: " in text and "task: no task accuracy: tiny has no class outputs" in text
+    card = xr.open_dataset(out / "scores.nc", engine="scipy").load()
+    assert list(card.benchmark.values) == ["fake-planted"] and card.attrs["source"] == "factory my_lab:make"
+    assert card.samples.shape == (1, 10) and card.heldout_score.dims == ("benchmark", "site")
+    assert card.attrs["benchmark_versions"] == "fake-planted=1" and card.attrs["resize"] == "antialiased-bilinear"
+    html = (out / "scorecard.html").read_text()
+    assert "fake-planted" in html and "heatmap.png" in html and "resized from 8x8" not in html
+
+
+def test_score_command_on_two_real_benchmarks(data_dir, tmp_path, capsys):
+    argv = ["score", "cifar_convnet", "--benchmarks", "kriegeskorte2008-monkey-it", "allen2020-mouse-v1",
+            "--n-boot", "20", "--task-images", "200", "--out", str(tmp_path)]
+    main(argv)
+    text = capsys.readouterr().out
+    assert "[1/2] kriegeskorte2008-monkey-it: " in text and "[2/2] allen2020-mouse-v1: " in text
+    assert "top-1 accuracy on the first 200 CIFAR-10 test images" in text
+    card = xr.open_dataset(tmp_path / "scores.nc", engine="scipy").load()
+    assert np.isnan(card.ceiling.values).all() and list(card.site.values) == list(zoo.load("cifar_convnet").sites)
+    assert "resized from 175x175 to 32x32" in str(card.stimuli.values[0])
+    assert "grey repeated in R, G and B" in str(card.stimuli.values[1])
+    main(argv)
+    assert text.count("reused") == 0 and capsys.readouterr().out.count("reused the stored result") == 2
+
+
+# ---------------------------------------------------------------------------------------------- reproduction
+
+def reproduce(n_boot: int = 1000) -> dict:
+    """cifar_convnet on human IT and V4 session 210325, the numbers of docs/experiments.md on all stimuli and
+    neurons (the held-out ones differ by design)."""
+    sub = zoo.load("cifar_convnet")
+    it = scores.run_benchmark(sub, scores.get("kriegeskorte2008-human-it"), seed=0, n_boot=n_boot)
+    v4 = scores.run_benchmark(sub, scores.get("cowley2023-v4-210325"), seed=0, n_boot=n_boot)
+    raw = scores.get("cowley2023-v4-210325").ceiling_data()
+    rel = enc.split_half_reliability(raw, n_splits=100, key=jax.random.fold_in(jax.random.PRNGKey(0), CEILING_STREAM))
+    return {"it": it, "v4": v4, "v4_ceiling_all": float(np.nanmedian(rel))}
+
+
+@pytest.mark.slow
+def test_reproduces_the_documented_numbers(data_dir):
+    r = reproduce()
+    it = r["it"].sel(site="fc1")
+    assert it.full_score.item() == pytest.approx(0.119, abs=5e-4)              # docs: 0.119 [0.061, 0.181]
+    assert 0.061 <= it.full_score.item() <= 0.181 and it.full_ci_low.item() < 0.119 < it.full_ci_high.item()
+    assert r["v4"].full_score.sel(site="conv3").item() == pytest.approx(0.536, abs=5e-4)   # docs: conv3 0.536
+    assert r["v4_ceiling_all"] == pytest.approx(0.759, abs=5e-4)                          # docs: ceiling 0.759
+    assert BOOT_STREAM != SPLIT_STREAM
