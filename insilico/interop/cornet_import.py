@@ -16,6 +16,7 @@ batch_stats mean/var (``num_batches_tracked`` is ignored).
 """
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -29,22 +30,26 @@ from ..models.imagenet import IMAGENET_MEAN, IMAGENET_STD
 from ..subject import InputSpec, Subject, make_subject
 from .torch_import import StateDictError
 
-Mapping = dict[str, tuple[str, tuple[str, ...], Callable]]
+
+@dataclasses.dataclass(frozen=True)
+class Conversion:
+    """How a torch tensor becomes a Flax variable: ``convert`` (torch array → Flax array) and ``torch_shape`` (the
+    Flax variable's shape → the shape of the torch tensor it comes from, for the shape check)."""
+
+    convert: Callable[[np.ndarray], np.ndarray]
+    torch_shape: Callable[[tuple[int, ...]], tuple[int, ...]]
+
+    def __call__(self, w: np.ndarray) -> np.ndarray:
+        return self.convert(w)
 
 
-def conv_kernel(w):
-    """A PyTorch conv weight (out, in, kh, kw) as a Flax kernel (kh, kw, in, out)."""
-    return np.transpose(w, (2, 3, 1, 0))
+# conv (out, in, kh, kw) → (kh, kw, in, out); linear (out, in) → (in, out); anything else unchanged
+conv_kernel = Conversion(lambda w: np.transpose(w, (2, 3, 1, 0)), lambda s: (s[3], s[2], s[0], s[1]))
+linear_kernel = Conversion(lambda w: np.transpose(w, (1, 0)), lambda s: tuple(s[::-1]))
+as_is = Conversion(lambda w: w, tuple)
 
-
-def linear_kernel(w):
-    """A PyTorch linear weight (out, in) as a Flax kernel (in, out)."""
-    return np.transpose(w, (1, 0))
-
-
-def as_is(w):
-    """A tensor whose layout is the same in both frameworks (biases, norm parameters and statistics)."""
-    return w
+# torch key -> (collection, Flax path, conversion)
+Mapping = dict[str, tuple[str, tuple[str, ...], Conversion]]
 
 
 def _conv(prefix: str, path: tuple[str, ...], bias: bool = False) -> Mapping:
@@ -139,15 +144,6 @@ def _arrays(state_dict) -> tuple[dict[str, np.ndarray], list[str]]:
     return out, clashes
 
 
-def _torch_shape(flax_shape, convert) -> tuple[int, ...]:
-    if convert is conv_kernel:
-        kh, kw, i, o = flax_shape
-        return (o, i, kh, kw)
-    if convert is linear_kernel:
-        return tuple(flax_shape[::-1])
-    return tuple(flax_shape)
-
-
 def load_cornet(arch: str, state_dict, *, input_shape=(224, 224, 3), name: str | None = None) -> Subject:
     """A :class:`Subject` of ``arch`` ("cornet_z", "cornet_rt", "cornet_s") with the weights of an official
     state dict (a mapping of tensors or arrays, a whole checkpoint, or a path to a ``.pth`` / ``.npz`` file). The
@@ -179,7 +175,7 @@ def load_cornet(arch: str, state_dict, *, input_shape=(224, 224, 3), name: str |
         target = shapes[collection]
         for p in path:
             target = target[p]
-        want = _torch_shape(target.shape, convert)
+        want = tuple(convert.torch_shape(tuple(target.shape)))
         if tuple(sd[key].shape) != want:
             problems.append(f"{key}: shape {tuple(sd[key].shape)}, expected {want}")
             continue
