@@ -1,6 +1,6 @@
 """torchvision-format AlexNet, VGG-16 and ResNet-18 state dicts into Flax: the same outputs and sites as PyTorch
 on the same random weights. The PyTorch networks below follow torchvision's module layout (and so its state-dict
-keys) layer by layer."""
+keys) layer by layer. ResNet-50 and ViT-B/16 are in test_torch_import_large.py."""
 import numpy as np
 import pytest
 
@@ -29,7 +29,7 @@ class TorchAlexNet(nn.Module):
 
 
 class TorchVGG16(nn.Module):
-    CFG = [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M"]
+    CFG = (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M")
 
     def __init__(self, num_classes=1000):
         super().__init__()
@@ -159,8 +159,8 @@ def test_bad_state_dicts_name_each_tensor():
     assert "missing tensors (1): layer2.0.downsample.0.weight" in msg
     assert "unexpected tensors (1): layer5.0.conv1.weight" in msg
     assert "layer1.0.conv1.weight: shape (64, 64, 5, 5), expected (64, 64, 3, 3)" in msg
-    with pytest.raises(ValueError, match="available: alexnet, vgg16, resnet18"):
-        load_state_dict("resnet50", sd)
+    with pytest.raises(ValueError, match="available: alexnet, vgg16, resnet18, resnet50, vit_b_16"):
+        load_state_dict("resnet101", sd)
     path = f"{pytest.importorskip('tempfile').mkdtemp()}/r.npz"
     np.savez(path, **sd)
     subject = load_state_dict("resnet18", path, input_shape=(32, 32, 3))
@@ -174,6 +174,6 @@ def test_imported_models_round_trip_through_specs_and_take_edits():
     assert build_model(model_spec(subject.model)) == subject.model
     x = np.random.default_rng(2).uniform(0, 1, (3, 64, 64, 3)).astype(np.float32)
     _, intact = electrode.record(subject, x, "fc7")
-    _, lesioned = electrode.run(subject, x, edits={"conv5": electrode.lesion((np.arange(256) < 128).astype(np.float32))},
-                                record="fc7")
+    half = electrode.lesion((np.arange(256) < 128).astype(np.float32))
+    _, lesioned = electrode.run(subject, x, edits={"conv5": half}, record="fc7")
     assert not np.allclose(np.asarray(intact["fc7"]), np.asarray(lesioned["fc7"]))

@@ -1,15 +1,25 @@
-"""Load torchvision-format state dicts of AlexNet, VGG-16 and ResNet-18 into the matching Flax models.
+"""Load torchvision-format state dicts of AlexNet, VGG-16, ResNet-18, ResNet-50 and ViT-B/16 into the matching
+Flax models.
 
-    subject = load_state_dict("resnet18", torch.load("resnet18.pth"))      # or a dict of NumPy arrays / .npz
+    subject = load_state_dict("resnet50", torch.load("resnet50.pth"))      # or a dict of NumPy arrays / .npz
     out, rec = electrode.record(subject, images, ["layer3/block2"])
 
 Tensors may be ``torch.Tensor`` or NumPy arrays (PyTorch is needed only to read a ``.pth`` file). Every tensor is
 checked: missing, unexpected and mis-shaped ones are all named in one :class:`StateDictError`. Layout
 conversions: conv weights (out, in, kh, kw) → (kh, kw, in, out); linear (out, in) → (in, out); batch-norm
-weight/bias/running_mean/running_var → scale/bias and batch_stats mean/var (``num_batches_tracked`` is ignored).
+weight/bias/running_mean/running_var → scale/bias and batch_stats mean/var (``num_batches_tracked`` is ignored);
+layer norm weight/bias → scale/bias; ``nn.MultiheadAttention``'s packed ``in_proj_weight`` (3D, D) and
+``in_proj_bias`` split into Flax's query/key/value kernels (D, heads, D / heads) and biases, ``out_proj.weight``
+→ the out kernel (heads, D / heads, D); ViT's ``class_token`` and ``encoder.pos_embedding`` as they are.
+
+Architectures are rows of :data:`TABLE` — ``{arch: (model factory, mapping, readout key)}`` — so another one is
+registered by adding a row: a function of the number of classes returning the Flax model, a function of that model
+returning its :data:`Mapping`, and the state-dict key of the readout weight (out, in) the number of classes is
+read from.
 """
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -19,34 +29,59 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..models.imagenet import IMAGENET_MEAN, IMAGENET_STD, VGG16, VGG16_BLOCKS, AlexNet, ResNet18
+from ..models.imagenet import IMAGENET_MEAN, IMAGENET_STD, VGG16, VGG16_BLOCKS, AlexNet, ResNet18, ResNet50
+from ..models.vit import ViT
 from ..subject import InputSpec, Subject, make_subject
-
-ARCHITECTURES = ("alexnet", "vgg16", "resnet18")
 
 
 class StateDictError(ValueError):
     """A state dict that does not fit the architecture; the message names every offending tensor."""
 
 
-def _conv(w):
-    return np.transpose(w, (2, 3, 1, 0))
+@dataclasses.dataclass(frozen=True)
+class Layout:
+    """A conversion of a torch tensor into a Flax variable: ``convert`` (torch array → array of the Flax
+    variable's size; the loader reshapes it to the variable's shape) and ``torch_shape`` (the Flax variable's shape
+    → the torch tensor's shape it comes from)."""
+
+    convert: Callable[[np.ndarray], np.ndarray]
+    torch_shape: Callable[[tuple[int, ...]], tuple[int, ...]]
+
+    def __call__(self, w: np.ndarray) -> np.ndarray:
+        return self.convert(w)
 
 
-def _linear(w):
-    return np.transpose(w, (1, 0))
+def _kernel_shape(s):
+    kh, kw, i, o = s
+    return (o, i, kh, kw)
 
 
-def _same(w):
-    return w
+_conv = Layout(lambda w: np.transpose(w, (2, 3, 1, 0)), _kernel_shape)
+_linear = Layout(lambda w: np.transpose(w, (1, 0)), lambda s: tuple(s[::-1]))
+_same = Layout(lambda w: w, tuple)
 
 
-# torch key -> (collection, flax path, conversion from the torch layout)
-Mapping = dict[str, tuple[str, tuple[str, ...], Callable]]
+def _in_proj_weight(part: int) -> Layout:
+    """Query (0), key (1) or value (2) rows of ``in_proj_weight`` (3E, D) as a kernel (D, heads, E / heads)."""
+    return Layout(lambda w: np.transpose(np.split(w, 3)[part]), lambda s: (3 * s[1] * s[2], s[0]))
+
+
+def _in_proj_bias(part: int) -> Layout:
+    """Query (0), key (1) or value (2) part of ``in_proj_bias`` (3E,) as a bias (heads, E / heads)."""
+    return Layout(lambda b: np.split(b, 3)[part], lambda s: (3 * s[0] * s[1],))
+
+
+# ``out_proj.weight`` (D, E) as the out kernel (heads, E / heads, D)
+_out_proj = Layout(lambda w: np.transpose(w), lambda s: (s[2], s[0] * s[1]))
+
+# (collection, flax path, conversion from the torch layout)
+Target = tuple[str, tuple[str, ...], Callable]
+# torch key -> its target, or a list of targets for a tensor split over several Flax variables
+Mapping = dict[str, Target | list[Target]]
 
 
 def _conv_entries(torch_prefix: str, flax_path: tuple[str, ...], bias: bool) -> Mapping:
-    out = {f"{torch_prefix}.weight": ("params", (*flax_path, "kernel"), _conv)}
+    out: Mapping = {f"{torch_prefix}.weight": ("params", (*flax_path, "kernel"), _conv)}
     if bias:
         out[f"{torch_prefix}.bias"] = ("params", (*flax_path, "bias"), _same)
     return out
@@ -62,6 +97,22 @@ def _bn_entries(torch_prefix: str, flax_path: tuple[str, ...]) -> Mapping:
             f"{torch_prefix}.bias": ("params", (*flax_path, "bias"), _same),
             f"{torch_prefix}.running_mean": ("batch_stats", (*flax_path, "mean"), _same),
             f"{torch_prefix}.running_var": ("batch_stats", (*flax_path, "var"), _same)}
+
+
+def _layer_norm_entries(torch_prefix: str, flax_path: tuple[str, ...]) -> Mapping:
+    return {f"{torch_prefix}.weight": ("params", (*flax_path, "scale"), _same),
+            f"{torch_prefix}.bias": ("params", (*flax_path, "bias"), _same)}
+
+
+def _attention_entries(torch_prefix: str, flax_path: tuple[str, ...]) -> Mapping:
+    """``nn.MultiheadAttention`` → Flax's ``MultiHeadDotProductAttention``."""
+    qkv = ("query", "key", "value")
+    return {f"{torch_prefix}.in_proj_weight": [("params", (*flax_path, n, "kernel"), _in_proj_weight(j))
+                                               for j, n in enumerate(qkv)],
+            f"{torch_prefix}.in_proj_bias": [("params", (*flax_path, n, "bias"), _in_proj_bias(j))
+                                             for j, n in enumerate(qkv)],
+            f"{torch_prefix}.out_proj.weight": ("params", (*flax_path, "out", "kernel"), _out_proj),
+            f"{torch_prefix}.out_proj.bias": ("params", (*flax_path, "out", "bias"), _same)}
 
 
 def _alexnet_mapping(model: AlexNet) -> Mapping:
@@ -88,7 +139,10 @@ def _vgg_mapping(model: VGG16) -> Mapping:
     return m
 
 
-def _resnet_mapping(model: ResNet18) -> Mapping:
+def _resnet_mapping(model: ResNet18 | ResNet50) -> Mapping:
+    """torchvision's ResNets: basic blocks (conv1, conv2) in ResNet18, bottlenecks (conv1 … conv3, 4x wider
+    outputs) in ResNet50."""
+    convs, expansion = ((1, 2), 1) if isinstance(model, ResNet18) else ((1, 2, 3), 4)
     m: Mapping = {}
     m.update(_conv_entries("conv1", ("conv1", "conv"), bias=False))
     m.update(_bn_entries("bn1", ("conv1", "bn")))
@@ -96,32 +150,56 @@ def _resnet_mapping(model: ResNet18) -> Mapping:
     for li, (n, w) in enumerate(zip(model.layers, model.widths), start=1):
         for b in range(n):
             t, f = f"layer{li}.{b}", (f"layer{li}", f"block{b + 1}")
-            for k in (1, 2):
+            for k in convs:
                 m.update(_conv_entries(f"{t}.conv{k}", (*f, f"conv{k}"), bias=False))
                 m.update(_bn_entries(f"{t}.bn{k}", (*f, f"bn{k}")))
             stride = 2 if (li > 1 and b == 0) else 1
-            if stride != 1 or in_ch != w:
+            if stride != 1 or in_ch != w * expansion:
                 m.update(_conv_entries(f"{t}.downsample.0", (*f, "shortcut"), bias=False))
                 m.update(_bn_entries(f"{t}.downsample.1", (*f, "bn_shortcut")))
-            in_ch = w
+            in_ch = w * expansion
     m.update(_linear_entries("fc", ("logits", "dense")))
     return m
 
 
-def _readout_key(arch: str) -> str:
-    return "fc.weight" if arch == "resnet18" else "classifier.6.weight"
+def _vit_mapping(model: ViT) -> Mapping:
+    m: Mapping = {"class_token": ("params", ("class_token",), _same),
+                  "encoder.pos_embedding": ("params", ("encoder", "pos_embedding"), _same)}
+    m.update(_conv_entries("conv_proj", ("conv_proj",), bias=True))
+    for i in range(model.depth):
+        t, f = f"encoder.layers.encoder_layer_{i}", ("encoder", f"layer{i + 1}")
+        m.update(_layer_norm_entries(f"{t}.ln_1", (*f, "ln_1")))
+        m.update(_attention_entries(f"{t}.self_attention", (*f, "self_attention")))
+        m.update(_layer_norm_entries(f"{t}.ln_2", (*f, "ln_2")))
+        m.update(_linear_entries(f"{t}.mlp.0", (*f, "mlp_in")))
+        m.update(_linear_entries(f"{t}.mlp.3", (*f, "mlp_out")))
+    m.update(_layer_norm_entries("encoder.ln", ("encoder", "ln", "norm")))
+    m.update(_linear_entries("heads.head", ("logits", "dense")))
+    return m
+
+
+# arch: (model factory of the number of classes, state-dict mapping as a function of the model, readout weight key)
+TABLE: dict[str, tuple[Callable[[int], nn.Module], Callable[[Any], Mapping], str]] = {
+    "alexnet": (lambda n: AlexNet(num_classes=n), _alexnet_mapping, "classifier.6.weight"),
+    "vgg16": (lambda n: VGG16(VGG16_BLOCKS, num_classes=n), _vgg_mapping, "classifier.6.weight"),
+    "resnet18": (lambda n: ResNet18(num_classes=n), _resnet_mapping, "fc.weight"),
+    "resnet50": (lambda n: ResNet50(num_classes=n), _resnet_mapping, "fc.weight"),
+    "vit_b_16": (lambda n: ViT(num_classes=n), _vit_mapping, "heads.head.weight"),
+}
+ARCHITECTURES = tuple(TABLE)
+
+
+def _row(arch: str):
+    if arch not in TABLE:
+        raise ValueError(f"unknown architecture {arch!r}; available: {', '.join(TABLE)}")
+    return TABLE[arch]
 
 
 def build(arch: str, num_classes: int = 1000) -> tuple[nn.Module, Callable[[Any], Mapping]]:
-    """The Flax model for ``arch`` ("alexnet", "vgg16", "resnet18") and its state-dict mapping (a function of that
-    model)."""
-    if arch == "alexnet":
-        return AlexNet(num_classes=num_classes), _alexnet_mapping
-    if arch == "vgg16":
-        return VGG16(VGG16_BLOCKS, num_classes=num_classes), _vgg_mapping
-    if arch == "resnet18":
-        return ResNet18(num_classes=num_classes), _resnet_mapping
-    raise ValueError(f"unknown architecture {arch!r}; available: {', '.join(ARCHITECTURES)}")
+    """The Flax model for ``arch`` (a key of :data:`TABLE`: "alexnet", "vgg16", "resnet18", "resnet50",
+    "vit_b_16") and its state-dict mapping (a function of that model)."""
+    factory, mapping_of, _ = _row(arch)
+    return factory(num_classes), mapping_of
 
 
 def _as_numpy(state_dict) -> dict[str, np.ndarray]:
@@ -142,26 +220,57 @@ def _as_numpy(state_dict) -> dict[str, np.ndarray]:
 
 
 def _torch_shape(flax_shape, convert) -> tuple[int, ...]:
-    """The torch-layout shape whose conversion has ``flax_shape``."""
-    if convert is _conv:
-        kh, kw, i, o = flax_shape
-        return (o, i, kh, kw)
-    if convert is _linear:
-        return tuple(flax_shape[::-1])
-    return tuple(flax_shape)
+    """The torch-layout shape whose conversion has ``flax_shape`` (a plain function keeps the shape)."""
+    return tuple(convert.torch_shape(tuple(flax_shape)) if isinstance(convert, Layout) else flax_shape)
 
 
-def load_state_dict(arch: str, state_dict, *, input_shape=(224, 224, 3), name: str | None = None,
-                    class_names=None) -> Subject:
-    """A :class:`Subject` of ``arch`` ("alexnet", "vgg16", "resnet18") with the weights of a torchvision state
-    dict (a mapping of tensors or arrays, or a path to a ``.pth`` / ``.npz`` file). The number of classes is read
-    from the readout's weight. The subject takes pixels in [0, 1] and applies the ImageNet normalization
-    inside. Raises :class:`StateDictError` naming every missing, unexpected or mis-shaped tensor."""
+def _model(arch: str, num_classes: int, model: nn.Module | None) -> nn.Module:
+    """The architecture's model, or ``model`` (of the architecture's class, e.g. a smaller ViT) with
+    ``num_classes`` classes."""
+    standard = _row(arch)[0](num_classes)
+    if model is None:
+        return standard
+    if type(model) is not type(standard):
+        raise ValueError(f"model for {arch!r} must be a {type(standard).__name__} (of any size); "
+                         f"got a {type(model).__name__}")
+    return model.clone(num_classes=num_classes) if hasattr(model, "num_classes") else model
+
+
+def _input_shape(arch: str, model: nn.Module, input_shape, sd: dict) -> tuple[int, ...]:
+    """``input_shape``, or the model's own (224 px; a ViT's ``image_size``); a ViT takes only its own."""
+    if not isinstance(model, ViT):
+        return (224, 224, 3) if input_shape is None else tuple(input_shape)
+    s, p = model.image_size, model.patch_size
+    valid = (s, s, 3)
+    if input_shape is None or tuple(input_shape) == valid:
+        return valid
+    msg = (f"input_shape {tuple(input_shape)} does not fit {arch}'s position embedding of {model.tokens} tokens "
+           f"(the class token and {s // p}×{s // p} patches of {p} px); valid input_shape: {valid}")
+    pos = sd.get("encoder.pos_embedding")
+    if pos is not None and pos.ndim == 3 and pos.shape[1] != model.tokens:
+        msg += (f". The state dict's encoder.pos_embedding has {pos.shape[1]} tokens: pass model=ViT(image_size=…, "
+                f"patch_size=…) with 1 + (image_size / patch_size)² = {pos.shape[1]}")
+    raise ValueError(msg)
+
+
+def load_state_dict(arch: str, state_dict, *, input_shape=None, name: str | None = None, class_names=None,
+                    model: nn.Module | None = None) -> Subject:
+    """A :class:`Subject` of ``arch`` (a key of :data:`TABLE`: "alexnet", "vgg16", "resnet18", "resnet50",
+    "vit_b_16") with the weights of a torchvision state dict (a mapping of tensors or arrays, or a path to a
+    ``.pth`` / ``.npz`` file). The number of classes is read from the readout's weight. The subject takes pixels
+    in [0, 1] and applies the ImageNet normalization inside.
+
+    ``input_shape``: (H, W, 3), default (224, 224, 3); a ViT takes only (image_size, image_size, 3), the size of
+    its position embedding (the default), and any other is refused. ``model``: the Flax model to fill, of the
+    architecture's class with other sizes (``ViT(image_size=384)``, ``ResNet18(layers=(3, 4, 6, 3))`` for
+    ResNet-34); its ``num_classes`` is set from the state dict. Raises :class:`StateDictError` naming every
+    missing, unexpected or mis-shaped tensor."""
     sd = _as_numpy(state_dict)
-    readout = _readout_key(arch) if arch in ARCHITECTURES else None
+    readout = _row(arch)[2]
     num_classes = int(sd[readout].shape[0]) if readout in sd and sd[readout].ndim == 2 else 1000
-    model, mapping_of = build(arch, num_classes)
-    mapping = mapping_of(model)
+    model = _model(arch, num_classes, model)
+    mapping = _row(arch)[1](model)
+    input_shape = _input_shape(arch, model, input_shape, sd)
     shapes = jax.eval_shape(model.init, jax.random.PRNGKey(0), jnp.zeros((1, *input_shape), jnp.float32))
     problems = []
     missing = [k for k in mapping if k not in sd]
@@ -171,24 +280,25 @@ def load_state_dict(arch: str, state_dict, *, input_shape=(224, 224, 3), name: s
     if unexpected:
         problems.append(f"unexpected tensors ({len(unexpected)}): {', '.join(unexpected)}")
     variables: dict = {"params": {}, "batch_stats": {}}
-    for key, (collection, path, convert) in mapping.items():
+    for key, entry in mapping.items():
         if key not in sd:
             continue
-        target = shapes[collection]
-        for p in path:
-            target = target[p]
-        want = _torch_shape(target.shape, convert)
-        if tuple(sd[key].shape) != want:
-            problems.append(f"{key}: shape {tuple(sd[key].shape)}, expected {want}")
-            continue
-        node = variables[collection]
-        for p in path[:-1]:
-            node = node.setdefault(p, {})
-        node[path[-1]] = jnp.asarray(convert(sd[key]).astype(np.float32))
+        for collection, path, convert in (entry if isinstance(entry, list) else [entry]):
+            target = shapes[collection]
+            for p in path:
+                target = target[p]
+            want = _torch_shape(target.shape, convert)
+            if tuple(sd[key].shape) != want:
+                problems.append(f"{key}: shape {tuple(sd[key].shape)}, expected {want}")
+                break
+            node = variables[collection]
+            for p in path[:-1]:
+                node = node.setdefault(p, {})
+            node[path[-1]] = jnp.asarray(convert(sd[key]).reshape(target.shape).astype(np.float32))
     if problems:
-        raise StateDictError(f"state dict does not fit torchvision's {arch}:\n  " + "\n  ".join(problems))
+        raise StateDictError(f"state dict does not fit {arch} ({type(model).__name__}):\n  " + "\n  ".join(problems))
     if not variables["batch_stats"]:
         del variables["batch_stats"]
-    spec = InputSpec(tuple(input_shape), (0.0, 1.0), IMAGENET_MEAN, IMAGENET_STD)
+    spec = InputSpec(input_shape, (0.0, 1.0), IMAGENET_MEAN, IMAGENET_STD)
     names = tuple(class_names) if class_names is not None else tuple(f"class {i}" for i in range(num_classes))
     return make_subject(name or arch, model, variables, spec, names, meta={"source": f"torchvision {arch}"})
