@@ -84,7 +84,7 @@ def test_list_command_says_what_is_present(tmp_path, monkeypatch, capsys):
 # ---------------------------------------------------------------------------------- metrics vs references
 
 def test_rsa_metric_and_ceiling_match_references():
-    data, models = _random_rdms(0, N_SUBJ, 12), _random_rdms(1, 2, 12)
+    data, models = _random_rdms(8, 1, 12) + 0.3 * _random_rdms(0, N_SUBJ, 12), _random_rdms(1, 2, 12)
     rdms = {"a": models[0], "b": models[1]}
     split = scores.split_stimuli(12, jax.random.PRNGKey(0), np.repeat([0, 1], 6))
     ds = scores.score_rsa(rdms, data, split, comparator="tau-a", n_boot=0, key=jax.random.PRNGKey(1))
@@ -96,6 +96,7 @@ def test_rsa_metric_and_ceiling_match_references():
                                                                                       "tau-a")
     best = int(np.argmax(ds.selection_score.values))
     assert ds.attrs["chosen_site"] == "ab"[best] and ds.attrs["raw_score"] == ds.heldout_score.values[best]
+    assert ds.attrs["ceiling_lower"] > 0
     assert ds.attrs["normalized"] == pytest.approx(ds.attrs["raw_score"] / ds.attrs["ceiling_lower"])
 
 
@@ -216,13 +217,13 @@ def test_store_reuses_equal_fingerprints_and_recomputes_changed_ones(tiny_convne
     assert "reused the stored result" in log[-1]
     xr.testing.assert_identical(first["fake-rsa"], again["fake-rsa"])
     scores.score_model(tiny_convnet, [bench], tmp_path, seed=1, n_boot=0, log=log.append)
-    assert "refused — it differs in seed; recomputing" in log[-2]
+    assert "refused — it differs in seed; recomputing" in log[-3]
     changed = dataclasses.replace(bench, version="2")
     scores.score_model(tiny_convnet, [changed], tmp_path, seed=1, n_boot=0, log=log.append)
-    assert "differs in benchmark" in log[-2]
+    assert "differs in benchmark" in log[-3]
     heavier = jax.tree.map(lambda a: a * 1.5, tiny_convnet)          # the weights are the subject's only leaves
     scores.score_model(heavier, [changed], tmp_path, seed=1, resize="area", n_boot=0, log=log.append)
-    assert "differs in weights_sha256, resize" in log[-2]
+    assert "differs in weights_sha256, resize" in log[-3]
     assert ident["weights_sha256"] == scores.weights_hash(tiny_convnet) != scores.weights_hash(heavier)
 
 
@@ -282,16 +283,17 @@ def test_score_command_with_a_factory_and_a_registered_benchmark(tiny_convnet, f
 
 
 def test_score_command_on_two_real_benchmarks(data_dir, tmp_path, capsys):
-    argv = ["score", "cifar_convnet", "--benchmarks", "kriegeskorte2008-monkey-it", "allen2020-mouse-v1",
-            "--n-boot", "20", "--task-images", "200", "--out", str(tmp_path)]
+    argv = ["score", "cifar_convnet", "--benchmarks", "kriegeskorte2008-monkey-it", "mur2013-judgements",
+            "--n-boot", "0", "--task-images", "200", "--out", str(tmp_path)]
     main(argv)
     text = capsys.readouterr().out
-    assert "[1/2] kriegeskorte2008-monkey-it: " in text and "[2/2] allen2020-mouse-v1: " in text
+    assert "[1/2] kriegeskorte2008-monkey-it: " in text and "[2/2] mur2013-judgements: " in text
     assert "top-1 accuracy on the first 200 CIFAR-10 test images" in text
     card = xr.open_dataset(tmp_path / "scores.nc", engine="scipy").load()
-    assert np.isnan(card.ceiling.values).all() and list(card.site.values) == list(zoo.load("cifar_convnet").sites)
-    assert "resized from 175x175 to 32x32" in str(card.stimuli.values[0])
-    assert "grey repeated in R, G and B" in str(card.stimuli.values[1])
+    assert list(card.site.values) == list(zoo.load("cifar_convnet").sites) and "sample" not in card.dims
+    assert np.isnan(card.ceiling.values[0]) and 0 < card.ceiling_lower.values[1] < card.ceiling_upper.values[1]
+    assert "resized from 175x175 to 32x32 px by antialiased-bilinear" in str(card.stimuli.values[0])
+    assert card.normalized.values[1] == pytest.approx(card.raw_score.values[1] / card.ceiling_lower.values[1])
     main(argv)
     assert text.count("reused") == 0 and capsys.readouterr().out.count("reused the stored result") == 2
 

@@ -29,7 +29,7 @@ def site_rdms(subject, images, sites: Sequence[str], *, rdm_method: str) -> dict
     :data:`insilico.analysis.rsa.RDM_METHODS` that needs no noise model). A site whose responses are constant
     across channels for some stimulus has no correlation RDM and is left out."""
     feats = record_sites(subject, images, list(sites))
-    out = {}
+    out: dict[str, np.ndarray] = {}
     for s in sites:
         try:
             out[s] = rsa.rdm(feats[s], rdm_method)
@@ -47,7 +47,7 @@ def encoding_scores(subject, images, responses, sites: Sequence[str], *, n_split
     :func:`insilico.probes.brain.encoding_by_site`. A site with no varying unit gives NaN."""
     y = np.asarray(getattr(responses, "values", responses), np.float64)
     feats = record_sites(subject, images, list(sites))
-    out = {}
+    out: dict[str, np.ndarray] = {}
     for i, s in enumerate(sites):
         f = feats[s]
         f = f[:, f.std(0) > 0]

@@ -106,7 +106,7 @@ class Benchmark:
 
     def definition(self) -> dict:
         """Everything that defines the benchmark, as JSON-able values (loaders by their qualified names)."""
-        out = {}
+        out: dict[str, Any] = {}
         for f in fields(self):
             v = getattr(self, f.name)
             if callable(v):

@@ -26,7 +26,7 @@ def combine(results: dict, identity: dict, *, seed: int, resize: str, task: tupl
     names = list(results)
     sites = list(sites)
     n_samples = max([results[b].sizes.get("sample", 0) for b in names] + [0])
-    data = {}
+    data: dict = {}
     for v in _PER_SITE:
         table = np.full((len(names), len(sites)), np.nan)
         for i, b in enumerate(names):
@@ -89,7 +89,7 @@ def heatmap(card: xr.Dataset):
     ax.set_xlabel("benchmark (area)")
     ax.set_ylabel("model site (input → output)")
     fig.colorbar(im, ax=ax, shrink=0.85, label="held-out score relative to the\nbenchmark's sites (0 worst, 1 best)")
-    ax.set_title(f"{card.attrs.get('model', 'model')}: which site matches which area")
+    fig.suptitle(f"{card.attrs.get('model', 'model')}: which site matches which area")
     style.caption(fig, "Numbers: each site's score on the held-out half (stimuli for RSA, neurons for encoding and "
                   "tuning); colours rescaled per column because the metrics differ. Framed: the site chosen on the "
                   "selection half. —: no value (a site without a result, or a site the metric does not use).")
@@ -112,7 +112,8 @@ def write_scorecard(card: xr.Dataset, out) -> tuple[Path, Path]:
     report = Report(f"Scorecard: {a.get('model', 'model')}", out)
     report.summary = (f"Model {a.get('model')} ({a.get('architecture')}, from {a.get('source')}; weights sha256 "
                       f"{str(a.get('weights_sha256'))[:16]}…), input {a.get('input_shape')}; seed {a['seed']}. "
-                      f"Stimuli resized by {a['resize']}: {a['resize_method']}. {a['channels_rule'].capitalize()}."
+                      f"Stimuli resized by {a['resize']}: {a['resize_method']}. {a['channels_rule'][0].upper()}"
+                      f"{a['channels_rule'][1:]}."
                       f"\n\nEach benchmark chooses the model's site on one half (of the stimuli for RSA, stratified "
                       "by category; of the neurons or cells otherwise) and reports that site's score on the other "
                       "half. Task: " + (f"{a['task_accuracy']:.4f} ({a['task_note']})"
@@ -139,7 +140,7 @@ def write_scorecard(card: xr.Dataset, out) -> tuple[Path, Path]:
     sec2 = report.section("Site × benchmark", question="How does every site score on every benchmark?")
     report.figure(sec2, heatmap(card), "heatmap", "Layer → area: held-out scores, chosen sites framed.")
     for label, var, lo, hi in (("held-out half", "heldout_score", "heldout_ci_low", "heldout_ci_high"),
-                               ("all stimuli and neurons (not an unbiased score of a chosen site)", "full_score",
+                               ("whole set of stimuli and neurons (not an unbiased score of a chosen site)", "full_score",
                                 "full_ci_low", "full_ci_high")):
         rows = [(str(s), *(f"{fmt(float(card[var][j, i]))} {_ci(float(card[lo][j, i]), float(card[hi][j, i]))}"
                            for j in range(card.sizes["benchmark"]))) for i, s in enumerate(card.site.values)]

@@ -82,7 +82,7 @@ def _tuning(subject, benchmark: Benchmark, sites):
         raise ArgumentError(f"{benchmark.name}: fewer than 3 of the cells' SFs fit a {h}-px input spanning {deg} deg")
     tun = rf.grating_tuning(subject, sites, orientations=grid["orientations"], sfs=tuple(cpp[keep]),
                             phases=grid["phases"])
-    model = {}
+    model: dict[str, dict] = {}
     for s in sites:
         summ = rf.tuning_summary(tun[s], level)
         ok = summ.peak_response.values > 1e-3
@@ -179,7 +179,8 @@ def score_model(subject, benchmarks: Sequence[str | Benchmark], out, *, seed: in
     out = Path(out)
     (out / "benchmarks").mkdir(parents=True, exist_ok=True)
     identity = model_identity(subject, source)
-    results, skipped = {}, {}
+    results: dict[str, xr.Dataset] = {}
+    skipped: dict[str, str] = {}
     for i, b in enumerate(benches, 1):
         head = f"[{i}/{len(benches)}] {b.name}"
         why = missing_data(b)
@@ -197,6 +198,7 @@ def score_model(subject, benchmarks: Sequence[str | Benchmark], out, *, seed: in
         if stored_fp is not None:
             differs = [k for k in fp if stored_fp.get(k) != fp[k]] or ["an unreadable file"]
             log(f"{head}: stored result {path} refused — it differs in {', '.join(differs)}; recomputing")
+        log(f"{head}: running ({b.region}, {b.metric}) ...")
         t0 = time.time()
         ds = run_benchmark(subject, b, seed=seed, resize=resize, n_boot=n_boot)
         ds.attrs["fingerprint"] = json.dumps(fp, sort_keys=True)
