@@ -139,13 +139,13 @@ def write_scorecard(card: xr.Dataset, out) -> tuple[Path, Path]:
                              zip(card.benchmark.values, best, card.raw_score.values)) + "."
     sec2 = report.section("Site × benchmark", question="How does every site score on every benchmark?")
     report.figure(sec2, heatmap(card), "heatmap", "Layer → area: held-out scores, chosen sites framed.")
+    whole = "whole set of stimuli and neurons (not an unbiased score of a chosen site)"
     for label, var, lo, hi in (("held-out half", "heldout_score", "heldout_ci_low", "heldout_ci_high"),
-                               ("whole set of stimuli and neurons (not an unbiased score of a chosen site)", "full_score",
-                                "full_ci_low", "full_ci_high")):
-        rows = [(str(s), *(f"{fmt(float(card[var][j, i]))} {_ci(float(card[lo][j, i]), float(card[hi][j, i]))}"
-                           for j in range(card.sizes["benchmark"]))) for i, s in enumerate(card.site.values)]
+                               (whole, "full_score", "full_ci_low", "full_ci_high")):
+        site_rows = [(str(s), *(f"{fmt(float(card[var][j, i]))} {_ci(float(card[lo][j, i]), float(card[hi][j, i]))}"
+                                for j in range(card.sizes["benchmark"]))) for i, s in enumerate(card.site.values)]
         sec2.tables.append((f"Score of every site on the {label}, with 95% bootstrap intervals",
-                            ("site", *map(str, card.benchmark.values)), rows))
+                            ("site", *map(str, card.benchmark.values)), site_rows))
     sec3 = report.section("Benchmarks", question="What does each benchmark compare, and how is it bounded?")
     sec3.tables.append(("Definitions", ("benchmark", "version", "stimuli as shown", "ceiling", "site selection",
                                         "citation"),
