@@ -124,12 +124,8 @@ def _sites(subject, sites, purpose):
     return sites
 
 
-def _units(subject, site) -> int:
-    return int(np.prod(subject.sites[site]))
-
-
-def _max_rss() -> int:
-    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024          # bytes (Linux: ru_maxrss in KiB)
+_units = lambda subject, site: int(np.prod(subject.sites[site]))
+_max_rss = lambda: int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024    # bytes (Linux: KiB reported)
 
 
 # ------------------------------------------------------------------------------------------- preflight
@@ -173,8 +169,8 @@ def _step_model(subject, kinds, arrays) -> tuple[float, float]:
         xs = [jax.ShapeDtypeStruct((b, *subject.input_spec.shape), jnp.float32) for b in (1, 8)]
         stats = [jax.jit(fn).lower(x, *args).compile().memory_analysis() for x in xs]
         per = 4.0 * largest_intermediate(jax.make_jaxpr(fn)(xs[0], *args).jaxpr)
-        m = [None if st is None else float(st.temp_size_in_bytes + st.output_size_in_bytes) for st in stats]
-        _STEP_MODEL[key] = (m[0] or 0.0, per if None in m else max(per, (m[1] - m[0]) / 7.0))
+        m = [float(st.temp_size_in_bytes + st.output_size_in_bytes) for st in stats if st is not None]
+        _STEP_MODEL[key] = (m[0] if m else 0.0, max(per, (m[1] - m[0]) / 7.0) if len(m) == 2 else per)
     return _STEP_MODEL[key]
 
 
@@ -189,7 +185,8 @@ def _plan(subject, n, kinds, arrays, reducer, k=1, q=1, batch_size=None, max_byt
     base, per = _step_model(subject, kinds, arrays)
     per += {"encoding": sum(8 * (k + 2) * d for d in dims.values()) + 8 * q,     # float64 casts, one-hot products
             "rdm": sum(16 * d for d in dims.values()), "projection": 0}[reducer]
-    groups, notes = [[]], []
+    groups: list[list[str]] = [[]]
+    notes: list[str] = []
     for s in dims:
         if groups[-1] and sum(state[t] + acc[t] for t in groups[-1] + [s]) > max_bytes / 2:
             groups.append([])
