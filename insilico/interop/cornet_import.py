@@ -16,40 +16,21 @@ batch_stats mean/var (``num_batches_tracked`` is ignored).
 """
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
-import jax
-import jax.numpy as jnp
-import numpy as np
-
 from ..models.cornet import AREAS, CORnetRT, CORnetS, CORnetZ
-from ..models.imagenet import IMAGENET_MEAN, IMAGENET_STD
-from ..subject import InputSpec, Subject, make_subject
-from .torch_import import StateDictError
+from ..subject import Subject
+from .layouts import Layout, StateDictError, as_is, conv_kernel, linear_kernel
+
+__all__ = ["CORNETS", "Conversion", "StateDictError", "cornet_rt_mapping", "cornet_s_mapping", "cornet_z_mapping",
+           "load_cornet"]
 
 
-@dataclasses.dataclass(frozen=True)
-class Conversion:
-    """How a torch tensor becomes a Flax variable: ``convert`` (torch array → Flax array) and ``torch_shape`` (the
-    Flax variable's shape → the shape of the torch tensor it comes from, for the shape check)."""
-
-    convert: Callable[[np.ndarray], np.ndarray]
-    torch_shape: Callable[[tuple[int, ...]], tuple[int, ...]]
-
-    def __call__(self, w: np.ndarray) -> np.ndarray:
-        return self.convert(w)
-
-
-# conv (out, in, kh, kw) → (kh, kw, in, out); linear (out, in) → (in, out); anything else unchanged
-conv_kernel = Conversion(lambda w: np.transpose(w, (2, 3, 1, 0)), lambda s: (s[3], s[2], s[0], s[1]))
-linear_kernel = Conversion(lambda w: np.transpose(w, (1, 0)), lambda s: tuple(s[::-1]))
-as_is = Conversion(lambda w: w, tuple)
+Conversion = Layout                                   # the name this module used first
 
 # torch key -> (collection, Flax path, conversion)
-Mapping = dict[str, tuple[str, tuple[str, ...], Conversion]]
+Mapping = dict[str, tuple[str, tuple[str, ...], Layout]]
 
 
 def _conv(prefix: str, path: tuple[str, ...], bias: bool = False) -> Mapping:
@@ -115,35 +96,6 @@ CORNETS: dict[str, tuple[Callable[[int], Any], Callable[[Any], Mapping], str]] =
     "cornet_s": (CORnetS, cornet_s_mapping, "decoder.linear.weight"),
 }
 
-_PREFIX = "module."
-
-
-def _arrays(state_dict) -> tuple[dict[str, np.ndarray], list[str]]:
-    """NumPy arrays by key without DataParallel's prefix, and the keys that clash once it is removed."""
-    if isinstance(state_dict, (str, Path)):
-        path = Path(state_dict)
-        if path.suffix == ".npz":
-            with np.load(path) as z:
-                state_dict = {k: z[k] for k in z.files}
-        else:
-            import torch  # a .pth / .pth.tar file needs PyTorch
-
-            state_dict = torch.load(path, map_location="cpu", weights_only=True)
-    state_dict = dict(state_dict)
-    if isinstance(state_dict.get("state_dict"), dict):           # a whole official checkpoint
-        state_dict = dict(state_dict["state_dict"])
-    out: dict[str, np.ndarray] = {}
-    clashes = []
-    for k, v in state_dict.items():
-        key = k[len(_PREFIX):] if k.startswith(_PREFIX) else k
-        if key in out:
-            clashes.append(key)
-        if hasattr(v, "detach"):                                      # torch.Tensor
-            v = v.detach().cpu().numpy()
-        out[key] = np.asarray(v)
-    return out, clashes
-
-
 def load_cornet(arch: str, state_dict, *, input_shape=(224, 224, 3), name: str | None = None) -> Subject:
     """A :class:`Subject` of ``arch`` ("cornet_z", "cornet_rt", "cornet_s") with the weights of an official
     state dict (a mapping of tensors or arrays, a whole checkpoint, or a path to a ``.pth`` / ``.npz`` file). The
@@ -152,41 +104,6 @@ def load_cornet(arch: str, state_dict, *, input_shape=(224, 224, 3), name: str |
     tensor."""
     if arch not in CORNETS:
         raise ValueError(f"unknown architecture arch={arch!r}; available: {', '.join(CORNETS)}")
-    factory, mapping_of, readout = CORNETS[arch]
-    sd, clashes = _arrays(state_dict)
-    num_classes = int(sd[readout].shape[0]) if readout in sd and sd[readout].ndim == 2 else 1000
-    model = factory(num_classes)
-    mapping = mapping_of(model)
-    shapes = jax.eval_shape(model.init, jax.random.PRNGKey(0), jnp.zeros((1, *input_shape), jnp.float32))
-    problems = []
-    if clashes:
-        problems.append(f"keys given with and without the '{_PREFIX}' prefix ({len(clashes)}): "
-                        + ", ".join(clashes))
-    missing = [k for k in mapping if k not in sd]
-    unexpected = [k for k in sd if k not in mapping and not k.endswith("num_batches_tracked")]
-    if missing:
-        problems.append(f"missing tensors ({len(missing)}): {', '.join(missing)}")
-    if unexpected:
-        problems.append(f"unexpected tensors ({len(unexpected)}): {', '.join(unexpected)}")
-    variables: dict = {"params": {}, "batch_stats": {}}
-    for key, (collection, path, convert) in mapping.items():
-        if key not in sd:
-            continue
-        target = shapes[collection]
-        for p in path:
-            target = target[p]
-        want = tuple(convert.torch_shape(tuple(target.shape)))
-        if tuple(sd[key].shape) != want:
-            problems.append(f"{key}: shape {tuple(sd[key].shape)}, expected {want}")
-            continue
-        node = variables[collection]
-        for p in path[:-1]:
-            node = node.setdefault(p, {})
-        node[path[-1]] = jnp.asarray(convert(sd[key]).astype(np.float32))
-    if problems:
-        raise StateDictError(f"state dict does not fit the official {arch}:\n  " + "\n  ".join(problems))
-    if not variables["batch_stats"]:
-        del variables["batch_stats"]
-    spec = InputSpec(tuple(input_shape), (0.0, 1.0), IMAGENET_MEAN, IMAGENET_STD)
-    names = tuple(f"class {i}" for i in range(num_classes))
-    return make_subject(name or arch, model, variables, spec, names, meta={"source": f"official {arch}"})
+    from .torch_import import load_state_dict  # the one loader (it imports this module's table)
+
+    return load_state_dict(arch, state_dict, input_shape=input_shape, name=name)

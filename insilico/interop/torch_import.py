@@ -19,9 +19,7 @@ read from.
 """
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import flax.linen as nn
@@ -32,33 +30,13 @@ import numpy as np
 from ..models.imagenet import IMAGENET_MEAN, IMAGENET_STD, VGG16, VGG16_BLOCKS, AlexNet, ResNet18, ResNet50
 from ..models.vit import ViT
 from ..subject import InputSpec, Subject, make_subject
+from .cornet_import import CORNETS
+from .layouts import PREFIX, Layout, StateDictError, as_is, conv_kernel, linear_kernel, read_state_dict
+
+__all__ = ["ARCHITECTURES", "TABLE", "Layout", "StateDictError", "build", "load_state_dict"]
 
 
-class StateDictError(ValueError):
-    """A state dict that does not fit the architecture; the message names every offending tensor."""
-
-
-@dataclasses.dataclass(frozen=True)
-class Layout:
-    """A conversion of a torch tensor into a Flax variable: ``convert`` (torch array → array of the Flax
-    variable's size; the loader reshapes it to the variable's shape) and ``torch_shape`` (the Flax variable's shape
-    → the torch tensor's shape it comes from)."""
-
-    convert: Callable[[np.ndarray], np.ndarray]
-    torch_shape: Callable[[tuple[int, ...]], tuple[int, ...]]
-
-    def __call__(self, w: np.ndarray) -> np.ndarray:
-        return self.convert(w)
-
-
-def _kernel_shape(s):
-    kh, kw, i, o = s
-    return (o, i, kh, kw)
-
-
-_conv = Layout(lambda w: np.transpose(w, (2, 3, 1, 0)), _kernel_shape)
-_linear = Layout(lambda w: np.transpose(w, (1, 0)), lambda s: tuple(s[::-1]))
-_same = Layout(lambda w: w, tuple)
+_conv, _linear, _same = conv_kernel, linear_kernel, as_is
 
 
 def _in_proj_weight(part: int) -> Layout:
@@ -185,6 +163,7 @@ TABLE: dict[str, tuple[Callable[[int], nn.Module], Callable[[Any], Mapping], str
     "resnet18": (lambda n: ResNet18(num_classes=n), _resnet_mapping, "fc.weight"),
     "resnet50": (lambda n: ResNet50(num_classes=n), _resnet_mapping, "fc.weight"),
     "vit_b_16": (lambda n: ViT(num_classes=n), _vit_mapping, "heads.head.weight"),
+    **CORNETS,                                      # CORnet-Z, -RT and -S (the official state dicts' keys)
 }
 ARCHITECTURES = tuple(TABLE)
 
@@ -200,23 +179,6 @@ def build(arch: str, num_classes: int = 1000) -> tuple[nn.Module, Callable[[Any]
     "vit_b_16") and its state-dict mapping (a function of that model)."""
     factory, mapping_of, _ = _row(arch)
     return factory(num_classes), mapping_of
-
-
-def _as_numpy(state_dict) -> dict[str, np.ndarray]:
-    if isinstance(state_dict, (str, Path)):
-        path = Path(state_dict)
-        if path.suffix == ".npz":
-            with np.load(path) as z:
-                return {k: z[k] for k in z.files}
-        import torch  # a .pth / .pt file needs PyTorch
-
-        state_dict = torch.load(path, map_location="cpu", weights_only=True)
-    out = {}
-    for k, v in dict(state_dict).items():
-        if hasattr(v, "detach"):                                      # torch.Tensor
-            v = v.detach().cpu().numpy()
-        out[k] = np.asarray(v)
-    return out
 
 
 def _torch_shape(flax_shape, convert) -> tuple[int, ...]:
@@ -265,7 +227,7 @@ def load_state_dict(arch: str, state_dict, *, input_shape=None, name: str | None
     architecture's class with other sizes (``ViT(image_size=384)``, ``ResNet18(layers=(3, 4, 6, 3))`` for
     ResNet-34); its ``num_classes`` is set from the state dict. Raises :class:`StateDictError` naming every
     missing, unexpected or mis-shaped tensor."""
-    sd = _as_numpy(state_dict)
+    sd, clashes = read_state_dict(state_dict)
     readout = _row(arch)[2]
     num_classes = int(sd[readout].shape[0]) if readout in sd and sd[readout].ndim == 2 else 1000
     model = _model(arch, num_classes, model)
@@ -273,6 +235,8 @@ def load_state_dict(arch: str, state_dict, *, input_shape=None, name: str | None
     input_shape = _input_shape(arch, model, input_shape, sd)
     shapes = jax.eval_shape(model.init, jax.random.PRNGKey(0), jnp.zeros((1, *input_shape), jnp.float32))
     problems = []
+    if clashes:
+        problems.append(f"keys given with and without the '{PREFIX}' prefix ({len(clashes)}): " + ", ".join(clashes))
     missing = [k for k in mapping if k not in sd]
     unexpected = [k for k in sd if k not in mapping and not k.endswith("num_batches_tracked")]
     if missing:
@@ -301,4 +265,5 @@ def load_state_dict(arch: str, state_dict, *, input_shape=None, name: str | None
         del variables["batch_stats"]
     spec = InputSpec(input_shape, (0.0, 1.0), IMAGENET_MEAN, IMAGENET_STD)
     names = tuple(class_names) if class_names is not None else tuple(f"class {i}" for i in range(num_classes))
-    return make_subject(name or arch, model, variables, spec, names, meta={"source": f"torchvision {arch}"})
+    source = f"{'official' if arch in CORNETS else 'torchvision'} {arch}"
+    return make_subject(name or arch, model, variables, spec, names, meta={"source": source})

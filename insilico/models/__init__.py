@@ -14,6 +14,7 @@ from ._stage import (
 )
 from .autoencoder import Autoencoder
 from .convnet import VGG, ConvNet
+from .cornet import CORnetRT, CORnetS, CORnetZ
 from .imagenet import VGG16, AlexNet, ResNet18, ResNet50
 from .mlp import MLP
 from .recurrent import BLTNet
@@ -24,5 +25,5 @@ from .vit import ViT
 __all__ = ["relu", "relu_gradient_override", "relu_override_state", "Stage", "ConvStage", "DenseStage", "DivisiveNorm",
            "Readout", "Normalize", "max_pool2", "avg_pool2",
            "ConvNet", "VGG", "ResNet", "BasicBlock", "Bottleneck", "MLP", "AlexNet", "VGG16", "ResNet18", "ResNet50",
-           "ViT", "BLTNet", "Autoencoder",
+           "ViT", "CORnetZ", "CORnetRT", "CORnetS", "BLTNet", "Autoencoder",
            "model_spec", "build_model", "MODEL_CLASSES"]

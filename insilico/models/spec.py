@@ -7,13 +7,16 @@ import flax.linen as nn
 
 from .autoencoder import Autoencoder
 from .convnet import VGG, ConvNet
-from .imagenet import VGG16, AlexNet, ResNet18
+from .cornet import CORnetRT, CORnetS, CORnetZ
+from .imagenet import VGG16, AlexNet, ResNet18, ResNet50
 from .mlp import MLP
 from .recurrent import BLTNet
 from .resnet import ResNet
+from .vit import ViT
 
 MODEL_CLASSES = {cls.__name__: cls
-                 for cls in (ConvNet, VGG, ResNet, MLP, AlexNet, VGG16, ResNet18, BLTNet, Autoencoder)}
+                 for cls in (ConvNet, VGG, ResNet, MLP, AlexNet, VGG16, ResNet18, ResNet50, ViT, CORnetZ, CORnetRT,
+                             CORnetS, BLTNet, Autoencoder)}
 
 
 def model_spec(model: nn.Module) -> dict:
