@@ -157,7 +157,7 @@ def _vit_mapping(model: ViT) -> Mapping:
 
 
 # arch: (model factory of the number of classes, state-dict mapping as a function of the model, readout weight key)
-TABLE: dict[str, tuple[Callable[[int], nn.Module], Callable[[Any], Mapping], str]] = {
+TABLE: dict[str, tuple[Callable[[int], nn.Module], Callable[[Any], Any], str]] = {
     "alexnet": (lambda n: AlexNet(num_classes=n), _alexnet_mapping, "classifier.6.weight"),
     "vgg16": (lambda n: VGG16(VGG16_BLOCKS, num_classes=n), _vgg_mapping, "classifier.6.weight"),
     "resnet18": (lambda n: ResNet18(num_classes=n), _resnet_mapping, "fc.weight"),
