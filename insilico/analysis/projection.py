@@ -3,8 +3,10 @@ a random Gaussian projection drawn from a key block by block (never stored: any 
 memory), and PCA components from the rotated reference moments of :func:`insilico.analysis.sufficient.
 pca_from_rotated`.
 
-A projection is named by a static ``kind`` — "none" (the units as they are), "random" (arrays: the site's key) or
-"pca" (arrays: the reference mean and the components) — so the same compiled step serves every key and every fit.
+A projection is named by a static ``kind`` — "none" (the units as they are), "random" (arrays: the site's key; the
+matrix drawn inside every step), "matrix" (arrays: the same matrix drawn once and held, when memory allows: drawing
+costs more than the product on a CPU) or "pca" (arrays: the reference mean and the components) — so the same
+compiled step serves every key and every fit.
 """
 from __future__ import annotations
 
@@ -36,6 +38,8 @@ def project(f, kind: str, dims: int, arrays):
     if kind == "pca":
         mean, comps = arrays
         return (f - mean) @ comps
+    if kind == "matrix":                                             # a random matrix drawn once and held
+        return f @ arrays[0]
     (key,) = arrays
     units = f.shape[1]
     if units <= CHUNK:

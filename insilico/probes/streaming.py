@@ -43,21 +43,18 @@ class SiteDict(dict):
 
 
 # ------------------------------------------------------------------------------- inside the compiled step
-def _features(subject, x, kinds, arrays):
-    """{site: (batch, k) float32}: the recorded sites, flattened and projected, computed in float32."""
+def _features(x, subject, arrays, kinds):
+    """{site: (batch, k) float32}: the recorded sites, flattened and projected, computed in float32 (also
+    :func:`map_batches`'s function for kept rows)."""
     with jax.enable_x64(False):
         rec = el.forward(subject, x, record=tuple(s for s, _, _ in kinds))[1]
         return {s: proj.project(rec[s].reshape(len(x), -1).astype(jnp.float32), kind, d, arrays.get(s, ()))
                 for s, kind, d in kinds}
 
 
-def _rows_step(batch, subject, arrays, kinds):                      # map_batches's form: kept rows
-    return _features(subject, batch, kinds, arrays)
-
-
 def _moments_step(acc, batch, subject, arrays, kinds, k):
     x, y, f = batch
-    feats, w = _features(subject, x, kinds, arrays), jax.nn.one_hot(f, k, dtype=jnp.float64)
+    feats, w = _features(x, subject, arrays, kinds), jax.nn.one_hot(f, k, dtype=jnp.float64)
     out = {}
     for s, (sx, sxx, sxy) in acc.items():
         p = feats[s].astype(jnp.float64)
@@ -67,13 +64,13 @@ def _moments_step(acc, batch, subject, arrays, kinds, k):
 
 def _reference_step(acc, batch, subject, kinds):
     x, q, valid = batch
-    feats = {s: f.astype(jnp.float64) for s, f in _features(subject, x, kinds, {}).items()}
+    feats = {s: f.astype(jnp.float64) for s, f in _features(x, subject, {}, kinds).items()}
     return {s: (b + feats[s].T @ q, m + valid @ feats[s]) for s, (b, m) in acc.items()}
 
 
 def _gram_step(acc, batch, subject, arrays, kinds, a0, method):
     x, idx = batch
-    feats, out = _features(subject, x, kinds, arrays), {}
+    feats, out = _features(x, subject, arrays, kinds), {}
     for s, (buf, g) in acc.items():
         r = feats[s]
         if method == "correlation":                     # centred and scaled per stimulus in float64, kept float32
@@ -165,7 +162,7 @@ def _step_model(subject, kinds, arrays) -> tuple[float, float]:
     args = (struct(subject), jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype), used))
     key = (kinds, jax.tree.structure(args), tuple(map(str, jax.tree.leaves(args))))
     if key not in _STEP_MODEL:
-        fn = lambda x, s, a: _rows_step(x, s, a, kinds)
+        fn = lambda x, s, a: _features(x, s, a, kinds)
         xs = [jax.ShapeDtypeStruct((b, *subject.input_spec.shape), jnp.float32) for b in (1, 8)]
         stats = [jax.jit(fn).lower(x, *args).compile().memory_analysis() for x in xs]
         per = 4.0 * largest_intermediate(jax.make_jaxpr(fn)(xs[0], *args).jaxpr)
@@ -211,16 +208,20 @@ def _plan(subject, n, kinds, arrays, reducer, k=1, q=1, batch_size=None, max_byt
                      tuple(tuple(g) for g in groups), anchor, tuple(notes))
 
 
-def _kinds(subject, sites, dims, projection, key, n_reference=None):
-    """Static (site, kind, dims) per site and each projection's arrays (a site key; PCA's as shapes until fitted)."""
+def _kinds(subject, sites, dims, projection, key, n_reference=None, max_bytes=2e9, shapes=False):
+    """Static (site, kind, dims) per site and each projection's arrays: random matrices held when they fit a quarter
+    of ``max_bytes`` (else a site key: drawn per step), PCA's as shapes until fitted; ``shapes``: shapes only."""
     kinds, arrays = [], {}
+    hold = 16 * (dims or 0) * sum(_units(subject, s) for s in sites if _units(subject, s) > (dims or 0)) <= max_bytes
     for s in sites:
         u = _units(subject, s)
         if dims is None or u <= dims:
             kinds.append((s, "none", u))
         elif projection == "random":
-            kinds.append((s, "random", dims))
-            arrays[s] = (jax.random.fold_in(key, list(subject.sites).index(s)),)
+            kinds.append((s, "matrix" if hold else "random", dims))
+            i = list(subject.sites).index(s)
+            arrays[s] = ((jax.random.fold_in(key, i),) if not hold else (jax.ShapeDtypeStruct((u, dims), jnp.float32),)
+                         if shapes else (jnp.asarray(proj.random_matrix(key, i, u, dims)),))
         else:
             k = min(dims, n_reference - 1)
             kinds.append((s, "pca", k))
@@ -238,7 +239,7 @@ def preflight(subject, n_stimuli: int, sites=None, reducer: str = "encoding", *,
     projection = check_choice("projection", projection, PROJECTIONS)
     dims = None if dims is None else check_count("dims", dims)
     kinds, arrays = _kinds(subject, sites, dims, projection, jax.random.key(0),
-                           check_count("n_reference", n_reference, 2))
+                           check_count("n_reference", n_reference, 2), check_positive("max_bytes", max_bytes), True)
     return _plan(subject, check_count("n_stimuli", n_stimuli), kinds, arrays, reducer,
                  check_count("n_splits", n_splits), check_count("n_neurons", n_neurons), batch_size, max_bytes)
 
@@ -268,7 +269,8 @@ def _fit_pca(subject, ref, pca, kinds, arrays, batch_size, max_bytes, progress):
 def _setup(subject, src, sites, purpose, dims, projection, key, reference, reducer, k, q, batch_size, max_bytes,
            progress):
     """The projections (PCA fitted on ``reference`` in one streaming pass) and the plan."""
-    kinds, arrays = _kinds(subject, sites, dims, projection, key, len(reference) if reference is not None else 2)
+    kinds, arrays = _kinds(subject, sites, dims, projection, key, len(reference) if reference is not None else 2,
+                           check_positive("max_bytes", max_bytes))
     pca = [s for s, kind, _ in kinds if kind == "pca"]
     if pca and reference is None:
         raise ArgumentError(f"projection='pca' needs reference images to fit the components of {', '.join(pca)}; "
@@ -305,7 +307,7 @@ def project_sites(subject, images, sites=None, *, dims: int = 1000, method: str 
     out = SiteDict()
     for group in plan.groups:
         gk, ga = _group(kinds, arrays, group)
-        rows = map_batches(_rows_step, Stream(src.batches(0, src.n, plan.batch_size)), subject, ga, gk,
+        rows = map_batches(_features, Stream(src.batches(0, src.n, plan.batch_size)), subject, ga, gk,
                            batch_size=plan.batch_size, progress=progress, desc="project_sites")
         out.update({s: rows[s][:src.n] for s in group})
     out.attrs = _attrs(subject, plan, rss, dims=dims, method=method, n_stimuli=src.n)
