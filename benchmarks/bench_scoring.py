@@ -85,13 +85,13 @@ def data(n: int, size: int, neurons: int, splits: int):
     return Repeated(base, n) if n > len(base) else base, y, folds
 
 
-def streaming(s, x, y, folds, dims, batch):
+def streaming(s, x, y, folds, dims, batch, max_bytes):
     import jax
 
     from insilico.probes import streaming as st
 
     ds = st.encoding_scores(s, x, y, folds=folds, dims=dims, projection="random", key=jax.random.key(1),
-                            batch_size=batch)
+                            batch_size=batch, max_bytes=max_bytes)
     return ds.r.transpose("site", "split", "neuroid").values, list(ds.site.values), ds.attrs
 
 
@@ -129,13 +129,13 @@ def recorded(s, x, y, folds, dims, batch, side):
     return r, sites, {}
 
 
-def worker(side, arch, size, n, neurons, dims, splits, batch):
+def worker(side, arch, size, n, neurons, dims, splits, batch, max_bytes):
     size, n, neurons, dims, splits, batch = map(int, (size, n, neurons, dims, splits, batch))
     s = subject(arch, size)
     x, y, folds = data(n, size, neurons, splits)
     before = peak_rss_mb()
     t = time.perf_counter()
-    r, sites, attrs = (streaming(s, x, y, folds, dims, batch) if side == "streaming" else
+    r, sites, attrs = (streaming(s, x, y, folds, dims, batch, float(max_bytes)) if side == "streaming" else
                        recorded(s, x, y, folds, dims, batch, side))
     wall = time.perf_counter() - t
     out = {"side": side, "wall_s": wall, "peak_rss_mb": peak_rss_mb(), "rss_before_mb": before, "sites": sites,
@@ -149,16 +149,17 @@ def main():
     p.add_argument("--arch", default="resnet50", choices=sorted(ARCHS))
     p.add_argument("--size", type=int, default=224)
     p.add_argument("--n", type=int, default=1200)
-    p.add_argument("--scale-n", type=int, default=12000, help="stimuli for the streaming side's memory check")
+    p.add_argument("--scale-n", type=int, default=12000, help="stimuli for the streaming side's memory check (0: none)")
     p.add_argument("--scale-size", type=int, default=None, help="image size of the memory check (default --size)")
     p.add_argument("--neurons", type=int, default=50)
     p.add_argument("--dims", type=int, default=1000)
     p.add_argument("--splits", type=int, default=5)
     p.add_argument("--batch", type=int, default=32)
+    p.add_argument("--max-bytes", type=float, default=2e9, help="the streaming side's memory budget")
     p.add_argument("--sides", default="streaming,hooks,record")
     p.add_argument("--quick", action="store_true", help="a tiny ResNet at 32 px, 48 images: seconds")
     p.add_argument("--json", metavar="PATH")
-    p.add_argument("--worker", nargs=8)
+    p.add_argument("--worker", nargs=9)
     a = p.parse_args()
     if a.worker:
         return worker(*a.worker)
@@ -177,7 +178,8 @@ def main():
             res[side] = {"skipped": f"needs about {need[side]:.1f} GB (machine: {ram_gb:.0f} GB)"}
             print(side, res[side], flush=True)
             continue
-        res[side] = run_worker(__file__, side, a.arch, a.size, a.n, a.neurons, a.dims, a.splits, a.batch)
+        res[side] = run_worker(__file__, side, a.arch, a.size, a.n, a.neurons, a.dims, a.splits, a.batch,
+                               a.max_bytes)
         print(side, {k: v for k, v in res[side].items() if k not in ("r", "sites")}, flush=True)
     ref = res["streaming"]
     for side, r in res.items():
@@ -189,8 +191,9 @@ def main():
             print(f"{side}: max |Δr| vs streaming {diff.max():.2e}, time x{r['time_ratio']:.2f}, peak RSS "
                   f"x{r['memory_ratio']:.2f}", flush=True)
     scale = {}
-    for n in (a.n, a.scale_n):
-        scale[n] = run_worker(__file__, "streaming", a.arch, scale_size, n, a.neurons, a.dims, a.splits, a.batch)
+    for n in (a.n, a.scale_n) if a.scale_n else ():
+        scale[n] = run_worker(__file__, "streaming", a.arch, scale_size, n, a.neurons, a.dims, a.splits, a.batch,
+                              a.max_bytes)
         print(f"streaming at {n} stimuli ({scale_size} px): peak RSS {scale[n]['peak_rss_mb']:.0f} MB, "
               f"{scale[n]['wall_s']:.1f} s", flush=True)
     row = {"arch": a.arch, "size": a.size, "n": a.n, "sites": len(s.sites), "units_per_image": total_units,
