@@ -83,7 +83,6 @@ def _gram_step(acc, batch, subject, arrays, kinds, a0, method):
     return out
 
 
-# ------------------------------------------------------------------------------------ inputs and batches
 class _Source:
     """Images as an array (checked at once) or any sequence with ``len`` and slicing (checked batch by batch)."""
 
@@ -155,19 +154,20 @@ def _nbytes(a) -> int:
     return 0 if jax.dtypes.issubdtype(a.dtype, jax.dtypes.prng_key) else int(np.prod(a.shape)) * a.dtype.itemsize
 
 
-def _step_model(subject, kinds, arrays) -> tuple[float, float]:
-    """(base, per-image) bytes of the compiled features step: XLA's memory analysis at batches of 1 and 8, and
-    4x the largest intermediate of one image (the analysis can miss convolution workspaces)."""
+def _step_model(subject, kinds, arrays, batch=None) -> tuple[float, float]:
+    """(base, per-image) bytes of the compiled features step: XLA's memory analysis at batches of 1 and 8 (or at
+    ``batch`` alone), and 4x the largest intermediate of one image (the analysis can miss convolution workspaces)."""
     used = {s: v for s, kind, _ in kinds if kind != "none" for v in [arrays[s]]}
     args = (struct(subject), jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype), used))
-    key = (kinds, jax.tree.structure(args), tuple(map(str, jax.tree.leaves(args))))
+    key = (kinds, jax.tree.structure(args), tuple(map(str, jax.tree.leaves(args))), batch)
     if key not in _STEP_MODEL:
         fn = lambda x, s, a: _features(x, s, a, kinds)
-        xs = [jax.ShapeDtypeStruct((b, *subject.input_spec.shape), jnp.float32) for b in (1, 8)]
+        xs = [jax.ShapeDtypeStruct((b, *subject.input_spec.shape), np.float32) for b in ((batch,) if batch else (1, 8))]
         stats = [jax.jit(fn).lower(x, *args).compile().memory_analysis() for x in xs]
-        per = 4.0 * largest_intermediate(jax.make_jaxpr(fn)(xs[0], *args).jaxpr)
+        per = 4.0 * largest_intermediate(jax.make_jaxpr(fn)(xs[0], *args).jaxpr) / xs[0].shape[0]
         m = [float(st.temp_size_in_bytes + st.output_size_in_bytes) for st in stats if st is not None]
-        _STEP_MODEL[key] = (m[0] if m else 0.0, max(per, (m[1] - m[0]) / 7.0) if len(m) == 2 else per)
+        _STEP_MODEL[key] = ((0.0, max(per, m[0] / batch) if m else per) if batch else
+                            (m[0] if m else 0.0, max(per, (m[1] - m[0]) / 7.0) if len(m) == 2 else per))
     return _STEP_MODEL[key]
 
 
@@ -179,7 +179,7 @@ def _plan(subject, n, kinds, arrays, reducer, k=1, q=1, batch_size=None, max_byt
     acc = {s: 2 * 8 * k * (d * d + d + d * q) if reducer == "encoding" else 0 for s, d in dims.items()}
     result = {"encoding": 16 * len(dims) * q * k, "projection": 4 * n * sum(dims.values()),
               "rdm": 8 * n * n * len(dims)}[reducer]
-    base, per = _step_model(subject, kinds, arrays)
+    base, per = _step_model(subject, kinds, arrays, batch_size and check_count("batch_size", batch_size))
     per += {"encoding": sum(8 * (k + 2) * d for d in dims.values()) + 8 * q,     # float64 casts, one-hot products
             "rdm": sum(16 * d for d in dims.values()), "projection": 0}[reducer]
     groups: list[list[str]] = [[]]
