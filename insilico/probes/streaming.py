@@ -173,7 +173,7 @@ def _step_model(subject, kinds, arrays, batch=None) -> tuple[float, float]:
 
 def _plan(subject, n, kinds, arrays, reducer, k=1, q=1, batch_size=None, max_bytes=2e9) -> Preflight:
     """Batch size, site groups (greedy, in order, each holding ≤ half the budget) and the RDM anchor."""
-    max_bytes = check_positive("max_bytes", max_bytes)
+    max_bytes = check_positive("max_bytes", 2e9 if max_bytes is None else max_bytes)        # None: 2 GB
     dims = {s: d for s, _, d in kinds}
     state = {s: sum(_nbytes(a) for a in arrays.get(s, ())) for s in dims}
     acc = {s: 2 * 8 * k * (d * d + d + d * q) if reducer == "encoding" else 0 for s, d in dims.items()}
@@ -231,7 +231,7 @@ def _kinds(subject, sites, dims, projection, key, n_reference=None, max_bytes=2e
 
 def preflight(subject, n_stimuli: int, sites=None, reducer: str = "encoding", *, dims: int | None = 1000,
               projection: str = "random", n_splits: int = 10, n_neurons: int = 1, n_reference: int = 1000,
-              batch_size: int | None = None, max_bytes: float = 2e9) -> Preflight:
+              batch_size: int | None = None, max_bytes: float | None = 2e9) -> Preflight:
     """Estimated peak bytes of a streaming ``reducer`` — "rdm" (:func:`site_rdms`), "projection"
     (:func:`project_sites`) or "encoding" (:func:`encoding_scores`) — over ``n_stimuli``, and the batch size that fits
     ``max_bytes`` when ``batch_size`` is None. ``dims=None``: no projection (RDMs)."""
@@ -239,7 +239,7 @@ def preflight(subject, n_stimuli: int, sites=None, reducer: str = "encoding", *,
     projection = check_choice("projection", projection, PROJECTIONS)
     dims = None if dims is None else check_count("dims", dims)
     kinds, arrays = _kinds(subject, sites, dims, projection, jax.random.key(0),
-                           check_count("n_reference", n_reference, 2), check_positive("max_bytes", max_bytes), True)
+                           check_count("n_reference", n_reference, 2), max_bytes or 2e9, True)
     return _plan(subject, check_count("n_stimuli", n_stimuli), kinds, arrays, reducer,
                  check_count("n_splits", n_splits), check_count("n_neurons", n_neurons), batch_size, max_bytes)
 
@@ -270,7 +270,7 @@ def _setup(subject, src, sites, purpose, dims, projection, key, reference, reduc
            progress):
     """The projections (PCA fitted on ``reference`` in one streaming pass) and the plan."""
     kinds, arrays = _kinds(subject, sites, dims, projection, key, len(reference) if reference is not None else 2,
-                           check_positive("max_bytes", max_bytes))
+                           check_positive("max_bytes", 2e9 if max_bytes is None else max_bytes))
     pca = [s for s, kind, _ in kinds if kind == "pca"]
     if pca and reference is None:
         raise ArgumentError(f"projection='pca' needs reference images to fit the components of {', '.join(pca)}; "
@@ -292,7 +292,7 @@ def _group(kinds, arrays, group):
 
 
 def project_sites(subject, images, sites=None, *, dims: int = 1000, method: str = "pca", reference=None, key,
-                  batch_size: int | None = None, max_bytes: float = 2e9, progress: bool = False) -> SiteDict:
+                  batch_size: int | None = None, max_bytes: float | None = 2e9, progress: bool = False) -> SiteDict:
     """{site: (stimuli, k) float32}, each site projected inside the forward pass — ``method="random"``: Gaussian,
     scaled 1/√dims, from ``fold_in(key, site index)`` (:func:`random_matrix`), k = dims; "pca": the top principal
     axes of the responses to ``reference`` (centred on their mean; exact, one streaming pass), k = min(dims,
@@ -315,7 +315,7 @@ def project_sites(subject, images, sites=None, *, dims: int = 1000, method: str 
 
 
 def site_rdms(subject, images, sites=None, *, rdm_method: str = "correlation", dims: int | None = None, key=None,
-              batch_size: int | None = None, max_bytes: float = 2e9, progress: bool = False) -> SiteDict:
+              batch_size: int | None = None, max_bytes: float | None = 2e9, progress: bool = False) -> SiteDict:
     """{site: (n, n) float64 RDM} with :func:`insilico.analysis.rsa.rdm`'s conventions ("correlation": 1 − r;
     "euclidean": squared distance per unit), from Gram blocks accumulated in float64.
 
@@ -357,7 +357,7 @@ def site_rdms(subject, images, sites=None, *, rdm_method: str = "correlation", d
 
 def encoding_scores(subject, images, responses, sites=None, *, n_splits: int = 10, folds=None, dims: int = 1000,
                     projection: str = "pca", reference=None, alphas=None, key, batch_size: int | None = None,
-                    max_bytes: float = 2e9, progress: bool = False) -> xr.Dataset:
+                    max_bytes: float | None = 2e9, progress: bool = False) -> xr.Dataset:
     """Held-out ridge predictivity of ``responses`` (stimuli, neurons) from every site, from sufficient statistics.
 
     Stimuli are dealt to ``n_splits`` folds from ``key`` (or ``folds``: one id per stimulus, overriding n_splits).
