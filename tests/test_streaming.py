@@ -82,6 +82,10 @@ def test_pca_projection_is_the_reference_pca(tiny_convnet, images):
     x = brain.record_sites(tiny_convnet, images, ["conv1"])["conv1"]
     np.testing.assert_allclose(out["conv1"], (x - mu) @ v, rtol=0, atol=1e-4)
     assert out["fc1"].shape == (60, 8)                                            # 8 units ≤ dims: unprojected
+    own = st.project_sites(tiny_convnet, images, ["conv1"], dims=10, method="pca", key=jax.random.key(0))
+    same = st.project_sites(tiny_convnet, images, ["conv1"], dims=10, method="pca", reference=images,
+                            key=jax.random.key(0))
+    np.testing.assert_array_equal(own["conv1"], same["conv1"])          # default reference: the stimuli themselves
 
 
 def _direct(x, y, folds, alphas=ALPHAS):
@@ -186,8 +190,6 @@ def test_arguments_are_checked(tiny_convnet, images):
         st.encoding_scores(tiny_convnet, images, y, folds=np.arange(60) % 4 * 2, key=key)
     with pytest.raises(ArgumentError, match="n_splits must be an integer ≥ 3 and ≤ 60; got 2"):
         st.encoding_scores(tiny_convnet, images, y, n_splits=2, key=key)
-    with pytest.raises(ArgumentError, match="projection='pca' needs reference images"):
-        st.encoding_scores(tiny_convnet, images, y, dims=10, key=key)
     with pytest.raises(ArgumentError, match="dims must be an integer ≥ 1; got 0"):
         st.project_sites(tiny_convnet, images, dims=0, key=key)
     with pytest.raises(ArgumentError, match="key must be a PRNG key"):

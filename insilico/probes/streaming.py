@@ -268,13 +268,11 @@ def _fit_pca(subject, ref, pca, kinds, arrays, batch_size, max_bytes, progress):
 
 def _setup(subject, src, sites, purpose, dims, projection, key, reference, reducer, k, q, batch_size, max_bytes,
            progress):
-    """The projections (PCA fitted on ``reference`` in one streaming pass) and the plan."""
-    kinds, arrays = _kinds(subject, sites, dims, projection, key, len(reference) if reference is not None else 2,
+    """The projections (PCA fitted on ``reference``, default the first ≤ 1,000 stimuli, in one pass) and the plan."""
+    reference = src.images[:1000] if reference is None else reference
+    kinds, arrays = _kinds(subject, sites, dims, projection, key, len(reference),
                            check_positive("max_bytes", 2e9 if max_bytes is None else max_bytes))
     pca = [s for s, kind, _ in kinds if kind == "pca"]
-    if pca and reference is None:
-        raise ArgumentError(f"projection='pca' needs reference images to fit the components of {', '.join(pca)}; "
-                            "pass reference=... (e.g. 1,000 ImageNet validation images) or projection='random'")
     if pca:
         kinds = _fit_pca(subject, _Source(subject, reference, f"{purpose} (PCA reference)"), pca, kinds, arrays,
                          batch_size, max_bytes, progress)
@@ -295,9 +293,9 @@ def project_sites(subject, images, sites=None, *, dims: int = 1000, method: str 
                   batch_size: int | None = None, max_bytes: float | None = 2e9, progress: bool = False) -> SiteDict:
     """{site: (stimuli, k) float32}, each site projected inside the forward pass — ``method="random"``: Gaussian,
     scaled 1/√dims, from ``fold_in(key, site index)`` (:func:`random_matrix`), k = dims; "pca": the top principal
-    axes of the responses to ``reference`` (centred on their mean; exact, one streaming pass), k = min(dims,
-    references − 1) less any of zero variance. Sites with ≤ ``dims`` units pass unprojected. ``attrs``: the
-    estimate (:class:`Preflight`) and the measured peak."""
+    axes of the responses to ``reference`` (default: the first ≤ 1,000 ``images``; centred on their mean; exact,
+    one streaming pass), k = min(dims, references − 1) less any of zero variance. Sites with ≤ ``dims`` units
+    pass unprojected. ``attrs``: the estimate (:class:`Preflight`) and the measured peak."""
     rss = _max_rss()
     dims, method = check_count("dims", dims), check_choice("method", method, PROJECTIONS)
     check_key("key", key)
