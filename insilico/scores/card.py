@@ -77,7 +77,8 @@ def heatmap(card: xr.Dataset):
     for (i, j), val in np.ndenumerate(v):
         text = "—" if not np.isfinite(val) else f"{val:.2f}"
         bright = np.isfinite(rel[i, j]) and rel[i, j] > 0.6
-        ax.text(j, i, text, ha="center", va="center", fontsize=8, color="black" if bright else "white")
+        colour = "0.4" if not np.isfinite(val) else "black" if bright else "white"
+        ax.text(j, i, text, ha="center", va="center", fontsize=8, color=colour)
     for j, chosen in enumerate(card.chosen_site.values):
         if str(chosen) in sites:
             ax.add_patch(Rectangle((j - 0.5, sites.index(str(chosen)) - 0.5), 1, 1, fill=False, lw=2, ec="#D55E00"))
