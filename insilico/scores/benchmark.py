@@ -24,8 +24,9 @@ __all__ = ["Benchmark", "BENCHMARKS", "METRICS", "register", "get", "available",
 METRICS = {
     "rsa": "RDM of the site's responses (rdm_method) compared with each subject's RDM (comparator), mean over "
            "subjects",
-    "encoding": "ridge regression from the site's units to each neuron (alpha per neuron by 5-fold CV inside the "
-                "training images), held-out Pearson r on random 90/10 image splits, median over neurons",
+    "encoding": "ridge regression from the site's units (top 500 principal components of a wider site) to each "
+                "neuron, K-fold over the images (alpha per neuron by inner CV over the training folds), held-out "
+                "Pearson r per neuron averaged over folds, median over neurons",
     "tuning-shape": "1 - mean two-sample Kolmogorov-Smirnov distance between the distributions of preferred "
                     "spatial frequency (c/deg) and SF bandwidth (octaves) of the site's units and of the cells",
 }
@@ -50,7 +51,7 @@ class Benchmark:
     - ``data``: loader ``() -> target``: subject RDMs (S, N, N) for "rsa"; an ``xarray.DataArray``
       (presentation, neuroid) for "encoding"; the cells' tuning Dataset for "tuning-shape";
     - ``metric``: one of :data:`METRICS`; ``rdm_method`` and ``comparator`` for "rsa"; ``n_splits`` (image
-      splits) for "encoding";
+      folds) for "encoding";
     - ``ceiling``: how the ceiling is computed, or why there is none (text, shown in the scorecard);
       ``ceiling_data``: loader of what the ceiling is computed from (raw repeats), or None;
     - ``selection``: the site-selection rule, "stimuli" (RSA: half the stimuli, stratified by ``groups``) or

@@ -119,8 +119,8 @@ for _i, _s in enumerate(COWLEY_SESSIONS):
     _raw = _s == "210325"
     register(Benchmark(
         name=f"cowley2023-v4-{_s}", region="V4", stimuli=partial(cowley_stimuli, _s),
-        data=partial(cowley_responses, _s), metric="encoding", n_splits=5, selection="neurons",
-        folders=(neural.COWLEY2023,), citation=_CITE_COWLEY, stream=10 * _i,
+        data=partial(cowley_responses, _s), metric="encoding", n_splits=10, selection="neurons",
+        folders=(neural.COWLEY2023,), citation=_CITE_COWLEY, stream=10 * _i, version="2",
         ceiling_data=partial(cowley_repeats, _s) if _raw else None,
         ceiling=("split-half reliability of each held-out neuron's mean response over its 6-10 repeats "
                  "(Spearman-Brown corrected, 100 random halves; encoding.split_half_reliability), median over neurons"
@@ -129,14 +129,14 @@ for _i, _s in enumerate(COWLEY_SESSIONS):
 
 register(Benchmark(
     name="allen2020-mouse-v1", region="mouse V1", stimuli=allen_stimuli, data=allen_responses, metric="encoding",
-    n_splits=10, selection="neurons", folders=(neural.ALLEN_V1,),
+    n_splits=10, selection="neurons", folders=(neural.ALLEN_V1,), version="2",
     citation="de Vries SEJ, Lecoq JA, Buice MA, et al. (2020). A large-scale standardized physiological survey "
              "reveals functional organization of the mouse visual cortex. Nat Neurosci 23:138-151.",
     ceiling="none: only the mean over the 50 repeats is stored (no single trials with their scenes)",
     description="212 VISp cells x 118 natural scenes at 31 px, grey"))
 register(Benchmark(
     name="tang2018-v1", region="V1", stimuli=tang_stimuli, data=tang_responses, metric="encoding", n_splits=10,
-    selection="neurons", folders=(neural.TANG2018,),
+    selection="neurons", folders=(neural.TANG2018,), version="2",
     citation="Tang S, Lee TS, Li M, et al. (2018). Complex pattern selectivity in macaque primary visual cortex "
              "revealed by large-scale two-photon imaging. Current Biology 28:38-48.",
     ceiling="none: only trial-averaged responses are stored",

@@ -5,9 +5,9 @@ benchmark definition, seed, resize method, bootstrap samples) is the same; a sto
 them is named and recomputed, never reused.
 
 Random draws: ``base = PRNGKey(seed)``; a benchmark's key is ``fold_in(base, benchmark.stream)`` — the image
-splits of the encoding come from it directly (``fold_in(key, i)`` for the i-th site, as
-:func:`insilico.probes.brain.encoding_by_site`), the selection split from ``fold_in(key, 1000)``, the bootstrap
-from ``fold_in(key, 1001)`` and a split-half ceiling from ``fold_in(base, 99)`` (as experiments/v4_encoding.py).
+folds of the encoding come from it directly (the same folds for every site), the selection split from
+``fold_in(key, 1000)``, the bootstrap from ``fold_in(key, 1001)`` and a split-half ceiling from
+``fold_in(base, 99)`` (as experiments/v4_encoding.py).
 """
 from __future__ import annotations
 
