@@ -67,9 +67,9 @@ def bootstrap_correlation(x, y, key, *, n_boot: int = 2000, method: str = "pears
     if x.shape != y.shape or x.ndim != 1 or len(x) < 3 or not (np.isfinite(x).all() and np.isfinite(y).all()):
         raise ValueError(f"x and y must be finite vectors of the same length ≥ 3; got shapes {x.shape}, {y.shape}")
     rank = (lambda v: scipy.stats.rankdata(v, axis=-1)) if method == "spearman" else (lambda v: v)
-    r = float(pearson(rank(x), rank(y)))
+    r = float(np.clip(pearson(rank(x), rank(y)), -1, 1))                  # round-off can pass ±1
     idx = np.asarray(jax.random.randint(key, (n_boot, len(x)), 0, len(x)))
-    samples = np.asarray(pearson(rank(x[idx]), rank(y[idx]), axis=1), np.float64)
+    samples = np.clip(np.asarray(pearson(rank(x[idx]), rank(y[idx]), axis=1), np.float64), -1, 1)
     ok = samples[np.isfinite(samples)]
     lo, hi = np.percentile(ok, [50 * (1 - ci), 50 * (1 + ci)]) if len(ok) else (np.nan, np.nan)
     return {"r": r, "lo": float(lo), "hi": float(hi), "n": len(x), "n_valid": int(len(ok)), "method": method}
@@ -163,9 +163,9 @@ def _first(n: int, session: str, what: str):
 
 
 def quick_v4(n: int = 160, session: str = "210325") -> scores.Benchmark:
-    """Cowley et al.'s session ``session`` on its first ``n`` images and 2 image splits (a smoke-test size)."""
+    """Cowley et al.'s session ``session`` on its first ``n`` images and 3 image splits (a smoke-test size)."""
     b, load = scores.get(f"cowley2023-v4-{session}"), partial(_Loader, _first, n, session)
-    return dataclasses.replace(b, name=f"{b.name}-first{n}", n_splits=2, stimuli=load("images"), data=load("responses"),
+    return dataclasses.replace(b, name=f"{b.name}-first{n}", n_splits=3, stimuli=load("images"), data=load("responses"),
                                ceiling_data=load("repeats"), description=f"{b.description}; its first {n} images only")
 
 

@@ -100,5 +100,5 @@ def test_benchmark_fingerprints_hold_no_memory_address(pvb):
         assert {k: v for k, v in s.definition().items() if k not in ("stimuli", "data", "ceiling_data")} == \
             {k: v for k, v in b.definition().items() if k not in ("stimuli", "data", "ceiling_data")}
     b = pvb.quick_v4(40)
-    assert b.n_splits == 2 and b.name == "cowley2023-v4-210325-first40"
+    assert b.n_splits == 3 and b.name == "cowley2023-v4-210325-first40"
     assert b.definition()["stimuli"].endswith("_first(40, '210325', 'images')")
