@@ -54,7 +54,7 @@ FOUR = ("ConvNet (feed-forward)", "MLP, backprop", "MLP, feedback alignment", "C
         "ConvNet, blurred world")
 ZOO = ("cifar_convnet", "cifar_resnet", "cifar_convnet_untrained", "cifar_resnet_untrained")
 IT_REGIONS = ("IT", "human IT")
-FAMILIES = {"zoo, trained": "C0", "zoo, untrained": "C7", "four elements": "C1", "width / depth": "C2"}
+FAMILIES = {"zoo, trained": "#0072B2", "zoo, untrained": "#999", "four elements": "#D55E00", "width / depth": "#009E73"}
 
 
 def bootstrap_correlation(x, y, key, *, n_boot: int = 2000, method: str = "pearson", ci: float = 0.95) -> dict:
@@ -243,8 +243,9 @@ def accuracy_figure(models, acc, panels):
         ax.set(xlabel="CIFAR-10 test accuracy (fraction correct)", ylabel=ylabel)
     style.legend_outside(fig, title="model family")
     fig.suptitle("Task performance vs brain predictivity (each point a model)")
-    style.caption(fig, "Scores: held-out half of the benchmark (the site chosen on the other half). Brackets: 95% "
-                  "intervals from a bootstrap over models; with this few models they are wide.")
+    style.caption(fig, "Scores on the held-out half of each benchmark (the site chosen on the other half); IT: mean "
+                  "over subjects, then over the human IT and Cichy IT benchmarks. Brackets: 95% intervals from a "
+                  "bootstrap over models; with this few models they are wide.")
     return fig
 
 
@@ -375,8 +376,7 @@ def main(argv=None):
     col = lambda regions: np.array([region_value(e, regions, "raw") for e in summary["models"].values()])
     panels = {"V4 (Cowley et al. 2023 encoding)": (col(("V4",)), "V4 score (median held-out Pearson r over "
                                                    "neurons)", corr.get("V4", {})),
-              "IT (RSA with human IT and Cichy IT)": (col(IT_REGIONS), "IT score (Kendall τ-a: mean over subjects, "
-                                                      "then over the IT benchmarks)", corr.get("IT", {}))}
+              "IT (RSA with human IT and Cichy IT)": (col(IT_REGIONS), "IT score (Kendall τ-a)", corr.get("IT", {}))}
     accuracy_figure(models, acc, panels).savefig(out / "performance_vs_brain.png")
     for g, c in ((g, corr.get(g, {})) for g in ("V4", "IT")):
         if c:
