@@ -137,24 +137,6 @@ def trained_subject(name, source, train, cfg, config, out: Path):
     return make_subject(name, model, result.variables, spec, train.class_names), {"training": fp, **meta}
 
 
-class _Loader:
-    """A benchmark loader named by its function and arguments: the repr of a ``functools.partial`` holds a memory
-    address, so a benchmark defined with partials would have another fingerprint in every process."""
-
-    def __init__(self, func, *args):
-        self.func, self.args = func, args
-        self.__module__, self.__qualname__ = func.__module__, f"{func.__qualname__}{args!r}"
-
-    def __call__(self):
-        return self.func(*self.args)
-
-
-def stable(b: scores.Benchmark) -> scores.Benchmark:
-    """``b`` with its partial loaders as :class:`_Loader` (the same calls, a fingerprint that survives a rerun)."""
-    loaders = {f.name: getattr(b, f.name) for f in dataclasses.fields(b)}
-    return dataclasses.replace(b, **{k: _Loader(v.func, *v.args) for k, v in loaders.items() if isinstance(v, partial)})
-
-
 def _first(n: int, session: str, what: str):
     if what == "images":
         return neural.cowley2023_images(session)[:n], None
@@ -164,7 +146,7 @@ def _first(n: int, session: str, what: str):
 
 def quick_v4(n: int = 160, session: str = "210325") -> scores.Benchmark:
     """Cowley et al.'s session ``session`` on its first ``n`` images and 3 image splits (a smoke-test size)."""
-    b, load = scores.get(f"cowley2023-v4-{session}"), partial(_Loader, _first, n, session)
+    b, load = scores.get(f"cowley2023-v4-{session}"), partial(partial, _first, n, session)
     return dataclasses.replace(b, name=f"{b.name}-first{n}", n_splits=3, stimuli=load("images"), data=load("responses"),
                                ceiling_data=load("repeats"), description=f"{b.description}; its first {n} images only")
 
@@ -173,8 +155,8 @@ def chosen_benchmarks(quick: bool, names) -> list:
     """--quick: Cichy IT and :func:`quick_v4`; otherwise ``names`` (a missing one is skipped by score_model,
     which says why) or every registered benchmark whose data are present."""
     if quick:
-        return [stable(scores.get("cichy2014-it")), quick_v4()]
-    return [stable(scores.get(n)) for n in names or [n for n in scores.available()
+        return [scores.get("cichy2014-it"), quick_v4()]
+    return [scores.get(n) for n in names or [n for n in scores.available()
                                                      if not scores.missing_data(scores.get(n))]]
 
 

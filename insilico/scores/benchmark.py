@@ -12,6 +12,7 @@ import json
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -111,7 +112,7 @@ class Benchmark:
         for f in fields(self):
             v = getattr(self, f.name)
             if callable(v):
-                v = f"{getattr(v, '__module__', '')}.{getattr(v, '__qualname__', repr(v))}"
+                v = _loader_name(v)
             out[f.name] = [list(o) for o in v] if f.name == "options" else v
         return out
 
@@ -119,6 +120,16 @@ class Benchmark:
         """sha256 of :meth:`definition`."""
         text = json.dumps(self.definition(), sort_keys=True, default=str)
         return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _loader_name(f) -> str:
+    """A loader by its qualified name; a ``functools.partial`` by its function and arguments (its repr holds a
+    memory address, which would give the benchmark another fingerprint in every process)."""
+    if isinstance(f, partial):
+        args = [_loader_name(a) if callable(a) else repr(a) for a in f.args]
+        args += [f"{k}={_loader_name(a) if callable(a) else repr(a)}" for k, a in sorted(f.keywords.items())]
+        return f"{_loader_name(f.func)}({', '.join(args)})"
+    return f"{getattr(f, '__module__', '')}.{getattr(f, '__qualname__', repr(f))}"
 
 
 BENCHMARKS: dict[str, Benchmark] = {}
