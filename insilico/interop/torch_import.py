@@ -120,7 +120,7 @@ def _vgg_mapping(model: VGG16) -> Mapping:
 def _resnet_mapping(model: ResNet18 | ResNet50) -> Mapping:
     """torchvision's ResNets: basic blocks (conv1, conv2) in ResNet18, bottlenecks (conv1 … conv3, 4x wider
     outputs) in ResNet50."""
-    convs, expansion = ((1, 2), 1) if isinstance(model, ResNet18) else ((1, 2, 3), 4)
+    convs, expansion = ((1, 2), 1) if model.block == "basic" else ((1, 2, 3), 4)
     m: Mapping = {}
     m.update(_conv_entries("conv1", ("conv1", "conv"), bias=False))
     m.update(_bn_entries("bn1", ("conv1", "bn")))

@@ -103,13 +103,14 @@ class VGG16(nn.Module):
 
 class ResNet18(nn.Module):
     """torchvision's ImageNet ResNet with basic blocks (He et al. 2016); the default ``layers`` are ResNet-18
-    (11.7 M parameters), ``(3, 4, 6, 3)`` is ResNet-34."""
+    (11.7 M parameters), ``(3, 4, 6, 3)`` is ResNet-34. ``block``: "basic" or "bottleneck" (:class:`ResNet50`)."""
 
     layers: Sequence[int] = (2, 2, 2, 2)
     widths: Sequence[int] = (64, 128, 256, 512)
     num_classes: int = 1000
     mean: Sequence[float] = IMAGENET_MEAN
     std: Sequence[float] = IMAGENET_STD
+    block: str = "basic"
 
     @nn.compact
     def __call__(self, x, train: bool = False):
@@ -117,26 +118,14 @@ class ResNet18(nn.Module):
         x = ConvStage(self.widths[0], 7, stride=2, padding=3, name="conv1")(x, train)
         x = _max_pool3(x, padding=1)
         for i, (n, w) in enumerate(zip(self.layers, self.widths), start=1):
-            x = ResNetStage(w, n, 1 if i == 1 else 2, padding=1, name=f"layer{i}")(x, train)
+            x = ResNetStage(w, n, 1 if i == 1 else 2, padding=1, block=self.block, name=f"layer{i}")(x, train)
         return Readout(self.num_classes, name="logits")(jnp.mean(x, axis=(1, 2)), train)
 
 
-class ResNet50(nn.Module):
+class ResNet50(ResNet18):
     """torchvision's ImageNet ResNet with bottleneck blocks, v1.5 (the stride on the 3x3 convolution; He et al.
     2016); the default ``layers`` are ResNet-50 (25.6 M parameters), ``(3, 4, 23, 3)`` is ResNet-101 and
     ``(3, 8, 36, 3)`` ResNet-152. ``widths``: the blocks' inner widths (outputs are 4x wider)."""
 
     layers: Sequence[int] = (3, 4, 6, 3)
-    widths: Sequence[int] = (64, 128, 256, 512)
-    num_classes: int = 1000
-    mean: Sequence[float] = IMAGENET_MEAN
-    std: Sequence[float] = IMAGENET_STD
-
-    @nn.compact
-    def __call__(self, x, train: bool = False):
-        x = Normalize(self.mean, self.std, name="normalize")(x)
-        x = ConvStage(self.widths[0], 7, stride=2, padding=3, name="conv1")(x, train)
-        x = _max_pool3(x, padding=1)
-        for i, (n, w) in enumerate(zip(self.layers, self.widths), start=1):
-            x = ResNetStage(w, n, 1 if i == 1 else 2, padding=1, block="bottleneck", name=f"layer{i}")(x, train)
-        return Readout(self.num_classes, name="logits")(jnp.mean(x, axis=(1, 2)), train)
+    block: str = "bottleneck"
