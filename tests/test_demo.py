@@ -18,7 +18,7 @@ from insilico.validation import ArgumentError
 
 SECTIONS = ("Models and their sites", "First-layer filters", "Activation statistics", "Orientation tuning",
             "Receptive fields", "Single-unit lesions", "Stimulus synthesis", "Comparison with brains",
-            "The four elements", "Probe your own model", "Nothing silent")
+            "Scoring against brain benchmarks", "The four elements", "Probe your own model", "Nothing silent")
 
 
 @pytest.fixture(scope="module")
@@ -61,6 +61,15 @@ def test_quick_demo_sections_figures_and_data(quick_demo):
     if os.environ.get("INSILICO_DATA"):                  # with the data: every site against four regions
         assert (out / "rsa_mnist_convnet.png").stat().st_size > 1000
         assert ds.rsa_score.shape == (4, 4) and np.all(np.abs(ds.rsa_score.values) < 1)
+        held = ds.benchmark_heldout_score                # scored on held-out halves, one site chosen per benchmark
+        assert held.sizes["benchmark"] == 4 and np.isfinite(held.values).all() and np.all(np.abs(held.values) < 1)
+        assert set(held.attrs["chosen_sites"].split(", ")) <= set(ds.site.values)
+        assert (out / "scores_by_model.png").stat().st_size > 1000
+        card = xr.open_dataset(out / "scores_mnist_convnet" / "scores.nc", engine="scipy")
+        np.testing.assert_array_equal(card.raw_score.values, held.values)
+        assert "scores_mnist_convnet/scorecard.html" in page and (out / "scores_mnist_convnet/scorecard.html").is_file()
+    else:                                                # without: the scoring section says what it needs
+        assert "INSILICO_DATA" in _sections(page)["Scoring against brain benchmarks"]
 
 
 def test_quick_demo_summary_and_contents(quick_demo):

@@ -338,3 +338,31 @@ def test_reproduces_the_documented_numbers(data_dir):
     c3 = v4.sel(site="conv3")
     assert c3.full_ci_low.item() < 0.536 < c3.full_ci_high.item()
     assert BOOT_STREAM != SPLIT_STREAM
+
+
+def test_compare_models_draws_each_models_chosen_site_and_the_ceiling(tiny_convnet, fake_stimuli, tmp_path):
+    """One bar per model and benchmark at the chosen site's held-out score, its interval as the error bar, and the
+    ceiling drawn where the normalized score is 1."""
+    shared = _random_rdms(8, 1, N_STIM) + 0.3 * _random_rdms(0, N_SUBJ, N_STIM)     # subjects agree: a ceiling > 0
+    bench = _rsa_bench(shared, fake_stimuli)
+    heavier = jax.tree.map(lambda a: a * 1.5, tiny_convnet)
+    cards = {}
+    for name, sub in (("a", tiny_convnet), ("b", heavier)):
+        res, skipped, ident = scores.score_model(sub, [bench], tmp_path / name, n_boot=20, log=lambda m: None)
+        cards[name] = scores.combine(res, ident, seed=0, resize="area", task=(float("nan"), "none"),
+                                     skipped=skipped, sites=list(sub.sites))
+    fig = scores.compare_models(cards)
+    ax = fig.axes[0]
+    heights = [p.get_height() for p in ax.patches]
+    np.testing.assert_allclose(heights, [float(cards[m].raw_score[0]) for m in ("a", "b")])
+    c = cards["a"].isel(benchmark=0)
+    lines = [seg for coll in ax.collections for seg in getattr(coll, "get_segments", lambda: [])()
+             if len(seg) == 2 and seg[0][1] == seg[1][1] and seg[0][0] != seg[1][0]]
+    level = float(c.raw_score) / float(c.normalized)
+    assert any(np.isclose(seg[0][1], level) for seg in lines) and np.isclose(level, float(c.ceiling_lower))
+    assert ax.get_ylabel() and ax.get_title() and fig.texts                    # labelled, with a caption
+    legend = [t.get_text() for t in fig.legends[0].get_texts()] if fig.legends else \
+        [t.get_text() for t in ax.get_legend().get_texts()]
+    assert {"a", "b", "ceiling (normalized score 1)"} <= set(legend)
+    with pytest.raises(ValueError, match="non-empty dict"):
+        scores.compare_models({})

@@ -6,10 +6,10 @@ results, and links to its NetCDF output, to the code that made it and to the exp
 scale. Sections: the models and their sites, first-layer filters, activation statistics, orientation tuning,
 receptive fields (feature visualizations with exemplars, RF size vs depth, simple/complex cells), single-unit
 lesions and cumulative ablation, stimulus synthesis (PGD accuracy vs ε with the untrained control, controversial
-stimuli between the CIFAR models, metamers), comparison with brains (when INSILICO_DATA holds the data), the four
-elements (recurrent vs feed-forward, feedback alignment vs backpropagation, trained on the spot on scikit-learn's
-digits), a model of your own (an NNX CNN defined and trained on the spot) and what insilico refuses. No data
-directory is needed.
+stimuli between the CIFAR models, metamers), comparison with brains and scoring on the registered brain
+benchmarks (both when INSILICO_DATA holds the data), the four elements (recurrent vs feed-forward, feedback
+alignment vs backpropagation, trained on the spot on scikit-learn's digits), a model of your own (an NNX CNN
+defined and trained on the spot) and what insilico refuses. No data directory is needed.
 """
 from __future__ import annotations
 
@@ -31,12 +31,13 @@ from .honesty import nothing_silent_section
 from .learning import four_elements_section, your_own_model_section
 from .lesions import lesion_section
 from .overview import filters_section, models_section, statistics_section
+from .scoring import scoring_section
 from .synthesis import synthesis_section
 from .tuning import receptive_fields_section, tuning_section
 
 SECTIONS = [models_section, filters_section, statistics_section, tuning_section, receptive_fields_section,
-            lesion_section, synthesis_section, brain_section, four_elements_section, your_own_model_section,
-            nothing_silent_section]
+            lesion_section, synthesis_section, brain_section, scoring_section, four_elements_section,
+            your_own_model_section, nothing_silent_section]
 
 EXPERIMENTS = {                              # the scripts in experiments/ that do a section at full scale
     "models_section": ("train_zoo.py",),
@@ -46,6 +47,7 @@ EXPERIMENTS = {                              # the scripts in experiments/ that 
     "lesion_section": ("ablation_morcos2018.py",),
     "synthesis_section": ("adversarial.py", "controversial_stimuli.py", "metamers.py"),
     "brain_section": ("rsa_92images.py", "v4_encoding.py"),
+    "scoring_section": ("performance_vs_brain.py",),
     "four_elements_section": ("four_elements.py", "feedback_alignment.py"),
     "nothing_silent_section": ("honesty_audit.py",),
 }

@@ -10,7 +10,7 @@ import xarray as xr
 
 from .stimuli import CHANNELS_RULE, RESIZE_METHODS
 
-__all__ = ["combine", "heatmap", "write_scorecard"]
+__all__ = ["combine", "compare_models", "heatmap", "write_scorecard"]
 
 _PER_SITE = ("selection_score", "heldout_score", "heldout_ci_low", "heldout_ci_high", "full_score", "full_ci_low",
              "full_ci_high")
@@ -94,6 +94,62 @@ def heatmap(card: xr.Dataset):
     style.caption(fig, "Numbers: each site's score on the held-out half (stimuli for RSA, neurons for encoding and "
                   "tuning); colours rescaled per column because the metrics differ. Framed: the site chosen on the "
                   "selection half. —: no value (a site without a result, or a site the metric does not use).")
+    return fig
+
+
+def compare_models(cards: dict):
+    """Several models' scorecards side by side: per benchmark (x, labelled with its area), one bar per model — the
+    held-out score of the site that model chose, with its 95% bootstrap interval — and the benchmark's ceiling
+    as a black line where it has one: the score at which the normalized score is 1 (an RSA ceiling's lower bound;
+    for encoding the square root of the neurons' median reliability)."""
+    import matplotlib.pyplot as plt
+
+    from ..report import style
+
+    style.use()
+    if not isinstance(cards, dict) or not cards:
+        raise ValueError(f"cards must be a non-empty dict of model name -> scorecard Dataset; got {cards!r}")
+    names = list(cards)
+    benches = list(dict.fromkeys(str(b) for c in cards.values() for b in c.benchmark.values))
+    fig, ax = plt.subplots(figsize=(2.0 + 1.1 * len(benches), 4.2), layout="constrained")
+    width = 0.8 / len(names)
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    regions: dict[str, str] = {}
+    for m, name in enumerate(names):
+        card = cards[name]
+        sites = [str(s) for s in card.site.values]
+        label: str | None = name                      # on this model's first bar
+        for j, b in enumerate(benches):
+            if b not in card.benchmark.values:
+                continue
+            c = card.sel(benchmark=b)
+            regions[b] = str(c.region.values)
+            i = sites.index(str(c.chosen_site.values))
+            y, lo, hi = float(c.raw_score), float(c.heldout_ci_low[i]), float(c.heldout_ci_high[i])
+            x = j - 0.4 + width * (m + 0.5)
+            err = [[y - lo], [hi - y]] if np.isfinite(lo) and np.isfinite(hi) else None
+            ax.bar(x, y, width * 0.92, color=colours[m % len(colours)], label=label, yerr=err, capsize=2,
+                   error_kw={"lw": 0.8})
+            label = None
+    labelled = False
+    for j, b in enumerate(benches):                  # the score at which the normalized score is 1
+        c = next(card for card in cards.values() if b in card.benchmark.values).sel(benchmark=b)
+        raw, norm = float(c.raw_score), float(c.normalized)
+        if np.isfinite(norm) and norm != 0 and raw != 0:
+            ax.hlines(raw / norm, j - 0.45, j + 0.45, colors="black", lw=1.5,
+                      label="_nolegend_" if labelled else "ceiling (normalized score 1)")
+            labelled = True
+    ax.axhline(0, color="0.5", lw=0.6)
+    ax.set_xticks(range(len(benches)), [f"{b}\n({regions.get(b, '')})" for b in benches], rotation=30, ha="right",
+                  fontsize=8)
+    ax.set_ylabel("held-out score of the chosen site")
+    ax.set_title("Each model's best site per benchmark, scored on the held-out half")
+    style.legend_outside(ax, title="model")
+    style.caption(fig, "Scores by metric: RSA benchmarks Kendall τ-a between RDMs (92 images); encoding benchmarks "
+                  "the median over held-out neurons of the cross-validated ridge r; tuning-shape benchmarks 1 − the "
+                  "mean Kolmogorov–Smirnov distance of tuning-property distributions. Error bars: 95% bootstrap "
+                  "intervals; black lines: the noise ceiling (where the normalized score is 1), where the data have "
+                  "repeats or several subjects.")
     return fig
 
 
