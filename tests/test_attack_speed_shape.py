@@ -95,6 +95,33 @@ def test_concurrent_slices_change_nothing(tiny_convnet, stop_early):
     assert (runs[0][1] < 4).any() == stop_early               # items left early only when stopping early
 
 
+@pytest.mark.parametrize("shards", [1, 2])
+def test_a_row_limit_cuts_large_batches_into_calls_and_changes_nothing(tiny_convnet, monkeypatch, shards):
+    """With ``rows``, no compiled call sees more than ``rows`` items per slice; the results are those without it."""
+    x, y = _batch(tiny_convnet, 12)
+    eps = np.repeat(np.float32([0.01, 0.05, 0.2]), 12)
+    items = (jnp.zeros((36, 8, 8, 3)), jnp.tile(x, (3, 1, 1, 1)), jnp.tile(y, 3), jnp.asarray(eps),
+             jnp.asarray(eps / 4))
+    whole = run_shrinking(_pgd._RowPGD("linf", False), items, (tiny_convnet,), steps=4, shards=shards, rows=None)
+    seen, forward = [], el.forward
+
+    def spy(subject, images, *a, **k):
+        seen.append(images.shape[0])
+        return forward(subject, images, *a, **k)
+
+    monkeypatch.setattr(el, "forward", spy)
+    shrinking._compiled.cache_clear()
+    cut = run_shrinking(_pgd._RowPGD("linf", False), items, (tiny_convnet,), steps=4, shards=shards, rows=8)
+    assert all(np.array_equal(a, b) for a, b in zip(cut[0], whole[0])) and np.array_equal(cut[1], whole[1])
+    assert seen and max(seen) <= 8
+    for n in (1, 7, 16, 17, 36, 100, 1000):                   # every item in a call; padding only in the last one
+        layout = shrinking._layout(n, shards, True, 8)
+        assert shrinking._total(layout) >= n and all(size <= 8 * k and size % k == 0 for size, k in layout)
+        assert shrinking._total(layout[:-1]) < n and all(size == 8 * shards for size, _ in layout[:-1])
+    with pytest.raises(ArgumentError, match="rows must be"):
+        run_shrinking(_Count(), (jnp.ones(4), jnp.ones(4)), rows=2)
+
+
 class _Count:
     """Counts up by ``by`` per step; done once past ``stop``; counts its own traces."""
     traces = 0

@@ -40,7 +40,10 @@ from ..validation import check_choice, check_count
 from .chunks import n_items
 from .program import filter_jit
 
-__all__ = ["run_shrinking", "bucket", "default_shards"]
+__all__ = ["run_shrinking", "bucket", "default_shards", "default_rows"]
+
+
+CPU_ROWS = 128
 
 
 def bucket(n: int) -> int:
@@ -51,6 +54,13 @@ def bucket(n: int) -> int:
     return b
 
 
+def default_rows() -> int | None:
+    """The most items one compiled call takes per slice: on CPU :data:`CPU_ROWS` (a network's input gradient on a
+    larger batch runs slower per item there: its activations leave the caches), elsewhere no limit (an
+    accelerator wants the largest batch)."""
+    return CPU_ROWS if jax.default_backend() == "cpu" else None
+
+
 def default_shards() -> int:
     """Concurrent slices of a batch: on CPU the cores this process may use (at most 8), elsewhere 1."""
     if jax.default_backend() != "cpu":
@@ -58,12 +68,21 @@ def default_shards() -> int:
     return max(1, min(8, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1))
 
 
-def _layout(n: int, shards: int, buckets: bool) -> tuple[int, int]:
-    """``(size, slices)`` of the batch for ``n`` items: at most ``shards`` slices of at least four items each,
-    and a bucket (or ``n``) rounded up to a whole number of items per slice."""
+def _layout(n: int, shards: int, buckets: bool, rows: int | None = None) -> tuple[tuple[int, int], ...]:
+    """The compiled calls that cover ``n`` items: ``((size, slices), ...)``, each call at most ``shards`` slices
+    of at least four items each, its size a bucket (or ``n``) rounded up to a whole number of items per slice.
+    With ``rows``, a slice holds at most ``rows`` items: full calls of ``rows * shards`` items, then one call for
+    the rest (so the padding is at most a third of that last call, and the few shapes are the same every step)."""
+    if rows is not None and n > rows * shards:
+        full, rest = divmod(n, rows * shards)
+        return ((rows * shards, shards),) * full + (_layout(rest, shards, buckets) if rest else ())
     size = bucket(n) if buckets else n
     k = max(1, min(shards, size // 4))
-    return -(-size // k) * k, k
+    return ((-(-size // k) * k, k),)
+
+
+def _total(layout) -> int:
+    return sum(size for size, _ in layout)
 
 
 def _padded(positions: np.ndarray, size: int) -> jax.Array:
@@ -101,7 +120,17 @@ class _Compiled:
         self.judge = filter_jit(lambda whole, rows: program.judge(rows[0], *whole, *rows[1:]))
         self.seen: set = set()
 
-    def sliced(self, name: str, job, rows: tuple, shards: int):
+    def sliced(self, name: str, job, rows: tuple, layout):
+        """``job`` on the batch ``rows`` as ``layout`` cuts it (:func:`_layout`): call after call, each on its
+        equal slices at once (one thread each), the outputs joined."""
+        outs, start = [], 0
+        for size, shards in layout:
+            part = jax.tree.map(lambda a, s=start, e=start + size: a[s:e], rows) if len(layout) > 1 else rows
+            outs.append(self._call(name, job, part, shards))
+            start += size
+        return outs[0] if len(outs) == 1 else jax.tree.map(lambda *a: jnp.concatenate(a), *outs)
+
+    def _call(self, name: str, job, rows: tuple, shards: int):
         """``job(rows)`` on ``shards`` equal slices of the leading axis of ``rows`` at once (one thread each), the
         outputs joined. The first call of a job at a new slice shape runs one slice alone, so that its programs
         are traced and compiled once, not once per thread."""
@@ -123,8 +152,8 @@ def _compiled(program) -> _Compiled:
 
 
 def run_shrinking(program, items: tuple, shared: tuple = (), *, steps: int | None = None, stop_early: bool = True,
-                  buckets: bool = True, shards: int | None = None, check=None, progress: bool = False,
-                  desc: str = ""):
+                  buckets: bool = True, shards: int | None = None, rows: int | str | None = "auto", check=None,
+                  progress: bool = False, desc: str = ""):
     """Run ``program`` on every item, each leaving the batch at its first ``done`` judgement; returns
     ``(kept, left_at)``: ``kept`` as ``judge`` returns it for every item (NumPy, leading item axis) and
     ``left_at`` (n,) the judgement at which each item left (0 = the start, ``steps`` = after the last step).
@@ -134,7 +163,9 @@ def run_shrinking(program, items: tuple, shared: tuple = (), *, steps: int | Non
         program's ``steps`` attribute); data of the run, so a new count compiles nothing. stop_early: False judges
         only after the last step (every item runs every step). buckets: pad batches to bucket sizes (True) or
         only to a whole number of items per slice (False: one exact shape, for a batch that never shrinks).
-        shards: concurrent slices of each batch (default :func:`default_shards`). check: ``check(out, i)`` after
+        shards: concurrent slices of each batch (default :func:`default_shards`). rows: the most items of a slice
+        in one compiled call ("auto": :func:`default_rows`; None: no limit); a larger batch runs as several calls.
+        check: ``check(out, i)`` after
         step ``i`` on the step's ``out`` for the running items (NumPy) — a probe's own failure, e.g. a
         FloatingPointError naming the step.
     """
@@ -146,6 +177,8 @@ def run_shrinking(program, items: tuple, shared: tuple = (), *, steps: int | Non
     steps = check_count(f"steps (of {type(program).__name__})", getattr(program, "steps", None) if steps is None
                         else steps)
     shards = default_shards() if shards is None else check_count("shards", shards)
+    rows = default_rows() if isinstance(rows, str) and rows == "auto" else \
+        None if rows is None else check_count("rows", rows, minimum=4)
     stop_early = check_choice("stop_early", stop_early, (False, True))
     buckets = check_choice("buckets", buckets, (False, True))
     n = n_items(items)
@@ -154,23 +187,23 @@ def run_shrinking(program, items: tuple, shared: tuple = (), *, steps: int | Non
 
     def advance(i):
         """A step and, when stopping early, its judgement, in turn on each slice."""
-        def job(rows):
-            state, out = c.step((jnp.int32(i), *shared), rows)
-            return (state, out, *(judge((state, *rows[1:])) if stop_early else (None, None)))
+        def job(part):
+            state, out = c.step((jnp.int32(i), *shared), part)
+            return (state, out, *(judge((state, *part[1:])) if stop_early else (None, None)))
         return job
 
     ids = np.arange(n)                                         # the running items, in batch order
-    size, k = _layout(n, shards, buckets)
-    batch = _take(items, _padded(ids, size))
-    state = c.sliced("init", lambda rows: c.init(shared, rows), batch, k)
+    layout = _layout(n, shards, buckets, rows)
+    batch = _take(items, _padded(ids, _total(layout)))
+    state = c.sliced("init", lambda part: c.init(shared, part), batch, layout)
     kept = done = None
     if stop_early:
-        kept, done = c.sliced("judge", judge, (state, *batch), k)
+        kept, done = c.sliced("judge", judge, (state, *batch), layout)
     out, left_at = None, np.full(n, steps, np.int32)
     with tqdm(total=steps, desc=desc or type(program).__name__, disable=not progress, unit="step") as bar:
         for i in range(steps + 1):
             if i == steps and not stop_early:
-                kept, done = c.sliced("judge", judge, (state, *batch), k)
+                kept, done = c.sliced("judge", judge, (state, *batch), layout)
             if i == steps:
                 stop = np.ones(len(ids), bool)
             else:
@@ -186,10 +219,10 @@ def run_shrinking(program, items: tuple, shared: tuple = (), *, steps: int | Non
                 ids = ids[stay]
                 if not len(ids):
                     break
-                size, k = _layout(len(ids), shards, buckets)
-                positions = _padded(stay, size)
+                layout = _layout(len(ids), shards, buckets, rows)
+                positions = _padded(stay, _total(layout))
                 state, batch = _take(state, positions), _take(batch, positions)
-            state, step_out, kept, done = c.sliced("advance", advance(i), (state, *batch), k)
+            state, step_out, kept, done = c.sliced("advance", advance(i), (state, *batch), layout)
             if check is not None:
                 check(_rows(step_out, len(ids)), i)
             bar.update()
