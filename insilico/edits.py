@@ -21,6 +21,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from . import rng
 from .types import Activations, PRNGKey, UnitMask, UnitValues
 from .validation import ArgumentError, check_choice, check_count, check_finite, check_in_range, check_mask
 
@@ -53,7 +54,7 @@ class Edit:
         if self.has_noise:
             if key is None:
                 raise ArgumentError("a noise edit needs a PRNG key (run(..., key=jax.random.key(0))); got key=None")
-            y = y + self.noise_std * jax.random.normal(key, x.shape, x.dtype)
+            y = y + self.noise_std * rng.normal(key, x.shape, x.dtype)
         return y
 
     @staticmethod

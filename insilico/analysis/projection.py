@@ -14,6 +14,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .. import rng
 from .sufficient import pca_from_rotated
 
 __all__ = ["CHUNK", "random_matrix", "project", "pca_components"]
@@ -27,7 +28,7 @@ def random_matrix(key, index: int, units: int, dims: int) -> np.ndarray:
     ``fold_in(key, index)``."""
     k, blocks = jax.random.fold_in(key, index), -(-units // CHUNK)
     rows = CHUNK if units > CHUNK else units
-    w = [np.asarray(jax.random.normal(jax.random.fold_in(k, c), (rows, dims), jnp.float32)) for c in range(blocks)]
+    w = [np.asarray(rng.normal(jax.random.fold_in(k, c), (rows, dims), jnp.float32)) for c in range(blocks)]
     return np.concatenate(w)[:units] / np.float32(np.sqrt(dims))
 
 
@@ -43,12 +44,12 @@ def project(f, kind: str, dims: int, arrays):
     (key,) = arrays
     units = f.shape[1]
     if units <= CHUNK:
-        return f @ jax.random.normal(jax.random.fold_in(key, 0), (units, dims), jnp.float32) / np.sqrt(dims)
+        return f @ rng.normal(jax.random.fold_in(key, 0), (units, dims), jnp.float32) / np.sqrt(dims)
     blocks = -(-units // CHUNK)
     f = jnp.pad(f, ((0, 0), (0, blocks * CHUNK - units))).reshape(f.shape[0], blocks, CHUNK)
 
     def body(acc, c):
-        w = jax.random.normal(jax.random.fold_in(key, c), (CHUNK, dims), jnp.float32)
+        w = rng.normal(jax.random.fold_in(key, c), (CHUNK, dims), jnp.float32)
         return acc + jax.lax.dynamic_index_in_dim(f, c, 1, keepdims=False) @ w, None
     acc, _ = jax.lax.scan(body, jnp.zeros((f.shape[0], dims), jnp.float32), jnp.arange(blocks))
     return acc / np.sqrt(dims)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from .. import rng
 from ..validation import ArgumentError, check_count, check_finite, check_fraction, check_key, check_labels, check_number
 from . import stats
 
@@ -143,7 +144,7 @@ def spearman_bootstrap(x, y, key, n_boot: int = 1000, ci: float = 0.95):
     check_key("key", key)
     _pair(x, y)
     x, y = jnp.asarray(x, jnp.float32), jnp.asarray(y, jnp.float32)
-    idx = jax.random.randint(key, (n_boot, x.shape[0]), 0, x.shape[0])
+    idx = rng.randint(key, (n_boot, x.shape[0]), 0, x.shape[0])
     dist = jax.vmap(lambda i: spearman(x[i], y[i]))(idx)
     alpha = (1 - ci) / 2
     lo, hi = jnp.nanquantile(dist, jnp.array([alpha, 1 - alpha]))

@@ -14,6 +14,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .. import rng
 from ..types import Flags, ImageArray, ImageBatch, ImageStack, PRNGKey, StimulusParam, StimulusParams
 from ..validation import ArgumentError, check_choice, check_count, check_finite, check_in_range, check_key, check_number
 
@@ -124,8 +125,8 @@ def white_noise(key: PRNGKey, n: int, shape: Sequence[int], std: float | None = 
     if std is not None:
         std = check_number("std", std, low=0)
     if std is None:
-        return jax.random.uniform(key, (n, *shape), jnp.float32)
-    return jnp.clip(0.5 + std * jax.random.normal(key, (n, *shape), jnp.float32), 0.0, 1.0)
+        return rng.uniform(key, (n, *shape), jnp.float32)
+    return jnp.clip(0.5 + std * rng.normal(key, (n, *shape), jnp.float32), 0.0, 1.0)
 
 
 def pink_noise(key: PRNGKey, n: int, shape: Sequence[int], exponent: float = 1.0, std: float = 0.15) -> ImageArray:
@@ -141,7 +142,7 @@ def pink_noise(key: PRNGKey, n: int, shape: Sequence[int], exponent: float = 1.0
     f = jnp.sqrt(fx ** 2 + fy ** 2)
     amp = jnp.where(f > 0, 1.0 / jnp.maximum(f, 1.0 / max(h, w)) ** exponent, 0.0)
     k1, k2 = jax.random.split(key)
-    spec = (jax.random.normal(k1, (n, c, *f.shape)) + 1j * jax.random.normal(k2, (n, c, *f.shape))) * amp
+    spec = (rng.normal(k1, (n, c, *f.shape)) + 1j * rng.normal(k2, (n, c, *f.shape))) * amp
     img = jnp.fft.irfft2(spec, s=(h, w)).transpose(0, 2, 3, 1)
     img = img - img.mean(axis=(1, 2, 3), keepdims=True)
     img = img / (img.std(axis=(1, 2, 3), keepdims=True) + 1e-8)

@@ -13,6 +13,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from .. import rng
 from .feedback import check_rule, conv, dense
 
 _RELU_OVERRIDE: contextvars.ContextVar = contextvars.ContextVar("relu_override", default=None)
@@ -115,7 +116,7 @@ def noisy(x, std: float, module: nn.Module):
     drive), so every probe also works on stochastic models."""
     if std <= 0 or not module.has_rng("noise"):
         return x
-    return x + std * jax.random.normal(module.make_rng("noise"), x.shape, x.dtype)
+    return x + std * rng.normal(module.make_rng("noise"), x.shape, x.dtype)
 
 
 class DivisiveNorm(nn.Module):

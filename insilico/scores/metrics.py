@@ -16,6 +16,7 @@ import jax
 import numpy as np
 import xarray as xr
 
+from .. import rng
 from ..analysis import rsa
 from ..validation import ArgumentError
 
@@ -111,7 +112,7 @@ def _neuron_boot(per_neuron: np.ndarray, idx: np.ndarray, n_boot: int, key) -> n
     """Medians over ``idx`` neurons resampled with replacement: (n_boot, sites)."""
     if not n_boot:
         return np.zeros((0, per_neuron.shape[0]))
-    draw = idx[np.asarray(jax.random.randint(key, (n_boot, len(idx)), 0, len(idx)))]
+    draw = idx[np.asarray(rng.randint(key, (n_boot, len(idx)), 0, len(idx)))]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)          # an all-NaN site stays NaN
         return np.stack([np.nanmedian(per_neuron[:, d], 1) for d in draw])

@@ -4,10 +4,12 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from .. import rng
+
 
 def random_flip(key, x):
     """Flip each image of ``x`` (N, H, W, C) left-right with probability 1/2."""
-    flip = jax.random.bernoulli(key, 0.5, (x.shape[0], 1, 1, 1))
+    flip = rng.bernoulli(key, 0.5, (x.shape[0], 1, 1, 1))
     return jnp.where(flip, x[:, :, ::-1, :], x)
 
 
@@ -15,7 +17,7 @@ def random_crop(key, x, pad: int = 4):
     """Pad each image by ``pad`` pixels (reflect) and crop back at a random offset per sample."""
     n, h, w, _ = x.shape
     padded = jnp.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)), mode="reflect")
-    offsets = jax.random.randint(key, (n, 2), 0, 2 * pad + 1)
+    offsets = rng.randint(key, (n, 2), 0, 2 * pad + 1)
 
     def crop(img, off):
         return jax.lax.dynamic_slice(img, (off[0], off[1], 0), (h, w, img.shape[-1]))

@@ -22,6 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from .. import rng
 from .augment import AUGMENTATIONS
 
 
@@ -101,7 +102,7 @@ def shifted_pair(key, x, shift: int):
     n, h, w, c = x.shape
     pad = jnp.pad(x, ((0, 0), (2 * shift, 2 * shift), (2 * shift, 2 * shift), (0, 0)), mode="reflect")
     k1, k2 = jax.random.split(key)
-    start = jax.random.randint(k1, (n, 2), shift, 3 * shift + 1)
+    start = rng.randint(k1, (n, 2), shift, 3 * shift + 1)
     steps = jnp.array([[0, 1], [0, -1], [1, 0], [-1, 0]]) * shift
     move = steps[jax.random.randint(k2, (n,), 0, 4)]
 

@@ -16,6 +16,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ... import rng
 from ...validation import ArgumentError, check_choice, check_count, check_finite, check_number
 from ._checks import check_bounds
 
@@ -41,12 +42,6 @@ def _freqs(h: int, w: int) -> np.ndarray:
     fy = np.fft.fftfreq(h)[:, None]
     fx = np.fft.rfftfreq(w)[None, :]
     return np.sqrt(fx ** 2 + fy ** 2)
-
-
-def _normal(key, shape: tuple):
-    """``jax.random.normal(key, shape)``, drawn flat and reshaped: the same numbers, but XLA:CPU compiles the random
-    bits of a many-dimensional shape (more so under ``vmap``) for seconds, and of a flat one at once."""
-    return jax.random.normal(key, (math.prod(shape),)).reshape(shape)
 
 
 def _upsample(x, h: int, w: int):
@@ -97,18 +92,18 @@ class ImageParam:
     def init(self, key):
         h, w, c = self.shape
         if self.kind == "pixel":
-            return self.sd * _normal(key, (h, w, c))
+            return self.sd * rng.normal(key, (h, w, c))
         if self.kind == "fourier":
-            return self.sd * _normal(key, (2, c, h, w // 2 + 1))
+            return self.sd * rng.normal(key, (2, c, h, w // 2 + 1))
         if self.kind == "pyramid":
             keys = jax.random.split(key, self.levels)
-            return [self.sd * _normal(k, (max(1, h >> i), max(1, w >> i), c)) for i, k in enumerate(keys)]
+            return [self.sd * rng.normal(k, (max(1, h >> i), max(1, w >> i), c)) for i, k in enumerate(keys)]
         keys = jax.random.split(key, self.depth + 1)
         sizes = [3] + [self.width] * self.depth
         layers = []
         for i in range(self.depth):
             fan_in = sizes[i] * (1 if i == 0 else 2)
-            layers.append((_normal(keys[i], (fan_in, self.width)) / math.sqrt(fan_in), jnp.zeros(self.width)))
+            layers.append((rng.normal(keys[i], (fan_in, self.width)) / math.sqrt(fan_in), jnp.zeros(self.width)))
         layers.append((jnp.zeros((2 * self.width, c)), jnp.zeros(c)))
         return layers
 

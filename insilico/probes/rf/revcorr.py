@@ -10,6 +10,7 @@ import numpy as np
 import xarray as xr
 
 from ... import electrode as el
+from ... import rng
 from ...engine import fold
 from ...validation import check_count, check_key, check_positive
 from ._common import _site, centre_units
@@ -19,7 +20,7 @@ from .size import receptive_field_size
 def _revcorr_step(acc, i, site: str, window: tuple | None, subject, key, noise: tuple):
     """Accumulate response-weighted sums over noise batch ``i`` (drawn from ``fold_in(key, i)``)."""
     mean, scale, lo, hi, shape = noise
-    x = jnp.clip(mean + scale * jax.random.normal(jax.random.fold_in(key, i), shape), lo, hi)
+    x = jnp.clip(mean + scale * rng.normal(jax.random.fold_in(key, i), shape), lo, hi)
     _, rec = el.forward(subject, x, record=(site,))
     r = centre_units(rec[site])                                      # (B, U)
     d = (x - mean).reshape(x.shape[0], -1)                           # (B, D)

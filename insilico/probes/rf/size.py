@@ -12,6 +12,7 @@ import numpy as np
 import xarray as xr
 
 from ... import electrode as el
+from ... import rng
 from ...validation import ArgumentError, check_count, check_fraction, check_key
 from ._common import _images, _sites, centre_units
 
@@ -49,7 +50,7 @@ def receptive_field_size(subject, sites: Sequence[str] | str | None = None, imag
         check_key("key", key)
         n_images = check_count("n_images", n_images)
         lo, hi = subject.input_spec.bounds
-        images = jax.random.uniform(key, (n_images, h, w, c), minval=lo, maxval=hi)
+        images = rng.uniform(key, (n_images, h, w, c), minval=lo, maxval=hi)
     else:
         images = _images(subject, images)
     yy, xx = np.mgrid[0:h, 0:w]

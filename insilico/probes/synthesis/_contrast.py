@@ -10,6 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from ... import rng
 from ._common import _logits, _quantize, _run
 
 
@@ -30,7 +31,7 @@ class _Contrast:
         return lo + (hi - lo) * jax.nn.sigmoid(z)
 
     def init(self, models, lr, conds, keys):
-        z = jax.vmap(lambda k: 0.5 * jax.random.normal(k, self.shape))(keys)
+        z = jax.vmap(lambda k: 0.5 * rng.normal(k, self.shape))(keys)
         return z, jax.vmap(optax.adam(lr).init)(z), jnp.full(keys.shape[:1], -1, jnp.int32)
 
     def step(self, state, i, models, lr, conds, keys):

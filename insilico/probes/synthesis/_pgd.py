@@ -14,6 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from ... import rng
 from ...engine import filter_jit, resolve_loop
 from ...engine.shrinking import bucket, run_shrinking
 from ._common import _logits, _loss, _quantize
@@ -34,10 +35,10 @@ def _step_direction(g, norm: str):
 
 def _random_start(key, shape, eps, norm: str):
     if norm == "linf":
-        return jax.random.uniform(key, shape, minval=-1.0, maxval=1.0) * eps
-    d = jax.random.normal(key, shape)                           # uniform direction, radius ~ eps * U^(1/dim)
+        return rng.uniform(key, shape, minval=-1.0, maxval=1.0) * eps
+    d = rng.normal(key, shape)                           # uniform direction, radius ~ eps * U^(1/dim)
     d = d / jnp.sqrt(jnp.sum(d ** 2, axis=(1, 2, 3), keepdims=True))
-    r = jax.random.uniform(jax.random.fold_in(key, 1), (shape[0], 1, 1, 1)) ** (1.0 / np.prod(shape[1:]))
+    r = rng.uniform(jax.random.fold_in(key, 1), (shape[0], 1, 1, 1)) ** (1.0 / np.prod(shape[1:]))
     return d * r * eps
 
 

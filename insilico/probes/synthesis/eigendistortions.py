@@ -11,6 +11,7 @@ import numpy as np
 import xarray as xr
 
 from ... import electrode as el
+from ... import rng
 from ...validation import check_count, check_key
 from ._common import _as_images, _check_chunking, _check_flag, _check_loop, _check_site, _run, _subject_identity
 
@@ -91,7 +92,7 @@ def eigendistortions(subject, site: str, images, *, n_iter: int = 100, key, loop
     results = {}
     for mode, k in (("max", k1), ("min", k2)):
         where = dict(chunking, store=None if store is None else Path(store) / mode)
-        results[mode], _ = _run(_Power(site, int(n_iter), mode), (x, jax.random.normal(k, x.shape), lam), (subject,),
+        results[mode], _ = _run(_Power(site, int(n_iter), mode), (x, rng.normal(k, x.shape), lam), (subject,),
                                 where, tag=f"eigendistortions ({mode})", identity=identity, check=_finite(mode),
                                 loop=loop, progress=progress)
         lam = jnp.asarray(results["max"][1])

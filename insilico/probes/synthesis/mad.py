@@ -12,6 +12,7 @@ import numpy as np
 import xarray as xr
 
 from ... import electrode as el
+from ... import rng
 from ...validation import check_count, check_key, check_positive
 from ._common import (
     _as_images,
@@ -126,7 +127,7 @@ def mad_competition(subject_a, site_a: str, subject_b, site_b: str, images, *, n
     _same_inputs(subject_a, subject_b)
     x = _as_images(subject_a, images)
     lo, hi = subject_a.input_spec.bounds
-    start = _quantize(x + noise * (hi - lo) * jax.random.normal(key, x.shape), (lo, hi))
+    start = _quantize(x + noise * (hi - lo) * rng.normal(key, x.shape), (lo, hi))
     (imgs, d, d0), _ = _run(_MAD(site_a, site_b, steps), (x, start), (subject_a, subject_b, jnp.float32(lr)),
                             chunking, tag="mad_competition", identity={**_subject_identity(subject_a, subject_b),
                                                                        "noise": noise, "key": key, "lr": float(lr)},

@@ -12,6 +12,7 @@ import optax
 import xarray as xr
 
 from ... import electrode as el
+from ... import rng
 from ...validation import ArgumentError, check_choice, check_count, check_key, check_number, check_positive
 from ._common import (
     _as_images,
@@ -224,7 +225,7 @@ def metamers(subject, sites: Sequence[str] | str, targets, *, n_seeds: int = 1, 
         raise ArgumentError(f"every scale must divide the image size {shape[:2]}; got scales {scales}")
     lo, hi = subject.input_spec.bounds
     if start is None:
-        start = jax.random.uniform(key, (n, n_seeds, *shape), minval=lo, maxval=hi)
+        start = rng.uniform(key, (n, n_seeds, *shape), minval=lo, maxval=hi)
     start = jnp.asarray(start, jnp.float32)
     if start.shape != (n, n_seeds, *shape):
         raise el.InputError(f"start must have shape {(n, n_seeds, *shape)} (target, seed, H, W, C); got "
