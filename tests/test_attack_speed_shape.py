@@ -118,6 +118,8 @@ def test_a_row_limit_cuts_large_batches_into_calls_and_changes_nothing(tiny_conv
         layout = shrinking._layout(n, shards, True, 8)
         assert shrinking._total(layout) >= n and all(size <= 8 * k and size % k == 0 for size, k in layout)
         assert shrinking._total(layout[:-1]) < n and all(size == 8 * shards for size, _ in layout[:-1])
+    for n in (134, 152, 190, 300, 1652):                        # above 4 grains a slice: at most a grain padded
+        assert 0 <= shrinking._total(shrinking._layout(n, shards, True, 128)) - n < shrinking.GRAIN * shards
     with pytest.raises(ArgumentError, match="rows must be"):
         run_shrinking(_Count(), (jnp.ones(4), jnp.ones(4)), rows=2)
 

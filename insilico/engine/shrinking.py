@@ -44,6 +44,7 @@ __all__ = ["run_shrinking", "bucket", "default_shards", "default_rows"]
 
 
 CPU_ROWS = 128
+GRAIN = 16
 
 
 def bucket(n: int) -> int:
@@ -72,10 +73,15 @@ def _layout(n: int, shards: int, buckets: bool, rows: int | None = None) -> tupl
     """The compiled calls that cover ``n`` items: ``((size, slices), ...)``, each call at most ``shards`` slices
     of at least four items each, its size a bucket (or ``n``) rounded up to a whole number of items per slice.
     With ``rows``, a slice holds at most ``rows`` items: full calls of ``rows * shards`` items, then one call for
-    the rest (so the padding is at most a third of that last call, and the few shapes are the same every step)."""
+    the rest, whose slices, when above ``4 * GRAIN`` items, are rounded up to a multiple of :data:`GRAIN` items
+    rather than a bucket (at most ``GRAIN - 1`` padded items a slice where a bucket pads up to a third), from a
+    few shapes that are the same every step."""
     if rows is not None and n > rows * shards:
         full, rest = divmod(n, rows * shards)
-        return ((rows * shards, shards),) * full + (_layout(rest, shards, buckets) if rest else ())
+        return ((rows * shards, shards),) * full + (_layout(rest, shards, buckets, rows) if rest else ())
+    if rows is not None and buckets and n > 4 * GRAIN * shards:
+        per = min(rows, -(-n // (shards * GRAIN)) * GRAIN)
+        return ((per * shards, shards),)
     size = bucket(n) if buckets else n
     k = max(1, min(shards, size // 4))
     return ((-(-size // k) * k, k),)
