@@ -34,6 +34,12 @@ def scoring_section(ctx: Context):
     models = {k: v for k, v in ctx.subjects.items() if not k.endswith(UNTRAINED) or not ctx.quick}
     if ctx.quick:
         models = dict(list(models.items())[:1])
+    if not models:
+        s = ctx.section("Scoring against brain benchmarks", question, "The quick form scores the first trained model "
+                        "given; only untrained controls were given.")
+        s.takeaway = "No trained model was given: 0 models scored."
+        ctx.put("scores", "n_benchmarks", xr.DataArray(0, attrs={"skipped": "no trained model"}), file="scores")
+        return
     n_boot = 20 if ctx.quick else 100
     s = ctx.section("Scoring against brain benchmarks", question,
                     f"{len(names)} of the {len(scores.available())} registered benchmarks (`insilico score --list`) "
