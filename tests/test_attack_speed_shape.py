@@ -120,6 +120,10 @@ def test_a_row_limit_cuts_large_batches_into_calls_and_changes_nothing(tiny_conv
         assert shrinking._total(layout[:-1]) < n and all(size == 8 * shards for size, _ in layout[:-1])
     for n in (134, 152, 190, 300, 1652):                        # above 4 grains a slice: at most a grain padded
         assert 0 <= shrinking._total(shrinking._layout(n, shards, True, 128)) - n < shrinking.GRAIN * shards
+    for n, k, rows in ((33, 5, 8), (257, 5, 64), (17, 1, 20), (6, 1, 5), (520, 8, 128)):    # any cut: the cap holds
+        for buckets in (True, False):
+            layout = shrinking._layout(n, k, buckets, rows)
+            assert shrinking._total(layout) >= n and all(size // s <= rows and size % s == 0 for size, s in layout)
     with pytest.raises(ArgumentError, match="rows must be"):
         run_shrinking(_Count(), (jnp.ones(4), jnp.ones(4)), rows=2)
 

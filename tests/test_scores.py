@@ -364,5 +364,10 @@ def test_compare_models_draws_each_models_chosen_site_and_the_ceiling(tiny_convn
     legend = [t.get_text() for t in fig.legends[0].get_texts()] if fig.legends else \
         [t.get_text() for t in ax.get_legend().get_texts()]
     assert {"a", "b", "ceiling (normalized score 1)"} <= set(legend)
+    chosen = [str(x) for x in cards["a"].site.values].index(str(c.chosen_site.values))
+    above = cards["a"].copy(deep=True)                    # a score above its own bootstrap interval still draws
+    above["heldout_ci_high"][0, chosen] = float(c.raw_score) - 0.01
+    above["heldout_ci_low"][0, chosen] = float(c.raw_score) - 0.02
+    assert scores.compare_models({"a": above}).axes[0].patches
     with pytest.raises(ValueError, match="non-empty dict"):
         scores.compare_models({})

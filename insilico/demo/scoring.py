@@ -87,7 +87,7 @@ def scoring_section(ctx: Context):
 
 
 def _takeaway(cards: dict) -> str:
-    """Where each trained model's IT and V4 sites sit, and the best normalized score."""
+    """Where each trained model's IT, EVC and V4 sites sit, and the best normalized score."""
     parts = []
     for name, card in cards.items():
         if name.endswith(UNTRAINED):
@@ -99,6 +99,7 @@ def _takeaway(cards: dict) -> str:
     norm = [(float(c.sel(benchmark=b).normalized), n, str(b)) for n, c in cards.items() for b in c.benchmark.values
             if np.isfinite(float(c.sel(benchmark=b).normalized))]
     best = max(norm) if norm else None
-    return ("Sites chosen on the selection half — " + "; ".join(parts) +
+    return (("Sites chosen on the selection half — " + "; ".join(parts) if parts else
+             f"Only untrained controls were scored ({', '.join(cards)})") +
             (f". The highest score relative to its ceiling is {best[1]} on {best[2]}, {num(best[0], '.2f')} of "
              "the ceiling" if best else "") + ".")

@@ -12,7 +12,8 @@ over a batch whose every leaf has a leading item axis:
 
 :func:`run_shrinking` judges the start and every step's state; an item leaves at its first judgement with
 ``done`` (or after the last step) keeping that judgement's values. The remaining items are gathered into a batch
-padded to a bucket size (8, 12, 16, 24, 32, 48, ...: at most a third padding, repeating an item), so a few
+padded to a bucket size (8, 12, 16, 24, 32, 48, ...: at most a third padding, repeating an item; on CPU a larger
+batch runs as calls of at most 128 items a slice, the last call's slices rounded up to 16 items), so a few
 compiled shapes serve every step and a repeated run compiles nothing. The number of steps is an argument of the
 run, not of the compiled program: the program object (its settings) and the batch shapes are the compile key,
 so a new step count — like new values in the items — compiles nothing. ``step`` and ``judge`` are separate
@@ -74,8 +75,9 @@ def _layout(n: int, shards: int, buckets: bool, rows: int | None = None) -> tupl
     of at least four items each, its size a bucket (or ``n``) rounded up to a whole number of items per slice.
     With ``rows``, a slice holds at most ``rows`` items: full calls of ``rows * shards`` items, then one call for
     the rest, whose slices, when above ``4 * GRAIN`` items, are rounded up to a multiple of :data:`GRAIN` items
-    rather than a bucket (at most ``GRAIN - 1`` padded items a slice where a bucket pads up to a third), from a
-    few shapes that are the same every step."""
+    rather than a bucket (fewer than ``GRAIN * shards`` padded items in all, where a bucket pads up to a third),
+    from a few shapes that are the same every step. Without ``buckets`` a call may hold fewer than four items a
+    slice (the rest of an exact batch)."""
     if rows is not None and n > rows * shards:
         full, rest = divmod(n, rows * shards)
         return ((rows * shards, shards),) * full + (_layout(rest, shards, buckets, rows) if rest else ())
@@ -84,6 +86,9 @@ def _layout(n: int, shards: int, buckets: bool, rows: int | None = None) -> tupl
         return ((per * shards, shards),)
     size = bucket(n) if buckets else n
     k = max(1, min(shards, size // 4))
+    if rows is not None and -(-size // k) > rows:            # a bucket's slices above the cap: cap them instead
+        k = -(-n // rows)
+        return ((rows * k, k),)
     return ((-(-size // k) * k, k),)
 
 

@@ -127,7 +127,9 @@ def compare_models(cards: dict):
             i = sites.index(str(c.chosen_site.values))
             y, lo, hi = float(c.raw_score), float(c.heldout_ci_low[i]), float(c.heldout_ci_high[i])
             x = j - 0.4 + width * (m + 0.5)
-            err = [[y - lo], [hi - y]] if np.isfinite(lo) and np.isfinite(hi) else None
+            # a bootstrap interval need not contain the held-out score (a tuning-shape score often sits above
+            # its resamples): the bar reaches the interval's ends, never below zero length
+            err = [[max(y - lo, 0.0)], [max(hi - y, 0.0)]] if np.isfinite(lo) and np.isfinite(hi) else None
             ax.bar(x, y, width * 0.92, color=colours[m % len(colours)], label=label, yerr=err, capsize=2,
                    error_kw={"lw": 0.8})
             label = None
