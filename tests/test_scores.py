@@ -371,3 +371,5 @@ def test_compare_models_draws_each_models_chosen_site_and_the_ceiling(tiny_convn
     assert scores.compare_models({"a": above}).axes[0].patches
     with pytest.raises(ValueError, match="non-empty dict"):
         scores.compare_models({})
+    with pytest.raises(ValueError, match=r"cards\['b'\] must be a scorecard Dataset"):
+        scores.compare_models({"a": cards["a"], "b": cards["b"].raw_score})

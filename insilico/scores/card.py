@@ -109,6 +109,10 @@ def compare_models(cards: dict):
     style.use()
     if not isinstance(cards, dict) or not cards:
         raise ValueError(f"cards must be a non-empty dict of model name -> scorecard Dataset; got {cards!r}")
+    for name, card in cards.items():
+        if not isinstance(card, xr.Dataset) or not {"raw_score", "chosen_site", "heldout_ci_low"} <= set(card):
+            raise ValueError(f"cards[{name!r}] must be a scorecard Dataset (scores.combine); got "
+                             f"{type(card).__name__}")
     names = list(cards)
     benches = list(dict.fromkeys(str(b) for c in cards.values() for b in c.benchmark.values))
     fig, ax = plt.subplots(figsize=(2.0 + 1.1 * len(benches), 4.2), layout="constrained")
