@@ -14,6 +14,7 @@ Probes use these and write no batch loops of their own. The engine knows nothing
 """
 from .chunks import run_chunks
 from .fold import EmptyStream, Stream, fold, map_batches
+from .host import on_host, to_device
 from .map import initialize_distributed, run_sweep
 from .memory import choose_batch_size
 from .program import LOOPS, drive, filter_jit, join_static, resolve_loop, run_programs, split_static
@@ -22,4 +23,4 @@ from .store import SweepError
 
 __all__ = ["run_sweep", "fold", "map_batches", "Stream", "EmptyStream", "drive", "run_programs", "run_chunks",
            "run_shrinking", "choose_batch_size", "initialize_distributed", "filter_jit", "split_static",
-           "join_static", "resolve_loop", "LOOPS", "SweepError"]
+           "join_static", "resolve_loop", "LOOPS", "SweepError", "on_host", "to_device"]

@@ -44,7 +44,8 @@ def pad_to(items, size: int):
     """Pad the leading axis to ``size`` by repeating the first item (the results of pads are dropped)."""
     def pad(a):
         extra = size - a.shape[0]
-        return a if extra == 0 else jnp.concatenate([a, jnp.repeat(a[:1], extra, axis=0)])
+        xp = np if isinstance(a, np.ndarray) else jnp          # NumPy items stay NumPy: nothing to compile
+        return a if extra == 0 else xp.concatenate([a, xp.repeat(a[:1], extra, axis=0)])
     return jax.tree.map(pad, items)
 
 

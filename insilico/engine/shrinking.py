@@ -24,7 +24,9 @@ On CPU, XLA runs one such program on little more than one core (a convolution ne
 about 1.3 of 2 cores busy); the batch is therefore cut into ``shards`` equal slices, one per core, whose compiled
 calls run concurrently in threads. Every item's computation is its own, so the results do not depend on the cut.
 Unlike :func:`~insilico.engine.drive`, which freezes a finished item but keeps computing it, this form stops
-computing it; it runs as a host loop.
+computing it; it runs as a host loop. On CPU the loop's own gathers, slices and joins of the batch run in NumPy
+(the device's memory is the host's): each new shape of a ``jnp`` gather, slice or concatenation outside a compiled
+function compiles a program of its own (0.01–0.05 s each, a dozen in a first run).
 """
 from __future__ import annotations
 
@@ -39,6 +41,7 @@ import numpy as np
 
 from ..validation import check_choice, check_count
 from .chunks import n_items
+from .host import on_host
 from .program import filter_jit
 
 __all__ = ["run_shrinking", "bucket", "default_shards", "default_rows"]
@@ -96,13 +99,37 @@ def _total(layout) -> int:
     return sum(size for size, _ in layout)
 
 
-def _padded(positions: np.ndarray, size: int) -> jax.Array:
+def _hostable(a) -> bool:
+    return not jax.dtypes.issubdtype(getattr(a, "dtype", np.float32), jax.dtypes.prng_key)
+
+
+def _padded(positions: np.ndarray, size: int, host: bool):
     """``positions`` padded to ``size`` by repeating the first."""
-    return jnp.asarray(np.concatenate([positions, np.repeat(positions[:1], size - len(positions))]))
+    out = np.concatenate([positions, np.repeat(positions[:1], size - len(positions))])
+    return out if host else jnp.asarray(out)
 
 
-def _take(tree, positions):
-    return jax.tree.map(lambda a: jnp.take(a, positions, axis=0), tree)
+def _take(tree, positions, host: bool):
+    """Rows ``positions`` of every leaf (NumPy on the host, where a leaf allows it)."""
+    def one(a):
+        if host and _hostable(a):
+            return np.take(np.asarray(a), positions, axis=0)
+        return jnp.take(a, jnp.asarray(positions), axis=0)
+    return jax.tree.map(one, tree)
+
+
+def _part(tree, start: int, stop: int, host: bool):
+    """Rows ``start:stop`` of every leaf (a NumPy view on the host)."""
+    return jax.tree.map(lambda a: np.asarray(a)[start:stop] if host and _hostable(a) else a[start:stop], tree)
+
+
+def _join(parts: list, host: bool):
+    """The leaves of ``parts`` concatenated along the item axis."""
+    def one(*a):
+        if host and _hostable(a[0]):
+            return np.concatenate([np.asarray(v) for v in a])
+        return jnp.concatenate(a)
+    return jax.tree.map(one, *parts)
 
 
 def _rows(tree, live: int, which=None):
@@ -125,7 +152,8 @@ class _Compiled:
     """A program's ``init(shared, items)``, ``step((i, *shared), (state, *items))`` and ``judge(shared, (state,
     *items))``, compiled, and :meth:`sliced` to run a job on equal slices of a batch at once."""
 
-    def __init__(self, program):
+    def __init__(self, program, host: bool):
+        self.host = host
         self.init = filter_jit(lambda whole, rows: program.init(*whole, *rows))
         self.step = filter_jit(lambda whole, rows: program.step(rows[0], whole[0], *whole[1:], *rows[1:]))
         self.judge = filter_jit(lambda whole, rows: program.judge(rows[0], *whole, *rows[1:]))
@@ -136,10 +164,10 @@ class _Compiled:
         equal slices at once (one thread each), the outputs joined."""
         outs, start = [], 0
         for size, shards in layout:
-            part = jax.tree.map(lambda a, s=start, e=start + size: a[s:e], rows) if len(layout) > 1 else rows
+            part = _part(rows, start, start + size, self.host) if len(layout) > 1 else rows
             outs.append(self._call(name, job, part, shards))
             start += size
-        return outs[0] if len(outs) == 1 else jax.tree.map(lambda *a: jnp.concatenate(a), *outs)
+        return outs[0] if len(outs) == 1 else _join(outs, self.host)
 
     def _call(self, name: str, job, rows: tuple, shards: int):
         """``job(rows)`` on ``shards`` equal slices of the leading axis of ``rows`` at once (one thread each), the
@@ -148,18 +176,18 @@ class _Compiled:
         if shards == 1:
             return job(rows)
         m = n_items(rows) // shards
-        parts = [jax.tree.map(lambda a, j=j: a[j * m:(j + 1) * m], rows) for j in range(shards)]
+        parts = [_part(rows, j * m, (j + 1) * m, self.host) for j in range(shards)]
         run = lambda p: jax.block_until_ready(job(p))
         key = (name, str(jax.tree.map(np.shape, parts[0])))
         outs = [] if key in self.seen else [run(parts.pop(0))]
         self.seen.add(key)
         outs += list(_pool().map(run, parts))
-        return jax.tree.map(lambda *a: jnp.concatenate(a), *outs)
+        return _join(outs, self.host)
 
 
 @lru_cache(maxsize=64)
-def _compiled(program) -> _Compiled:
-    return _Compiled(program)
+def _compiled(program, host: bool) -> _Compiled:
+    return _Compiled(program, host)
 
 
 def run_shrinking(program, items: tuple, shared: tuple = (), *, steps: int | None = None, stop_early: bool = True,
@@ -192,20 +220,20 @@ def run_shrinking(program, items: tuple, shared: tuple = (), *, steps: int | Non
         None if rows is None else check_count("rows", rows, minimum=4)
     stop_early = check_choice("stop_early", stop_early, (False, True))
     buckets = check_choice("buckets", buckets, (False, True))
-    n = n_items(items)
-    c = _compiled(program)
+    n, host = n_items(items), on_host()
+    c = _compiled(program, host)
     judge = lambda rows: c.judge(shared, rows)
 
     def advance(i):
         """A step and, when stopping early, its judgement, in turn on each slice."""
         def job(part):
-            state, out = c.step((jnp.int32(i), *shared), part)
+            state, out = c.step((np.int32(i), *shared), part)
             return (state, out, *(judge((state, *part[1:])) if stop_early else (None, None)))
         return job
 
     ids = np.arange(n)                                         # the running items, in batch order
     layout = _layout(n, shards, buckets, rows)
-    batch = _take(items, _padded(ids, _total(layout)))
+    batch = _take(items, _padded(ids, _total(layout), host), host)
     state = c.sliced("init", lambda part: c.init(shared, part), batch, layout)
     kept = done = None
     if stop_early:
@@ -231,8 +259,8 @@ def run_shrinking(program, items: tuple, shared: tuple = (), *, steps: int | Non
                 if not len(ids):
                     break
                 layout = _layout(len(ids), shards, buckets, rows)
-                positions = _padded(stay, _total(layout))
-                state, batch = _take(state, positions), _take(batch, positions)
+                positions = _padded(stay, _total(layout), host)
+                state, batch = _take(state, positions, host), _take(batch, positions, host)
             state, step_out, kept, done = c.sliced("advance", advance(i), (state, *batch), layout)
             if check is not None:
                 check(_rows(step_out, len(ids)), i)
