@@ -170,3 +170,17 @@ def test_run_shrinking_steps_are_an_argument_and_the_layout_is_checked():
         run_shrinking(_Count(), (by, stop), stop_early="yes")
     with pytest.raises(ArgumentError, match=r"steps \(of _Count\) must be"):
         run_shrinking(_Count(), (by, stop), steps=0)
+
+
+def test_a_first_attack_compiles_no_bookkeeping(tiny_convnet, caplog):
+    """Rows are tiled, gathered, sliced and joined on the host (NumPy on CPU): a first PGD and a first ε sweep
+    compile only their own programs (random starts, PGD's init, step and judge, the predictions)."""
+    from test_engine_host import BOOKKEEPING
+    from tracing import compiled_programs
+
+    x, y = _batch(tiny_convnet, 11, seed=7)                    # shapes no other test uses
+    x, y = np.asarray(x), np.asarray(y)
+    with compiled_programs(caplog) as names:
+        syn.pgd(tiny_convnet, x, y, 0.05, steps=3, key=K)
+        syn.accuracy_vs_eps(tiny_convnet, x, y, [0.0, 0.02, 0.1], steps=3, key=K)
+    assert names and not BOOKKEEPING & set(names), names

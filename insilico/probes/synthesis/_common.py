@@ -5,10 +5,11 @@ from __future__ import annotations
 import os
 
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 from ... import electrode as el
-from ...engine import LOOPS, run_programs
+from ...engine import LOOPS, run_programs, to_device
 from ...validation import ArgumentError, check_choice, check_count, check_finite, check_labels, check_positive
 
 __all__ = ["quantize", "check_images"]
@@ -54,9 +55,9 @@ def _check_site(subject, site, purpose: str):
 def _as_images(subject, x, what: str = "images"):
     """``x`` as a float32 batch, checked (subject, shape, dtype, finite, non-empty, inside the pixel bounds)."""
     el.validate(subject)
-    x = jnp.asarray(x, jnp.float32) if not hasattr(x, "dtype") else x
+    x = to_device(x, np.float32) if not hasattr(x, "dtype") else x
     check_images(subject, x, what)
-    return jnp.asarray(x, jnp.float32)
+    return to_device(x, np.float32)
 
 
 def check_images(subject, x, what: str = "images"):
@@ -90,7 +91,7 @@ def _fooled(subject, x, labels, targeted: bool):
 def _prepare(subject, x, labels):
     """The checked images (float32, in bounds) and labels (one class index per image, int32)."""
     x = _as_images(subject, x)
-    return x, jnp.asarray(check_labels("labels", labels, subject.n_outputs, x.shape[0]))
+    return x, to_device(check_labels("labels", labels, subject.n_outputs, x.shape[0]))
 
 
 # ------------------------------------------------------------------------------- chunked, resumable programs

@@ -15,7 +15,7 @@ import numpy as np
 import optax
 
 from ... import rng
-from ...engine import filter_jit, resolve_loop
+from ...engine import filter_jit, on_host, resolve_loop
 from ...engine.shrinking import bucket, run_shrinking
 from ._common import _logits, _loss, _quantize
 
@@ -105,9 +105,11 @@ def _finite_gradients(finite, i):
 def _rows(x, labels, eps, size, starts):
     """The items of :class:`_RowPGD` for every (ε, restart, image) triple, ε-major; ``starts`` (R, N, ...)."""
     e_n, n, r_n = len(eps), x.shape[0], starts.shape[0]
-    tile = lambda a: jnp.tile(a, (e_n * r_n,) + (1,) * (a.ndim - 1))
-    start = jnp.tile(starts.reshape(r_n * n, *x.shape[1:]), (e_n, 1, 1, 1))
-    per_row = lambda v: jnp.asarray(np.repeat(np.asarray(v, np.float32), r_n * n))
+    xp = np if on_host() else jnp                # on CPU in NumPy: no small programs to compile (engine.host)
+    x, labels, starts = (np.asarray(a) if xp is np else a for a in (x, labels, starts))
+    tile = lambda a: xp.tile(a, (e_n * r_n,) + (1,) * (a.ndim - 1))
+    start = xp.tile(starts.reshape(r_n * n, *x.shape[1:]), (e_n, 1, 1, 1))
+    per_row = lambda v: xp.asarray(np.repeat(np.asarray(v, np.float32), r_n * n))
     return start, tile(x), tile(labels), per_row(eps), per_row(size)
 
 

@@ -6,11 +6,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import xarray as xr
 
-from ...engine import resolve_loop
+from ...engine import on_host, resolve_loop, to_device
 from ...validation import (
     ArgumentError,
     check_choice,
@@ -36,7 +35,7 @@ def _result(subject, x, adv, labels, targeted, eps, attack: str, norm: str, extr
     pred = np.asarray(_predict(subject, adv))
     labels = np.asarray(labels)
     success = pred == labels if targeted else pred != labels
-    diff = np.asarray(adv - x).reshape(len(labels), -1)
+    diff = (np.asarray(adv) - np.asarray(x)).reshape(len(labels), -1)
     return xr.Dataset({"images": (("image", "y", "x", "channel"), np.asarray(adv)),
                        "prediction": ("image", pred), "clean_prediction": ("image", clean),
                        "success": ("image", success),
@@ -55,8 +54,8 @@ def fgsm(subject, x, labels, eps: float, *, targeted: bool = False, loop: str = 
     eps = check_number("eps", eps, low=0)
     targeted, loop = _check_flag("targeted", targeted), _check_loop(loop)
     x, labels = _prepare(subject, x, labels)
-    adv = jnp.asarray(_attack(subject, x, labels, eps, eps, None, norm="linf", steps=1, restarts=1,
-                              targeted=targeted, rand_init=False, loop=loop)[0][0])
+    adv = to_device(_attack(subject, x, labels, eps, eps, None, norm="linf", steps=1, restarts=1,
+                            targeted=targeted, rand_init=False, loop=loop)[0][0])
     return _result(subject, x, adv, labels, targeted, eps, "fgsm", "linf")
 
 
@@ -79,8 +78,8 @@ def pgd(subject, x, labels, eps: float, *, norm: str = "linf", steps: int = 40, 
     if random_start or restarts > 1 or key is not None:
         check_key("key", key)                                    # random starts draw from it
     x, labels = _prepare(subject, x, labels)
-    adv = jnp.asarray(_attack(subject, x, labels, eps, step_size, key, norm=norm, steps=steps, restarts=restarts,
-                              targeted=targeted, rand_init=random_start, loop=loop)[0][0])
+    adv = to_device(_attack(subject, x, labels, eps, step_size, key, norm=norm, steps=steps, restarts=restarts,
+                            targeted=targeted, rand_init=random_start, loop=loop)[0][0])
     return _result(subject, x, adv, labels, targeted, eps, "pgd", norm,
                    {"steps": steps, "restarts": restarts, "step_size": float(step_size)})
 
@@ -109,10 +108,13 @@ def _sweep_early_stop(subject, x, labels, eps_values, size, key, *, norm: str, s
     broken = np.tile(np.asarray(_predict(subject, x)) != np.asarray(labels), e_n)   # ε = 0: the clean image
     ids = np.flatnonzero(np.repeat(eps_values, n) > 0)              # the pairs to attack, ε-major
     if len(ids):
-        start = _unit_starts(key, x, restarts=1, norm=norm)[0]
-        image, per_eps = jnp.asarray(ids % n), ids // n
-        items = (start[image], x[image], jnp.asarray(labels)[image], jnp.asarray(eps_values[per_eps]),
-                 jnp.asarray(np.asarray(size, np.float32)[per_eps]))
+        image, per_eps = ids % n, ids // n
+        rows = (_unit_starts(key, x, restarts=1, norm=norm), x, labels)
+        if on_host():                            # gathered in NumPy: no small programs to compile (engine.host)
+            rows = tuple(np.asarray(a) for a in rows)
+        start, x_, labels_ = rows
+        items = (start[0][image], x_[image], labels_[image], eps_values[per_eps],
+                 np.asarray(size, np.float32)[per_eps])
         images, _, fooled = _run_rows(_RowPGD(norm, False), subject, items, steps, loop="host", stop_early=True,
                                       buckets=True, progress=progress, desc="accuracy_vs_eps")
         out[ids], broken[ids] = images, fooled
