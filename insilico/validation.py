@@ -72,8 +72,10 @@ def _stats(x):
 
 def _summary(x) -> tuple[bool, float, float]:
     """(every value finite, min, max) of a concrete array, reduced where it lives and read back once; evaluated
-    eagerly even while a JAX trace is active (an image batch closed over by a jitted function)."""
-    if isinstance(x, jax.Array):
+    eagerly even while a JAX trace is active (an image batch closed over by a jitted function). An array in host
+    memory (NumPy, or a JAX array on CPU) is reduced in NumPy: the compiled reduction costs a compilation for
+    every new batch shape."""
+    if isinstance(x, jax.Array) and any(d.platform != "cpu" for d in x.devices()):
         with jax.ensure_compile_time_eval():
             finite, lo, hi = np.asarray(_stats(x))      # one compiled reduction, one read
         return bool(finite), float(lo), float(hi)
