@@ -335,3 +335,37 @@ def test_batched_transforms_draw_and_compute_what_one_image_at_a_time_does():
         ref = jnp.stack([jax.scipy.ndimage.map_coordinates(imgs[n, ..., c], [sy, sx], order=1, mode="nearest")
                          for c in range(3)], -1)
         assert_close(_affine(imgs[:3], scale, angle)[n], ref, atol=1e-6)
+
+
+def test_built_in_transforms_draw_every_value_evenly_from_one_draw_per_image():
+    """The built-in transforms' numbers come from one uniform draw per image (apply_batch), turned into indices:
+    every jitter offset and every scale and angle is drawn, about equally often."""
+    from insilico.probes.featurevis.transforms import _choose, _index, _uniforms
+
+    u = _uniforms(jax.random.split(jax.random.key(3), 4000), 2)
+    assert u.shape == (4000, 2) and float(u.min()) >= 0 and float(u.max()) < 1
+    counts = np.bincount(np.asarray(_index(u[:, 0], 5)), minlength=5)
+    assert counts.sum() == 4000 and np.abs(counts / 800 - 1).max() < 0.1
+    assert int(_index(jnp.float32(np.nextafter(np.float32(1), np.float32(0))), 5)) == 4       # never out of range
+    np.testing.assert_array_equal(_choose(jnp.array([0.0, 0.39, 0.41, 0.99]), (1.0, 2.0, 3.0, 4.0, 5.0)),
+                                  [1.0, 2.0, 3.0, 5.0])
+    img = jnp.arange(100.0).reshape(10, 10, 1)                  # the pixel at (0, 0) of a crop names its offset
+    keys = jax.random.split(jax.random.key(4), 300)
+    crops = jax.vmap(lambda k: fv.Jitter(3)(k, img, (0.0, 100.0)))(keys)
+    assert crops.shape == (300, 7, 7, 1)
+    assert {(int(v) // 10, int(v) % 10) for v in crops[:, 0, 0, 0]} == {(a, b) for a in range(4) for b in range(4)}
+
+
+def test_random_affine_zooms_and_rotates_in_one_resampling():
+    from insilico.probes.featurevis.transforms import _affine
+
+    imgs = jax.random.uniform(jax.random.key(5), (4, 12, 10, 3))
+    t = fv.RandomAffine((0.95, 1.05), (-5.0, 0.0, 5.0))
+    u = jnp.array([[0.1, 0.1], [0.9, 0.5], [0.6, 0.9], [0.2, 0.5]])
+    np.testing.assert_array_equal(t.apply(u, imgs, (0.0, 1.0)),
+                                  _affine(imgs, jnp.array([0.95, 1.05, 1.05, 0.95]), jnp.array([-5.0, 0.0, 5.0, 0.0])))
+    assert_close(fv.RandomAffine((1.0,), (0.0,))(jax.random.key(0), imgs[0], (0.0, 1.0)), imgs[0], atol=1e-6)
+    assert fv.standard_transforms(32)[2] == fv.RandomAffine((1.0, 0.975, 1.025, 0.95, 1.05),
+                                                            tuple(float(a) for a in range(-5, 6)))
+    with pytest.raises(ArgumentError, match="scales must be zoom factors > 0"):
+        fv.RandomAffine((0.0,), (1.0,))

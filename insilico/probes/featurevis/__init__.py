@@ -42,9 +42,9 @@ from .objectives import (
 )
 from .param import ImageParam, color_matrix, cppn, default_param, fourier, pixel, pyramid
 from .render import OptimizationError, visualize
-from .transforms import Jitter, Pad, RandomRotate, RandomScale, apply_transforms, standard_transforms
+from .transforms import Jitter, Pad, RandomAffine, RandomRotate, RandomScale, apply_transforms, standard_transforms
 
 __all__ = ["ImageParam", "pixel", "fourier", "pyramid", "cppn", "color_matrix", "default_param",
-           "Pad", "Jitter", "RandomScale", "RandomRotate", "standard_transforms", "apply_transforms",
+           "Pad", "Jitter", "RandomScale", "RandomRotate", "RandomAffine", "standard_transforms", "apply_transforms",
            "Objective", "neuron", "channel", "direction", "deepdream", "class_logit", "total_variation", "l1", "l2",
            "alignment", "diversity", "visualize", "OptimizationError"]

@@ -165,7 +165,7 @@ def _run_host(program: Render, units: np.ndarray, shared: tuple, steps: int, pro
     every step): the step count is data of the run, and on CPU the chunk runs as concurrent slices, one per core.
     Returns the finished units' ``(result, trace (step, unit, seed))`` as NumPy arrays."""
     rows: list = []
-    result, _ = run_shrinking(program, (jnp.asarray(units, jnp.int32),), shared, steps=steps, stop_early=False,
+    result, _ = run_shrinking(program, (np.asarray(units, np.int32),), shared, steps=steps, stop_early=False,
                               buckets=False, check=lambda out, i: rows.append(out), progress=progress, desc=desc)
     return result, np.stack(rows)
 
@@ -278,10 +278,11 @@ def visualize(subject, objective: Objective, units: Sequence[int] | int = 1, *, 
     param = default_param(subject) if param is None else param
     snap_run = snapshots if snapshots[-1] == steps else snapshots + (steps,)
     program = Render(objective, param, transforms, int(n_seeds), relu_override_steps > 0, int(steps), loop)
-    shared = (subject, key, jnp.float32(lr), jnp.asarray(snap_run, jnp.int32), jnp.int32(relu_override_steps))
+    # NumPy scalars and arrays: jnp.float32(lr) and the like would each compile a program (engine.host)
+    shared = (subject, key, np.float32(lr), np.asarray(snap_run, np.int32), np.int32(relu_override_steps))
     n = len(unit_index)
     if batch_size is None:                 # sized from the traced program: compiling twice to measure is slow
-        batch_size = choose_batch_size(_one_unit(program), jnp.asarray(unit_index[:1], jnp.int32), shared,
+        batch_size = choose_batch_size(_one_unit(program), np.asarray(unit_index[:1], np.int32), shared,
                                        memory_budget, compile=False)
     chunk = _chunk_size(n, batch_size)
     padded = np.concatenate([unit_index, np.repeat(unit_index[:1], -n % chunk)])     # pads repeat the first unit
