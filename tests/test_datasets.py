@@ -66,3 +66,13 @@ def test_decoded_cache_is_reused_and_a_corrupt_file_rebuilt(tmp_path, monkeypatc
     cached.write_bytes(cached.read_bytes()[:40])                     # truncated (e.g. an interrupted copy)
     x3, _ = datasets._cached("toy", source, build)
     assert len(calls) == 2 and np.array_equal(x3, x)
+
+
+def test_8_bit_pixels_scale_to_the_unit_interval_as_astype_then_divide_does():
+    from insilico.data.datasets import _unit
+
+    x = np.arange(256, dtype=np.uint8).reshape(4, 8, 8, 1)
+    got = _unit(x)
+    assert got.dtype == np.float32 and got.shape == x.shape
+    np.testing.assert_array_equal(got, x.astype(np.float32) / 255.0)
+    assert got.min() == 0.0 and got.max() == 1.0
