@@ -76,3 +76,22 @@ def test_8_bit_pixels_scale_to_the_unit_interval_as_astype_then_divide_does():
     assert got.dtype == np.float32 and got.shape == x.shape
     np.testing.assert_array_equal(got, x.astype(np.float32) / 255.0)
     assert got.min() == 0.0 and got.max() == 1.0
+
+
+def test_photos_are_kept_in_the_cache_under_what_made_them(tmp_path, monkeypatch):
+    """photos() is computed once, then read from INSILICO_CACHE: the same array; another size or channel count is
+    another entry, and a damaged entry is rebuilt."""
+    from insilico.data import stimuli
+
+    monkeypatch.setenv("INSILICO_CACHE", str(tmp_path))
+    fresh = stimuli._resized_photos(16, 3, stimuli.PHOTOS[:3])
+    first = stimuli.photos(16, names=stimuli.PHOTOS[:3])
+    files = sorted(tmp_path.glob("photos-*.npy"))
+    assert len(files) == 1 and np.array_equal(first, fresh) and first.dtype == np.float32
+    calls = []
+    monkeypatch.setattr(stimuli, "_resized_photos", lambda *a: calls.append(a) or fresh)
+    assert np.array_equal(stimuli.photos(16, names=stimuli.PHOTOS[:3]), fresh) and not calls      # read back
+    stimuli.photos(16, channels=1, names=stimuli.PHOTOS[:3])
+    assert len(calls) == 1 and len(list(tmp_path.glob("photos-*.npy"))) == 2                      # a new entry
+    files[0].write_bytes(b"damaged")
+    assert np.array_equal(stimuli.photos(16, names=stimuli.PHOTOS[:3]), fresh) and len(calls) == 2   # rebuilt

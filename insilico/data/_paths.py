@@ -1,8 +1,14 @@
 """Where data lives: ``INSILICO_DATA`` (read-only datasets) and the cache of decoded arrays."""
 from __future__ import annotations
 
+import hashlib
+import json
 import os
+import uuid
+from collections.abc import Callable
 from pathlib import Path
+
+import numpy as np
 
 
 class DataNotFoundError(FileNotFoundError):
@@ -38,3 +44,23 @@ def cache_dir() -> Path:
     path = Path(os.environ.get("INSILICO_CACHE", Path.home() / ".cache" / "insilico")).expanduser()
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def cached_array(name: str, identity: dict, build: Callable[[], np.ndarray]) -> np.ndarray:
+    """``build()``, kept in :func:`cache_dir` as ``name-<hash of identity>.npy`` and read from there while
+    ``identity`` (everything the array depends on, JSON-serializable) is unchanged; a damaged file is rebuilt."""
+    tag = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
+    path = cache_dir() / f"{name}-{tag}.npy"
+    if path.exists():
+        try:
+            return np.load(path, allow_pickle=False)
+        except (OSError, ValueError, EOFError):
+            path.unlink(missing_ok=True)
+    out = build()
+    tmp = path.with_name(f"{path.stem}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp.npy")       # concurrent processes
+    try:
+        np.save(tmp, out, allow_pickle=False)
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return out
