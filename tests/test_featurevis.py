@@ -369,3 +369,12 @@ def test_random_affine_zooms_and_rotates_in_one_resampling():
                                                             tuple(float(a) for a in range(-5, 6)))
     with pytest.raises(ArgumentError, match="scales must be zoom factors > 0"):
         fv.RandomAffine((0.0,), (1.0,))
+
+
+def test_the_written_out_natural_colour_matrix_is_that_of_the_photos():
+    from insilico.data.stimuli import PHOTOS, _resized_photos
+    from insilico.probes.featurevis.param import NATURAL_RGB, _natural_color
+
+    np.testing.assert_allclose(fv.color_matrix(_resized_photos(64, 3, PHOTOS)), NATURAL_RGB, rtol=1e-9, atol=1e-12)
+    assert _natural_color(3) is NATURAL_RGB
+    assert _natural_color(2).shape == (2, 2)                         # other channel counts: from the photos

@@ -178,8 +178,18 @@ def cppn(subject_or_shape, *, width=24, depth=8, color=None, output="sigmoid", b
     return ImageParam("cppn", shape, bounds, _color(color), output, width=width, depth=depth)
 
 
+# color_matrix(photos(64)): the colour decorrelation of scikit-image's 12 bundled photos at 64 px, written out so
+# that a new process need not load and resize the photos for the default parameterization (0.7 s);
+# tests/test_featurevis.py recomputes it from the photos.
+NATURAL_RGB = np.array([[0.855816806356164, 0.44798068087055415, 0.25863275802784663],
+                        [0.44798068087055415, 0.606611893106504, 0.5023534256231165],
+                        [0.2586327580278466, 0.5023534256231165, 0.7208541788426079]])
+
+
 @lru_cache(maxsize=8)
 def _natural_color(channels: int) -> np.ndarray:
+    if channels == 3:
+        return NATURAL_RGB
     from ...data.stimuli import photos
 
     return color_matrix(photos(64, channels=channels))
