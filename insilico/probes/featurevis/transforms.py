@@ -54,6 +54,10 @@ class _Drawn:
         """A batch (N, H, W, C), one key per image."""
         return self.apply(_uniforms(keys, self.draws) if self.draws else None, imgs, bounds)
 
+    def apply(self, u, imgs, bounds):
+        """A batch (N, H, W, C) with its uniform numbers ``u`` (N, ``draws``; None when ``draws`` is 0)."""
+        raise NotImplementedError
+
 
 @dataclass(frozen=True)
 class Pad(_Drawn):

@@ -109,10 +109,9 @@ def _sweep_early_stop(subject, x, labels, eps_values, size, key, *, norm: str, s
     ids = np.flatnonzero(np.repeat(eps_values, n) > 0)              # the pairs to attack, ε-major
     if len(ids):
         image, per_eps = ids % n, ids // n
-        rows = (_unit_starts(key, x, restarts=1, norm=norm), x, labels)
+        start, x_, labels_ = _unit_starts(key, x, restarts=1, norm=norm), x, labels
         if on_host():                            # gathered in NumPy: no small programs to compile (engine.host)
-            rows = tuple(np.asarray(a) for a in rows)
-        start, x_, labels_ = rows
+            start, x_, labels_ = np.asarray(start), np.asarray(x_), np.asarray(labels_)
         items = (start[0][image], x_[image], labels_[image], eps_values[per_eps],
                  np.asarray(size, np.float32)[per_eps])
         images, _, fooled = _run_rows(_RowPGD(norm, False), subject, items, steps, loop="host", stop_early=True,
