@@ -95,3 +95,13 @@ def test_photos_are_kept_in_the_cache_under_what_made_them(tmp_path, monkeypatch
     assert len(calls) == 1 and len(list(tmp_path.glob("photos-*.npy"))) == 2                      # a new entry
     files[0].write_bytes(b"damaged")
     assert np.array_equal(stimuli.photos(16, names=stimuli.PHOTOS[:3]), fresh) and len(calls) == 2   # rebuilt
+
+
+def test_photos_take_numpy_integers_and_work_without_a_writable_cache(tmp_path, monkeypatch):
+    from insilico.data import stimuli
+
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    monkeypatch.setenv("INSILICO_CACHE", str(blocker / "cache"))        # under a file: cannot be made
+    a = stimuli.photos(np.int64(8), channels=np.int64(1), names=stimuli.PHOTOS[:2])
+    assert a.shape == (2, 8, 8, 1) and np.array_equal(a, stimuli._resized_photos(8, 1, stimuli.PHOTOS[:2]))

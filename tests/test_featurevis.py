@@ -378,3 +378,22 @@ def test_the_written_out_natural_colour_matrix_is_that_of_the_photos():
     np.testing.assert_allclose(fv.color_matrix(_resized_photos(64, 3, PHOTOS)), NATURAL_RGB, rtol=1e-9, atol=1e-12)
     assert _natural_color(3) is NATURAL_RGB
     assert _natural_color(2).shape == (2, 2)                         # other channel counts: from the photos
+
+
+def test_apply_batch_hands_out_one_draw_per_image_in_order():
+    """The built-in transforms' numbers are one uniform draw per image from its key folded with the number of
+    transforms, handed out in order (here two jitters: columns 0-1, then 2-3), and a crop is the offset drawn."""
+    from insilico.probes.featurevis.transforms import _index, _uniforms, apply_batch
+
+    imgs = jax.random.uniform(jax.random.key(2), (5, 12, 12, 2))
+    keys = jax.random.split(jax.random.key(8), 5)
+    tf = (fv.Jitter(3), fv.Jitter(2))
+    u = _uniforms(jax.vmap(jax.random.fold_in, (0, None))(keys, len(tf)), 4)
+    first, second = np.asarray(_index(u[:, :2], 4)), np.asarray(_index(u[:, 2:], 3))
+    want = np.stack([np.asarray(im)[a:a + 9, b:b + 9][c:c + 7, d:d + 7]
+                     for im, (a, b), (c, d) in zip(imgs, first, second)])
+    got = apply_batch(tf, keys, imgs, (0.0, 1.0))                   # then padded back to 12 x 12 in the middle
+    np.testing.assert_array_equal(np.asarray(got)[:, 2:9, 2:9], want)
+    assert (np.asarray(got)[:, :2] == 0.5).all()
+    with pytest.raises(ValueError):
+        __import__("insilico.probes.featurevis.param", fromlist=["NATURAL_RGB"]).NATURAL_RGB[0, 0] = 1.0

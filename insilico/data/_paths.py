@@ -48,9 +48,13 @@ def cache_dir() -> Path:
 
 def cached_array(name: str, identity: dict, build: Callable[[], np.ndarray]) -> np.ndarray:
     """``build()``, kept in :func:`cache_dir` as ``name-<hash of identity>.npy`` and read from there while
-    ``identity`` (everything the array depends on, JSON-serializable) is unchanged; a damaged file is rebuilt."""
+    ``identity`` (everything the array depends on, JSON-serializable) is unchanged; a damaged file is rebuilt,
+    and without a writable cache directory the array is built and not kept."""
     tag = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
-    path = cache_dir() / f"{name}-{tag}.npy"
+    try:
+        path = cache_dir() / f"{name}-{tag}.npy"
+    except OSError:
+        return build()
     if path.exists():
         try:
             return np.load(path, allow_pickle=False)
@@ -61,6 +65,8 @@ def cached_array(name: str, identity: dict, build: Callable[[], np.ndarray]) -> 
     try:
         np.save(tmp, out, allow_pickle=False)
         tmp.replace(path)
+    except OSError:
+        pass                                                  # a read-only cache: the array, not kept
     finally:
         tmp.unlink(missing_ok=True)
     return out

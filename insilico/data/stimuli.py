@@ -184,7 +184,7 @@ def photos(size: int, channels: int = 3, names: Sequence[str] = PHOTOS) -> Image
     from importlib.metadata import version
 
     names = _photo_args(size, channels, names)
-    identity = {"photos": names, "size": size, "channels": channels, "scikit-image": version("scikit-image"),
+    identity = {"photos": names, "size": int(size), "channels": int(channels), "scikit-image": version("scikit-image"),
                 "method": "centre square, skimage.transform.resize anti-aliased, float32, clipped to [0, 1]"}
     return cached_array("photos", identity, lambda: _resized_photos(size, channels, names))
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 import jax
 import numpy as np
 
+from ..validation import ArgumentError
+
 __all__ = ["on_host", "to_device"]
 
 
@@ -20,9 +22,24 @@ def on_host() -> bool:
 
 
 def to_device(a, dtype=None) -> jax.Array:
-    """``a`` (array, NumPy array, number or nested lists) as a JAX array of ``dtype`` (default: its own, made
-    canonical as ``jnp.asarray`` would: float64 becomes float32 unless x64 is enabled), transferred rather than
-    staged: no compiled program for a new shape. A JAX array of the right dtype is returned as it is."""
+    """``a`` (a NumPy array, number or nested lists of numbers) as a JAX array of ``dtype`` (default: its own,
+    made canonical as ``jnp.asarray`` would: float64 becomes float32 unless x64 is enabled), transferred rather
+    than staged: no compiled program for a new shape. A JAX array of that dtype is returned as it is (one of
+    another dtype is converted on its device, which compiles a conversion)."""
+    if dtype is not None:
+        try:
+            dtype = np.dtype(dtype)
+        except TypeError:
+            raise ArgumentError(f"dtype must be a NumPy dtype (np.float32, 'int32', ...); got {dtype!r}") from None
     if isinstance(a, jax.Array):
-        return a if dtype is None or a.dtype == np.dtype(dtype) else a.astype(dtype)
-    return jax.device_put(np.asarray(a, dtype))
+        return a if dtype is None or a.dtype == dtype else a.astype(dtype)
+    try:
+        host = np.asarray(a, dtype)
+    except (TypeError, ValueError) as e:
+        raise ArgumentError(f"a must be an array, a number or nested lists of numbers"
+                            f"{'' if dtype is None else f' convertible to {dtype}'}; got {type(a).__name__} "
+                            f"{a!r:.80} ({e})") from None
+    if host.dtype.kind not in "biufc":
+        raise ArgumentError(f"a must be an array, a number or nested lists of numbers; got {type(a).__name__} "
+                            f"{a!r:.80} (dtype {host.dtype}: not numeric)")
+    return jax.device_put(host)

@@ -18,7 +18,7 @@ import xarray as xr
 from scipy.special import logsumexp
 
 from .. import electrode as el
-from ..engine import to_device
+from ..engine import on_host, to_device
 from ..engine.shrinking import bucket
 from ..sweep import run_sweep
 from ..types import Fractions, Images, Labels, Masks, Orders, ParamMasks, PRNGKey, UnitIndices
@@ -172,7 +172,7 @@ def _unit_stats(subject, site, mode, reference, noise_scale):
     """Per-unit mean (mode "mean") or ``noise_scale`` x std (mode "noise") over ``reference`` images."""
     _check_mode(mode)
     if mode == "zero":
-        return jnp.zeros(())
+        return to_device(np.zeros((), np.float32))      # transferred: jnp.zeros would compile a program
     _, rec = el.record(subject, reference, site)
     return rec[site].mean(0) if mode == "mean" else noise_scale * rec[site].std(0)
 
@@ -183,11 +183,12 @@ def _padded(x, labels) -> tuple:
     n = int(x.shape[0])
     pad = bucket(n) - n
     weight = to_device(np.arange(n + pad) < n, np.float32)
-    if pad:                                  # on the host: a jnp concatenation would compile a program (engine.host)
-        zeros = lambda a: np.zeros((pad, *a.shape[1:]), a.dtype)
-        x = to_device(np.concatenate([np.asarray(x), zeros(x)]))
+    if pad:             # on CPU in NumPy: a jnp concatenation would compile a program (engine.host)
+        xp = np if on_host() else jnp
+        zeros = lambda a: xp.zeros((pad, *a.shape[1:]), a.dtype)
+        x = to_device(xp.concatenate([xp.asarray(x), zeros(x)]))
         if labels is not None:
-            labels = to_device(np.concatenate([np.asarray(labels), zeros(labels)]))
+            labels = to_device(xp.concatenate([xp.asarray(labels), zeros(labels)]))
     return x, (labels, weight)
 
 

@@ -184,6 +184,7 @@ def cppn(subject_or_shape, *, width=24, depth=8, color=None, output="sigmoid", b
 NATURAL_RGB = np.array([[0.855816806356164, 0.44798068087055415, 0.25863275802784663],
                         [0.44798068087055415, 0.606611893106504, 0.5023534256231165],
                         [0.2586327580278466, 0.5023534256231165, 0.7208541788426079]])
+NATURAL_RGB.setflags(write=False)
 
 
 @lru_cache(maxsize=8)

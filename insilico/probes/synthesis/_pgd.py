@@ -15,7 +15,7 @@ import numpy as np
 import optax
 
 from ... import rng
-from ...engine import filter_jit, on_host, resolve_loop
+from ...engine import filter_jit, on_host, resolve_loop, to_device
 from ...engine.shrinking import bucket, run_shrinking
 from ._common import _logits, _loss, _quantize
 
@@ -156,7 +156,8 @@ def _attack(subject, x, labels, eps, step_size, key, *, norm: str, steps: int, r
     size = np.broadcast_to(np.asarray(step_size, np.float32), eps.shape)
     # without random starts every restart is the same: one, from a zero start (x + 0·ε is x, and the program
     # compiled for random starts serves it)
-    starts = _unit_starts(key, x, restarts=int(restarts), norm=norm) if rand_init else jnp.zeros((1, *x.shape))
+    starts = (_unit_starts(key, x, restarts=int(restarts), norm=norm) if rand_init
+              else to_device(np.zeros((1, *x.shape), np.float32)))       # transferred: nothing to compile
     r_n = starts.shape[0]
     xq, loss, fooled = _run_rows(_RowPGD(norm, bool(targeted)), subject, _rows(x, labels, eps, size, starts),
                                  int(steps), loop=loop, stop_early=False, buckets=buckets)
