@@ -397,3 +397,25 @@ def test_apply_batch_hands_out_one_draw_per_image_in_order():
     assert (np.asarray(got)[:, :2] == 0.5).all()
     with pytest.raises(ValueError):
         __import__("insilico.probes.featurevis.param", fromlist=["NATURAL_RGB"]).NATURAL_RGB[0, 0] = 1.0
+
+
+def test_a_first_visualization_traces_its_program_once(tiny_convnet):
+    """On the host loop the chunk is sized from the traces of the run's own first calls, which the run reuses:
+    the network is traced twice (the step's gradient, the final score), not again for a one-unit estimate. A budget
+    below what all units need falls back to that estimate and chunks."""
+    from insilico.engine.shrinking import first_call_bytes
+    from insilico.probes.featurevis.render import Render
+
+    kw = dict(steps=2, key=jax.random.key(3), loop="host", progress=False, relu_override_steps=0)
+    with at_most_traces(2):
+        one = fv.visualize(tiny_convnet, fv.channel("conv1"), units=[0, 1, 2], n_seeds=3, **kw)
+    assert one.attrs["n_chunks"] == 1 and one.attrs["batch_size"] == 4          # 3 units in a bucket of 4
+    program = Render(fv.channel("conv1"), fv.default_param(tiny_convnet), fv.standard_transforms(8), 3, False,
+                     2, "host")
+    shared = (tiny_convnet, jax.random.key(3), np.float32(0.05), np.asarray([2], np.int32), np.int32(0))
+    need = first_call_bytes(program, (np.arange(4, dtype=np.int32),), shared, buckets=False)
+    assert 0 < need == first_call_bytes(program, (np.arange(4, dtype=np.int32),), shared, buckets=False)
+    small = fv.visualize(tiny_convnet, fv.channel("conv1"), units=[0, 1, 2], n_seeds=3, memory_budget=need / 2,
+                         **kw)
+    assert small.attrs["n_chunks"] > 1
+    np.testing.assert_allclose(small.score.values, one.score.values, rtol=1e-5, atol=1e-6)

@@ -85,12 +85,15 @@ def join_static(arrays, static):
 
 
 def filter_jit(fn):
-    """``jax.jit`` of ``fn(*args)`` where array leaves are traced and any other leaf is static."""
+    """``jax.jit`` of ``fn(*args)`` where array leaves are traced and any other leaf is static; ``.trace(*args)``
+    traces it for those arguments (``jax.stages.Traced``: its ``jaxpr`` and ``out_info``), and a later call with
+    arguments of the same shapes reuses that trace."""
     inner = jax.jit(lambda arrays, static: fn(*join_static(arrays, static)), static_argnums=1)
 
     def call(*args):
         arrays, static = split_static(args)
         return inner(arrays, static)
+    call.trace = lambda *args: inner.trace(*split_static(args))          # type: ignore[attr-defined]
     return call
 
 

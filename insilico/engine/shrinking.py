@@ -44,7 +44,7 @@ from .chunks import n_items
 from .host import on_host
 from .program import filter_jit
 
-__all__ = ["run_shrinking", "bucket", "default_shards", "default_rows"]
+__all__ = ["run_shrinking", "first_call_bytes", "bucket", "default_shards", "default_rows"]
 
 
 CPU_ROWS = 128
@@ -188,6 +188,30 @@ class _Compiled:
 @lru_cache(maxsize=64)
 def _compiled(program, host: bool) -> _Compiled:
     return _Compiled(program, host)
+
+
+def first_call_bytes(program, items: tuple, shared: tuple = (), *, buckets: bool = True, shards: int | None = None,
+                     rows: int | str | None = "auto") -> int:
+    """What :func:`run_shrinking` with these arguments holds at once, in bytes: every item's state, and the values
+    that ``init``, ``step`` and ``judge`` compute on one slice of the first call (each value counted, sub-jaxprs
+    once: an upper bound on what is live) times the slices that run at once. Traced, not compiled, for the shapes
+    the run uses, so the run reuses these traces: sizing a batch this way costs no second trace."""
+    from .memory import total_intermediates
+
+    shards = default_shards() if shards is None else check_count("shards", shards)
+    rows = default_rows() if isinstance(rows, str) and rows == "auto" else \
+        None if rows is None else check_count("rows", rows, minimum=4)
+    n, host = n_items(items), on_host()
+    layout = _layout(n, shards, check_choice("buckets", buckets, (False, True)), rows)
+    size, k = layout[0]
+    part = _part(_take(items, _padded(np.arange(n), _total(layout), host), host), 0, size // k, host)
+    c = _compiled(program, host)
+    init = c.init.trace(shared, part)                                     # type: ignore[attr-defined]
+    state = init.out_info
+    step = c.step.trace((np.int32(0), *shared), (state, *part))          # type: ignore[attr-defined]
+    judge = c.judge.trace(shared, (state, *part))                        # type: ignore[attr-defined]
+    per_item = sum(np.prod(a.shape) * np.dtype(a.dtype).itemsize for a in jax.tree.leaves(state)) / (size // k)
+    return int(k * sum(total_intermediates(t.jaxpr.jaxpr) for t in (init, step, judge)) + per_item * _total(layout))
 
 
 def run_shrinking(program, items: tuple, shared: tuple = (), *, steps: int | None = None, stop_early: bool = True,

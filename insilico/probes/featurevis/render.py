@@ -27,7 +27,7 @@ import xarray as xr
 
 from ... import electrode as el
 from ...engine import choose_batch_size, resolve_loop, run_programs, run_shrinking
-from ...engine.shrinking import bucket
+from ...engine.shrinking import bucket, first_call_bytes
 from ...models import relu_gradient_override
 from ...validation import ArgumentError, check_choice, check_count, check_indices, check_key, check_positive
 from .objectives import Objective
@@ -249,8 +249,11 @@ def visualize(subject, objective: Objective, units: Sequence[int] | int = 1, *, 
             :func:`standard_transforms` for the input size (pass ``()`` for none).
         steps/lr: Adam steps and learning rate. snapshots: steps at which images are kept (default: the last).
         relu_override_steps: redirected ReLU gradients for this many first steps (0 = off).
-        batch_size/memory_budget: units optimized together, one chunk (default: as many as ``memory_budget`` bytes
-            allow from the intermediates of one unit's optimization); a chunk is padded to a bucket size.
+        batch_size/memory_budget: units optimized together, one chunk (default: every unit when, on the host
+            loop, the run's first compiled calls and every unit's state fit ``memory_budget`` bytes —
+            :func:`~insilico.engine.shrinking.first_call_bytes`, from traces the run reuses —, otherwise as many as
+            the budget allows from the intermediates of one unit's optimization); a chunk is padded to a bucket
+            size.
         loop: "scan" runs a chunk's whole optimization as one ``lax.scan`` (compiled per step count); "host"
             dispatches one compiled step for all units of a chunk per iteration (on CPU in concurrent slices, one
             per core); "auto" picks "host" on CPU (where XLA's convolution gradients run 3-4x slower inside a loop
@@ -281,6 +284,12 @@ def visualize(subject, objective: Objective, units: Sequence[int] | int = 1, *, 
     # NumPy scalars and arrays: jnp.float32(lr) and the like would each compile a program (engine.host)
     shared = (subject, key, np.float32(lr), np.asarray(snap_run, np.int32), np.int32(relu_override_steps))
     n = len(unit_index)
+    if batch_size is None and loop == "host":
+        # every unit in one chunk when its first compiled calls fit the budget, measured on the traces the run
+        # then reuses (tracing the program a second time, for one unit, cost 0.25 s in every new process)
+        every = np.asarray(np.resize(unit_index, _bucket(n)), np.int32)
+        if first_call_bytes(program, (every,), shared, buckets=False) <= memory_budget:
+            batch_size = len(every)
     if batch_size is None:                 # sized from the traced program: compiling twice to measure is slow
         batch_size = choose_batch_size(_one_unit(program), np.asarray(unit_index[:1], np.int32), shared,
                                        memory_budget, compile=False)
