@@ -218,17 +218,17 @@ def test_lesion_sweeps_from_the_computed_prefix_equal_the_whole_network(tiny_con
 def test_intact_metrics_on_the_host_equal_the_compiled_metrics():
     """The intact model's metrics (NumPy on the host) equal the compiled per-lesion metrics of the same logits:
     counts and fractions exactly, the loss to float32 rounding; padding rows (weight 0) count for nothing."""
-    from insilico.probes.lesion import _intact_metrics, _metrics
+    from insilico.probes.lesion_metrics import intact_metrics, metrics
 
     rng = np.random.default_rng(0)
     logits = (3 * rng.normal(size=(24, 10))).astype(np.float32)
     labels = np.where(rng.random(24) < 0.6, logits.argmax(-1), rng.integers(0, 10, 24)).astype(np.int32)
     for weight in (None, (np.arange(24) < 19).astype(np.float32)):
-        want = jax.jit(_metrics)(logits, logits, (labels, weight))
-        got = _intact_metrics(logits, (labels, weight))
+        want = jax.jit(metrics)(logits, logits, (labels, weight))
+        got = intact_metrics(logits, (labels, weight))
         assert set(got) == set(want) and 0 < got["accuracy"] < 1
         for k in ("agreement", "logit_change", "accuracy"):
             assert got[k] == float(want[k]), k
         np.testing.assert_array_equal(got["class_accuracy"], np.asarray(want["class_accuracy"]))
         assert got["loss"] == pytest.approx(float(want["loss"]), rel=1e-6)
-    assert set(_intact_metrics(logits, (None, None))) == {"agreement", "logit_change"}
+    assert set(intact_metrics(logits, (None, None))) == {"agreement", "logit_change"}

@@ -13,9 +13,7 @@ from typing import TYPE_CHECKING
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 import xarray as xr
-from scipy.special import logsumexp
 
 from .. import electrode as el
 from ..engine import on_host, to_device
@@ -33,57 +31,13 @@ from ..validation import (
     check_mask,
     check_number,
 )
+from .lesion_metrics import intact_metrics, metrics
 from .lesion_paths import METHODS, ablation, choose_path, factored_fn, shared_values
 
 if TYPE_CHECKING:
     from ..subject import Subject
 
 __all__ = ["single_unit_sweep", "mask_sweep", "ablation_curve", "synapse_sweep", "MODES", "METHODS"]
-
-
-def _metrics(logits, intact, target):
-    """Reduced inside the compiled sweep: agreement and |Δ logit| vs the intact model; with labels also
-    accuracy, per-class accuracy (classes absent from ``labels`` give NaN-free 0/0 -> 0) and mean loss.
-    ``target``: ``(labels or None, weight)`` — ``weight`` (N,) 1 for real images, 0 for the padding of a
-    batch-size bucket (None: every image counts)."""
-    labels, weight = target
-    pred, pred0 = jnp.argmax(logits, -1), jnp.argmax(intact, -1)
-    w = jnp.ones(pred.shape, jnp.float32) if weight is None else weight
-
-    def mean(v):
-        return jnp.sum(w * v) / jnp.sum(w)
-    out = {"agreement": mean(pred == pred0), "logit_change": mean(jnp.mean(jnp.abs(logits - intact), -1))}
-    if labels is not None:
-        correct = (pred == labels).astype(jnp.float32)
-        onehot = jax.nn.one_hot(labels, logits.shape[-1]) * w[:, None]
-        out["accuracy"] = mean(correct)
-        # a sum, not the matrix-vector product onehot.T @ correct: the same (integer) counts, but XLA:CPU
-        # compiles that product for 0.2 s more
-        out["class_accuracy"] = jnp.sum(onehot * correct[:, None], 0) / jnp.maximum(onehot.sum(0), 1.0)
-        out["loss"] = mean(optax.softmax_cross_entropy_with_integer_labels(logits, labels))
-    return out
-
-
-def _intact_metrics(intact, target) -> dict:
-    """:func:`_metrics` of the intact model against itself, on the host in NumPy: agreement 1, no logit change
-    and, with labels, accuracy, per-class accuracy and mean loss (summed in float64, divided in float32). A
-    compiled program for these few numbers took XLA:CPU 0.17 s to compile, a sixth of a first sweep."""
-    labels, weight = target
-    logits = np.asarray(intact, np.float64)
-    w = np.ones(len(logits)) if weight is None else np.asarray(weight, np.float64)
-
-    def mean(v):       # divided in float32, as the compiled metrics are: equal counts give equal fractions
-        return float(np.float32(np.sum(w * v)) / np.float32(np.sum(w)))
-    out: dict = {"agreement": 1.0, "logit_change": 0.0}
-    if labels is not None:
-        labels = np.asarray(labels)
-        correct = logits.argmax(-1) == labels
-        onehot = np.eye(logits.shape[-1])[labels] * w[:, None]
-        out["accuracy"] = mean(correct)
-        out["class_accuracy"] = ((onehot * correct[:, None]).sum(0) / np.maximum(onehot.sum(0), 1.0)).astype(
-            np.float32)
-        out["loss"] = mean(logsumexp(logits, -1) - logits[np.arange(len(labels)), labels])
-    return out
 
 
 MODES = ("zero", "mean", "noise")
@@ -110,7 +64,7 @@ def _lesion_fn(sites: tuple, mode, index_shapes):
                 offset += n
         edits = {site: ablation(mode, m, st) for site, m, st in zip(sites, masks, stats)}
         logits, _ = el.forward(subject, x, edits, key=key, given=given)
-        return _metrics(logits, intact, target)
+        return metrics(logits, intact, target)
     return fn
 
 
@@ -212,13 +166,13 @@ def _sweep(subject, x, sites: tuple, items, index_shapes, labels, mode, referenc
         fn, shared = _lesion_fn(sites, mode, index_shapes), (subject, x, target, intact, key, stats, first)
     else:
         pre = shared_values(plan, sites[0], mode)(subject, x, key, first[sites[0]], stats[0])
-        fn, shared = factored_fn(plan, index_shapes is not None, _metrics), (subject, x, target, intact, key, pre)
+        fn, shared = factored_fn(plan, index_shapes is not None, metrics), (subject, x, target, intact, key, pre)
     if plan is not None:      # little work per lesion: size batches from its intermediates, without compiling
         kwargs.setdefault("estimate", "trace")
     ds = run_sweep(fn, items, shared, dim=dim, coords=coords, extra_dims={"class_accuracy": ("class",)},
                    identity=ident, desc=f"lesions {', '.join(sites)}", **kwargs)
     ds.attrs["propagation"] = route
-    for k, v in _intact_metrics(intact, target).items():
+    for k, v in intact_metrics(intact, target).items():
         if k == "class_accuracy":
             ds["intact_class_accuracy"] = ("class", np.asarray(v))
         else:
@@ -388,7 +342,7 @@ def _synapse_fn(path):
         subject, x, labels, intact = shared
         cut = subject.replace(variables=el.lesion_synapses(subject.variables, {path: 1.0 - mask}))
         logits, _ = el.forward(cut, x)
-        return _metrics(logits, intact, (labels, None))
+        return metrics(logits, intact, (labels, None))
     return fn
 
 
