@@ -57,36 +57,79 @@ class Dataset:
         return Dataset(x, y, self.class_names, self.name)
 
 
-def _member_bytes(tar: tarfile.TarFile, member: tarfile.TarInfo) -> bytes:
-    """The contents of ``member``, a regular file of ``tar``."""
-    f = tar.extractfile(member)
-    if f is None:
-        raise ValueError(f"{tar.name!s}: {member.name} is not a regular file")
-    return f.read()
-
-
 def _unit(x: np.ndarray) -> np.ndarray:
     """8-bit pixels as float32 in [0, 1]: ``x.astype(np.float32) / 255``'s numbers in one pass and one array
     (the two passes and two arrays of that form took 0.5 s for the 10,000 CIFAR-10 test images, this 0.04 s)."""
     return np.divide(x, np.float32(255), dtype=np.float32)
 
 
-def _decode_jpeg_tar(path) -> tuple[np.ndarray, np.ndarray]:
+def _tar_files(raw: bytes) -> dict[str, tuple[int, int]]:
+    """``name -> (offset, size)`` of the regular files of the uncompressed tar archive ``raw``: the 512-byte ustar
+    headers read directly, their checksums in one NumPy sum (tarfile's member objects took 0.13 s for the 10,000
+    CIFAR-10 test images, this 0.02 s); a header whose checksum does not match is an error. Archives with long-name,
+    pax (other than comments) or sparse entries go to :mod:`tarfile`."""
+    files, heads, stored, at = {}, [], [], 0
+    while at + 512 <= len(raw) and raw[at:at + 512] != bytes(512):        # up to the end-of-archive blocks
+        kind, check = raw[at + 156:at + 157], raw[at + 148:at + 156].strip(b"\0 ")
+        size_field = raw[at + 124:at + 136].strip(b"\0 ") or b"0"
+        if not (check.isdigit() and size_field.isdigit()):                 # e.g. base-256 sizes of huge files
+            return _tar_files_by_tarfile(raw)
+        size = int(size_field, 8)
+        if kind == b"g" and _only_comments(raw[at + 512:at + 512 + size]):     # e.g. git archive's commit id
+            kind = b"5"
+        if kind in (b"L", b"K", b"x", b"g", b"S") or raw[at + 257:at + 262] not in (b"ustar", bytes(5)):
+            return _tar_files_by_tarfile(raw)
+        heads.append(at)
+        stored.append(int(check, 8))
+        name = raw[at:at + 100].split(b"\0", 1)[0]
+        if kind in (b"0", b"\0", b"7") and not name.endswith(b"/"):      # regular files (tarfile's isreg)
+            posix = raw[at + 257:at + 263] == b"ustar\0"                   # GNU headers keep times there
+            prefix = raw[at + 345:at + 500].split(b"\0", 1)[0] if posix else b""
+            files[(prefix + b"/" + name if prefix else name).decode("utf-8", "surrogateescape")] = (at + 512, size)
+        at += 512 + -(-size // 512) * 512
+    if heads:                                                              # unsigned sums, or signed (old tars)
+        block = np.frombuffer(raw, np.uint8)[np.asarray(heads)[:, None] + np.arange(512)]
+        spaces = 8 * ord(" ")                                              # the checksum field counts as spaces
+        unsigned = block.sum(1, dtype=np.int64) - block[:, 148:156].sum(1, dtype=np.int64) + spaces
+        signed = block.view(np.int8).sum(1, dtype=np.int64) - block[:, 148:156].view(np.int8).sum(1, dtype=np.int64)
+        bad = (unsigned != stored) & (signed + spaces != stored)
+        if bad.any():
+            raise ValueError(f"the tar header at byte {heads[int(np.argmax(bad))]} is damaged (its checksum does "
+                             f"not match); the archive cannot be read")
+    return files
+
+
+def _only_comments(pax: bytes) -> bool:
+    """Whether the pax header records ``pax`` (lines ``"<length> <key>=<value>\\n"``) are all comments."""
+    lines = pax.rstrip(b"\0").splitlines()
+    return bool(lines) and all(line.partition(b" ")[2].startswith(b"comment=") for line in lines)
+
+
+def _tar_files_by_tarfile(raw: bytes) -> dict[str, tuple[int, int]]:
+    with tarfile.open(fileobj=io.BytesIO(raw)) as tar:
+        return {m.name: (m.offset_data, m.size) for m in tar.getmembers() if m.isreg()}
+
+
+def _decode_jpeg_tar(path, indices: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The archive's JPEGs sorted by name (all of them, or those at ``indices`` of that order) and their labels,
+    the names of their folders."""
     from PIL import Image
 
-    images, labels = [], []
-    with tarfile.open(path) as tar:
-        members = sorted((m for m in tar.getmembers() if m.name.endswith(".jpg")), key=lambda m: m.name)
-        for m in members:
-            cls = m.name.split("/")[-2]
-            data = _member_bytes(tar, m)
-            images.append(np.asarray(Image.open(io.BytesIO(data)).convert("RGB")))
-            labels.append(CIFAR10_CLASSES.index(cls))
-    return np.stack(images), np.asarray(labels, np.int32)
+    raw = gzip.open(path).read()
+    files = _tar_files(raw)
+    names = sorted(n for n in files if n.endswith(".jpg"))
+    if indices is not None:
+        names = [names[i] for i in check_indices("indices", indices, len(names))]
+    images = []
+    for name in names:
+        at, size = files[name]
+        images.append(np.asarray(Image.open(io.BytesIO(raw[at:at + size])).convert("RGB")))
+    return np.stack(images), np.asarray([CIFAR10_CLASSES.index(n.split("/")[-2]) for n in names], np.int32)
 
 
-def _cached(key: str, source, build) -> tuple[np.ndarray, np.ndarray]:
-    """Decode once and cache as .npz, keyed on the source file's size and mtime."""
+def _cached(key: str, source, build):
+    """Decode once and cache as .npz, keyed on the source file's size and mtime; ``build`` None: what the cache
+    holds, or None."""
     stat = source.stat()
     tag = hashlib.sha256(f"{source}:{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()[:12]
     path = cache_dir() / f"{key}-{tag}.npz"
@@ -96,6 +139,8 @@ def _cached(key: str, source, build) -> tuple[np.ndarray, np.ndarray]:
                 return f["x"], f["y"]
         except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
             path.unlink(missing_ok=True)
+    if build is None:
+        return None
     x, y = build(source)
     tmp = path.with_name(f"{path.stem}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp.npz")     # concurrent processes
     try:
@@ -106,17 +151,31 @@ def _cached(key: str, source, build) -> tuple[np.ndarray, np.ndarray]:
     return x, y
 
 
-def cifar10(split: str = "test") -> Dataset:
+def cifar10(split: str = "test", indices=None) -> Dataset:
     """CIFAR-10 (Krizhevsky 2009) from ``$INSILICO_DATA/cifar10_jpeg``: 50,000 train or 10,000 test images.
 
-    Images are 32x32 RGB JPEGs (quality ~75), returned in [0, 1], sorted by class then file name.
+    Images are 32x32 RGB JPEGs (quality ~75), returned in [0, 1], sorted by class then file name. The whole split
+    is decoded once and kept in the cache (:func:`~insilico.data.cache_dir`). ``indices`` (integers in [0, N), any
+    order, repeats allowed): only those images, in that order, as ``cifar10(split).subset(indices)``; before the
+    split is in the cache only their JPEGs are decoded (256 test images: 0.1 s instead of a second).
     Example: ``test = cifar10("test"); test.x.shape == (10000, 32, 32, 3)``.
     """
     files = {"train": "cifar10_train_50000_jpg.tar.gz", "test": "cifar10_test_10000_jpg.tar.gz"}
     check_choice("split", split, files)
+    if indices is not None:
+        indices = check_indices("indices", indices, None, allow_empty=False)
     source = dataset_path("cifar10_jpeg", files[split]) / files[split]
-    x, y = _cached(f"cifar10-{split}", source, _decode_jpeg_tar)
-    return Dataset(_unit(x), y, CIFAR10_CLASSES, f"cifar10-{split}")
+    name = f"cifar10-{split}"
+    if indices is None:
+        x, y = _cached(name, source, _decode_jpeg_tar)
+        return Dataset(_unit(x), y, CIFAR10_CLASSES, name)
+    whole = _cached(name, source, None)
+    if whole is None:
+        x, y = _decode_jpeg_tar(source, indices)
+    else:
+        indices = check_indices("indices", indices, len(whole[1]))
+        x, y = whole[0][indices], whole[1][indices]
+    return Dataset(_unit(x), y, CIFAR10_CLASSES, name)
 
 
 def _read_idx(path) -> np.ndarray:
