@@ -15,8 +15,8 @@ checkpoint the session loads (no JAX in its process); the 256 JPEGs read from th
 only up to conv2); PGD as one batch with the weights frozen.
 
 Each session is a fresh subprocess, timed whole (wall clock; user + system CPU from ``getrusage(RUSAGE_CHILDREN)``),
-in interleaved order — insilico with an empty temporary ``INSILICO_CACHE`` (first ever: nothing compiled, the CIFAR
-archive not yet decoded), PyTorch, insilico with the cache of an earlier run (the next day), PyTorch — ``--repeats``
+in interleaved order — insilico with an empty temporary ``INSILICO_CACHE`` (first ever: nothing compiled; both sides
+decode only their 256 JPEGs), PyTorch, insilico with the cache of an earlier run (the next day), PyTorch — ``--repeats``
 times; medians reported. Before timing, one process runs both sides on the same images and checks they agree.
 """
 from __future__ import annotations
