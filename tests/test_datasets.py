@@ -68,6 +68,34 @@ def test_decoded_cache_is_reused_and_a_corrupt_file_rebuilt(tmp_path, monkeypatc
     assert len(calls) == 2 and np.array_equal(x3, x)
 
 
+def test_decoded_cache_follows_its_source_and_works_without_a_writable_cache(tmp_path, monkeypatch):
+    import os
+
+    from insilico.data import datasets
+
+    monkeypatch.setenv("INSILICO_CACHE", str(tmp_path / "cache"))
+    source = tmp_path / "source.bin"
+    source.write_bytes(b"abc")
+    calls = []
+
+    def build(src):
+        calls.append(src)
+        return np.full((2, 3), len(calls), np.float32), np.array([0, 1])
+
+    assert datasets._cached("toy", source, None) is None and not calls            # only read: nothing there
+    x, _ = datasets._cached("toy", source, build)
+    assert np.array_equal(datasets._cached("toy", source, None)[0], x) and len(calls) == 1
+    os.utime(source, ns=(1, 1))                                                  # the source changed
+    assert datasets._cached("toy", source, None) is None
+    x2, _ = datasets._cached("toy", source, build)
+    assert len(calls) == 2 and x2[0, 0] == 2
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    monkeypatch.setenv("INSILICO_CACHE", str(blocker / "cache"))                # under a file: cannot be made
+    x3, _ = datasets._cached("toy", source, build)
+    assert len(calls) == 3 and x3[0, 0] == 3 and datasets._cached("toy", source, None) is None
+
+
 def test_8_bit_pixels_scale_to_the_unit_interval_as_astype_then_divide_does():
     from insilico.data.datasets import _unit
 

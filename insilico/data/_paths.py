@@ -5,8 +5,10 @@ import hashlib
 import json
 import os
 import uuid
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any, cast
 
 import numpy as np
 
@@ -46,14 +48,34 @@ def cache_dir() -> Path:
     return path
 
 
+def _entry(name: str, identity: dict, suffix: str) -> Path | None:
+    """The cache file of ``name`` for ``identity`` (hashed), or None without a usable cache directory."""
+    tag = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
+    try:
+        return cache_dir() / f"{name}-{tag}{suffix}"
+    except OSError:
+        return None
+
+
+def _keep(path: Path, save: Callable[[Path], None]) -> None:
+    """``save(temporary path)``, then moved to ``path`` at once (concurrent processes never read half a file);
+    a cache that cannot be written keeps nothing."""
+    tmp = path.with_name(f"{path.stem}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp{path.suffix}")
+    try:
+        save(tmp)
+        tmp.replace(path)
+    except OSError:
+        pass
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 def cached_array(name: str, identity: dict, build: Callable[[], np.ndarray]) -> np.ndarray:
     """``build()``, kept in :func:`cache_dir` as ``name-<hash of identity>.npy`` and read from there while
     ``identity`` (everything the array depends on, JSON-serializable) is unchanged; a damaged file is rebuilt,
     and without a writable cache directory the array is built and not kept."""
-    tag = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
-    try:
-        path = cache_dir() / f"{name}-{tag}.npy"
-    except OSError:
+    path = _entry(name, identity, ".npy")
+    if path is None:
         return build()
     if path.exists():
         try:
@@ -61,12 +83,24 @@ def cached_array(name: str, identity: dict, build: Callable[[], np.ndarray]) -> 
         except (OSError, ValueError, EOFError):
             path.unlink(missing_ok=True)
     out = build()
-    tmp = path.with_name(f"{path.stem}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp.npy")       # concurrent processes
-    try:
-        np.save(tmp, out, allow_pickle=False)
-        tmp.replace(path)
-    except OSError:
-        pass                                                  # a read-only cache: the array, not kept
-    finally:
-        tmp.unlink(missing_ok=True)
+    _keep(path, lambda tmp: np.save(tmp, out, allow_pickle=False))
+    return out
+
+
+def cached_arrays(name: str, identity: dict, build: Callable[[], dict[str, np.ndarray]] | None
+                  ) -> dict[str, np.ndarray] | None:
+    """:func:`cached_array` for several named arrays (``build()`` returns ``{name: array}``; kept as ``.npz``);
+    ``build`` None only reads: the cached arrays, or None when there are none."""
+    path = _entry(name, identity, ".npz")
+    if path is not None and path.exists():
+        try:
+            with np.load(path, allow_pickle=False) as f:
+                return {k: f[k] for k in f.files}
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile):
+            path.unlink(missing_ok=True)
+    if build is None:
+        return None
+    out = build()
+    if path is not None:
+        _keep(path, lambda tmp: np.savez(tmp, **cast(dict[str, Any], out)))
     return out

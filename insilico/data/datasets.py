@@ -5,19 +5,15 @@ Every loader returns a :class:`Dataset` of float32 images in [0, 1], NHWC, and i
 from __future__ import annotations
 
 import gzip
-import hashlib
 import io
-import os
 import tarfile
-import uuid
-import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from ..validation import ArgumentError, check_choice, check_count, check_finite, check_indices
-from ._paths import cache_dir, dataset_path
+from ._paths import cached_arrays, dataset_path
 
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer",
                    "dog", "frog", "horse", "ship", "truck")
@@ -128,27 +124,13 @@ def _decode_jpeg_tar(path, indices: np.ndarray | None = None) -> tuple[np.ndarra
 
 
 def _cached(key: str, source, build):
-    """Decode once and cache as .npz, keyed on the source file's size and mtime; ``build`` None: what the cache
-    holds, or None."""
+    """``build(source)``'s ``(x, y)``, decoded once and kept in the cache while the source file's path, size and
+    modification time are unchanged (:func:`~._paths.cached_arrays`); ``build`` None: what the cache holds, or
+    None."""
     stat = source.stat()
-    tag = hashlib.sha256(f"{source}:{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()[:12]
-    path = cache_dir() / f"{key}-{tag}.npz"
-    if path.exists():
-        try:
-            with np.load(path) as f:
-                return f["x"], f["y"]
-        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
-            path.unlink(missing_ok=True)
-    if build is None:
-        return None
-    x, y = build(source)
-    tmp = path.with_name(f"{path.stem}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp.npz")     # concurrent processes
-    try:
-        np.savez(tmp, x=x, y=y)
-        tmp.replace(path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return x, y
+    identity = {"source": str(source), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+    got = cached_arrays(key, identity, None if build is None else lambda: dict(zip("xy", build(source))))
+    return None if got is None else (got["x"], got["y"])
 
 
 def cifar10(split: str = "test", indices=None) -> Dataset:
