@@ -107,7 +107,7 @@ def main(argv=None):
     style.use()
 
     report = Report("Ablation, generalization and selectivity (Morcos et al. 2018)", args.out)
-    test = cifar10("test").subset(np.sort(np.random.default_rng(0).permutation(10000)[:n_images]))
+    test = cifar10("test", np.sort(np.random.default_rng(0).permutation(10000)[:n_images]))
     nets = {}
     for m in args.models:
         s = zoo.load(m)

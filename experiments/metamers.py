@@ -28,9 +28,8 @@ from insilico.report import Report
 
 def targets(n: int):
     try:
-        test = cifar10("test")
-        idx = np.random.default_rng(0).permutation(len(test))[:n]
-        return np.asarray(syn.quantize(test.x[idx])), "cifar10-test"
+        test = cifar10("test", np.random.default_rng(0).permutation(10000)[:n])
+        return np.asarray(syn.quantize(test.x)), "cifar10-test"
     except DataNotFoundError:
         return np.asarray(syn.quantize(photos(32)[:n])), "scikit-image photos"
 
