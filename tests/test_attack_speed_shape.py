@@ -170,6 +170,16 @@ def test_run_shrinking_steps_are_an_argument_and_the_layout_is_checked():
         run_shrinking(_Count(), (by, stop), stop_early="yes")
     with pytest.raises(ArgumentError, match=r"steps \(of _Count\) must be"):
         run_shrinking(_Count(), (by, stop), steps=0)
+    from insilico.engine.shrinking import first_call_bytes
+    from insilico.engine.store import SweepError
+
+    for run in (run_shrinking, first_call_bytes):              # the sizing checks what the run checks
+        with pytest.raises(TypeError, match="items and shared must be tuples of arguments; got list"):
+            run(_Count(), [by, stop])
+        with pytest.raises(SweepError, match="zero items"):
+            run(_Count(), (by[:0], stop[:0]))
+        with pytest.raises(SweepError, match="same leading"):
+            run(_Count(), (by, stop[:5]))
 
 
 @pytest.mark.skipif(jax.default_backend() != "cpu", reason="host-side bookkeeping is the CPU form")

@@ -96,6 +96,28 @@ def test_decoded_cache_follows_its_source_and_works_without_a_writable_cache(tmp
     assert len(calls) == 3 and x3[0, 0] == 3 and datasets._cached("toy", source, None) is None
 
 
+def test_a_cached_entry_without_its_arrays_is_rebuilt_and_a_read_only_cache_is_read(tmp_path, monkeypatch):
+    from insilico.data import _paths
+
+    monkeypatch.setenv("INSILICO_CACHE", str(tmp_path))
+    identity = {"source": "s"}
+    build = lambda: {"x": np.arange(3), "y": np.arange(2)}
+    _paths.cached_arrays("toy", identity, build, keys=("x", "y"))
+    (entry,) = tmp_path.glob("toy-*.npz")
+    np.savez(entry.with_suffix(""), x=np.arange(3))                     # an entry that lacks y
+    assert _paths.cached_arrays("toy", identity, None, keys=("x", "y")) is None and not entry.exists()
+    got = _paths.cached_arrays("toy", identity, build, keys=("x", "y"))
+    assert sorted(got) == ["x", "y"] and entry.exists()
+
+    def refuse(*a, **k):                                                 # a cache that cannot be written
+        raise PermissionError("read-only")
+    entry.write_bytes(b"damaged")
+    monkeypatch.setattr(type(entry), "unlink", refuse)                   # (root ignores file permissions)
+    monkeypatch.setattr(_paths, "_keep", lambda path, save: None)
+    again = _paths.cached_arrays("toy", identity, build, keys=("x", "y"))
+    assert np.array_equal(again["x"], np.arange(3)) and entry.read_bytes() == b"damaged"
+
+
 def test_8_bit_pixels_scale_to_the_unit_interval_as_astype_then_divide_does():
     from insilico.data.datasets import _unit
 
@@ -133,76 +155,6 @@ def test_photos_take_numpy_integers_and_work_without_a_writable_cache(tmp_path, 
     monkeypatch.setenv("INSILICO_CACHE", str(blocker / "cache"))        # under a file: cannot be made
     a = stimuli.photos(np.int64(8), channels=np.int64(1), names=stimuli.PHOTOS[:2])
     assert a.shape == (2, 8, 8, 1) and np.array_equal(a, stimuli._resized_photos(8, 1, stimuli.PHOTOS[:2]))
-
-
-def _archive(path, fmt, entries, comment=None):
-    """A gzipped tar of ``entries`` (name -> bytes, or None for a folder) in tarfile format ``fmt``."""
-    import io
-    import tarfile
-
-    with tarfile.open(path, "w:gz", format=fmt, pax_headers={"comment": comment} if comment else None) as tar:
-        for name, data in entries.items():
-            info = tarfile.TarInfo(name)
-            if data is None:
-                info.type = tarfile.DIRTYPE
-                tar.addfile(info)
-            else:
-                info.size = len(data)
-                tar.addfile(info, io.BytesIO(data))
-    return path
-
-
-@pytest.mark.parametrize("fmt", ["ustar", "gnu", "pax"])
-@pytest.mark.parametrize("comment", [None, "d7d05618061fe37d830fb0419063d113c575ccbc"])
-def test_tar_headers_are_listed_as_tarfile_lists_them(tmp_path, monkeypatch, fmt, comment):
-    import gzip
-    import tarfile
-
-    from insilico.data import datasets
-    from insilico.data.datasets import _tar_files
-
-    def listed(entries):
-        path = _archive(tmp_path / "a.tar.gz", getattr(tarfile, f"{fmt.upper()}_FORMAT"), entries, comment)
-        raw = gzip.open(path).read()
-        with tarfile.open(path) as tar:
-            want = {m.name: (m.offset_data, m.size) for m in tar.getmembers() if m.isreg()}
-        got = _tar_files(raw)
-        assert got == want and len(got) == sum(v is not None for v in entries.values())
-        assert sorted(raw[a:a + n] for a, n in got.values()) == sorted(v for v in entries.values() if v is not None)
-
-    short = {"test/": None, "test/cat/a.jpg": b"\xff\xd8" * 700, "test/cat/empty.jpg": b"",
-             "test/dog/ü.jpg": b"u" * 511}
-    listed({**short, "test/" + "long-folder-name/" * 6 + "b.jpg": b"b" * 513})  # 100+ characters
-    if fmt != "pax":                                # GNU and ustar headers are read directly, not handed to tarfile
-        monkeypatch.setattr(datasets, "_tar_files_by_tarfile", None)
-        listed(short if fmt == "gnu" else {**short, "test/" + "long-folder-name/" * 6 + "b.jpg": b"b" * 513})
-
-
-def test_the_cifar10_archive_is_listed_directly_as_tarfile_lists_it(data_dir, monkeypatch):
-    import gzip
-    import tarfile
-    from pathlib import Path
-
-    from insilico.data import datasets
-
-    path = Path(data_dir) / "cifar10_jpeg" / "cifar10_test_10000_jpg.tar.gz"
-    with tarfile.open(path) as tar:
-        want = {m.name: (m.offset_data, m.size) for m in tar.getmembers() if m.isreg()}
-    monkeypatch.setattr(datasets, "_tar_files_by_tarfile", None)       # its git-archive comment header included
-    assert datasets._tar_files(gzip.open(path).read()) == want and len(want) == 10000
-
-
-def test_a_damaged_tar_header_is_an_error_not_a_shorter_archive(tmp_path):
-    import gzip
-    import tarfile
-
-    from insilico.data.datasets import _tar_files
-
-    path = _archive(tmp_path / "a.tar.gz", tarfile.USTAR_FORMAT, {"a.jpg": b"a" * 600, "b.jpg": b"b" * 10})
-    raw = bytearray(gzip.open(path).read())
-    raw[1536 + 3] ^= 0x01                                              # a bit of the second header's name
-    with pytest.raises(ValueError, match="tar header at byte 1536 is damaged"):
-        _tar_files(bytes(raw))
 
 
 def test_cifar10_indices_decode_only_those_images_equal_to_the_subset(data_dir, tmp_path, monkeypatch):

@@ -219,6 +219,7 @@ def test_intact_metrics_on_the_host_equal_the_compiled_metrics():
     """The intact model's metrics (NumPy on the host) equal the compiled per-lesion metrics of the same logits:
     counts and fractions exactly, the loss to float32 rounding; padding rows (weight 0) count for nothing."""
     from insilico.probes.lesion_metrics import intact_metrics, metrics
+    from insilico.validation import ArgumentError
 
     rng = np.random.default_rng(0)
     logits = (3 * rng.normal(size=(24, 10))).astype(np.float32)
@@ -232,3 +233,9 @@ def test_intact_metrics_on_the_host_equal_the_compiled_metrics():
         np.testing.assert_array_equal(got["class_accuracy"], np.asarray(want["class_accuracy"]))
         assert got["loss"] == pytest.approx(float(want["loss"]), rel=1e-6)
     assert set(intact_metrics(logits, (None, None))) == {"agreement", "logit_change"}
+    with pytest.raises(ArgumentError, match=r"one shape \(images, classes\); got logits \(24, 9\), intact"):
+        metrics(logits[:, :9], logits, (labels, None))
+    with pytest.raises(ArgumentError, match=r"labels must hold one value per image \(24\); got shape \(23,\)"):
+        intact_metrics(logits, (labels[:23], None))
+    with pytest.raises(ArgumentError, match="target must be a pair"):
+        intact_metrics(logits, labels)

@@ -57,6 +57,14 @@ def _entry(name: str, identity: dict, suffix: str) -> Path | None:
         return None
 
 
+def _drop(path: Path) -> None:
+    """Remove a damaged entry; in a cache that cannot be written it stays (and is rebuilt each time)."""
+    try:
+        path.unlink(missing_ok=True)
+    except OSError:
+        pass
+
+
 def _keep(path: Path, save: Callable[[Path], None]) -> None:
     """``save(temporary path)``, then moved to ``path`` at once (concurrent processes never read half a file);
     a cache that cannot be written keeps nothing."""
@@ -81,23 +89,26 @@ def cached_array(name: str, identity: dict, build: Callable[[], np.ndarray]) -> 
         try:
             return np.load(path, allow_pickle=False)
         except (OSError, ValueError, EOFError):
-            path.unlink(missing_ok=True)
+            _drop(path)
     out = build()
     _keep(path, lambda tmp: np.save(tmp, out, allow_pickle=False))
     return out
 
 
-def cached_arrays(name: str, identity: dict, build: Callable[[], dict[str, np.ndarray]] | None
-                  ) -> dict[str, np.ndarray] | None:
+def cached_arrays(name: str, identity: dict, build: Callable[[], dict[str, np.ndarray]] | None,
+                  keys: tuple[str, ...] = ()) -> dict[str, np.ndarray] | None:
     """:func:`cached_array` for several named arrays (``build()`` returns ``{name: array}``; kept as ``.npz``);
-    ``build`` None only reads: the cached arrays, or None when there are none."""
+    an entry without every one of ``keys`` counts as damaged. ``build`` None only reads: the cached arrays, or
+    None when there are none."""
     path = _entry(name, identity, ".npz")
     if path is not None and path.exists():
         try:
             with np.load(path, allow_pickle=False) as f:
-                return {k: f[k] for k in f.files}
+                if set(keys) <= set(f.files):
+                    return {k: f[k] for k in f.files}
         except (OSError, ValueError, EOFError, zipfile.BadZipFile):
-            path.unlink(missing_ok=True)
+            pass
+        _drop(path)
     if build is None:
         return None
     out = build()

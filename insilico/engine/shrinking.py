@@ -190,6 +190,13 @@ def _compiled(program, host: bool) -> _Compiled:
     return _Compiled(program, host)
 
 
+def _check_arguments(items, shared) -> None:
+    if not isinstance(items, tuple) or not isinstance(shared, tuple):
+        raise TypeError(f"items and shared must be tuples of arguments; got {type(items).__name__} and "
+                        f"{type(shared).__name__}")
+    n_items(items)                        # a SweepError naming what is wrong: no arrays, no items, unequal axes
+
+
 def first_call_bytes(program, items: tuple, shared: tuple = (), *, buckets: bool = True, shards: int | None = None,
                      rows: int | str | None = "auto") -> int:
     """What :func:`run_shrinking` with these arguments holds at once, in bytes: every item's state, and the values
@@ -198,6 +205,7 @@ def first_call_bytes(program, items: tuple, shared: tuple = (), *, buckets: bool
     the run uses, so the run reuses these traces: sizing a batch this way costs no second trace."""
     from .memory import total_intermediates
 
+    _check_arguments(items, shared)
     shards = default_shards() if shards is None else check_count("shards", shards)
     rows = default_rows() if isinstance(rows, str) and rows == "auto" else \
         None if rows is None else check_count("rows", rows, minimum=4)
@@ -234,9 +242,7 @@ def run_shrinking(program, items: tuple, shared: tuple = (), *, steps: int | Non
     """
     from tqdm.auto import tqdm
 
-    if not isinstance(items, tuple) or not isinstance(shared, tuple):
-        raise TypeError(f"items and shared must be tuples of arguments; got {type(items).__name__} and "
-                        f"{type(shared).__name__}")
+    _check_arguments(items, shared)
     steps = check_count(f"steps (of {type(program).__name__})", getattr(program, "steps", None) if steps is None
                         else steps)
     shards = default_shards() if shards is None else check_count("shards", shards)

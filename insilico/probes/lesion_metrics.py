@@ -9,7 +9,25 @@ import numpy as np
 import optax
 from scipy.special import logsumexp
 
+from ..validation import ArgumentError
+
 __all__ = ["metrics", "intact_metrics"]
+
+
+def _check(logits, intact, target) -> None:
+    """Shapes only (traced values have them): logits and the intact logits (N, classes), ``target`` a pair
+    ``(labels (N,) or None, weight (N,) or None)``."""
+    shape = tuple(np.shape(intact))
+    if len(shape) != 2 or (logits is not None and tuple(np.shape(logits)) != shape):
+        got = "" if logits is None else f"logits {tuple(np.shape(logits))}, "
+        raise ArgumentError(f"lesion metrics need logits and intact logits of one shape (images, classes); got "
+                            f"{got}intact {shape}")
+    if not isinstance(target, tuple) or len(target) != 2:
+        raise ArgumentError(f"target must be a pair (labels or None, weight or None); got {target!r:.80}")
+    for name, v in zip(("labels", "weight"), target):
+        if v is not None and tuple(np.shape(v)) != shape[:1]:
+            raise ArgumentError(f"target's {name} must hold one value per image ({shape[0]}); got shape "
+                                f"{tuple(np.shape(v))}")
 
 
 def metrics(logits, intact, target):
@@ -17,6 +35,7 @@ def metrics(logits, intact, target):
     accuracy, per-class accuracy (classes absent from ``labels`` give NaN-free 0/0 -> 0) and mean loss.
     ``target``: ``(labels or None, weight)`` — ``weight`` (N,) 1 for real images, 0 for the padding of a
     batch-size bucket (None: every image counts)."""
+    _check(logits, intact, target)
     labels, weight = target
     pred, pred0 = jnp.argmax(logits, -1), jnp.argmax(intact, -1)
     w = jnp.ones(pred.shape, jnp.float32) if weight is None else weight
@@ -39,6 +58,7 @@ def intact_metrics(intact, target) -> dict:
     """:func:`metrics` of the intact model against itself, on the host in NumPy: agreement 1, no logit change
     and, with labels, accuracy, per-class accuracy and mean loss (summed in float64, divided in float32). A
     compiled program for these few numbers took XLA:CPU 0.17 s to compile, a sixth of a first sweep."""
+    _check(None, intact, target)
     labels, weight = target
     logits = np.asarray(intact, np.float64)
     w = np.ones(len(logits)) if weight is None else np.asarray(weight, np.float64)
