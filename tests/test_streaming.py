@@ -41,14 +41,35 @@ def test_site_rdms_equal_the_rdms_of_recorded_sites(tiny_convnet, images, method
         np.testing.assert_allclose(few[s], want, atol=1e-6, rtol=0, err_msg=s)
 
 
-def test_projected_rdms_are_the_rdms_of_the_projections(tiny_convnet, images):
+@pytest.mark.parametrize("method", ["correlation", "euclidean"])
+def test_projected_rdms_project_the_patterns_the_rdm_compares(tiny_convnet, images, method):
+    """site_rdms(dims=...) against NumPy with the same Gaussian matrix: "correlation" projects the patterns centred
+    and scaled per stimulus (and scales the projections again) — centring after a projection would leave the mean
+    in; "euclidean" stays per unit of the site; a site with fewer units than ``dims`` is exact."""
+    from insilico.analysis.projection import random_matrix
+
     key = jax.random.key(3)
-    rdms = st.site_rdms(tiny_convnet, images, ["conv1", "fc1"], dims=20, key=key, batch_size=16)
-    proj = st.project_sites(tiny_convnet, images, ["conv1", "fc1"], dims=20, method="random", key=key)
-    assert proj["conv1"].shape == (60, 20) and rdms.attrs["exact"] == 0
-    np.testing.assert_allclose(proj["fc1"], brain.record_sites(tiny_convnet, images, ["fc1"])["fc1"], rtol=1e-6)
-    for s in ("conv1", "fc1"):
-        np.testing.assert_allclose(rdms[s], rsa.rdm(proj[s]), atol=1e-6, rtol=0)
+    rdms = st.site_rdms(tiny_convnet, images, ["conv1", "fc1"], rdm_method=method, dims=20, key=key, batch_size=16)
+    feats = brain.record_sites(tiny_convnet, images, ["conv1", "fc1"])
+    x = np.asarray(feats["conv1"], np.float64).reshape(60, -1)
+    w = random_matrix(key, list(tiny_convnet.sites).index("conv1"), x.shape[1], 20).astype(np.float64)
+    unit = lambda a: a / np.linalg.norm(a, axis=1, keepdims=True)
+    if method == "correlation":
+        p = unit(unit(x - x.mean(1, keepdims=True)) @ w)
+        want = 1.0 - p @ p.T
+    else:
+        p = x @ w
+        sq = (p ** 2).sum(1)
+        want = (sq[:, None] + sq[None, :] - 2 * p @ p.T) / x.shape[1]
+    np.fill_diagonal(want, 0.0)
+    assert rdms.attrs["exact"] == 0
+    np.testing.assert_allclose(rdms["conv1"], want, atol=2e-5, rtol=1e-5)
+    np.testing.assert_allclose(rdms["fc1"], rsa.rdm(feats["fc1"], method), atol=1e-6, rtol=0)    # 8 units: exact
+    exact = rsa.rdm(feats["conv1"], method)
+    upper = np.triu_indices(60, 1)
+    assert 0.7 < rdms["conv1"][upper].mean() / exact[upper].mean() < 1.3             # the same scale on average
+    near = st.site_rdms(tiny_convnet, images, ["conv1"], rdm_method=method, dims=200, key=key, batch_size=16)
+    assert np.abs(near["conv1"] - exact)[upper].mean() < 1.5 / np.sqrt(200) * exact[upper].mean()  # ~ 1/√dims
 
 
 def test_random_projection_drawn_in_blocks_inside_the_step():

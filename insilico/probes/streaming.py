@@ -30,6 +30,7 @@ from ..analysis.encoding import ALPHAS
 from ..engine import Stream, fold, map_batches
 from ..engine.memory import largest_intermediate, struct
 from ..validation import ArgumentError, check_choice, check_count, check_key, check_positive
+from ._stream_steps import features, gram_step, moments_step, reference_step
 
 __all__ = ["Preflight", "preflight", "project_sites", "site_rdms", "encoding_scores", "random_matrix", "SiteDict"]
 
@@ -43,46 +44,6 @@ class SiteDict(dict):
 
 
 # ------------------------------------------------------------------------------- inside the compiled step
-def _features(x, subject, arrays, kinds):
-    """{site: (batch, k) float32}: the recorded sites, flattened and projected, computed in float32 (also
-    :func:`map_batches`'s function for kept rows)."""
-    with jax.enable_x64(False):
-        rec = el.forward(subject, x, record=tuple(s for s, _, _ in kinds))[1]
-        return {s: proj.project(rec[s].reshape(len(x), -1).astype(jnp.float32), kind, d, arrays.get(s, ()))
-                for s, kind, d in kinds}
-
-
-def _moments_step(acc, batch, subject, arrays, kinds, k):
-    x, y, f = batch
-    feats, w = _features(x, subject, arrays, kinds), jax.nn.one_hot(f, k, dtype=jnp.float64)
-    out = {}
-    for s, (sx, sxx, sxy) in acc.items():
-        p = feats[s].astype(jnp.float64)
-        out[s] = (sx + w.T @ p, sxx + jnp.einsum("bk,bi,bj->kij", w, p, p), sxy + jnp.einsum("bk,bi,bq->kiq", w, p, y))
-    return out
-
-
-def _reference_step(acc, batch, subject, kinds):
-    x, q, valid = batch
-    feats = {s: f.astype(jnp.float64) for s, f in _features(x, subject, {}, kinds).items()}
-    return {s: (b + feats[s].T @ q, m + valid @ feats[s]) for s, (b, m) in acc.items()}
-
-
-def _gram_step(acc, batch, subject, arrays, kinds, a0, method):
-    x, idx = batch
-    feats, out = _features(x, subject, arrays, kinds), {}
-    for s, (buf, g) in acc.items():
-        r = feats[s]
-        if method == "correlation":                     # centred and scaled per stimulus in float64, kept float32
-            z = r.astype(jnp.float64) - r.astype(jnp.float64).mean(1, keepdims=True)
-            norm = jnp.linalg.norm(z, axis=1, keepdims=True)
-            r = (z / jnp.where(norm > 0, norm, 1.0)).astype(jnp.float32)          # a constant pattern stays 0
-        buf = buf.at[idx - a0].set(r, mode="drop")
-        g = g.at[:, idx].set(jnp.dot(buf, r.T, preferred_element_type=jnp.float64), mode="drop")
-        out[s] = (buf, g)
-    return out
-
-
 class _Source:
     """Images as an array (checked at once) or any sequence with ``len`` and slicing (checked batch by batch)."""
 
@@ -161,7 +122,7 @@ def _step_model(subject, kinds, arrays, batch=None) -> tuple[float, float]:
     args = (struct(subject), jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype), used))
     key = (kinds, jax.tree.structure(args), tuple(map(str, jax.tree.leaves(args))), batch)
     if key not in _STEP_MODEL:
-        fn = lambda x, s, a: _features(x, s, a, kinds)
+        fn = lambda x, s, a: features(x, s, a, kinds)
         xs = [jax.ShapeDtypeStruct((b, *subject.input_spec.shape), np.float32) for b in ((batch,) if batch else (1, 8))]
         stats = [jax.jit(fn).lower(x, *args).compile().memory_analysis() for x in xs]
         per = 4.0 * largest_intermediate(jax.make_jaxpr(fn)(xs[0], *args).jaxpr) / xs[0].shape[0]
@@ -258,7 +219,7 @@ def _fit_pca(subject, ref, pca, kinds, arrays, batch_size, max_bytes, progress):
         with jax.enable_x64(True):
             acc = {s: (jnp.zeros((_units(subject, s), ref.n - 1)), jnp.zeros(_units(subject, s))) for s in group}
             batches = ref.batches(0, ref.n, plan.batch_size, (helm, np.ones(ref.n)), (0.0, 0.0))
-            acc = fold(_reference_step, acc, Stream(batches),
+            acc = fold(reference_step, acc, Stream(batches),
                        subject, tuple(t for t in none if t[0] in group), progress=progress, desc="PCA reference")
             for s, (bm, sm) in acc.items():
                 arrays[s] = (np.asarray(sm / ref.n, np.float32), proj.pca_components(bm, dims[s]))
@@ -305,7 +266,7 @@ def project_sites(subject, images, sites=None, *, dims: int = 1000, method: str 
     out = SiteDict()
     for group in plan.groups:
         gk, ga = _group(kinds, arrays, group)
-        rows = map_batches(_features, Stream(src.batches(0, src.n, plan.batch_size)), subject, ga, gk,
+        rows = map_batches(features, Stream(src.batches(0, src.n, plan.batch_size)), subject, ga, gk,
                            batch_size=plan.batch_size, progress=progress, desc="project_sites")
         out.update({s: rows[s][:src.n] for s in group})
     out.attrs = _attrs(subject, plan, rss, dims=dims, method=method, n_stimuli=src.n)
@@ -320,8 +281,9 @@ def site_rdms(subject, images, sites=None, *, rdm_method: str = "correlation", d
     Exact (``dims=None``): an anchor block of stimuli (as many as ``max_bytes`` allows) keeps its rows while the
     later stimuli stream past: about n / (2 · anchor) + 1 passes (one when the anchor holds every stimulus).
     ``dims``: sites with more units are first projected to ``dims`` random Gaussian components (``key``), one pass,
-    approximate (inner products kept in expectation; relative errors of order 1/√dims). A constant pattern gets NaN
-    correlation distances (attrs["constant_stimuli"])."""
+    approximate: inner products kept in expectation, errors of order 1/√dims ("correlation": the patterns are
+    centred and scaled per stimulus before the projection and scaled again after it; "euclidean": still per unit
+    of the site). A constant pattern gets NaN correlation distances (attrs["constant_stimuli"])."""
     rss = _max_rss()
     rdm_method = check_choice("rdm_method", rdm_method, ("correlation", "euclidean"))
     if dims is not None:
@@ -338,12 +300,12 @@ def site_rdms(subject, images, sites=None, *, rdm_method: str = "correlation", d
         for a0 in range(0, n, m):
             with jax.enable_x64(True):
                 acc = {s: (jnp.zeros((m, d), jnp.float32), jnp.zeros((m, n))) for s, _, d in gk}
-                acc = fold(_gram_step, acc, Stream(src.batches(a0, n, plan.batch_size, (idx,), (n + m,))), subject,
+                acc = fold(gram_step, acc, Stream(src.batches(a0, n, plan.batch_size, (idx,), (n + m,))), subject,
                            ga, gk, np.int32(a0), rdm_method, progress=progress, desc=f"site_rdms anchor {a0}")
             for s in group:
                 gram[s][a0:a0 + m, a0:] = np.asarray(acc[s][1])[:n - a0, a0:]
-        for s, _, d in gk:
-            out[s] = suf.rdm_from_gram(gram[s], rdm_method, d)
+        for s, _, _ in gk:                   # per unit of the site (a projection keeps inner products on average)
+            out[s] = suf.rdm_from_gram(gram[s], rdm_method, int(np.prod(subject.sites[s])))
             dead = np.flatnonzero(np.isnan(out[s]).sum(1) == n - 1).tolist()
             constant.update({s: dead} if dead else {})
     if constant:
@@ -383,7 +345,7 @@ def encoding_scores(subject, images, responses, sites=None, *, n_splits: int = 1
         with jax.enable_x64(True):
             acc = {s: (jnp.zeros((k, d)), jnp.zeros((k, d, d)), jnp.zeros((k, d, y.shape[1]))) for s, _, d in gk}
             shapes.update({s: [tuple(a.shape) for a in v] for s, v in acc.items()})
-            acc = fold(_moments_step, acc, Stream(src.batches(0, src.n, plan.batch_size, (y, f), (0.0, k))),
+            acc = fold(moments_step, acc, Stream(src.batches(0, src.n, plan.batch_size, (y, f), (0.0, k))),
                        subject, ga, gk, k, progress=progress, desc="encoding_scores")
         for s, (sx, sxx, sxy) in acc.items():
             m = suf.FoldMoments(counts, np.asarray(sx), np.asarray(sxx), sy, syy, np.asarray(sxy))
