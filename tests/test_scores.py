@@ -240,6 +240,37 @@ def test_store_reuses_equal_fingerprints_and_recomputes_changed_ones(tiny_convne
     assert ident["weights_sha256"] == scores.weights_hash(tiny_convnet) != scores.weights_hash(heavier)
 
 
+def test_store_refuses_a_result_of_other_model_settings_or_data_files(tiny_convnet, fake_stimuli, tmp_path,
+                                                                     monkeypatch):
+    """The same weights in a model with another input normalization compute other features: not reused. A
+    benchmark's data files are part of its fingerprint (path, size, modification time)."""
+    from insilico.models import ConvNet
+    from insilico.subject import make_subject
+
+    bench = _rsa_bench(_random_rdms(0, N_SUBJ, N_STIM), fake_stimuli)
+    log = []
+    scores.score_model(tiny_convnet, [bench], tmp_path, n_boot=0, log=log.append)
+    plain = make_subject(tiny_convnet.name, ConvNet(widths=(4, 6), kernels=(3, 3), fc=(8,), num_classes=5),
+                         tiny_convnet.variables, tiny_convnet.input_spec)          # mean 0.5, std 0.25
+    assert scores.weights_hash(plain) == scores.weights_hash(tiny_convnet)
+    assert scores.model_settings(plain) != scores.model_settings(tiny_convnet)
+    assert scores.model_settings(tiny_convnet) == scores.model_settings(jax.tree.map(lambda a: a * 2, tiny_convnet))
+    scores.score_model(plain, [bench], tmp_path, n_boot=0, log=log.append)
+    assert "refused — it differs in model_settings; recomputing" in log[-3]
+
+    root = tmp_path / "data"
+    (root / "rdms").mkdir(parents=True)
+    (root / "rdms" / "a.mat").write_bytes(b"12345")
+    with_data = dataclasses.replace(bench, folders=("rdms",))
+    assert scores.data_files(bench, root) == "" and len(scores.data_files(with_data, root)) == 64
+    before = scores.data_files(with_data, root)
+    (root / "rdms" / "a.mat").write_bytes(b"123456")                               # replaced by another file
+    assert scores.data_files(with_data, root) != before
+    monkeypatch.setenv("INSILICO_DATA", str(root))
+    fp = scores.fingerprint("w", with_data, 0, "area", 0, data=scores.data_files(with_data))
+    assert fp["data_files"] == scores.data_files(with_data, root) and fp["insilico_version"]
+
+
 def test_missing_data_names_the_folder_and_the_fetch_command(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("INSILICO_DATA", str(tmp_path))
     with pytest.raises(scores.MissingDataError, match=r"needs cichy2014_fmri_rdms_92images, kriegeskorte2008_92images"

@@ -26,12 +26,21 @@ from .benchmark import (
 )
 from .card import combine, compare_models, heatmap, write_scorecard
 from .metrics import ks_distance, score_encoding, score_rsa, score_tuning, tuning_shape_score
-from .run import fingerprint, model_identity, require_data, run_benchmark, score_model, weights_hash
+from .run import (
+    data_files,
+    fingerprint,
+    model_identity,
+    model_settings,
+    require_data,
+    run_benchmark,
+    score_model,
+    weights_hash,
+)
 from .stimuli import RESIZE_METHODS, prepare_images, split_neurons, split_stimuli
 from .task import task_accuracy
 
 __all__ = ["BENCHMARKS", "METRICS", "RESIZE_METHODS", "Benchmark", "MissingDataError", "UnknownBenchmarkError",
-           "available", "combine", "compare_models", "fingerprint", "get", "heatmap", "ks_distance", "missing_data",
-           "model_identity", "prepare_images", "register", "require_data", "run_benchmark", "score_encoding",
-           "score_model", "score_rsa", "score_tuning", "split_neurons", "split_stimuli", "task_accuracy",
-           "tuning_shape_score", "weights_hash", "write_scorecard"]
+           "available", "combine", "compare_models", "data_files", "fingerprint", "get", "heatmap", "ks_distance",
+           "missing_data", "model_identity", "model_settings", "prepare_images", "register", "require_data",
+           "run_benchmark", "score_encoding", "score_model", "score_rsa", "score_tuning", "split_neurons",
+           "split_stimuli", "task_accuracy", "tuning_shape_score", "weights_hash", "write_scorecard"]

@@ -1,8 +1,9 @@
 """Scoring a model with registered benchmarks: each benchmark's stimuli prepared for the model, its per-site
 computation (:mod:`insilico.scores._features`), its metric (:mod:`insilico.scores.metrics`) — and a store of
 finished benchmarks under ``OUT/benchmarks/`` that a rerun reuses only when the fingerprint (model weights hash,
-benchmark definition, seed, resize method, bootstrap samples) is the same; a stored result that differs in any of
-them is named and recomputed, never reused.
+the model's own settings, benchmark definition, the data files it reads, seed, resize method, bootstrap samples,
+insilico's version) is the same; a stored result that differs in any of them is named and recomputed, never
+reused.
 
 Random draws: ``base = PRNGKey(seed)``; a benchmark's key is ``fold_in(base, benchmark.stream)`` — the image
 folds of the encoding come from it directly (the same folds for every site), the selection split from
@@ -14,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -29,7 +31,8 @@ from .benchmark import Benchmark, MissingDataError, get, missing_data
 from .metrics import score_encoding, score_rsa, score_tuning
 from .stimuli import CHANNELS_RULE, RESIZE_METHODS, prepare_images, split_neurons, split_stimuli
 
-__all__ = ["weights_hash", "model_identity", "fingerprint", "run_benchmark", "score_model"]
+__all__ = ["weights_hash", "model_identity", "model_settings", "data_files", "fingerprint", "run_benchmark",
+           "score_model"]
 
 SPLIT_STREAM, BOOT_STREAM, CEILING_STREAM = 1000, 1001, 99
 
@@ -51,10 +54,36 @@ def model_identity(subject, source: str = "") -> dict:
             "classes": len(subject.class_names), "insilico_version": _insilico_version}
 
 
-def fingerprint(weights_sha256: str, benchmark: Benchmark, seed: int, resize: str, n_boot: int) -> dict:
-    """The components a stored result must share with a rerun to be reused."""
-    return {"weights_sha256": weights_sha256, "benchmark": benchmark.fingerprint(), "seed": int(seed),
-            "resize": resize, "n_boot": int(n_boot)}
+def model_settings(subject) -> str:
+    """sha256 of what the subject computes besides its weights: the module and its settings (e.g. the input
+    normalization), the input spec, the sites and how they were chosen, the call's keyword arguments."""
+    parts = (subject.architecture, subject.api, subject.model, subject.graph, subject.input_spec,
+             tuple(subject.sites.items()), subject.selector, subject.call_kwargs, subject.output_shape)
+    text = re.sub(r" at 0x[0-9a-fA-F]+", "", repr(parts))               # object addresses change between runs
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def data_files(benchmark: Benchmark, root: str | os.PathLike | None = None) -> str:
+    """sha256 of every file the benchmark's data folders hold under ``root`` (default ``INSILICO_DATA``): path
+    relative to the root, size and modification time ("" for a benchmark that reads no data)."""
+    if not benchmark.folders:
+        return ""
+    base = Path(root if root is not None else os.environ.get("INSILICO_DATA", "")).expanduser()
+    h = hashlib.sha256()
+    for folder in benchmark.folders:
+        for f in sorted(p for p in (base / folder).rglob("*") if p.is_file()):
+            st = f.stat()
+            h.update(f"{f.relative_to(base)}|{st.st_size}|{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()
+
+
+def fingerprint(weights_sha256: str, benchmark: Benchmark, seed: int, resize: str, n_boot: int, *,
+                model: str = "", data: str = "") -> dict:
+    """The components a stored result must share with a rerun to be reused: ``model`` from
+    :func:`model_settings`, ``data`` from :func:`data_files`, and insilico's version."""
+    return {"weights_sha256": weights_sha256, "model_settings": model, "benchmark": benchmark.fingerprint(),
+            "data_files": data, "seed": int(seed), "resize": resize, "n_boot": int(n_boot),
+            "insilico_version": _insilico_version}
 
 
 def _sites(subject, metric: str) -> list[str]:
@@ -179,6 +208,7 @@ def score_model(subject, benchmarks: Sequence[str | Benchmark], out, *, seed: in
     out = Path(out)
     (out / "benchmarks").mkdir(parents=True, exist_ok=True)
     identity = model_identity(subject, source)
+    settings = model_settings(subject)
     results: dict[str, xr.Dataset] = {}
     skipped: dict[str, str] = {}
     for i, b in enumerate(benches, 1):
@@ -188,12 +218,13 @@ def score_model(subject, benchmarks: Sequence[str | Benchmark], out, *, seed: in
             skipped[b.name] = why
             log(f"{head}: skipped — {why}")
             continue
-        fp = fingerprint(identity["weights_sha256"], b, seed, resize, n_boot)
+        fp = fingerprint(identity["weights_sha256"], b, seed, resize, n_boot, model=settings, data=data_files(b))
         path = _store_path(out, b.name)
         stored, stored_fp = _stored(path)
         if stored is not None and stored_fp == fp:
             results[b.name] = stored
-            log(f"{head}: reused the stored result ({path}; same weights, definition, seed, resize, samples)")
+            log(f"{head}: reused the stored result ({path}; same weights, model settings, definition, data files, "
+                f"seed, resize, samples, version)")
             continue
         if stored_fp is not None:
             differs = [k for k in fp if stored_fp.get(k) != fp[k]] or ["an unreadable file"]
