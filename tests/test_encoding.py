@@ -67,6 +67,28 @@ def test_split_half_reliability_recovers_the_signal_fraction():
         enc.split_half_reliability(trials[..., :1], key=jax.random.key(0))
 
 
+def test_reliability_of_noise_neurons_stays_a_correlation_and_encode_takes_it():
+    """Pure-noise neurons can have split-half r < -1/3, where 2r/(1+r) < -1: held at -1, so encode accepts the
+    library's own reliabilities; NaN-padded repetitions are described as they are."""
+    rng = np.random.default_rng(0)
+    signal = rng.normal(size=(20, 1))
+    trials = np.concatenate([signal[..., None] + 0.3 * rng.normal(size=(20, 1, 4)),
+                             rng.normal(size=(20, 99, 4))], 1)                  # 1 real neuron, 99 of noise
+    raw = enc.split_half_reliability(trials, spearman_brown=False, key=jax.random.key(0))
+    rel = enc.split_half_reliability(trials, key=jax.random.key(0))
+    assert raw.min() < -1 / 3 and rel.min() == -1.0 and np.all(rel <= 1)
+    low = raw > -1 / 3
+    np.testing.assert_allclose(rel[low], 2 * raw[low] / (1 + raw[low]))
+    x = np.concatenate([signal, rng.normal(size=(20, 3))], 1)
+    enc.encode(x, trials.mean(2), n_splits=2, key=jax.random.key(1), ceiling=rel)        # no error
+    full = enc.split_half_reliability(trials, key=jax.random.key(0))
+    assert "the means of 2 and 2 repetitions" in full.formula and "a 4-repetition mean" in full.formula
+    padded = trials.copy()
+    padded[:5, :, 3] = np.nan                                                  # 5 stimuli with 3 repetitions
+    text = enc.split_half_reliability(padded, key=jax.random.key(0)).formula
+    assert "3-4 valid per stimulus and neuron" in text and "2 and 2" not in text
+
+
 def test_encode_scores_held_out_and_normalizes(linear_world):
     x, y = linear_world
     r = enc.encode(x, y, n_splits=5, key=jax.random.key(0), ceiling=np.full(6, 0.8))

@@ -266,12 +266,20 @@ def split_half_reliability(trials, *, n_splits: int = 100, key, spearman_brown: 
         rs.append(pearson_columns(a, b))
     r = np.nanmean(np.stack(rs), 0)
     reps = 2 * (t.shape[2] // 2)
-    if spearman_brown:
-        return Reliability(2 * r / (1 + r), f"Spearman-Brown corrected split-half r, 2r/(1+r) (r: mean over "
-                           f"{n_splits} splits of the Pearson r between the means of {reps // 2} and {reps // 2} "
-                           f"repetitions), the reliability of a {reps}-repetition mean", True)
+    valid = (~np.isnan(t)).sum(2)
+    if valid.min() == t.shape[2]:
+        halves, whole = f"the means of {reps // 2} and {reps // 2} repetitions", f"a {reps}-repetition mean"
+    else:                                   # NaN-padded: the halves hold whatever valid repetitions fell in them
+        halves = (f"the means of the valid repetitions in two random halves of the {t.shape[2]} repetition slots "
+                  f"({valid.min()}-{valid.max()} valid per stimulus and neuron; NaN slots skipped)")
+        whole = "a mean of all valid repetitions (approximately: the halves are not always equal)"
+    if spearman_brown:                      # r ≤ -1/3 (no reliable signal) would give 2r/(1+r) ≤ -1: held at -1
+        corrected = np.where(r <= -1 / 3, -1.0, 2 * r / (1 + np.where(r <= -1 / 3, 1.0, r)))
+        return Reliability(corrected, f"Spearman-Brown corrected split-half r, 2r/(1+r), -1 where r ≤ -1/3 (r: mean "
+                           f"over {n_splits} splits of the Pearson r between {halves}), the reliability of {whole}",
+                           True)
     return Reliability(r, f"split-half r, not Spearman-Brown corrected (mean over {n_splits} splits of the "
-                       f"Pearson r between the means of {reps // 2} and {reps // 2} repetitions)", False)
+                       f"Pearson r between {halves})", False)
 
 
 # ----------------------------------------------------------------------------------------------------- evaluation
