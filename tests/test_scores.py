@@ -15,6 +15,7 @@ from insilico.probes import streaming
 from insilico.probes.brain import record_sites
 from insilico.scores import _features
 from insilico.scores.run import BOOT_STREAM, CEILING_STREAM, SPLIT_STREAM
+from insilico.validation import ArgumentError
 
 N_STIM, N_SUBJ = 24, 3
 
@@ -69,6 +70,12 @@ def test_registry_holds_the_benchmarks():
         dataclasses.replace(scores.get("cichy2014-it"), metric="cka")
     a = scores.get("cichy2014-it")
     assert a.fingerprint() == a.fingerprint() != dataclasses.replace(a, version="2").fingerprint()
+    with pytest.raises(ArgumentError, match="selection must be 'stimuli' for metric 'rsa'"):
+        dataclasses.replace(a, selection="neurons")
+    with pytest.raises(ArgumentError, match="rdm_method must be one of correlation, euclidean"):
+        dataclasses.replace(a, rdm_method="crossnobis")
+    with pytest.raises(ArgumentError, match="selection must be 'neurons' for metric 'encoding'"):
+        dataclasses.replace(a, metric="encoding", rdm_method=None, comparator=None)
 
 
 def test_list_command_says_what_is_present(tmp_path, monkeypatch, capsys):
@@ -112,6 +119,33 @@ def test_rsa_intervals_are_the_stimulus_bootstrap_of_the_held_out_half():
     chosen = ["a", "b"].index(ds.attrs["chosen_site"])
     np.testing.assert_allclose(ds.samples.values, ref.samples.values[:, chosen])
     np.testing.assert_allclose(ds.heldout_ci_low.values, ref.ci_low.values)
+
+
+def test_scorers_refuse_a_split_that_scores_a_site_on_what_chose_it(tiny_convnet):
+    data, models = _random_rdms(0, N_SUBJ, 12), _random_rdms(1, 2, 12)
+    rdms, key = {"a": models[0], "b": models[1]}, jax.random.PRNGKey(0)
+    for split, message in [((np.arange(8), np.arange(8)), "must not overlap"),
+                           ((np.arange(6), np.arange(4, 12)), r"both hold \[4, 5\]"),
+                           ((np.array([0, 0, 1]), np.arange(6, 12)), "selection indices repeat stimuli"),
+                           ((np.arange(6), np.arange(6, 13)), r"held-out indices must be indices in \[0, 12\)"),
+                           (np.arange(12), "split must be a pair")]:
+        with pytest.raises(ArgumentError, match=message):
+            scores.score_rsa(rdms, data, split, comparator="tau-a", n_boot=0, key=key)
+    halves = (np.arange(6), np.arange(6, 12))
+    with pytest.raises(ArgumentError, match="n_boot must be"):
+        scores.score_rsa(rdms, data, halves, comparator="tau-a", n_boot=-3, key=key)
+    per_split = {"a": np.zeros((3, 12)), "b": np.ones((3, 12))}
+    with pytest.raises(ArgumentError, match="neurons must not overlap"):
+        scores.score_encoding(per_split, (np.arange(7), np.arange(5, 12)), n_boot=0, key=key)
+    with pytest.raises(ArgumentError, match=r"ceiling must hold one reliability per neuron \(12\); got shape \(13,\)"):
+        scores.score_encoding(per_split, halves, ceiling=np.full(13, 0.5), n_boot=0, key=key)
+    cells = {"preferred_sf": np.arange(6.0), "sf_bandwidth": np.arange(6.0)}
+    with pytest.raises(ArgumentError, match="cells must not overlap"):
+        scores.score_tuning({"s": cells}, cells, (np.arange(3), np.arange(2, 6)), n_boot=0, key=key)
+    with pytest.raises(ArgumentError, match="benchmark must be a Benchmark or a registered benchmark's name"):
+        scores.run_benchmark(tiny_convnet, 3)
+    with pytest.raises(scores.UnknownBenchmarkError, match="unknown benchmark 'v9'"):
+        scores.run_benchmark(tiny_convnet, "v9")
 
 
 def test_encoding_metric_matches_a_numpy_loop():

@@ -51,13 +51,13 @@ class Benchmark:
       (categories) stratify the stimulus split; for "tuning-shape" a dict of the grating grid instead;
     - ``data``: loader ``() -> target``: subject RDMs (S, N, N) for "rsa"; an ``xarray.DataArray``
       (presentation, neuroid) for "encoding"; the cells' tuning Dataset for "tuning-shape";
-    - ``metric``: one of :data:`METRICS`; ``rdm_method`` and ``comparator`` for "rsa"; ``n_splits`` (image
-      folds) for "encoding";
+    - ``metric``: one of :data:`METRICS`; ``rdm_method`` ("correlation" or "euclidean") and ``comparator`` for
+      "rsa"; ``n_splits`` (image folds) for "encoding";
     - ``ceiling``: how the ceiling is computed, or why there is none (text, shown in the scorecard);
       ``ceiling_data``: loader of what the ceiling is computed from (raw repeats), or None;
     - ``selection``: the site-selection rule, "stimuli" (RSA: half the stimuli, stratified by ``groups``) or
-      "neurons" (encoding and tuning: half the neurons or cells) — the site is chosen on one half, scored on the
-      other;
+      "neurons" (encoding and tuning: half the neurons or cells), as the metric requires — the site is chosen on
+      one half, scored on the other;
     - ``folders``: the dataset folders under ``INSILICO_DATA`` it reads; ``citation``; ``version`` (bumped when
       the definition changes: a stored result of another version is recomputed); ``stream``: the number folded
       into the seed's PRNG key for this benchmark's random draws; ``options``: metric settings (e.g.
@@ -92,11 +92,16 @@ class Benchmark:
             raise ArgumentError(f"metric must be one of {', '.join(METRICS)}; got {self.metric!r}")
         if self.kind not in ("neural", "behaviour"):
             raise ArgumentError(f"kind must be 'neural' or 'behaviour'; got {self.kind!r}")
-        if self.selection not in ("stimuli", "neurons"):
-            raise ArgumentError(f"selection must be 'stimuli' or 'neurons'; got {self.selection!r}")
+        split = "stimuli" if self.metric == "rsa" else "neurons"    # what run_benchmark splits for this metric
+        if self.selection != split:
+            raise ArgumentError(f"selection must be {split!r} for metric {self.metric!r} (an RDM's site is chosen on "
+                                f"half the stimuli, an encoding's or a tuning's on half the neurons); got "
+                                f"{self.selection!r}")
         if self.metric == "rsa":
-            if self.rdm_method not in rsa.RDM_METHODS:
-                raise ArgumentError(f"rdm_method must be one of {', '.join(rsa.RDM_METHODS)}; got {self.rdm_method!r}")
+            streamed = ("correlation", "euclidean")                     # the RDMs streaming.site_rdms computes
+            if self.rdm_method not in streamed:
+                raise ArgumentError(f"rdm_method must be one of {', '.join(streamed)} (the RDMs a benchmark streams "
+                                    f"from a site); got {self.rdm_method!r}")
             if self.comparator not in rsa.CEILING_METHODS:
                 raise ArgumentError(f"comparator must be one of {', '.join(rsa.CEILING_METHODS)}; got "
                                     f"{self.comparator!r}")

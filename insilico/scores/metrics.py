@@ -18,11 +18,31 @@ import xarray as xr
 
 from .. import rng
 from ..analysis import rsa
-from ..validation import ArgumentError
+from ..validation import ArgumentError, check_count, check_indices
 
 __all__ = ["score_rsa", "score_encoding", "score_tuning", "ks_distance", "tuning_shape_score", "CI"]
 
 CI = 0.95
+
+
+def _check_split(split, n: int, unit: str, n_boot) -> tuple[np.ndarray, np.ndarray]:
+    """``split`` as (selection, held-out) index arrays: two non-empty, disjoint sets of distinct indices in
+    [0, ``n``) — a site chosen and scored on the same ``unit`` would be scored on what chose it."""
+    if not isinstance(split, (tuple, list)) or len(split) != 2:
+        raise ArgumentError(f"split must be a pair (selection indices, held-out indices); got {split!r:.80}")
+    sel, held = (check_indices(f"split's {name} indices", idx, n) for name, idx in zip(("selection", "held-out"),
+                                                                                     split))
+    for name, idx in (("selection", sel), ("held-out", held)):
+        if len(np.unique(idx)) != len(idx):
+            raise ArgumentError(f"split's {name} indices repeat {unit}; each must appear once")
+    shared = np.intersect1d(sel, held)
+    if shared.size:
+        raise ArgumentError(f"split's selection and held-out {unit} must not overlap (the site would be scored on "
+                            f"what chose it); both hold {shared[:6].tolist()}")
+    n_boot = check_count("n_boot", n_boot, minimum=0)
+    if n_boot == 1:
+        raise ArgumentError("n_boot must be 0 (no intervals) or at least 2; got 1")
+    return sel, held
 
 
 def _interval(samples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -89,7 +109,7 @@ def score_rsa(rdms: dict, data, split, *, comparator: str, n_boot: int, key) -> 
     stimuli. Ceiling: :func:`insilico.analysis.rsa.noise_ceiling` of the subject RDMs on the held-out stimuli
     (none for one subject); normalized = raw / lower bound."""
     data = np.asarray(data, np.float64)
-    sel, held = (np.asarray(s) for s in split)
+    sel, held = _check_split(split, data.shape[-1], "stimuli", n_boot)
     every = np.arange(data.shape[-1])
     k_held, k_full = jax.random.split(key)
     lo = hi = np.nan
@@ -124,11 +144,18 @@ def score_encoding(per_split: dict, split, *, ceiling=None, n_boot: int, key) ->
     Intervals: the held-out (all) neurons resampled with replacement (``n_boot``; ``key``). ``ceiling``:
     per-neuron reliability (or None); normalized = raw / sqrt(median held-out ceiling), the normalization of
     :func:`insilico.analysis.encoding.encode`."""
-    sel, held = (np.asarray(s) for s in split)
+    n = {np.shape(v)[-1] for v in per_split.values()}
+    if len(n) != 1:
+        raise ArgumentError(f"per_split must hold (splits, neurons) for every site with one neuron count; got "
+                            f"{ {k: np.shape(v) for k, v in per_split.items()} }")
+    sel, held = _check_split(split, n.pop(), "neurons", n_boot)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         per_neuron = np.stack([np.nanmean(v, 0) for v in per_split.values()])        # (site, neuron)
         every = np.arange(per_neuron.shape[1])
+        if ceiling is not None and np.shape(ceiling) != (len(every),):
+            raise ArgumentError(f"ceiling must hold one reliability per neuron ({len(every)}); got shape "
+                                f"{np.shape(ceiling)}")
         sel_s, held_s, full_s = (np.nanmedian(per_neuron[:, idx], 1) for idx in (sel, held, every))
         c = float(np.nanmedian(np.asarray(ceiling, np.float64)[held])) if ceiling is not None else np.nan
     k_held, k_full = jax.random.split(key)
@@ -165,8 +192,8 @@ def score_tuning(model: dict, cells: dict, split, *, n_boot: int, key) -> xr.Dat
     """Tuning shape: ``model`` {site: {stat: (units,)}}, ``cells`` {stat: (cells,)}; per site
     :func:`tuning_shape_score` against the selection cells (choice of site), the held-out cells (the score) and
     all cells. Intervals: the cells (held-out or all) and the site's units resampled with replacement."""
-    sel, held = (np.asarray(s) for s in split)
     n_cells = len(next(iter(cells.values())))
+    sel, held = _check_split(split, n_cells, "cells", n_boot)
     sub = lambda idx: {k: np.asarray(v)[idx] for k, v in cells.items()}
     scores = {name: np.array([tuning_shape_score(m, sub(idx)) for m in model.values()])
               for name, idx in (("sel", sel), ("held", held), ("all", np.arange(n_cells)))}

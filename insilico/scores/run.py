@@ -127,12 +127,17 @@ def _tuning(subject, benchmark: Benchmark, sites):
     return model, stats, note
 
 
-def run_benchmark(subject, benchmark: Benchmark, *, seed: int = 0, resize: str = "antialiased-bilinear",
+def run_benchmark(subject, benchmark: Benchmark | str, *, seed: int = 0, resize: str = "antialiased-bilinear",
                   n_boot: int = 200) -> xr.Dataset:
     """Score ``subject`` on ``benchmark``: the per-site table and the chosen site's held-out score (see
     :mod:`insilico.scores.metrics`), with the benchmark's identity, how the stimuli were prepared and the
     ceiling's method in attrs. Raises :class:`MissingDataError` naming the folder and the fetch command when the
-    benchmark's data are not under ``INSILICO_DATA``."""
+    benchmark's data are not under ``INSILICO_DATA``. ``benchmark``: a :class:`Benchmark` or a registered name."""
+    if isinstance(benchmark, str):
+        benchmark = get(benchmark)
+    elif not isinstance(benchmark, Benchmark):
+        raise ArgumentError(f"benchmark must be a Benchmark or a registered benchmark's name; got "
+                            f"{type(benchmark).__name__}")
     resize = check_choice("resize", resize, RESIZE_METHODS)
     n_boot = check_count("n_boot", n_boot, minimum=0)
     if n_boot == 1:
