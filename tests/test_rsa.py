@@ -363,6 +363,11 @@ def test_weighted_rsa_recovers_the_mixture():
     assert ds.attrs["cv_score"] > ds.component_cv_score.max() + 0.05          # the mixture beats each part
     with pytest.raises(ValueError, match="n_folds must be between 2 and 10"):
         rsa.fit_weighted(comps, data, n_folds=11)
+    assert ds.attrs["folds_without_prediction"] == ""
+    anti = np.stack([-truth + 0.3 * rng.normal(size=truth.shape) for _ in range(5)])     # no positive weight fits
+    none = rsa.fit_weighted(comps[:2], anti, n_folds=3, key=jax.random.key(0))
+    assert none.attrs["folds_without_prediction"] == "0, 1, 2" and none.attrs["cv_score"] == 0.0
+    assert (none.fold_scores.values == 0).all() and (none.weights.values == 0).all()
 
 
 @pytest.mark.parametrize("method", ["correlation", "cosine", "euclidean"])

@@ -24,8 +24,11 @@ def fit_weighted(components, data_rdms, *, method: str = "corr", n_folds: int = 
     ``key`` (default: in order).
 
     Returns a Dataset: ``weights`` (component; fitted on all stimuli to z-scored components, with a free offset),
-    ``cv_score`` (the mean over folds and subjects), ``fold_scores`` (fold), and for reference
-    ``component_cv_score`` (component): each component alone, evaluated on the same folds."""
+    ``fold_scores`` (fold), and for reference ``component_cv_score`` (component): each component alone, evaluated
+    on the same folds; attrs ``cv_score`` (the mean over folds and subjects), ``offset`` and
+    ``folds_without_prediction``: folds whose fitted weights are all zero, so that the prediction is a constant,
+    which no comparator relates to the data (:func:`compare` refuses constant RDMs): scored 0, never left out of
+    the mean (which would flatter the fit)."""
     from scipy.optimize import nnls
 
     method = check_choice("method", method, COMPARATORS)
@@ -54,15 +57,16 @@ def fit_weighted(components, data_rdms, *, method: str = "corr", n_folds: int = 
         w, _ = nnls(a - am, y - ym)
         return np.r_[w, ym - am @ w]
 
-    fold_scores, comp_scores = [], []
-    for test in folds:
+    fold_scores, comp_scores, flat = [], [], []
+    for k, test in enumerate(folds):
         is_test = np.isin(np.arange(n), test)
         train_pairs, test_pairs = ~is_test[i] & ~is_test[j], is_test[i] & is_test[j]
         w = fit(train_pairs)
         pred = w[:-1] @ vc[:, test_pairs] + w[-1]
         sub = vd[:, test_pairs]
-        if np.ptp(pred) == 0:                    # all weights zero on this fold: no prediction
-            fold_scores.append(np.nan)
+        if np.ptp(pred) == 0:                    # all weights zero on this fold: a constant prediction
+            flat.append(k)
+            fold_scores.append(0.0)
         else:
             fold_scores.append(float(np.mean(compare(pred[None], sub, method))))
         comp_scores.append([float(np.mean(compare(c[None], sub, method))) for c in vc[:, test_pairs]])
@@ -70,5 +74,6 @@ def fit_weighted(components, data_rdms, *, method: str = "corr", n_folds: int = 
     return xr.Dataset({"weights": ("component", w_all[:-1]), "fold_scores": ("fold", np.asarray(fold_scores)),
                        "component_cv_score": ("component", np.mean(comp_scores, 0))},
                       coords={"component": names},
-                      attrs={"cv_score": float(np.nanmean(fold_scores)), "offset": float(w_all[-1]),
-                             "method": method, "n_folds": n_folds, "n_stimuli": n})
+                      attrs={"cv_score": float(np.mean(fold_scores)), "offset": float(w_all[-1]),
+                             "method": method, "n_folds": n_folds, "n_stimuli": n,
+                             "folds_without_prediction": ", ".join(map(str, flat))})
