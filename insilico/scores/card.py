@@ -151,11 +151,13 @@ def compare_models(cards: dict):
     ax.set_ylabel("held-out score of the chosen site")
     ax.set_title("Each model's best site per benchmark, scored on the held-out half")
     style.legend_outside(ax, title="model")
-    style.caption(fig, "Scores by metric: RSA benchmarks Kendall τ-a between RDMs (92 images); encoding benchmarks "
+    style.caption(fig, "Scores by metric: RSA benchmarks the benchmark's comparator (Kendall τ-a for the bundled "
+                  "ones) between the site's RDM and the subjects' RDMs on the held-out images; encoding benchmarks "
                   "the median over held-out neurons of the cross-validated ridge r; tuning-shape benchmarks 1 − the "
                   "mean Kolmogorov–Smirnov distance of tuning-property distributions. Error bars: 95% bootstrap "
-                  "intervals; black lines: the noise ceiling (where the normalized score is 1), where the data have "
-                  "repeats or several subjects.")
+                  "intervals; black lines: the noise ceiling (where the normalized score is 1) on the held-out half "
+                  "of the first model listed, where the data have repeats or several subjects (models scored with "
+                  "other seeds have other halves).")
     return fig
 
 
