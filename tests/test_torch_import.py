@@ -177,3 +177,16 @@ def test_imported_models_round_trip_through_specs_and_take_edits():
     half = electrode.lesion((np.arange(256) < 128).astype(np.float32))
     _, lesioned = electrode.run(subject, x, edits={"conv5": half}, record="fc7")
     assert not np.allclose(np.asarray(intact["fc7"]), np.asarray(lesioned["fc7"]))
+
+
+def test_an_input_too_small_or_not_rgb_is_refused_at_load_not_nan_later():
+    """PyTorch refuses a feature map pooled to nothing ("Output size is too small"); averaging an empty map would
+    give NaN logits. AlexNet needs at least 63 px."""
+    sd = TorchAlexNet(10).state_dict()
+    with pytest.raises(ValueError, match="0x0: the input image is too small"):
+        load_state_dict("alexnet", sd, input_shape=(32, 32, 3))
+    with pytest.raises(ValueError, match=r"input_shape must be \(height, width, 3\) for alexnet"):
+        load_state_dict("alexnet", sd, input_shape=(64, 64, 1))
+    with pytest.raises(ValueError, match="input_shape must be"):
+        load_state_dict("alexnet", sd, input_shape=(64, 64))
+    assert "conv1" in load_state_dict("alexnet", sd, input_shape=(64, 64, 3)).sites

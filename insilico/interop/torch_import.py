@@ -201,7 +201,13 @@ def _model(arch: str, num_classes: int, model: nn.Module | None) -> nn.Module:
 def _input_shape(arch: str, model: nn.Module, input_shape, sd: dict) -> tuple[int, ...]:
     """``input_shape``, or the model's own (224 px; a ViT's ``image_size``); a ViT takes only its own."""
     if not isinstance(model, ViT):
-        return (224, 224, 3) if input_shape is None else tuple(input_shape)
+        if input_shape is None:
+            return (224, 224, 3)
+        shape = tuple(input_shape)
+        if len(shape) != 3 or shape[2] != 3 or not all(isinstance(d, (int, np.integer)) and d > 0 for d in shape):
+            raise ValueError(f"input_shape must be (height, width, 3) for {arch} (an RGB image, as its weights "
+                             f"were trained); got {shape}")
+        return tuple(int(d) for d in shape)
     s, p = model.image_size, model.patch_size
     valid = (s, s, 3)
     if input_shape is None or tuple(input_shape) == valid:

@@ -29,6 +29,9 @@ def adaptive_avg_pool(x, size: tuple[int, int]):
     """PyTorch's ``AdaptiveAvgPool2d``: output cell i averages input rows ⌊i·H/h⌋ … ⌈(i+1)·H/h⌉ − 1 (NHWC)."""
     h, w = x.shape[1:3]
     oh, ow = size
+    if h == 0 or w == 0:            # PyTorch: "Output size is too small"; an empty mean would be NaN
+        raise ValueError(f"the feature map before adaptive average pooling is {h}x{w}: the input image is too small "
+                         f"for this network (each pooling halves it); use a larger input_shape")
     if (h, w) == (oh, ow):
         return x
 
