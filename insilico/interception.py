@@ -29,6 +29,7 @@ from dataclasses import dataclass
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from .selectors import site_name
 
@@ -217,6 +218,7 @@ class NNXGraph:
     rng_treedef: object           # treedef of the random-stream State
     rng_leaves: tuple             # ("key", impl, key data as a tuple) or ("count", value, dtype name) per leaf
     class_name: str
+    shapes: tuple = ()            # per collection, each variable's (path, shape): replacements are checked
 
     @staticmethod
     def from_module(module) -> tuple[NNXGraph, dict]:
@@ -234,10 +236,12 @@ class NNXGraph:
             module.eval()
         names, filters = zip(*_collections())
         graphdef, rng_state, *states = nnx.split(module, nnx.RngState, *filters)
-        treedefs, variables = [], {}
+        treedefs, variables, shapes = [], {}, []
         for name, state in zip(names, states):
             leaves, treedef = jax.tree.flatten(state)
             treedefs.append(treedef)
+            shapes.append(tuple((_path_name(p), tuple(np.shape(a)))
+                                for p, a in jax.tree_util.tree_flatten_with_path(state)[0]))
             if leaves:
                 pure = _to_dict(nnx.to_pure_dict(state) if hasattr(nnx, "to_pure_dict") else state.to_pure_dict())
                 if [id(a) for a in jax.tree.leaves(pure)] != [id(a) for a in leaves]:
@@ -249,7 +253,7 @@ class NNXGraph:
                                                                   jax.numpy.ravel(jax.random.key_data(a))))
                        if _is_key(a) else ("count", int(a), str(a.dtype)) for a in rng_leaves)
         return NNXGraph(graphdef, tuple(names), tuple(treedefs), rng_treedef, consts,
-                        type(module).__name__), variables
+                        type(module).__name__, tuple(shapes)), variables
 
     def states(self, variables: dict, key=None) -> list:
         """The random-stream State and the State of each collection from ``variables``; with ``key``, every
@@ -270,6 +274,10 @@ class NNXGraph:
             if len(leaves) != treedef.num_leaves:
                 raise SubjectError(f"{self.class_name}: variables[{name!r}] has {len(leaves)} arrays; the model has "
                                    f"{treedef.num_leaves}")
+            for (path, shape), a in zip(dict(zip(self.collections, self.shapes)).get(name, ()), leaves):
+                if tuple(np.shape(a)) != shape:                 # nnx.merge would take it and broadcast
+                    raise SubjectError(f"{self.class_name}: variables[{name!r}] {path} has shape "
+                                       f"{tuple(np.shape(a))}; the model's is {shape}")
             out.append(jax.tree.unflatten(treedef, leaves))
         return out
 

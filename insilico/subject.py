@@ -32,6 +32,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from . import selectors as sel
 from .interception import NNXGraph, SubjectError, Tap, apply, inference_kwargs, is_nnx_module
@@ -122,7 +123,11 @@ class Subject:
         return self.model.bind(self.variables)
 
     def replace(self, **changes) -> Subject:
-        """A copy with some fields replaced (e.g. lesioned ``variables``)."""
+        """A copy with some fields replaced (e.g. lesioned ``variables``). New ``variables`` must have the
+        arrays and shapes of the old (:class:`SubjectError` names the first that differs): a Flax module would
+        broadcast a batch-norm statistic or an NNX bias of another shape without a word."""
+        if "variables" in changes:
+            _check_like(self.variables, changes["variables"], self.name)
         if set(changes) == {"variables"}:                       # the static part, and its key, are unchanged
             return _unflatten(_flatten(self)[1], (changes["variables"],))
         return dataclasses.replace(self, **changes)
@@ -171,6 +176,23 @@ def _hashable(value):
         return value
     except TypeError:
         return _ById(value)
+
+
+def _check_like(old, new, name: str) -> None:
+    """``new`` variables with the paths and shapes of ``old``."""
+    want = {jax.tree_util.keystr(p): np.shape(a) for p, a in jax.tree_util.tree_flatten_with_path(old)[0]}
+    try:
+        got = {jax.tree_util.keystr(p): np.shape(a) for p, a in jax.tree_util.tree_flatten_with_path(new)[0]}
+    except Exception as e:      # e.g. not a pytree of arrays
+        raise SubjectError(f"{name}: variables must be a tree of arrays like the subject's; got {type(new).__name__}"
+                           f" ({e})") from None
+    if got.keys() != want.keys():
+        extra, missing = sorted(got.keys() - want.keys()), sorted(want.keys() - got.keys())
+        raise SubjectError(f"{name}: variables must hold the subject's arrays; missing {missing[:4]}, "
+                           f"unexpected {extra[:4]}")
+    for path, shape in want.items():
+        if tuple(got[path]) != tuple(shape):
+            raise SubjectError(f"{name}: variables{path} has shape {tuple(got[path])}; the model's is {tuple(shape)}")
 
 
 def _static_key(s: Subject) -> _StaticKey:

@@ -359,3 +359,20 @@ def test_relu_override_is_part_of_the_compile_key(tiny_convnet, images):
     plain, redirected, plain_again = grad(False), grad(True), grad(False)
     assert np.all(plain == 0) and np.all(plain_again == 0)
     assert np.abs(redirected).max() > 0
+
+
+@pytest.mark.parametrize("kind", ["linen_cnn", "nnx_cnn"])
+def test_replacement_weights_of_another_shape_are_refused(kind):
+    """Weights passed to run (variables=...) or Subject.replace must have the model's shapes: Linen checks them
+    itself; for NNX the subject does (nnx.merge would take a (1,) bias for a (C,) one and broadcast it)."""
+    from insilico.subject import SubjectError
+
+    s = _subject(kind)
+    x = images(s, 2)
+    paths = jax.tree_util.tree_flatten_with_path(s.variables)[0]
+    target = next(p for p, a in paths if np.ndim(a) == 1)                     # a bias or a scale
+    wrong = jax.tree_util.tree_map_with_path(lambda p, a: a[:1] if p == target else a, s.variables)
+    with pytest.raises((SubjectError, ValueError), match="shape"):
+        el.run(s, x, variables=wrong)
+    scaled = jax.tree.map(lambda a: a * 1.5, s.variables)                    # the same shapes: fine
+    assert np.isfinite(np.asarray(el.run(s, x, variables=scaled)[0])).all()
