@@ -43,3 +43,21 @@ def test_lesion_equals_torch_zeroing_hook():
         ref = model(to_nchw(x)).numpy()
     out, _ = el.run(s, x, {"conv2": el.lesion(np.eye(32)[5])})
     np.testing.assert_allclose(np.asarray(out), ref, rtol=1e-4, atol=1e-4)
+
+
+def test_resnet_twin_pads_as_xla_at_odd_sizes_and_unsupported_convnets_are_refused():
+    """XLA's "SAME" for stride 2 pads (0, 1) an even size and (1, 1) an odd one: the twin pads from the input."""
+    from insilico.models import ConvNet
+    from insilico.subject import InputSpec, make_subject
+
+    s = zoo.load("cifar_resnet_untrained")
+    odd = make_subject("odd", s.model, s.variables, InputSpec((31, 31, 3)))
+    x = np.asarray(jax.random.uniform(jax.random.PRNGKey(2), (4, 31, 31, 3)))
+    with torch.no_grad():
+        ref = to_torch(odd)(to_nchw(x)).numpy()
+    np.testing.assert_allclose(np.asarray(el.run(odd, x)[0]), ref, rtol=1e-4, atol=1e-4)
+    for settings in ({"pools": "avg"}, {"divisive": True}):
+        model = ConvNet(widths=(4,), fc=(8,), num_classes=3, **settings)
+        v = model.init(jax.random.PRNGKey(0), np.zeros((1, 8, 8, 3)))
+        with pytest.raises(ValueError, match="no PyTorch twin for this ConvNet"):
+            to_torch(make_subject("c", model, v, InputSpec((8, 8, 3))))

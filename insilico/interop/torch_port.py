@@ -18,17 +18,30 @@ def _t(a):
     return torch.from_numpy(np.asarray(a, np.float32).copy())
 
 
+class _SamePad(nn.Module):
+    """XLA's "SAME" padding for a stride: ``max((⌈n/s⌉ − 1)·s + k − n, 0)`` in all, the extra pixel at the end —
+    from the input's size, which decides it (an even and an odd size pad differently)."""
+
+    def __init__(self, k: int, stride: int):
+        super().__init__()
+        self.k, self.stride = k, stride
+
+    def forward(self, x):
+        def pads(n):
+            total = max((-(-n // self.stride) - 1) * self.stride + self.k - n, 0)
+            return total // 2, total - total // 2
+        (top, bottom), (left, right) = pads(x.shape[-2]), pads(x.shape[-1])
+        return nn.functional.pad(x, (left, right, top, bottom))
+
+
 def _conv(p, stride=1):
-    """A conv with Flax's "SAME" padding; for stride > 1 that pads asymmetrically (more at the end)."""
+    """A conv with Flax's "SAME" padding (for stride > 1 computed from the input size, :class:`_SamePad`)."""
     k = p["kernel"].shape
     conv = nn.Conv2d(k[2], k[3], k[0], stride=stride, padding="same" if stride == 1 else 0, bias="bias" in p)
     conv.weight.data = _t(np.transpose(p["kernel"], (3, 2, 0, 1)))
     if "bias" in p:
         conv.bias.data = _t(p["bias"])
-    total = max(k[0] - stride, 0)
-    if stride == 1 or total == 0:
-        return conv
-    return nn.Sequential(nn.ZeroPad2d((total // 2, total - total // 2, total // 2, total - total // 2)), conv)
+    return conv if stride == 1 else nn.Sequential(_SamePad(k[0], stride), conv)
 
 
 def _bn(p, s):
@@ -148,6 +161,13 @@ def to_torch(subject) -> nn.Module:
     """The PyTorch twin of a ConvNet (max pooling) or ResNet subject, in eval mode."""
     name = type(subject.model).__name__
     if name == "ConvNet":
+        m = subject.model
+        pools = (m.pools,) if isinstance(m.pools, str) or m.pools is None else tuple(m.pools)
+        unsupported = {"pools other than 'max'": set(pools) != {"max"}, "divisive normalization": m.divisive,
+                       "locally connected stages": m.local}
+        if any(unsupported.values()):
+            raise ValueError(f"no PyTorch twin for this ConvNet: the twin has max pooling after every conv stage, "
+                             f"and this model has {', '.join(k for k, v in unsupported.items() if v)}")
         return TorchConvNet(subject.model, subject.variables).eval()
     if name == "ResNet":
         return TorchResNet(subject.model, subject.variables).eval()
