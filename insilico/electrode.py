@@ -208,7 +208,13 @@ def _prepare(subject, x, edits, record) -> tuple[dict, tuple | None]:
     if edits is not None and not isinstance(edits, Mapping):
         raise TypeError(f"edits must be a mapping {{site: Edit}}; got {type(edits).__name__}")
     edits = dict(edits or {})
-    record_sites = None if record is None else ((record,) if isinstance(record, str) else tuple(record))
+    try:
+        record_sites = None if record is None else (record,) if isinstance(record, str) else tuple(record)
+    except TypeError:
+        record_sites = (record,)
+    if record_sites is not None and not all(isinstance(r, str) for r in record_sites):
+        raise ArgumentError(f"record must be a site name, a sequence of site names or None (every site); got "
+                            f"{record!r:.80}")
     validate(subject, x, sites=record_sites or (), edits=edits, in_bounds=True, purpose="recording")
     return edits, record_sites
 
@@ -278,11 +284,19 @@ def _path_name(path) -> str:
 
 
 def synapse_paths(subject: Subject, site: str | None = None) -> list[str]:
-    """Parameter paths (``"conv2/conv/kernel"``) of ``subject``, optionally only those inside ``site``."""
+    """Parameter paths (``"conv2/conv/kernel"``) of ``subject``, optionally only those inside ``site`` — a time
+    step's site of a recurrent network holds only that step's own parameters (its batch norm, say), not the
+    weights the steps share; a site with none is an error that names where the parameters are."""
     if site is not None:
         check_sites(subject, [site], "synapses")
     paths = [_path_name(path) for path, _ in jax.tree_util.tree_flatten_with_path(subject.params)[0]]
-    return [p for p in paths if site is None or p.startswith(site + "/")]
+    inside = [p for p in paths if site is None or p.startswith(site + "/")]
+    if site is not None and not inside:     # e.g. a time step of a recurrent network: its weights are shared
+        tops = sorted({p.split("/")[0] for p in paths})
+        raise UnknownNameError(f"site {site!r} holds no parameters of its own (a time step's, or a module "
+                               f"without weights); the parameters are under {', '.join(tops)}: "
+                               f"synapse_paths(subject) lists them all")
+    return inside
 
 
 def parameter(subject: Subject, path: str) -> jax.Array:
@@ -303,10 +317,18 @@ def lesion_synapses(variables: dict, masks: Mapping[str, ArrayLike]) -> dict:
     :func:`synapse_paths`. E.g. zero the connections from input channel 3 to every conv2 unit:
     ``lesion_synapses(v, {"conv2/conv/kernel": jnp.ones((3, 3, 32, 1)).at[:, :, 3].set(0)})``.
     """
-    paths = {_path_name(path) for path, _ in jax.tree_util.tree_flatten_with_path(variables["params"])[0]}
-    unknown = [m for m in masks if m not in paths]
+    shapes = {_path_name(path): np.shape(a) for path, a in jax.tree_util.tree_flatten_with_path(variables["params"])[0]}
+    unknown = [m for m in masks if m not in shapes]
     if unknown:
-        raise KeyError(f"unknown parameter path(s) {unknown}; valid: {', '.join(sorted(paths))}")
+        raise UnknownNameError(f"unknown parameter path(s) {unknown}; valid: {', '.join(sorted(shapes))}")
+    for name, m in masks.items():           # a mask must keep its parameter's shape (traced masks have shapes too)
+        try:
+            fits = np.broadcast_shapes(np.shape(m), shapes[name]) == tuple(shapes[name])
+        except ValueError:
+            fits = False
+        if not fits:
+            raise ArgumentError(f"masks[{name!r}] has shape {np.shape(m)}, which does not broadcast to the "
+                                f"parameter's {tuple(shapes[name])}; use jax.vmap for a sweep of masks")
 
     def apply(path, leaf):
         name = _path_name(path)

@@ -233,3 +233,27 @@ def test_nan_check_on_device_arrays_and_skipped_under_jit(tiny_convnet, images):
         el.record(tiny_convnet, bad)
     out = jax.jit(lambda x: el.record(tiny_convnet, x)[0])(images)       # traced input: no host check
     assert out.shape == (6, 5)
+
+
+def test_synapse_arguments_are_checked(tiny_convnet, images):
+    """A site without weights of its own names where they are; a mask must keep its parameter's shape; a record
+    argument that is not site names says so."""
+    from insilico.models import BLTNet
+    from insilico.subject import InputSpec, make_subject
+    from insilico.validation import ArgumentError, UnknownNameError
+
+    model = BLTNet(widths=(2, 4), steps=2)
+    blt = make_subject("blt", model, model.init(jax.random.key(0), jnp.zeros((1, 8, 8, 3))), InputSpec((8, 8, 3)))
+    with pytest.raises(UnknownNameError, match=r"site 'logits/t1' holds no parameters of its own.* under conv1, "):
+        el.synapse_paths(blt, "logits/t1")                                  # the readout's weights are shared
+    assert el.synapse_paths(tiny_convnet, "conv1")                          # a site with its own weights
+    v = tiny_convnet.variables
+    with pytest.raises(ArgumentError, match=r"masks\['conv1/conv/kernel'\] has shape \(2, 3, 3, 3, 4\)"):
+        el.lesion_synapses(v, {"conv1/conv/kernel": jnp.ones((2, 3, 3, 3, 4))})
+    with pytest.raises(UnknownNameError, match="unknown parameter path"):
+        el.lesion_synapses(v, {"conv9/kernel": 1.0})
+    out = el.lesion_synapses(v, {"conv1/conv/kernel": jnp.zeros((1, 1, 1, 4))})   # broadcasts: fine
+    assert float(jnp.abs(out["params"]["conv1"]["conv"]["kernel"]).sum()) == 0
+    with pytest.raises(ArgumentError, match="record must be a site name, a sequence of site names or None"):
+        el.run(tiny_convnet, images, record=5)
+    assert set(el.run(tiny_convnet, images, record={"conv1": 0})[1]) == {"conv1"}

@@ -1,6 +1,7 @@
 """torchvision-format AlexNet, VGG-16 and ResNet-18 state dicts into Flax: the same outputs and sites as PyTorch
 on the same random weights. The PyTorch networks below follow torchvision's module layout (and so its state-dict
 keys) layer by layer. ResNet-50 and ViT-B/16 are in test_torch_import_large.py."""
+import jax
 import numpy as np
 import pytest
 
@@ -190,3 +191,16 @@ def test_an_input_too_small_or_not_rgb_is_refused_at_load_not_nan_later():
     with pytest.raises(ValueError, match="input_shape must be"):
         load_state_dict("alexnet", sd, input_shape=(64, 64))
     assert "conv1" in load_state_dict("alexnet", sd, input_shape=(64, 64, 3)).sites
+
+
+def test_half_precision_checkpoints_load_and_a_module_is_not_a_state_dict():
+    import torch
+
+    net = TorchAlexNet(10)
+    half = {k: v.to(torch.bfloat16) for k, v in net.state_dict().items()}
+    s = load_state_dict("alexnet", half, input_shape=(64, 64, 3))               # NumPy has no bfloat16
+    up = load_state_dict("alexnet", {k: v.float() for k, v in half.items()}, input_shape=(64, 64, 3))
+    for a, b in zip(jax.tree.leaves(s.variables), jax.tree.leaves(up.variables)):
+        assert a.dtype == np.float32 and np.array_equal(a, b)
+    with pytest.raises(TypeError, match=r"got a TorchAlexNet module: pass its .state_dict\(\)"):
+        load_state_dict("alexnet", net, input_shape=(64, 64, 3))

@@ -58,7 +58,14 @@ def read_state_dict(state_dict) -> tuple[dict[str, np.ndarray], list[str]]:
             import torch  # a .pth / .pt file needs PyTorch
 
             state_dict = torch.load(path, map_location="cpu", weights_only=True)
-    state_dict = dict(state_dict)
+    if callable(getattr(state_dict, "state_dict", None)):
+        raise TypeError(f"state_dict must be a mapping of tensors or a checkpoint path; got a "
+                        f"{type(state_dict).__name__} module: pass its .state_dict()")
+    try:
+        state_dict = dict(state_dict)
+    except (TypeError, ValueError):
+        raise TypeError(f"state_dict must be a mapping of tensors or a checkpoint path; got "
+                        f"{type(state_dict).__name__}") from None
     if isinstance(state_dict.get("state_dict"), dict):           # a whole checkpoint
         state_dict = dict(state_dict["state_dict"])
     out: dict[str, np.ndarray] = {}
@@ -67,7 +74,8 @@ def read_state_dict(state_dict) -> tuple[dict[str, np.ndarray], list[str]]:
         key = k[len(PREFIX):] if k.startswith(PREFIX) else k
         if key in out:
             clashes.append(key)
-        if hasattr(v, "detach"):                                      # torch.Tensor
-            v = v.detach().cpu().numpy()
+        if hasattr(v, "detach"):                   # torch.Tensor; floats as float32 (NumPy has no bfloat16)
+            v = v.detach().cpu()
+            v = (v.float() if v.is_floating_point() else v).numpy()
         out[key] = np.asarray(v)
     return out, clashes

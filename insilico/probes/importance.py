@@ -27,8 +27,9 @@ def l1_weight_norm(subject, site: str, param: str | None = None):
     only kernel inside the site whose last axis has C entries."""
     el.validate(subject, sites=(site,), purpose="l1_weight_norm")
     n = subject.sites[site][-1]
-    paths = el.synapse_paths(subject, site)
-    if param is not None and param not in el.synapse_paths(subject):
+    every = el.synapse_paths(subject)
+    paths = [p for p in every if p.startswith(site + "/")]           # may be none: a time step's weights are shared
+    if param is not None and param not in every:
         raise ArgumentError(f"param must be a parameter path of {subject.name}; got {param!r}. Inside {site!r}: "
                             f"{', '.join(paths) or '(none)'}")
     if param is None:
