@@ -114,18 +114,22 @@ def noise(std: UnitValues) -> Edit:
     return _edit(0.0, 0.0, 1.0, 0.0, _nonnegative("std", std), has_noise=True)
 
 
-def unit_edits(n_units: int, kind: str = "lesion", value: UnitValues = 0.0) -> Edit:
+def unit_edits(n_units: int, kind: str = "lesion", value: UnitValues | None = None) -> Edit:
     """One edit per unit of an ``n_units``-channel site, stacked on a leading axis: shape (n_units, n_units).
 
-    ``kind``: "lesion" (clamp to 0) or "clamp" (clamp to ``value``, a scalar or per-unit (n_units,)).
+    ``kind``: "lesion" (clamp to 0; no ``value``) or "clamp" (clamp to ``value``, a scalar or per-unit
+    (n_units,), default 0).
     Example: ``jax.vmap(lambda e: run(s, x, {"conv3": e})[0])(unit_edits(128))`` runs all 128 lesions.
     """
     n_units = check_count("n_units", n_units)
     check_choice("kind", kind, ("lesion", "clamp"))
-    value = check_finite("value", value)
+    if kind == "lesion" and value is not None:
+        raise ArgumentError(f"value is for kind='clamp' (a lesion clamps to 0); got value={value!r:.40} with "
+                            f"kind='lesion'")
     masks = jnp.eye(n_units, dtype=jnp.float32)
     if kind == "lesion":
         return lesion(masks)
+    value = check_finite("value", 0.0 if value is None else value)
     if np.ndim(value) not in (0, 1) or np.size(value) not in (1, n_units):
         raise ArgumentError(f"value must be a scalar or one value per unit ({n_units},); got shape "
                             f"{np.shape(value)}")

@@ -44,6 +44,7 @@ def _raises(error, match, call):
     (lambda: el.unit_edits(4, "silence"), r"kind must be one of 'lesion', 'clamp'; got 'silence'"),
     (lambda: el.unit_edits(4, "clamp", NAN), r"value contains 1 NaN/inf"),
     (lambda: el.unit_edits(4, "clamp", jnp.ones(3)), r"value must be a scalar or one value per unit \(4,\)"),
+    (lambda: el.unit_edits(4, "lesion", 2.0), r"value is for kind='clamp' \(a lesion clamps to 0\)"),
 ])
 def test_edit_values_are_checked(make, match):
     with pytest.raises(ArgumentError, match=match):

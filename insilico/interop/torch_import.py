@@ -231,8 +231,10 @@ def load_state_dict(arch: str, state_dict, *, input_shape=None, name: str | None
     ``input_shape``: (H, W, 3), default (224, 224, 3); a ViT takes only (image_size, image_size, 3), the size of
     its position embedding (the default), and any other is refused. ``model``: the Flax model to fill, of the
     architecture's class with other sizes (``ViT(image_size=384)``, ``ResNet18(layers=(3, 4, 6, 3))`` for
-    ResNet-34); its ``num_classes`` is set from the state dict. Raises :class:`StateDictError` naming every
-    missing, unexpected or mis-shaped tensor."""
+    ResNet-34); its ``num_classes`` is set from the state dict. A ViT's number of attention heads cannot be read
+    from its weights (every split of the width into heads has the same tensor shapes): a ``model`` must have the
+    checkpoint's (torchvision's ViT-B/16: 12). Raises :class:`StateDictError` naming every missing, unexpected or
+    mis-shaped tensor."""
     sd, clashes = read_state_dict(state_dict)
     readout = _row(arch)[2]
     num_classes = int(sd[readout].shape[0]) if readout in sd and sd[readout].ndim == 2 else 1000
