@@ -26,6 +26,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -215,6 +216,9 @@ class _Aux:
 
     def __hash__(self):
         return hash(self.key)
+
+    def __repr__(self):             # what the static part is, without object addresses: sweep stores hash it
+        return re.sub(r" at 0x[0-9a-fA-F]+", "", f"Subject{self.key.fields!r}")
 
 
 def _flatten(s: Subject):

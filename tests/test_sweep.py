@@ -169,3 +169,48 @@ def test_two_processes_through_jax_distributed(tmp_path):
         assert r["devices"] == 2
         np.testing.assert_allclose(r["score"], single.score.values, rtol=1e-5)
     assert len(list((tmp_path / "s").glob("chunk_*.nc"))) == 5          # 37 items in chunks of 2 x 2 x 2
+
+
+def test_a_store_refuses_another_model_with_the_same_weights_and_other_settings_objects(tmp_path):
+    """The static part of ``shared`` (a subject's model and sites) and the settings objects a function holds are
+    part of the fingerprint: the same weights under average pooling, a callable of another weight, an edited body
+    are refused, never resumed."""
+    from dataclasses import dataclass
+
+    from insilico import electrode as el
+    from insilico.models import ConvNet
+    from insilico.subject import InputSpec, make_subject
+
+    model = ConvNet(widths=(4,), fc=(6,), num_classes=3)
+    v = model.init(jax.random.PRNGKey(0), jnp.zeros((1, 8, 8, 3)))
+    max_pool = make_subject("c", model, v, InputSpec((8, 8, 3)))
+    avg_pool = make_subject("c", model.clone(pools="avg"), v, InputSpec((8, 8, 3)))
+    x = jax.random.uniform(jax.random.PRNGKey(1), (2, 8, 8, 3))
+
+    def logit(i, s):
+        return {"logit": el.forward(s, x)[0][:, i].sum()}
+    store = tmp_path / "s"
+    first = run_sweep(logit, jnp.arange(3), max_pool, store=store, progress=False)
+    again = run_sweep(logit, jnp.arange(3), max_pool, store=store, progress=False)
+    assert again.attrs["resumed_chunks"] == 1 and np.array_equal(first.logit.values, again.logit.values)
+    with pytest.raises(SweepError, match="the static part of shared differs"):
+        run_sweep(logit, jnp.arange(3), avg_pool, store=store, progress=False)
+
+    @dataclass(frozen=True)
+    class Gain:
+        g: float
+
+        def __call__(self, i, s):
+            return {"y": self.g * i}
+    run_sweep(Gain(1.0), jnp.arange(3.0), None, store=tmp_path / "g", progress=False)
+    with pytest.raises(SweepError, match="function"):
+        run_sweep(Gain(2.0), jnp.arange(3.0), None, store=tmp_path / "g", progress=False)
+
+    def f(i, s):
+        return {"y": i + 1}
+    run_sweep(f, jnp.arange(3.0), None, store=tmp_path / "f", progress=False)
+
+    def f(i, s):                                                                   # noqa: F811 (edited)
+        return {"y": i + 2}
+    with pytest.raises(SweepError, match="the function's code differs"):
+        run_sweep(f, jnp.arange(3.0), None, store=tmp_path / "f", progress=False)

@@ -19,7 +19,7 @@ import jax
 import numpy as np
 import xarray as xr
 
-from ..validation import ArgumentError
+from .fingerprint import FORMAT, describe, describe_static
 
 __all__ = ["SweepError", "describe", "describe_static", "store_status", "chunk_checksum", "write_atomic"]
 
@@ -34,143 +34,8 @@ class SweepError(ValueError):
 # the caller's named ``identity`` settings. Each chunk carries its item range, the store's fingerprint and a
 # checksum of its values; all are verified before a chunk is reused.
 
-_FORMAT = 2
 _WAY_OUT = "use a new store directory, or pass overwrite=True (CLI: --overwrite) to start over"
 _CHUNK_NAME = re.compile(r"chunk_\d{5,}\.nc(\.tmp)?$")
-
-
-def _is_key_array(a) -> bool:
-    dtype = getattr(a, "dtype", None)
-    return dtype is not None and jax.dtypes.issubdtype(dtype, jax.dtypes.prng_key)
-
-
-class _Hasher:
-    """Content hashes of arrays and pytrees, each array hashed once per call (memoized by identity)."""
-
-    def __init__(self) -> None:
-        self._memo: dict = {}
-
-    def array(self, leaf) -> str:
-        hit = self._memo.get(id(leaf))
-        if hit is not None and hit[0] is leaf:
-            return hit[1]
-        h = hashlib.blake2b(digest_size=16)
-        if _is_key_array(leaf):
-            h.update(f"key:{leaf.dtype}".encode())
-            a = np.asarray(jax.random.key_data(leaf))
-        else:
-            a = np.asarray(leaf)
-        if a.dtype == object:                                  # not an array of numbers: its repr names it
-            h.update(f"object:{a!r}".encode())
-        else:
-            h.update(f"{a.dtype.str}{a.shape}".encode())
-            h.update(np.ascontiguousarray(a).tobytes())
-        digest = h.hexdigest()
-        self._memo[id(leaf)] = (leaf, digest)                  # holding the leaf keeps its id unique
-        return digest
-
-    def leaves(self, tree) -> list:
-        """``(key path, hash)`` of every array of a pytree (paths name the structure; no treedef strings)."""
-        flat, _ = jax.tree_util.tree_flatten_with_path(tree)
-        return [(jax.tree_util.keystr(path), self.array(leaf)) for path, leaf in flat]
-
-    def tree(self, tree) -> str:
-        return _hash_text(json.dumps(self.leaves(tree)))
-
-
-def _hash_text(text: str) -> str:
-    return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
-
-
-def _simple(value) -> bool:
-    if isinstance(value, (str, int, float, bool, type(None), np.generic)):
-        return not isinstance(value, np.generic) or np.ndim(value) == 0
-    return isinstance(value, tuple) and all(_simple(v) for v in value)
-
-
-def _plain(value):
-    """NumPy scalars as Python numbers (so 3 and np.int64(3) describe the same setting)."""
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, tuple):
-        return tuple(_plain(v) for v in value)
-    return value
-
-
-def _describe_fn(fn, hasher: _Hasher, depth: int = 0) -> str:
-    """Module and qualified name of ``fn``, with its simple closure values and defaults (repr), array closure
-    values (content hash) and closed-over functions (described the same way, two levels deep)."""
-    import functools
-
-    if isinstance(fn, functools.partial):
-        args = [_describe_value(a, hasher, depth) for a in fn.args]
-        args += [f"{k}={_describe_value(v, hasher, depth)}" for k, v in sorted(fn.keywords.items())]
-        return f"partial({_describe_fn(fn.func, hasher, depth)}, {', '.join(args)})"
-    target = getattr(fn, "__func__", fn)                      # bound methods: the function
-    name = getattr(target, "__qualname__", None) or type(target).__qualname__
-    module = getattr(target, "__module__", None) or type(target).__module__
-    parts = []
-    code = getattr(target, "__code__", None)
-    if code is not None and getattr(target, "__closure__", None):
-        for var, cell in zip(code.co_freevars, target.__closure__):
-            try:
-                value = cell.cell_contents
-            except ValueError:                                # an empty cell
-                continue
-            parts.append(f"{var}={_describe_value(value, hasher, depth)}")
-    for i, value in enumerate(getattr(target, "__defaults__", None) or ()):
-        parts.append(f"default{i}={_describe_value(value, hasher, depth)}")
-    for k, value in sorted((getattr(target, "__kwdefaults__", None) or {}).items()):
-        parts.append(f"{k}={_describe_value(value, hasher, depth)}")
-    return f"{module}.{name}" + (f"({', '.join(parts)})" if parts else "")
-
-
-def _describe_value(value, hasher: _Hasher, depth: int) -> str:
-    if _simple(value):
-        return repr(_plain(value))
-    if isinstance(value, (np.ndarray, jax.Array)):
-        return f"#{hasher.array(value)[:12]}"
-    if callable(value) and depth < 2 and (hasattr(value, "__code__") or hasattr(value, "__func__")):
-        return _describe_fn(value, hasher, depth + 1)
-    return f"<{type(value).__qualname__}>"
-
-
-def _describe_setting(value, hasher: _Hasher) -> dict:
-    """One named setting of ``identity``: ``{"hash": ...}`` plus a readable ``"value"`` for simple values and
-    small arrays (shown when the setting differs); larger arrays and pytrees by content hash only."""
-    if _simple(value):
-        text = repr(_plain(value))
-        return {"hash": _hash_text(text), "value": text}
-    try:
-        entry = {"hash": hasher.tree(value)}
-    except (TypeError, ValueError) as e:
-        raise ArgumentError(f"identity setting must be a simple value (str, number, bool, None, tuple), an array "
-                            f"or a pytree of arrays; got {type(value).__name__} ({e})") from None
-    leaves = jax.tree.leaves(value)
-    if len(leaves) == 1 and not isinstance(value, dict):
-        leaf = leaves[0]
-        a = np.asarray(jax.random.key_data(leaf)) if _is_key_array(leaf) else np.asarray(leaf)
-        if a.dtype != object and a.size <= 8:
-            entry["value"] = repr(a.tolist())
-    return entry
-
-
-def describe(fn, items, shared, n, chunk_size, tag, identity) -> dict:
-    """The manifest's record of what makes the sweep: readable names -> hashes or values."""
-    hasher = _Hasher()
-    groups: dict = {}
-    for path, digest in hasher.leaves(shared):                 # grouped by top-level entry of ``shared``
-        m = re.match(r"^(\[[^\]]*\]|\.[A-Za-z_]\w*)?", path)          # always matches (maybe empty)
-        head = m.group(0) if m is not None else ""
-        groups.setdefault(f"shared{head}", []).append((path, digest))
-    components = {"items": hasher.tree(items), "function": _describe_fn(fn, hasher), "n": n,
-                  "chunk_size": chunk_size, "tag": str(tag),
-                  "shared": {name: _hash_text(json.dumps(v)) for name, v in groups.items()}}
-    settings = {str(k): _describe_setting(v, hasher) for k, v in (identity or {}).items()}
-    fingerprint = _hash_text(json.dumps({"components": components,
-                                         "identity": {k: e["hash"] for k, e in settings.items()}}, sort_keys=True))
-    return {"format": _FORMAT, "fingerprint": fingerprint, "n": n, "chunk_size": chunk_size,
-            "components": components, "identity": settings}
 
 
 def _differ(name: str) -> str:
@@ -204,6 +69,10 @@ def _differences(old: dict, new: dict) -> list:
             out.append(f"{name}: {a} then, {b} now{hint}")
     if oc.get("items") != nc.get("items"):
         out.append("items differ")
+    for name, words in (("code", "the function's code differs"), ("versions", None),
+                        ("shared_static", "the static part of shared differs (e.g. a subject's model or sites)")):
+        if oc.get(name) != nc.get(name):
+            out.append(words or f"{name}: {oc.get(name)} then, {nc.get(name)} now")
     os_, ns = oc.get("shared", {}), nc.get("shared", {})
     for name in list(os_) + [k for k in ns if k not in os_]:
         if os_.get(name) != ns.get(name):
@@ -306,7 +175,7 @@ def _open_store(store: Path, manifest: dict, n_chunks: int, chunk_size: int, n: 
                                  "rewrite it and recompute every chunk that does not match this sweep") from None
             write_manifest = True
         else:
-            if old.get("format") != _FORMAT:
+            if old.get("format") != FORMAT:
                 raise SweepError(f"{store} holds a sweep store written by an older version, whose chunks carry no "
                                  f"checksums and cannot be verified; {_WAY_OUT}")
             if old["fingerprint"] != manifest["fingerprint"]:
@@ -354,17 +223,3 @@ def store_status(store, manifest_fn, n_chunks, chunk_size, n, overwrite, recompu
             raise SweepError(f"process 0 refused the sweep store {store}; see its error")
         status = flags[1:].astype(np.int8)
     return status, values
-
-
-def describe_static(value) -> str:
-    """A description of a static setting that is the same in every run: a dataclass (a program) by its type and
-    fields, functions by module, name and closure values, arrays by content hash — never by memory address."""
-    import dataclasses
-
-    hasher = _Hasher()
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        fields = ", ".join(f"{f.name}={describe_static(getattr(value, f.name))}" for f in dataclasses.fields(value))
-        return f"{type(value).__module__}.{type(value).__qualname__}({fields})"
-    if callable(value) and not isinstance(value, type):
-        return _describe_fn(value, hasher)
-    return _describe_value(value, hasher, 0)
