@@ -210,7 +210,7 @@ def test_a_store_refuses_another_model_with_the_same_weights_and_other_settings_
         return {"y": i + 1}
     run_sweep(f, jnp.arange(3.0), None, store=tmp_path / "f", progress=False)
 
-    def f(i, s):                                                                   # noqa: F811 (edited)
+    def f(i, s):                                                                   # the same name, edited
         return {"y": i + 2}
     with pytest.raises(SweepError, match="the function's code differs"):
         run_sweep(f, jnp.arange(3.0), None, store=tmp_path / "f", progress=False)
