@@ -60,3 +60,18 @@ def test_spearman_and_ranks_match_scipy():
 def test_unit_responses():
     a = jnp.arange(2 * 3 * 3 * 4, dtype=jnp.float32).reshape(2, 3, 3, 4)
     np.testing.assert_allclose(sel.unit_responses(a), a.mean((1, 2)))
+
+
+def test_empty_classes_are_refused_and_dead_units_have_no_sparseness():
+    from insilico.validation import ArgumentError
+
+    r = np.ones((6, 2), np.float32)
+    labels = np.array([0, 0, 0, 1, 1, 1])
+    assert np.allclose(sel.class_selectivity(r, labels, 2), 0.0, atol=1e-6)       # a constant unit: 0
+    with pytest.raises(ArgumentError, match=r"no stimulus of class\(es\) \[2, 3\] of n_classes=4"):
+        sel.class_selectivity(r, labels, 4)                                       # was 0.5 for a constant unit
+    dead = np.concatenate([np.zeros((10, 1)), np.abs(np.random.default_rng(0).normal(size=(10, 2)))], 1)
+    life = np.asarray(sel.lifetime_sparseness(dead))
+    assert np.isnan(life[0]) and np.all((life[1:] >= 0) & (life[1:] <= 1))       # was 10/9 for the dead unit
+    silent = np.asarray(sel.population_sparseness(np.zeros((2, 5))))
+    assert np.isnan(silent).all()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from .. import rng
 from ..validation import ArgumentError, check_count, check_finite, check_fraction, check_key, check_labels, check_number
@@ -60,9 +61,15 @@ def class_selectivity(responses, labels, n_classes: int, eps: float = 1e-7):
     """Class selectivity index per unit (Morcos et al. 2018): (μ_max − μ_rest) / (μ_max + μ_rest), where
     μ_max is the largest class-conditional mean and μ_rest the mean of the other class means. 0 = equal
     responses to all classes, 1 = responds to one class only (non-negative responses). Shape (units,).
-    ``n_classes`` ≥ 2; ``eps`` ≥ 0 guards the denominator."""
+    ``n_classes`` ≥ 2, every class with stimuli; ``eps`` ≥ 0 guards the denominator."""
     n_classes = check_count("n_classes", n_classes, minimum=2)
     eps = check_number("eps", eps, low=0)
+    if _concrete(labels):      # an empty class's mean of 0 would count as a class the unit ignores
+        empty = np.setdiff1d(np.arange(n_classes), np.asarray(labels)).tolist()
+        if empty:
+            raise ArgumentError(f"labels hold no stimulus of class(es) {empty[:8]} of n_classes={n_classes}: the "
+                                f"index needs every class's mean; pass the classes present (relabelled) or their "
+                                f"number")
     mu = class_means(responses, labels, n_classes)
     top = mu.max(0)
     rest = (mu.sum(0) - top) / (n_classes - 1)
@@ -90,18 +97,22 @@ def category_dprime(responses, is_a):
 
 
 def _sparseness(r, axis):
+    """NaN where every response is 0 (a dead unit, a silent stimulus): sparseness is undefined there (the formula
+    would give n/(n−1), read as maximally sparse)."""
     n = r.shape[axis]
     mean, meansq = r.mean(axis), (r ** 2).mean(axis)
-    return (1 - mean ** 2 / jnp.maximum(meansq, 1e-12)) / (1 - 1 / n)
+    return jnp.where(meansq > 0, (1 - mean ** 2 / jnp.maximum(meansq, 1e-30)) / (1 - 1 / n), jnp.nan)
 
 
 def lifetime_sparseness(responses):
-    """Per unit, across stimuli (Vinje & Gallant 2000): (1 − (Σr/n)² / (Σr²/n)) / (1 − 1/n). Shape (units,)."""
+    """Per unit, across stimuli (Vinje & Gallant 2000): (1 − (Σr/n)² / (Σr²/n)) / (1 − 1/n). Shape (units,);
+    NaN for a unit that never responds (undefined: 0/0)."""
     return _sparseness(_responses(responses), 0)
 
 
 def population_sparseness(responses):
-    """Per stimulus, across units (same formula as :func:`lifetime_sparseness`). Shape (stimuli,)."""
+    """Per stimulus, across units (same formula as :func:`lifetime_sparseness`). Shape (stimuli,); NaN for a
+    stimulus no unit responds to."""
     return _sparseness(_responses(responses), 1)
 
 
