@@ -3,9 +3,16 @@ import numpy as np
 import pytest
 from scipy.optimize import brentq
 
-from insilico.analysis.tuning import (circular_halfwidth, log_bandwidth, modulation_ratio, osi,
-                                      preferred_log_peak, vector_preferred_orientation)
+from insilico.analysis.tuning import (
+    circular_halfwidth,
+    log_bandwidth,
+    modulation_ratio,
+    osi,
+    preferred_log_peak,
+    vector_preferred_orientation,
+)
 from insilico.data import DataNotFoundError, goris2015
+from insilico.validation import ArgumentError
 
 FWHM_PER_SIGMA = 2 * np.sqrt(2 * np.log(2))
 
@@ -100,7 +107,23 @@ def test_modulation_ratio():
     spec = np.fft.fft(coarse)
     assert modulation_ratio(phi, coarse) == pytest.approx(2 * abs(spec[1]) / spec[0].real, rel=1e-12)
     assert modulation_ratio(phi, np.full(16, 7.0)) == pytest.approx(0, abs=1e-12)
-    assert modulation_ratio(phi, np.zeros((3, 16))).tolist() == [0, 0, 0]
+    assert np.isnan(modulation_ratio(phi, np.zeros((3, 16)))).all()               # no response: no ratio
+    assert np.isnan(modulation_ratio(phi, -0.1 + 2 * np.cos(np.deg2rad(phi))))       # F0 < 0: not a rate
+    for bad in ([0, 45, 90, 135], [0, 90, 180], [0, 120]):                        # not one cycle, evenly
+        with pytest.raises(ArgumentError, match="equally spaced phases covering one cycle"):
+            modulation_ratio(bad, np.ones(len(bad)))
+    assert modulation_ratio([240, 0, 120], np.ones(3)) == pytest.approx(0, abs=1e-12)   # any order and start
+
+
+def test_orientation_indices_take_each_orientation_once_in_any_order():
+    theta = np.arange(0, 180, 15.0)
+    r = np.exp(-0.5 * (np.minimum(np.abs(theta - 60), 180 - np.abs(theta - 60)) / 20) ** 2)
+    perm = np.random.default_rng(0).permutation(len(theta))
+    assert circular_halfwidth(theta[perm], r[perm]) == pytest.approx(circular_halfwidth(theta, r), rel=1e-12)
+    assert osi(theta[perm], r[perm]) == pytest.approx(osi(theta, r), rel=1e-12)
+    with pytest.raises(ArgumentError, match="each orientation once .* 0 deg appears twice"):
+        osi(np.linspace(0, 180, 13), np.ones(13))                                  # 0 and 180 are one
+    assert np.isnan(osi(theta, r - 0.5))                                          # negative responses
 
 
 def test_goris2015_missing(monkeypatch, tmp_path):
@@ -136,7 +159,7 @@ def test_goris2015_real_cells(data_dir):
     for i in range(len(bw)):            # independent reference: brentq on the piecewise-linear log2 curve
         x, r = np.log2(ds.sf.values[i][tested[i]]), drive[i][tested[i]]
         k = int(np.argmax(r))
-        f = lambda t: np.interp(t, x, r) - 0.5 * r[k]  # noqa: E731
+        f = lambda t: np.interp(t, x, r) - 0.5 * r[k]
         lo_side = [j for j in range(k, 0, -1) if f(x[j - 1]) <= 0][0]
         hi_side = [j for j in range(k, len(x) - 1) if f(x[j + 1]) <= 0][0]
         ref = brentq(f, x[hi_side], x[hi_side + 1]) - brentq(f, x[lo_side - 1], x[lo_side])

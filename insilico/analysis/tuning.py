@@ -56,6 +56,21 @@ def _circular(aname: str, angles, responses) -> tuple[np.ndarray, np.ndarray]:
     return a, r
 
 
+def _orientations(angles, responses) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_circular` for orientations: sorted mod 180 (the responses carried along), each orientation once
+    (0 and 180 deg are one orientation: counted twice it would weigh double)."""
+    a, r = _circular("orientations_deg", angles, responses)
+    a, r = np.broadcast_arrays(np.mod(a, 180.0), r)
+    order = np.argsort(a, -1, kind="stable")
+    a, r = np.take_along_axis(a, order, -1), np.take_along_axis(r, order, -1)
+    same = np.isclose(np.diff(a, axis=-1), 0.0, atol=1e-9)
+    if same.any():
+        k = int(np.argmax(same.reshape(-1, same.shape[-1]).any(0)))
+        raise ArgumentError(f"orientations_deg must name each orientation once (mod 180 deg); "
+                            f"{a.reshape(-1, a.shape[-1])[0, k]:g} deg appears twice")
+    return a, r
+
+
 def _log_curve(values, responses) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """log2(values) and responses broadcast to a common (..., n); samples that are not finite are missing."""
     r = _numeric("responses", responses)
@@ -138,14 +153,14 @@ def circular_halfwidth(orientations_deg, responses, level: float = 0.5) -> np.nd
     interpolation, to where it first falls to ``level`` x peak; the half-width is half the angle between the
     two crossings. ``level=0.5`` is the half-width at half height; 1/sqrt(2) is another common convention
     (e.g. Ringach et al. 2002). NaN when the curve never falls to the level, or its peak is <= 0.
-    ``orientations_deg`` (n,) distinct angles in increasing order (mod 180); ``responses`` (..., n), finite;
+    ``orientations_deg`` (n,) distinct angles mod 180, in any order; ``responses`` (..., n), finite;
     ``level`` in (0, 1).
     """
     level = check_fraction("level", level, open_low=True, open_high=True)
-    theta, r = _circular("orientations_deg", orientations_deg, responses)
-    if theta.ndim != 1:
-        raise ArgumentError(f"orientations_deg must be 1-D (n,); got shape {theta.shape}")
-    theta = np.mod(theta, 180.0)
+    if np.ndim(orientations_deg) != 1:
+        raise ArgumentError(f"orientations_deg must be 1-D (n,); got shape {np.shape(orientations_deg)}")
+    theta, r = _orientations(orientations_deg, responses)
+    theta = theta.reshape(-1, theta.shape[-1])[0]
     n = r.shape[-1]
     i = np.argmax(r, -1)[..., None]
     top = np.take_along_axis(r, i, -1)
@@ -167,28 +182,37 @@ def modulation_ratio(phases_deg, responses) -> np.ndarray:
     """F1/F0 of responses to one full cycle of equally spaced ``phases_deg`` (..., n) -> (...).
 
     F0 = mean response, F1 = 2 |mean(r e^{-i phi})| (amplitude of the first harmonic), so r = a + b cos(phi -
-    phi0) gives b/a. > 1: simple-cell-like, < 1: complex-cell-like. 0 where F0 <= 0 (no response), never NaN.
-    """
+    phi0) gives b/a. > 1: simple-cell-like, < 1: complex-cell-like. NaN where F0 <= 0 (no mean response, or
+    negative responses: the ratio is defined for rates). The phases must be n ≥ 3 equally spaced angles that
+    cover one cycle (any order, any start), as F1 at the fundamental needs."""
     phases, r = _circular("phases_deg", phases_deg, responses)
+    p = np.sort(np.mod(np.broadcast_to(phases, r.shape).reshape(-1, r.shape[-1])[0], 360.0))
+    gaps = np.diff(np.r_[p, p[0] + 360.0])
+    if len(p) < 3 or not np.allclose(gaps, 360.0 / len(p), atol=1e-6):
+        raise ArgumentError(f"phases_deg must be 3 or more equally spaced phases covering one cycle (e.g. 0, 45, "
+                            f"..., 315); got {np.round(p, 3).tolist()[:10]}")
     phi = np.deg2rad(phases)
     f0 = r.mean(-1)
     f1 = 2 * np.abs((r * np.exp(-1j * phi)).mean(-1))
-    return np.divide(f1, f0, out=np.zeros(np.shape(f0)), where=f0 > 0)
+    return np.divide(f1, f0, out=np.full(np.shape(f0), np.nan), where=f0 > 0)
 
 
-def _doubled(orientations_deg, responses) -> tuple[np.ndarray, np.ndarray]:
-    theta, r = _circular("orientations_deg", orientations_deg, responses)
-    return (r * np.exp(2j * np.deg2rad(theta))).sum(-1), r.sum(-1)
+def _doubled(orientations_deg, responses) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    theta, r = _orientations(orientations_deg, responses)
+    return (r * np.exp(2j * np.deg2rad(theta))).sum(-1), r.sum(-1), np.asarray((r < 0).any(-1))
 
 
 def vector_preferred_orientation(orientations_deg, responses) -> np.ndarray:
     """Preferred orientation (deg, in [0, 180)) from the doubled-angle vector average, shape (...)."""
-    z, _ = _doubled(orientations_deg, responses)
+    z, _, _ = _doubled(orientations_deg, responses)
     pref = np.mod(np.rad2deg(np.angle(z)) / 2, 180.0)
     return np.where(pref >= 180.0, 0.0, pref)             # mod of a tiny negative angle rounds to 180
 
 
 def osi(orientations_deg, responses) -> np.ndarray:
-    """Orientation selectivity |sum r e^{2i theta}| / sum r (0 = untuned, 1 = one orientation); 0 where sum r <= 0."""
-    z, total = _doubled(orientations_deg, responses)
-    return np.divide(np.abs(z), total, out=np.zeros(np.shape(total)), where=total > 0)
+    """Orientation selectivity |sum r e^{2i theta}| / sum r (0 = untuned, 1 = one orientation), each orientation
+    once mod 180; 0 where every response is 0, NaN where a response is negative (the index is defined for rates:
+    with negative samples it is unbounded)."""
+    z, total, negative = _doubled(orientations_deg, responses)
+    out = np.divide(np.abs(z), total, out=np.zeros(np.shape(total)), where=total > 0)
+    return np.where(negative, np.nan, out)
