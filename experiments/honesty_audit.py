@@ -300,6 +300,7 @@ def bad_inputs(cat: Catalog, subject, x, y, key, work: Path):
         lambda: rf.reverse_correlation(s, "conv1", 64, key=k1, stc=True, window=99, progress=False), "window")
     add("grating_tuning contrast 2", lambda: rf.grating_tuning(s, "conv1", contrast=2.0), "contrast")
     add("grating_tuning spatial frequency 0", lambda: rf.grating_tuning(s, "conv1", sfs=(0.1, 0.0)), "sfs")
+    add("grating_tuning above Nyquist", lambda: rf.grating_tuning(s, "conv1", sfs=(0.1, 0.7)), "sfs")
     add("grating_tuning NaN orientation", lambda: rf.grating_tuning(s, "conv1", orientations=(0, NAN)),
         "orientations")
     add("grating_tuning unknown site", lambda: rf.grating_tuning(s, "conv9"), "conv9")

@@ -137,6 +137,7 @@ def test_images_at_the_bounds_are_accepted(tiny_convnet, x):
     (lambda s, x: rf.exemplars(s, "conv1", x, k=0), r"k must be an integer ≥ 1; got 0"),
     (lambda s, x: rf.exemplars(s, "conv1", x, batch_size=0), r"batch_size must be an integer ≥ 1; got 0"),
     (lambda s, x: rf.grating_tuning(s, "conv1", batch_size=0), r"batch_size must be an integer ≥ 1; got 0"),
+    (lambda s, x: rf.grating_tuning(s, "conv1", sfs=(0.1, 0.7)), r"cycles/pixel up to 0.5 \(Nyquist\); got \[0.7\]"),
     (lambda s, x: importance.random_orders(KEY, 0, 4), r"n_orders must be an integer ≥ 1; got 0"),
     (lambda s, x: importance.random_orders(KEY, 2, 1.5), r"n_units must be an integer ≥ 1; got 1.5"),
 ])

@@ -28,6 +28,9 @@ def grating_tuning(subject, sites: Sequence[str] | str, orientations: Sequence[f
     sites = _sites(subject, sites)
     orientations = tuple(check_finite("orientations", orientations, ndim=1).tolist())
     sfs = tuple(check_positive("each of sfs (cycles/pixel)", sf) for sf in check_finite("sfs", sfs, ndim=1))
+    if max(sfs) > 0.5:                  # above Nyquist a grating aliases to a lower frequency, or vanishes
+        raise ArgumentError(f"sfs must be spatial frequencies in cycles/pixel up to 0.5 (Nyquist); got "
+                            f"{[v for v in sfs if v > 0.5][:6]} (cycles/degree? multiply by degrees per pixel)")
     phases = tuple(check_finite("phases", phases, ndim=1).tolist())
     contrasts = check_finite("contrast", contrast, ndim=(0, 1))
     contrasts = tuple(check_fraction("contrast", c) for c in contrasts.reshape(-1))
