@@ -419,3 +419,15 @@ def test_a_first_visualization_traces_its_program_once(tiny_convnet):
                          **kw)
     assert small.attrs["n_chunks"] > 1
     np.testing.assert_allclose(small.score.values, one.score.values, rtol=1e-5, atol=1e-6)
+
+
+def test_a_final_score_that_is_not_finite_is_an_error_not_zero(tiny_convnet):
+    """The loop sees the images before each update; the final, untransformed images come after the last one: a
+    NaN there was reported as a score of 0."""
+    brighter = fv.Objective(lambda a, img, u: jnp.where(img.mean(axis=(1, 2, 3)) > 0.6, jnp.nan,
+                                                        img.mean(axis=(1, 2, 3)) + 0 * a["conv2"].mean()),
+                            "mean pixel, NaN above 0.6", frozenset(["conv2"]))
+    kw = dict(units=[0], steps=1, lr=1.0, transforms=(), param=fv.pixel(tiny_convnet), key=jax.random.key(0),
+              progress=False)
+    with pytest.raises(fv.OptimizationError, match="became NaN/inf on the final images for unit 0"):
+        fv.visualize(tiny_convnet, brighter, **kw)

@@ -37,6 +37,9 @@ from .transforms import apply_batch, check_transforms, standard_transforms
 __all__ = ["visualize", "OptimizationError"]
 
 
+_FINAL = np.iinfo(np.int32).max             # nan_step of a unit whose final, untransformed score is not finite
+
+
 class OptimizationError(FloatingPointError):
     """The objective or its gradient became NaN/inf during optimization."""
 
@@ -123,6 +126,7 @@ class Render:
         buf = buf.at[-1].set(final)                                        # the last snapshot is always ``steps``
         _, acts = el.forward(subject, final, record=tuple(sorted(self.objective.sites)))
         score = self.objective(acts, final, unit)                          # final images, untransformed
+        nan_step = jnp.where((nan_step < 0) & ~jnp.all(jnp.isfinite(score)), _FINAL, nan_step)
         return {"images": jnp.nan_to_num(buf), "score": jnp.nan_to_num(score), "nan_step": nan_step}
 
     def init(self, subject, key, lr, snaps, override_steps, units):
@@ -302,9 +306,10 @@ def visualize(subject, objective: Objective, units: Sequence[int] | int = 1, *, 
         bad = np.flatnonzero(result["nan_step"] >= 0)
         if bad.size:
             i = int(bad[0])
-            raise OptimizationError(f"objective {objective.name} became NaN/inf at step "
-                                    f"{int(result['nan_step'][i])} for unit {int(padded[start + i])}; lower the "
-                                    "learning rate or check the objective")
+            at = int(result["nan_step"][i])
+            where = "on the final images" if at == _FINAL else f"at step {at}"
+            raise OptimizationError(f"objective {objective.name} became NaN/inf {where} for unit "
+                                    f"{int(padded[start + i])}; lower the learning rate or check the objective")
 
     desc = f"visualize {objective.name}"
     if loop == "scan":
