@@ -181,7 +181,7 @@ def test_unknown_choices(s, xy, call, match):
 # ---------------------------------------------------------------------- PRNG keys missing where randomness is used
 @pytest.mark.parametrize("call", [
     lambda s, x, y: syn.pgd(s, x, y, 0.1),
-    lambda s, x, y: syn.pgd(s, x, y, 0.1, random_start=False, restarts=2),
+    lambda s, x, y: syn.pgd(s, x, y, 0.1, restarts=2),
     lambda s, x, y: syn.accuracy_vs_eps(s, x, y, [0.1]),
     lambda s, x, y: syn.eigendistortions(s, "conv2", x, key=None),
     lambda s, x, y: syn.metamers(s, "conv2", x),
@@ -194,6 +194,12 @@ def test_unknown_choices(s, xy, call, match):
         "transforms"])
 def test_missing_keys(s, xy, call):
     _raises(call, s, xy, ArgumentError, r"key must be a PRNG key \(e.g. jax.random.key\(0\)\)")
+
+
+def test_restarts_without_random_starts_are_refused(s, xy):
+    """From the clean image every restart is the same attack: the result recorded restarts it did not run."""
+    _raises(lambda s, x, y: syn.pgd(s, x, y, 0.1, random_start=False, restarts=3, key=jax.random.key(0)), s, xy,
+            ArgumentError, r"restarts=3 needs random_start=True")
 
 
 # -------------------------------------------------------- empty batches and NaN images where nothing checked them

@@ -70,7 +70,7 @@ def receptive_field_size(subject, sites: Sequence[str] | str | None = None, imag
         cy, cx = (p * yy).sum(), (p * xx).sum()
         rms = math.sqrt(((yy - cy) ** 2 + (xx - cx) ** 2).ravel() @ p.ravel()) if total > 0 else 0.0
         sorted_mass = np.cumsum(np.sort(p.ravel())[::-1])
-        area = int(np.searchsorted(sorted_mass, mass) + 1) if total > 0 else 0
+        area = min(int(np.searchsorted(sorted_mass, mass) + 1), p.size) if total > 0 else 0   # float sums < 1
         for k, v in zip(rows, (theo, clipped, 2 * math.sqrt(2) * rms, math.sqrt(area), erf)):
             rows[k].append(v)
     return xr.Dataset({"theoretical_size": ("site", np.asarray(rows["theoretical_size"], float)),

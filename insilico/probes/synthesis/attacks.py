@@ -75,6 +75,9 @@ def pgd(subject, x, labels, eps: float, *, norm: str = "linf", steps: int = 40, 
     step_size = 2.5 * eps / steps if step_size is None else check_positive("step_size", step_size)
     random_start, targeted = _check_flag("random_start", random_start), _check_flag("targeted", targeted)
     loop = _check_loop(loop)
+    if restarts > 1 and not random_start:
+        raise ArgumentError(f"restarts={restarts} needs random_start=True: from the clean image every restart is the "
+                            f"same attack")
     if random_start or restarts > 1 or key is not None:
         check_key("key", key)                                    # random starts draw from it
     x, labels = _prepare(subject, x, labels)
