@@ -49,14 +49,20 @@ def _unit_starts(key, x, *, restarts: int, norm: str):
 
 
 def _round_in_ball(xa, x, eps, norm: str, bounds):
-    """8-bit rounding of attacked images; in L∞, a pixel that rounding pushed out of the ε ball steps back one
-    level (``eps`` broadcasts against the images)."""
+    """8-bit rounding of attacked images that keeps them in their ε ball (``eps`` broadcasts against the images):
+    in L∞ a pixel that rounding pushed out of the ball steps back one level; in L2 an image that nearest rounding
+    pushed out is rounded toward the clean image instead, pixel by pixel, which for an 8-bit clean image never
+    moves a pixel further from it than the attack did (clean images off the 8-bit grid may still end up to half a
+    level outside, as may an L∞ ball narrower than half a level)."""
     lo, hi = bounds
     xq = _quantize(xa, (lo, hi))
+    level = (hi - lo) / 255.0
     if norm == "linf":
-        level = (hi - lo) / 255.0
-        xq = jnp.where(xq - x > eps + 1e-6, xq - level, jnp.where(x - xq > eps + 1e-6, xq + level, xq))
-    return xq
+        return jnp.where(xq - x > eps + 1e-6, xq - level, jnp.where(x - xq > eps + 1e-6, xq + level, xq))
+    t = (jnp.clip(xa, lo, hi) - lo) / level                        # in levels; a hair's tolerance for float error
+    toward = lo + jnp.where(xa >= x, jnp.floor(t + 1e-4), jnp.ceil(t - 1e-4)) * level
+    outside = jnp.sqrt(jnp.sum((xq - x) ** 2, axis=(1, 2, 3), keepdims=True)) > eps + 1e-6
+    return jnp.where(outside, toward, xq)
 
 
 _col = lambda v: v[:, None, None, None]
