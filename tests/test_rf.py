@@ -78,10 +78,15 @@ def test_reverse_correlation_matches_numpy_reference(tiny_convnet):
     w = (xs - 0.5)[:, 2:6, 2:6, :].reshape(96, -1)
     k = 1
     s_w = sta[k].reshape(8, 8, 3)[2:6, 2:6].ravel()
-    stc = np.einsum("b,bd,be->de", resp[:, k], w - s_w, w - s_w) / resp[:, k].sum() - 0.04 * np.eye(48)
+    noise_cov = w.T @ w / 96                          # the noise's own covariance (clipped: not 0.04 I)
+    stc = np.einsum("b,bd,be->de", resp[:, k], w - s_w, w - s_w) / resp[:, k].sum() - noise_cov
     vals = np.linalg.eigvalsh(stc)
     top = vals[np.argsort(-np.abs(vals))][:8]
     assert_close(r.stc_eigenvalues.values[k], top, rtol=1e-3, atol=1e-6)
+    dead = rf.reverse_correlation(tiny_convnet, "logits", 64, key=key, batch_size=32, progress=False)
+    silent = dead.n_spikes.values <= 0                                   # signed logits that sum below 0
+    assert silent.any() and not silent.all()
+    assert np.isnan(dead.sta.values[silent]).all() and np.isfinite(dead.sta.values[~silent]).all()
 
 
 def test_receptive_field_sizes_follow_the_architecture(gabor_subject, tiny_convnet):

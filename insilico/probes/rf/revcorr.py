@@ -30,6 +30,7 @@ def _revcorr_step(acc, i, site: str, window: tuple | None, subject, key, noise: 
         y0, x0, size = window
         w = (x - mean)[:, y0:y0 + size, x0:x0 + size, :].reshape(x.shape[0], -1)
         new["rxx"] = acc["rxx"] + jnp.einsum("bu,bd,be->ude", r, w, w)
+        new["xx"] = acc["xx"] + w.T @ w                               # the noise's own (clipped) covariance
     return new
 
 
@@ -40,10 +41,12 @@ def reverse_correlation(subject, site: str, n_images: int = 8192, *, key, std: f
     white noise (mean at the middle of the pixel bounds, ``std`` per pixel, clipped to the bounds).
 
     STA = Σ r (x − μ) / Σ r: for a linear-nonlinear unit it is proportional to the linear filter (Bussgang;
-    Chichilnisky 2001). STC (``stc=True``) is computed in a ``window`` x ``window`` crop around the map centre
-    (default: the site's theoretical receptive field, at most 16 px): Σ r (x−μ−STA)(x−μ−STA)ᵀ / Σ r − σ²I
-    (Schwartz et al. 2006), with its eigenvalues and leading eigenvectors; complex-cell-like units show
-    large positive eigenvalues with a flat STA. Noise batch ``i`` is drawn from ``fold_in(key, i)``.
+    Chichilnisky 2001); NaN for a unit whose summed response is ≤ 0 (never active, or signed responses that
+    cancel: record a rectified site). STC (``stc=True``) is computed in a ``window`` x ``window`` crop around the
+    map centre (default: the site's theoretical receptive field, at most 16 px): Σ r (x−μ−STA)(x−μ−STA)ᵀ / Σ r
+    minus the noise's own covariance, measured over the same images (clipped to the bounds, its variance is
+    below σ²) (Schwartz et al. 2006), with its eigenvalues and leading eigenvectors; complex-cell-like units
+    show large positive eigenvalues with a flat STA. Noise batch ``i`` is drawn from ``fold_in(key, i)``.
     Returns ``sta`` (unit, y, x, channel), ``n_spikes`` (Σ r), ``mean_rate`` and with ``stc`` the
     ``stc_eigenvalues`` (unit, component) and ``stc_eigenvectors`` (unit, component, wy, wx, channel).
     """
@@ -68,6 +71,7 @@ def reverse_correlation(subject, site: str, n_images: int = 8192, *, key, std: f
            "rx": jnp.zeros((n_units, h * w * c))}
     if win:
         acc["rxx"] = jnp.zeros((n_units, win[2] ** 2 * c, win[2] ** 2 * c))
+        acc["xx"] = jnp.zeros((win[2] ** 2 * c, win[2] ** 2 * c))
     noise = (mean, std * (hi - lo), lo, hi, (batch_size, h, w, c))
     acc = fold(_revcorr_step, acc, math.ceil(n_images / batch_size), site, win, subject, key, noise,
                progress=progress, desc=f"reverse correlation {site}")
@@ -75,7 +79,7 @@ def reverse_correlation(subject, site: str, n_images: int = 8192, *, key, std: f
     spikes = sums["r"]
     safe = np.where(spikes > 0, spikes, 1.0)
     sta = (sums["rx"] / safe[:, None]).reshape(n_units, h, w, c)
-    sta[spikes <= 0] = 0.0
+    sta[spikes <= 0] = np.nan               # Σ r ≤ 0: no spike-triggered average (a silent or signed unit)
     ds = xr.Dataset({"sta": (("unit", "y", "x", "channel"), sta.astype(np.float32)),
                      "n_spikes": ("unit", spikes), "mean_rate": ("unit", spikes / sums["n"])},
                     coords={"unit": np.arange(n_units)},
@@ -84,8 +88,9 @@ def reverse_correlation(subject, site: str, n_images: int = 8192, *, key, std: f
         y0, x0, size = win
         s_w = sta[:, y0:y0 + size, x0:x0 + size, :].reshape(n_units, -1)
         cov = sums["rxx"] / safe[:, None, None] - np.einsum("ud,ue->ude", s_w, s_w)
-        cov -= (std * (hi - lo)) ** 2 * np.eye(cov.shape[-1])[None]
-        vals, vecs = np.linalg.eigh(cov)
+        cov -= sums["xx"][None] / sums["n"]          # clipping makes the noise's variance less than σ²
+        vals, vecs = np.linalg.eigh(np.where(spikes[:, None, None] > 0, cov, 0.0))
+        vals[spikes <= 0], vecs[spikes <= 0] = np.nan, np.nan
         order = np.argsort(-np.abs(vals), axis=-1)[:, :8]
         vals = np.take_along_axis(vals, order, -1)
         vecs = np.take_along_axis(vecs, order[:, None, :], -1).transpose(0, 2, 1)
