@@ -246,6 +246,8 @@ BAD = {
     "fit_gabor empty": (lambda: gabor.fit_gabor(np.empty((0, 8, 8))), "filters"),
     "gabor_filter sigma": (lambda: gabor.gabor_filter(9, {"sigma_x": 0.0, "sigma_y": 2.0, "orientation": 0.0,
                                                           "sf": 0.2}), "sigma_x"),
+    "gabor_filter phase text": (lambda: gabor.gabor_filter(9, {"sigma_x": 2.0, "sigma_y": 2.0, "orientation": 0.0,
+                                                                "sf": 0.2, "phase": "90deg"}), "phase"),
     "gabor_filter shape": (lambda: gabor.gabor_filter((0, 9), {"sigma_x": 2.0, "sigma_y": 2.0,
                                                                "orientation": 0.0, "sf": 0.2}), "shape"),
     "gabor_similarity nan": (lambda: gabor.gabor_similarity(_with(np.ones((5, 5)), (0, 0), np.nan),

@@ -83,11 +83,15 @@ def _jac(p: np.ndarray, xx: np.ndarray, yy: np.ndarray) -> np.ndarray:
 
 def _get(params: Any, key: str) -> float:
     try:
-        value = float(params[key])
-    except (KeyError, ValueError, IndexError):
+        raw = params[key]
+    except (KeyError, IndexError):            # only an absent key takes the default
         if key in _DEFAULTS:
             return _DEFAULTS[key]
         raise KeyError(f"gabor params lack required key {key!r}") from None
+    try:
+        value = float(raw)
+    except (TypeError, ValueError):
+        raise ArgumentError(f"gabor params[{key!r}] must be a number; got {raw!r:.40}") from None
     if not np.isfinite(value) or (key in ("sigma_x", "sigma_y") and value <= 0) or (key == "sf" and value < 0):
         valid = "a number > 0" if key.startswith("sigma") else "a number ≥ 0" if key == "sf" else "a finite number"
         raise ArgumentError(f"gabor params[{key!r}] must be {valid}; got {value}")
