@@ -62,6 +62,15 @@ def test_fold_and_map_refuse_bad_data():
         fold(add_moments, {}, np.zeros((3, 2)), 1.0, batch_size=0)
     with pytest.raises(ArgumentError, match="iterable of batches"):
         Stream(np.zeros((3, 2)))
+    uneven = {"a": np.zeros((4, 2)), "b": np.zeros((5, 2))}
+    with pytest.raises(ArgumentError, match=r"leading \(stimulus\) axis; got leading axes \[4, 5\]"):
+        map_batches(lambda d: d, uneven)                       # was 4 rows of b, silently
+    with pytest.raises(ArgumentError, match=r"batch 1 of the Stream .* got leading axes \[2, 3\]"):
+        map_batches(lambda d: d, Stream([uneven["a"][:2], {"a": np.zeros((2, 1)), "b": np.zeros((3, 1))}]))
+    with pytest.raises(ArgumentError, match="a number of batches .* is for fold"):
+        map_batches(lambda d: d, 3)
+    with pytest.raises(ArgumentError, match="non-empty"):
+        map_batches(lambda d: d, np.zeros((0, 2)))
 
 
 @dataclass(frozen=True)

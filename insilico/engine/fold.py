@@ -107,11 +107,21 @@ def map_batches(fn: Callable, data, *args, batch_size: int = 256, progress: bool
     from tqdm.auto import tqdm
 
     batch_size = check_count("batch_size", batch_size)
-    _, batches = _batches(Stream([data]) if not isinstance(data, Stream) else data, batch_size)
+    if not isinstance(data, Stream):
+        if isinstance(data, (int, np.integer)):
+            raise ArgumentError("map_batches takes arrays with a leading stimulus axis or a Stream of them; a number "
+                                "of batches (data made inside the step) is for fold")
+        _batches(data, batch_size)                        # one common, non-empty leading axis, or an error
+        data = Stream([data])
+    _, batches = _batches(data, batch_size)
     body = _compiled(fn)
     parts = []
-    for batch in tqdm(batches, desc=desc, unit="batch", disable=not progress):
-        total = len(jax.tree.leaves(batch)[0])
+    for k, batch in enumerate(tqdm(batches, desc=desc, unit="batch", disable=not progress)):
+        sizes = {int(np.shape(a)[0]) if np.ndim(a) else -1 for a in jax.tree.leaves(batch)}
+        if len(sizes) != 1 or -1 in sizes or 0 in sizes:
+            raise ArgumentError(f"batch {k} of the Stream must be arrays with one common, non-empty leading "
+                                f"(stimulus) axis; got leading axes {sorted(sizes)}")
+        total = sizes.pop()
         for start in range(0, total, batch_size):                  # a batch larger than batch_size is cut
             piece = take(batch, start, start + batch_size)
             size = min(batch_size, total - start)
