@@ -72,6 +72,10 @@ def test_checkpoint_roundtrip_and_errors(tmp_path):
     (tmp_path / "trunc.ckpt").write_bytes(raw[:-10])
     with pytest.raises(CheckpointError, match="corrupt: payload checksum mismatch"):
         load_checkpoint(tmp_path / "trunc.ckpt", v)
+    epoch = save_checkpoint(tmp_path / "e.ckpt", v, {"epoch": 3}).read_bytes()
+    (tmp_path / "e9.ckpt").write_bytes(epoch.replace(b'"epoch": 3', b'"epoch": 9'))     # the same length
+    with pytest.raises(CheckpointError, match="its header .* was modified"):
+        load_checkpoint(tmp_path / "e9.ckpt", v)
     (tmp_path / "junk.ckpt").write_bytes(b"hello")
     with pytest.raises(CheckpointError, match="not an insilico checkpoint"):
         load_checkpoint(tmp_path / "junk.ckpt", v)

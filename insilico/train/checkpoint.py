@@ -29,7 +29,9 @@ def save_checkpoint(path, state, meta: dict | None = None) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = serialization.to_bytes(jax.device_get(state))
-    header = json.dumps({"meta": meta or {}, "sha256": hashlib.sha256(payload).hexdigest()}).encode()
+    meta = meta or {}
+    header = json.dumps({"meta": meta, "sha256": hashlib.sha256(payload).hexdigest(),
+                         "sha256_with_meta": _with_meta(meta, payload)}).encode()
     tmp = path.with_name(f"{path.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp")     # one per writer
     try:
         with open(tmp, "wb") as f:
@@ -61,7 +63,15 @@ def _read(path):
         raise CheckpointError(f"{path} is corrupt: unreadable header ({e})") from None
     if hashlib.sha256(payload).hexdigest() != header.get("sha256"):
         raise CheckpointError(f"{path} is corrupt: payload checksum mismatch (truncated or modified file)")
+    if "sha256_with_meta" in header and _with_meta(header.get("meta"), payload) != header["sha256_with_meta"]:
+        raise CheckpointError(f"{path} is corrupt: its header (epoch, history, identity) was modified")
     return header, payload
+
+
+def _with_meta(meta, payload: bytes) -> str:
+    """sha256 of the meta (canonical JSON) and the payload: the header cannot change unseen (files written before
+    this checksum carry only the payload's)."""
+    return hashlib.sha256(json.dumps(meta, sort_keys=True).encode() + payload).hexdigest()
 
 
 def load_checkpoint(path, target):
