@@ -175,3 +175,23 @@ def test_evaluate_compiles_one_predictor_per_model_and_keeps_a_bounded_number(di
     info = evaluation._predictor.cache_info()
     assert info.maxsize == size and info.currsize == size
     assert evaluation._predictor(model) is not predict                             # the oldest was dropped
+
+
+def test_objectives_and_sparse_coding_check_their_settings():
+    from insilico.train.objectives import Classification, Contrastive, Slowness, SparseAutoencoder, sparse_coding
+    from insilico.validation import ArgumentError
+
+    for make, match in [(lambda: Classification(label_smoothing=2.0), "label_smoothing"),
+                        (lambda: Contrastive(temperature=-1.0), "temperature"),
+                        (lambda: Contrastive(temperature=0.0), "temperature"),
+                        (lambda: Contrastive(augment="none"), "augmentation"),
+                        (lambda: SparseAutoencoder(l1=-5.0), "l1"),
+                        (lambda: Slowness(shift=0), "shift"),
+                        (lambda: sparse_coding(np.ones((8, 4)), 2, key=jax.random.key(0), batch_size=0),
+                         "batch_size"),
+                        (lambda: sparse_coding(np.ones((8, 4)), 0, key=jax.random.key(0)), "n_atoms"),
+                        (lambda: sparse_coding(np.ones((8, 4)), 2, key=jax.random.key(0), lam=-1.0), "lam"),
+                        (lambda: sparse_coding(np.ones((8, 4)), 2, key=None), "key")]:
+        with pytest.raises(ArgumentError, match=match):
+            make()
+    assert Classification(label_smoothing=0.0).label_smoothing == 0.0

@@ -23,6 +23,15 @@ import numpy as np
 import optax
 
 from .. import rng
+from ..validation import (
+    ArgumentError,
+    check_count,
+    check_finite,
+    check_fraction,
+    check_key,
+    check_number,
+    check_positive,
+)
 from .augment import AUGMENTATIONS
 
 
@@ -34,6 +43,9 @@ class Classification:
 
     label_smoothing: float = 0.1
     uses_labels = True
+
+    def __post_init__(self):
+        check_fraction("label_smoothing", self.label_smoothing)
 
     def __call__(self, apply, x, y, key):
         logits, inter = apply(x, key)
@@ -51,6 +63,9 @@ class SparseAutoencoder:
 
     l1: float = 1e-3
     uses_labels = False
+
+    def __post_init__(self):
+        check_number("l1", self.l1, low=0)
 
     def __call__(self, apply, x, y, key):
         recon, inter = apply(x, key)
@@ -82,10 +97,12 @@ class Contrastive:
     uses_labels = False
 
     def __post_init__(self):
+        # a temperature ≤ 0 would train the opposite objective with a finite loss
+        check_positive("temperature", self.temperature)
         if AUGMENTATIONS.get(self.augment) is None:
             valid = [k for k, v in AUGMENTATIONS.items() if v is not None]
-            raise ValueError(f"Contrastive needs an augmentation to make two views; got {self.augment!r}, "
-                             f"valid: {', '.join(valid)}")
+            raise ArgumentError(f"Contrastive needs an augmentation to make two views; got {self.augment!r}, "
+                                f"valid: {', '.join(valid)}")
 
     def __call__(self, apply, x, y, key):
         aug = AUGMENTATIONS[self.augment]
@@ -122,6 +139,10 @@ class Slowness:
     shift: int = 2
     decorrelation: float = 1.0
     uses_labels = False
+
+    def __post_init__(self):
+        check_count("shift (pixels between frames)", self.shift)
+        check_number("decorrelation", self.decorrelation, low=0)
 
     def __call__(self, apply, x, y, key):
         k1, k2 = jax.random.split(key)
@@ -169,7 +190,11 @@ def sparse_coding(patches, n_atoms: int, *, key, lam: float = 0.1, steps: int = 
     Field's alternation: sparse codes by ISTA (λ = ``lam``), then a gradient step on the unit-norm atoms.
     Returns ``{"dictionary": (n_atoms, P), "mse": per-step reconstruction error, "active": per-step fraction of
     non-zero coefficients}``."""
-    x = jnp.asarray(patches, jnp.float32)
+    n_atoms, steps, batch_size = (check_count(name, v) for name, v in
+                                  (("n_atoms", n_atoms), ("steps", steps), ("batch_size", batch_size)))
+    lam, lr = check_number("lam", lam, low=0), check_positive("lr", lr)
+    check_key("key", key)
+    x = jnp.asarray(check_finite("patches", patches), jnp.float32)
     if x.ndim != 2 or x.shape[0] < n_atoms:
         raise ValueError(f"sparse_coding needs patches (N, P) with N ≥ n_atoms; got shape {tuple(x.shape)}")
     k0, key = jax.random.split(key)
