@@ -89,6 +89,8 @@ def test_overwrite_starts_over_and_keeps_other_files(tmp_path, fresh):
     sweep(store, items=jnp.linspace(0.0, 1.0, 20))                              # 5 chunks
     (store / "notes.txt").write_text("mine")
     (store / "chunk_00009.nc.tmp").write_bytes(b"partial")
+    (store / "chunk_00008.nc.4242-0a1b2c3d.tmp").write_bytes(b"partial")                 # one writer's own
+    (store / "manifest.json.4242-0a1b2c3d.tmp").write_bytes(b"partial")
     ds = sweep(store, overwrite=True)                                          # 3 chunks of another sweep
     assert ds.attrs["resumed_chunks"] == 0
     np.testing.assert_array_equal(ds.y.values, fresh.y.values)
@@ -103,7 +105,7 @@ def test_full_disk_leaves_no_partial_chunk_and_resumes(tmp_path, fresh, monkeypa
     write = xr.Dataset.to_netcdf
 
     def disk_fills_at_chunk_2(self, path, *args, **kwargs):
-        if Path(path).name == "chunk_00002.nc.tmp":
+        if Path(path).name.startswith("chunk_00002.nc.") and Path(path).name.endswith(".tmp"):
             Path(path).write_bytes(b"CDF\x01 half a file")
             raise OSError(errno.ENOSPC, "No space left on device")
         return write(self, path, *args, **kwargs)

@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import re
+import uuid
 from pathlib import Path
 
 import jax
@@ -35,7 +36,8 @@ class SweepError(ValueError):
 # checksum of its values; all are verified before a chunk is reused.
 
 _WAY_OUT = "use a new store directory, or pass overwrite=True (CLI: --overwrite) to start over"
-_CHUNK_NAME = re.compile(r"chunk_\d{5,}\.nc(\.tmp)?$")
+_CHUNK_NAME = re.compile(r"chunk_\d{5,}\.nc(\.[0-9a-f-]+)?(\.tmp)?$")
+_MANIFEST = re.compile(r"manifest\.json(\.[0-9a-f-]+)?(\.tmp)?$")
 
 
 def _differ(name: str) -> str:
@@ -137,8 +139,9 @@ def _show_coords(coords) -> str:
 
 
 def write_atomic(path: Path, write):
-    """``write(tmp)`` then rename over ``path``; a failed write (a full disk) leaves no partial file."""
-    tmp = path.with_name(path.name + ".tmp")
+    """``write(tmp)`` then rename over ``path``; a failed write (a full disk) leaves no partial file, and two
+    writers of one file never share a temporary file (each has its own name)."""
+    tmp = path.with_name(f"{path.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp")
     try:
         write(tmp)
         os.replace(tmp, path)
@@ -150,7 +153,7 @@ def write_atomic(path: Path, write):
 def _clear_store(store: Path):
     """Delete this sweep store's own files (manifest, chunks, temporary files); nothing else in ``store``."""
     for f in store.iterdir():
-        if (f.name in ("manifest.json", "manifest.json.tmp") or _CHUNK_NAME.match(f.name)) and f.is_file():
+        if (_MANIFEST.match(f.name) or _CHUNK_NAME.match(f.name)) and f.is_file():
             f.unlink()
 
 
