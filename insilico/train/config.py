@@ -1,5 +1,7 @@
 """What a training run is configured by: :class:`TrainConfig` (checked hyper-parameters) and the optimizer it
-makes (:func:`make_optimizer`: decoupled weight decay on kernels, a one-cycle learning-rate schedule)."""
+makes (:func:`make_optimizer`: L2 weight decay on kernels, added to the gradient before the optimizer as SGD's
+classic weight decay — with Adam that is L2 regularization, not AdamW's decoupled decay — and a one-cycle
+learning-rate schedule)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -16,9 +18,10 @@ OPTIMIZERS = ("sgd", "adam")
 @dataclass(frozen=True)
 class TrainConfig:
     """Hyper-parameters of :func:`~insilico.train.fit`. ``optimizer`` "sgd" (Nesterov momentum) or "adam";
-    decoupled weight decay on kernels only; a one-cycle learning-rate schedule (linear warm-up for ``warmup`` of
-    training, then cosine decay). Every field is checked when the config is made
-    (:class:`~insilico.validation.ArgumentError` naming the field)."""
+    L2 weight decay on kernels only (added to the gradient before the optimizer: with Adam not AdamW's decoupled
+    decay); a one-cycle learning-rate schedule (linear warm-up for ``warmup`` of training, then cosine decay).
+    Every field is checked when the config is made (:class:`~insilico.validation.ArgumentError` naming the
+    field)."""
 
     epochs: int = 10
     batch_size: int = 128
