@@ -71,11 +71,12 @@ def test_sweep_command_resumes_from_store(tmp_path, capsys):
 def test_attack_and_controversial_commands(tmp_path, capsys):
     main(["attack", "mnist_convnet", "--eps", "0", "0.3", "--steps", "5", "--n", "16", "--out", str(tmp_path)])
     text = capsys.readouterr().out
-    assert "pgd" in text and "eps 0: 1.000" in text
+    assert "pgd" in text and "eps 0: 1.000" in text and "agreement with the clean predictions" in text
     pgd = xr.open_dataset(tmp_path / "pgd.nc")
     assert pgd.accuracy.values[0] == 1.0 and pgd.accuracy.values[1] < 1.0
-    with pytest.raises(SystemExit):
+    with pytest.raises(SystemExit) as stop:
         main(["controversial", "mnist_convnet", "nonexistent_model", "--out", str(tmp_path)])
+    assert stop.value.code == 2 and "nonexistent_model" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("argv, message", [

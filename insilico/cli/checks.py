@@ -127,8 +127,9 @@ def load_subject(name: str, weights):
     return zoo.load(name, weights=weights)
 
 
-def sweep_images(subject, source: str, n: int):
-    """Images (and labels, or None) for ``insilico sweep``: photo patches, or the subject's test set."""
+def sweep_images(subject, source: str, n: int, seed: int = 0):
+    """Images (and labels, or None) for ``insilico sweep``: photo patches, or the subject's test set; which
+    patches or test images follows ``seed`` (the command's --seed)."""
     import jax
     import numpy as np
 
@@ -136,13 +137,13 @@ def sweep_images(subject, source: str, n: int):
 
     h, _, c = subject.input_spec.shape
     if source == "patches":
-        return stimuli.natural_patches(jax.random.PRNGKey(0), n, h, c, scale=4), None
+        return stimuli.natural_patches(jax.random.PRNGKey(seed), n, h, c, scale=4), None
     from ..data import cifar10, mnist_test
 
     data = {"cifar10-test": lambda: cifar10("test"), "mnist-heldout": lambda: mnist_test("heldout")}[source]()
     if n > len(data):
         raise CommandError(f"--n {n} asks for more images than {source} holds ({len(data)}); valid: 1 to {len(data)}")
-    idx = np.sort(np.random.default_rng(0).permutation(len(data))[:n])
+    idx = np.sort(np.random.default_rng(seed).permutation(len(data))[:n])
     return data.x[idx], data.y[idx]
 
 

@@ -28,7 +28,7 @@ def sweep(args):
     from ..probes.lesion import ablation_curve, single_unit_sweep
 
     subject = load_subject(args.model, args.weights)
-    x, y = sweep_images(subject, args.images, args.n)
+    x, y = sweep_images(subject, args.images, args.n, getattr(args, "seed", 0))
     store = {"store": args.store, "overwrite": args.overwrite, "recompute_damaged": args.recompute_damaged}
     if args.curve:
         n = subject.sites[args.site][-1]
@@ -76,7 +76,7 @@ def rf(args):
     subject = load_subject(args.model, args.weights)
     units = np.arange(args.units)
     key = jax.random.PRNGKey(args.seed)
-    x, _ = sweep_images(subject, args.images, args.n)
+    x, _ = sweep_images(subject, args.images, args.n, getattr(args, "seed", 0))
     vis = fv.visualize(subject, fv.channel(args.site), units, key=key, steps=args.steps, n_seeds=1)
     ex = rf.exemplars(subject, args.site, x, k=args.k, units=units)
     fig = figures.exemplar_grid(vis.images.isel(step=-1, seed=0).values, ex.top_crop.values, ex.bottom_crop.values,
@@ -110,12 +110,15 @@ def attack(args):
     from ..probes import synthesis as syn
 
     subject = load_subject(args.model, args.weights)
-    x, y = sweep_images(subject, args.images, args.n)
+    x, y = sweep_images(subject, args.images, args.n, getattr(args, "seed", 0))
     x = np.asarray(syn.quantize(x))
+    measure = "accuracy"
     if y is None:                                # photo patches: attack the model's own predictions
         from .. import electrode as el
         y = np.asarray(el.record(subject, x)[0].argmax(-1))
+        measure = "agreement with the clean predictions (photo patches have no labels)"
     eps = [float(e) for e in args.eps]
+    print(f"{measure} under attack:")
     for attack in ("fgsm", "pgd"):
         curve = syn.accuracy_vs_eps(subject, x, y, eps, attack=attack, norm=args.norm, steps=args.steps,
                                     key=jax.random.PRNGKey(args.seed))
