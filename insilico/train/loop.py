@@ -195,6 +195,7 @@ def fit(model: nn.Module, train, test=None, cfg: TrainConfig = _DEFAULT_CONFIG, 
                        tx.init(variables["params"]), constants)
     history, start, identity = [], 0, None
     ckpt = Path(checkpoint_dir) / "last.ckpt" if checkpoint_dir is not None else None
+    ours = False                          # whether ckpt holds this run's weights (resumed, or written by it)
     if ckpt is not None:                  # what this run is: checked against a checkpoint before resuming it
         identity = _run_identity(model, cfg, objective or Classification(cfg.label_smoothing),
                                  data_fingerprint(x_train, y_train, getattr(train, "name", None)),
@@ -204,6 +205,7 @@ def fit(model: nn.Module, train, test=None, cfg: TrainConfig = _DEFAULT_CONFIG, 
             _check_resumable(ckpt, read_meta(ckpt).get("identity"), identity)
             state, meta = load_checkpoint(ckpt, state)
             history, start = meta["history"], meta["epoch"]
+            ours = True
     step_fn = make_train_step(model, tx, cfg, objective)
     if on_epoch is not None and start == 0:
         on_epoch(0, jax.device_get(_variables(state)))          # host copies: the step donates its state
@@ -213,7 +215,7 @@ def fit(model: nn.Module, train, test=None, cfg: TrainConfig = _DEFAULT_CONFIG, 
         metrics: list[dict] = []
         checked = 0
 
-        def check_losses(losses=losses, order=order, epoch=epoch):
+        def check_losses(losses=losses, order=order, epoch=epoch, ours=ours):
             """Raise at the first non-finite loss since the last check (one wait for the device)."""
             nonlocal checked
             window = losses[checked:]
@@ -222,7 +224,9 @@ def fit(model: nn.Module, train, test=None, cfg: TrainConfig = _DEFAULT_CONFIG, 
                 i = checked + int(np.flatnonzero(~np.isfinite(values))[0])
                 idx = order[i * cfg.batch_size:(i + 1) * cfg.batch_size]
                 shown = ", ".join(map(str, idx[:10])) + (", ..." if len(idx) > 10 else "")
-                kept = f"; the last good checkpoint, {ckpt}, is kept" if ckpt is not None and ckpt.exists() else ""
+                kept = (f"; the last good checkpoint, {ckpt}, is kept" if ours else
+                        f"; {ckpt} is an earlier run's (resume=False), not this one's" if ckpt is not None
+                        and ckpt.exists() else "")
                 raise TrainingDivergedError(
                     f"training diverged: the loss is {values[i - checked]} at epoch {epoch + 1}/{cfg.epochs}, step "
                     f"{i + 1}/{steps_per_epoch} (global step {epoch * steps_per_epoch + i + 1}), batch {i} of the "
@@ -265,6 +269,7 @@ def fit(model: nn.Module, train, test=None, cfg: TrainConfig = _DEFAULT_CONFIG, 
             print(json.dumps(record), flush=True)
         if ckpt is not None:
             save_checkpoint(ckpt, state, {"identity": identity, "epoch": epoch + 1, "history": history})
+            ours = True
         if on_epoch is not None:
             on_epoch(epoch + 1, jax.device_get(_variables(state)))
     return FitResult(_variables(state), history)
