@@ -90,9 +90,11 @@ def rf(args):
         tun = rf.grating_tuning(subject, args.site, sfs=(0.05, 0.08, 0.12, 0.18, 0.27, 0.4),
                                 phases=tuple(range(0, 360, 45)))[args.site]
         summ = rf.tuning_summary(tun)
-        ok = np.isfinite(summ.modulation_ratio.values)
-        print(f"gratings: median OSI {np.nanmedian(summ.osi.values):.2f}, "
-              f"{np.mean(summ.modulation_ratio.values[ok] > 1):.0%} of units simple (F1/F0 > 1)")
+        ok, tuned = np.isfinite(summ.modulation_ratio.values), np.isfinite(summ.osi.values)
+        osi = f"median OSI {np.median(summ.osi.values[tuned]):.2f}" if tuned.any() else "no unit with an OSI"
+        simple = (f"{np.mean(summ.modulation_ratio.values[ok] > 1):.0%} of {int(ok.sum())} units simple "
+                  f"(F1/F0 > 1)" if ok.any() else "no unit responds to the gratings (no F1/F0)")
+        print(f"gratings: {osi}, {simple}")
         summ.to_netcdf(out / "tuning.nc")
     vis.to_netcdf(out / "visualizations.nc")
     ex.drop_vars(["top_crop", "bottom_crop"]).to_netcdf(out / "exemplars.nc")
