@@ -34,7 +34,7 @@ from ._checks import (  # noqa: F401
     _n_outputs,
 )
 from .augment import AUGMENTATIONS
-from .checkpoint import load_checkpoint, read_meta, save_checkpoint
+from .checkpoint import CheckpointError, load_checkpoint, read_meta, save_checkpoint
 from .config import OPTIMIZERS, TrainConfig, _check_config, make_optimizer
 from .divergence import TrainingDivergedError, _nonfinite_paths, _tree_finite
 from .evaluation import _accuracy, _predictor, evaluate  # noqa: F401
@@ -202,8 +202,11 @@ def fit(model: nn.Module, train, test=None, cfg: TrainConfig = _DEFAULT_CONFIG, 
                                  data_fingerprint(x_test, y_test, getattr(test, "name", None)) if evaluate_test
                                  else None)
         if resume and ckpt.exists():
-            _check_resumable(ckpt, read_meta(ckpt).get("identity"), identity)
+            stored = read_meta(ckpt).get("identity")
+            _check_resumable(ckpt, stored, identity)
             state, meta = load_checkpoint(ckpt, state)
+            if meta.get("identity") != stored:          # another process replaced the file in between
+                raise CheckpointError(f"{ckpt} changed while it was read (another run writing it?); run again")
             history, start = meta["history"], meta["epoch"]
             ours = True
     step_fn = make_train_step(model, tx, cfg, objective)
