@@ -114,3 +114,23 @@ def test_spearman_is_pearson_of_ranks_and_zero_when_all_tied(rng):
     assert float(selectivity.spearman(x, y)) == pytest.approx(sp.spearmanr(x, y).statistic, abs=1e-6)
     assert float(selectivity.spearman(np.ones(10), np.arange(10.0))) == 0.0
     assert float(jax.jit(selectivity.spearman)(jnp.ones(10), jnp.arange(10.0))) == 0.0
+
+
+def test_constants_that_do_not_centre_to_zero_are_still_constant():
+    """0.1 is not exact in binary: centring ten copies leaves ~1e-17, which made pearson 1.0, an RDM row a
+    distance and a constant unit a 'spectrum'. Constancy is decided exactly (the spread is 0)."""
+    import jax.numpy as jnp
+
+    from insilico.analysis import dimensionality, rsa
+    from insilico.analysis.stats import pearson
+
+    for c in (0.1, 0.3, 1 / 3, 2.2):
+        assert np.isnan(pearson(np.full(10, c), np.full(10, c)))
+        assert np.isnan(pearson(jnp.full(10, c), jnp.arange(10.0)))
+    assert np.isnan(pearson(np.full(3, 0.1), np.array([1.0, 1.0, 1.0 + 1e-15])))
+    w = np.r_[np.zeros(3), np.ones(5)]                                  # constant where the weight is not 0
+    assert np.isnan(pearson(np.r_[np.arange(3.0), np.full(5, 0.1)], np.arange(8.0), w))
+    with pytest.raises(ValueError, match=r"stimuli \[0\] evoke a constant pattern"):
+        rsa.rdm(np.vstack([np.full(7, 0.1), np.random.default_rng(0).random((3, 7))]))
+    with pytest.raises(ValueError, match="constant responses"):
+        dimensionality.participation_ratio(np.full((10, 5), 0.1))

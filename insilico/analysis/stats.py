@@ -39,15 +39,23 @@ def pearson(a, b, w=None, axis: int = 0):
     def dot(u, v):
         return xp.sum(u * v if w is None else w * u * v, axis)
 
+    def spread(v):                # exactly 0 for a constant (centring a constant leaves rounding residue)
+        if w is None:
+            return xp.max(v, axis) - xp.min(v, axis)
+        return xp.max(xp.where(w > 0, v, -xp.inf), axis) - xp.min(xp.where(w > 0, v, xp.inf), axis)
+
+    varies = (spread(a) > 0) & (spread(b) > 0)
     a, b = a - mean(a), b - mean(b)
     den = xp.sqrt(dot(a, a) * dot(b, b))
+    ok = varies & (den > 0)
     with np.errstate(invalid="ignore", divide="ignore"):
-        return xp.where(den > 0, dot(a, b) / xp.where(den > 0, den, 1), xp.nan)
+        return xp.where(ok, dot(a, b) / xp.where(ok, den, 1), xp.nan)
 
 
 def rankdata(x, axis: int = -1, *, weights=None, order=None):
     """Average ranks along ``axis`` (1-based; tied values share the mean of their ranks), as
-    ``scipy.stats.rankdata``; NaN in a slice makes its ranks NaN.
+    ``scipy.stats.rankdata``; NaN in a slice makes its ranks NaN (without ``weights``: the weighted form takes
+    finite values, as its callers check).
 
     ``weights`` (1-D ``x`` only): ranks in the multiset where entry p appears ``weights[p]`` times — an entry's
     rank is the mean rank of its copies and of the copies of equal entries; ``weights=None`` is the same as

@@ -224,7 +224,7 @@ def check_responses(responses, n: int | None = None) -> tuple[np.ndarray, np.nda
     y = y.reshape(len(y), -1)
     if n is not None and y.shape[0] != n:
         raise ArgumentError(f"responses must hold one row per image ({n}); got shape {y.shape}")
-    const = np.flatnonzero(y.std(0) == 0)
+    const = np.flatnonzero(np.ptp(y, 0) == 0)            # exactly (a constant's std may be 1e-17)
     if len(const):
         raise ArgumentError(f"responses: neurons {const.tolist()[:10]} respond identically to every stimulus; "
                             "their correlation is undefined")

@@ -91,7 +91,8 @@ def rdm(patterns, method: str = "correlation", *, noise=None, prior_lambda: floa
         raise ValueError("mahalanobis distance needs noise= (a precision matrix, channels × channels)")
     if method in ("correlation", "cosine"):
         z = x - x.mean(1, keepdims=True) if method == "correlation" else x
-        constant = np.linalg.norm(z, axis=1) == 0
+        # exactly: centring a constant pattern can leave a rounding residue whose norm is not 0
+        constant = (np.ptp(x, 1) == 0) if method == "correlation" else (np.linalg.norm(z, axis=1) == 0)
         if np.any(constant):
             raise ValueError(f"rdm({method!r}): stimuli {np.flatnonzero(constant).tolist()} evoke a constant "
                              "pattern (zero variance across channels); the distance is undefined")
