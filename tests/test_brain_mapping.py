@@ -39,6 +39,17 @@ def test_rsa_by_site_finds_the_generating_site(tiny_convnet, images):
     assert len(fig.axes) == 2
     with pytest.raises(ValueError, match=r"region 'x': RDMs must be \(subjects, 40, 40\)"):
         brain.rsa_by_site(tiny_convnet, images, {"x": np.zeros((3, 10, 10))})
+    with pytest.raises(ValueError, match=r"region 'y': RDMs must be \(subjects, 40, 40\) or .* got \(2, 2, 40, 40\)"):
+        brain.rsa_by_site(tiny_convnet, images, {"y": np.stack([regions["early"][:2]] * 2)})   # sessions
+
+
+def test_rsa_by_site_reports_a_constant_site(tiny_convnet, images):
+    """One grey image repeated: every site responds identically, named in constant_sites (the comparison used
+    to raise)."""
+    grey = np.full((8, *images.shape[1:]), 0.5, np.float32)
+    region = {"r": rsa.rdm(np.random.default_rng(0).normal(size=(8, 5)))}
+    ds = brain.rsa_by_site(tiny_convnet, grey, region, sites=["conv1", "fc1"], method="spearman")
+    assert np.isnan(ds.score.values).all() and "conv1" in ds.attrs["constant_sites"]
 
 
 def test_encoding_by_site_finds_the_generating_site(tiny_convnet, images):

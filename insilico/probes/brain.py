@@ -70,6 +70,9 @@ def _region_rdms(regions: Mapping[str, RDMs | xr.DataArray], n: int) -> dict[str
         arr = check_finite(f"region {name!r}", r.values if isinstance(r, xr.DataArray) else r).astype(np.float64)
         if arr.ndim == 2:
             arr = arr[None]
+        if arr.ndim != 3:               # e.g. (subjects, sessions, n, n): flattening would count sessions as subjects
+            raise ValueError(f"region {name!r}: RDMs must be (subjects, {n}, {n}) or ({n}, {n}); got {arr.shape} "
+                             f"(average other axes first, e.g. .mean('session'))")
         if arr.shape[-2:] != (n, n):
             raise ValueError(f"region {name!r}: RDMs must be (subjects, {n}, {n}) over the same {n} stimuli; got "
                              f"{arr.shape}")
@@ -112,11 +115,11 @@ def rsa_by_site(subject: Subject, images: Images, regions: Mapping[str, RDMs | x
     constant = []
     keys = jax.random.split(key, len(names)) if n_boot and key is not None else None   # n_boot needs a key
     for i, s in enumerate(names):
-        try:
-            site_rdm = rsa.rdm(feats[s], rdm_method)
-        except ValueError:
+        flat = np.asarray(feats[s]).reshape(n, -1)
+        if np.all(np.ptp(flat, 0) == 0):               # the same response to every stimulus: no RDM to compare
             constant.append(s)
             continue
+        site_rdm = rsa.rdm(feats[s], rdm_method)        # NaN features, a flat pattern: its own error
         for j, r in enumerate(rnames):
             sims = rsa.compare(site_rdm, reg[r], method)[0]
             per_subject[i, j, :len(sims)] = sims
