@@ -150,6 +150,9 @@ def where(predicate: Callable[[Call], bool], *, methods=("__call__",), descripti
     select."""
     if not callable(predicate):
         raise TypeError(f"where needs a function of a Call; got {predicate!r}")
+    if isinstance(methods, str) or not all(isinstance(m, str) for m in methods):
+        raise TypeError(f"where's methods must be a sequence of method names, e.g. ('__call__', 'encode'); got "
+                        f"{methods!r}")
     return Selector(lambda c: c.method in methods and predicate(c), frozenset(methods),
                     description or f"where({getattr(predicate, '__name__', 'predicate')})")
 

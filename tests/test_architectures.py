@@ -147,3 +147,25 @@ def test_sample_checks_every_image(trained, cifar):
         electrode.sample(subject, x, "conv2", n_samples=2, key=jax.random.key(0))
     with pytest.raises(ValueError, match="n_samples must be"):
         electrode.sample(subject, x[:2], "conv2", n_samples=0, key=jax.random.key(0))
+
+
+def test_model_settings_that_would_build_another_model_are_refused():
+    """A 3-value normalization on a 1-channel input broadcast it to 3 channels; an odd size lost rows in the
+    autoencoder (its output was smaller than its input); a pooling name or a padding that is not used."""
+    from insilico.models import Autoencoder, ConvNet
+    from insilico.models._stage import ConvStage
+    from insilico.selectors import where
+
+    x1 = jnp.zeros((1, 28, 28, 1))
+    with pytest.raises(ValueError, match="Normalize: mean has 3 values for an input of 1 channel"):
+        ConvNet(widths=(4,), fc=(), mean=(0.49, 0.48, 0.45), std=(0.25, 0.24, 0.26)).init(jax.random.key(0), x1)
+    with pytest.raises(ValueError, match="multiples of 8 .* got 28x28"):
+        Autoencoder(widths=(4, 8, 8)).init(jax.random.key(0), x1)
+    assert Autoencoder(widths=(4, 8)).apply(Autoencoder(widths=(4, 8)).init(jax.random.key(0), x1), x1).shape == \
+        x1.shape
+    with pytest.raises(ValueError, match="pools must be 'max', 'avg' or None"):
+        ConvNet(widths=(4,), fc=(), pools="mean").init(jax.random.key(0), x1)
+    with pytest.raises(ValueError, match="pads 'SAME'; padding=0"):
+        ConvStage(4, local=True, padding=0).init(jax.random.key(0), jnp.zeros((1, 6, 6, 1)))
+    with pytest.raises(TypeError, match="methods must be a sequence of method names"):
+        where(lambda c: True, methods="encode")

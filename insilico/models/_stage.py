@@ -80,6 +80,11 @@ class Normalize(nn.Module):
     std: Sequence[float]
 
     def __call__(self, x):
+        c = x.shape[-1]
+        for name, v in (("mean", self.mean), ("std", self.std)):
+            if len(v) not in (1, c):      # broadcasting would turn a 1-channel input into len(v) channels
+                raise ValueError(f"Normalize: {name} has {len(v)} values for an input of {c} channel(s); give 1 "
+                                 f"or {c}")
         mean = jnp.asarray(self.mean, x.dtype)
         std = jnp.asarray(self.std, x.dtype)
         return (x - mean) / std
@@ -155,6 +160,9 @@ class ConvStage(Stage):
     @nn.compact
     def __call__(self, x, train: bool = False):
         if self.local:
+            if self.padding is not None:
+                raise ValueError(f"{self.name}: a locally connected stage (local=True) pads 'SAME'; padding="
+                                 f"{self.padding} is for convolutions")
             if check_rule(self.learning_rule) != "backprop":
                 raise ValueError(f"{self.name}: feedback alignment is implemented for convolutions and dense "
                                  "layers, not for locally connected layers (local=True)")

@@ -27,6 +27,10 @@ class Autoencoder(nn.Module):
     @nn.compact
     def __call__(self, x, train: bool = False):
         h, w, c = x.shape[1:]
+        k = 2 ** len(self.widths)                    # each stage halves; each transposed conv doubles
+        if h % k or w % k:
+            raise ValueError(f"Autoencoder with widths={tuple(self.widths)} needs an input whose height and width "
+                             f"are multiples of {k} (each stage pools by 2, odd rows are lost); got {h}x{w}")
         z = Normalize(self.mean, self.std, name="normalize")(x)
         for i, width in enumerate(self.widths, start=1):
             z = POOLS["max"](ConvStage(width, 3, norm=self.norm, name=f"conv{i}")(z, train))

@@ -48,6 +48,9 @@ class ConvNet(nn.Module):
         if len(kernels) != n or len(pools) != n:
             raise ValueError(f"ConvNet: widths ({n}), kernels ({len(kernels)}) and pools ({len(pools)}) "
                              "must have the same length")
+        bad = [p for p in pools if p not in POOLS]
+        if bad:
+            raise ValueError(f"ConvNet: pools must be 'max', 'avg' or None (one value or one per stage); got {bad}")
         x = Normalize(self.mean, self.std, name="normalize")(x)
         for i, (w, k, p) in enumerate(zip(self.widths, kernels, pools), start=1):
             x = ConvStage(w, k, norm=self.norm, local=self.local, noise=self.noise, divisive=self.divisive,
