@@ -318,6 +318,13 @@ def test_read_nwb_units(tmp_path):
     assert np.array_equal(by_array, counts) and by_array.stimulus_id.values.tolist() == list(range(6))
     with pytest.raises(KeyError, match="no time-intervals table 'trials'; tables: presentations"):
         read_nwb_units(path, "trials")
+    from insilico.validation import ArgumentError
+
+    assert read_nwb_units(path, "presentations", stimulus_column="stimulus_id").equals(counts)
+    with pytest.raises(ArgumentError, match="stimulus_column 'stimulusid' is not a column of 'presentations'"):
+        read_nwb_units(path, "presentations", stimulus_column="stimulusid")    # was 0..5, silently
+    with pytest.raises(ArgumentError, match="stimulus_column names a column of an intervals table"):
+        read_nwb_units(path, np.stack([starts, starts + 0.5], 1), stimulus_column="stimulus_id")
 
 
 def test_cli_data_fetch(mirror, tmp_path, capsys):

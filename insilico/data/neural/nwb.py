@@ -11,7 +11,7 @@ from ...validation import ArgumentError, check_finite
 from ._common import _responses
 
 
-def read_nwb_units(path: str | os.PathLike, intervals=None, *, stimulus_column: str = "stimulus_id"):
+def read_nwb_units(path: str | os.PathLike, intervals=None, *, stimulus_column: str | None = None):
     """Units (sorted spikes) of an NWB file: their spike times, or spike counts per stimulus presentation.
 
     Needs ``pynwb``. ``intervals``:
@@ -20,7 +20,8 @@ def read_nwb_units(path: str | os.PathLike, intervals=None, *, stimulus_column: 
     - the name of a time-intervals table in the file (e.g. ``"trials"`` or one of ``nwbfile.intervals``), or an
       array (presentations, 2) of ``[start, stop)`` times (s): return an ``xarray.DataArray``
       (presentation, neuroid) of int spike counts in each interval, with coords ``stimulus_id`` (presentation:
-      the table's ``stimulus_column`` if it has one, else 0..P-1), ``start_time``, ``stop_time``
+      the table's ``stimulus_column`` — by default "stimulus_id" if the table has it, else 0..P-1; a column named
+      explicitly must exist), ``start_time``, ``stop_time``
       (presentation), ``neuroid_id`` and ``region`` (neuroid).
 
     ``neuroid_id`` is the units table's ``unit_name`` column if present, else its row id (as str). ``region`` is
@@ -61,9 +62,16 @@ def read_nwb_units(path: str | os.PathLike, intervals=None, *, stimulus_column: 
                 raise KeyError(f"{path} has no time-intervals table {intervals!r}; tables: "
                                f"{', '.join(nwb.intervals or []) or 'none'}")
             start, stop = np.asarray(table["start_time"][:], float), np.asarray(table["stop_time"][:], float)
-            stim = (np.asarray(table[stimulus_column][:]) if stimulus_column in table.colnames
-                    else np.arange(len(start)))
+            check_finite(f"the start and stop times of {intervals!r}", np.r_[start, stop])
+            column = "stimulus_id" if stimulus_column is None else stimulus_column
+            if stimulus_column is not None and column not in table.colnames:     # a typo must not mean 0..P-1
+                raise ArgumentError(f"stimulus_column {column!r} is not a column of {intervals!r}; columns: "
+                                    f"{', '.join(table.colnames)}")
+            stim = np.asarray(table[column][:]) if column in table.colnames else np.arange(len(start))
         else:
+            if stimulus_column is not None:
+                raise ArgumentError("stimulus_column names a column of an intervals table; with an array of "
+                                    "intervals the presentations are numbered 0..P-1")
             bounds = check_finite("intervals", intervals, ndim=2).astype(float)
             if bounds.shape[1] != 2:
                 raise ArgumentError(f"intervals must be a table name or a (presentations, 2) array of [start, stop) "
