@@ -33,7 +33,7 @@ style.use()
 
 
 def alignment_figure(rules: dict, n_epochs: int):
-    """Held-out accuracy per epoch of both rules (left); angle between feedback alignment's weight updates and
+    """Held-out accuracy per epoch of both rules (left); angle between feedback alignment's weight gradients and
     backprop's (middle) and between each layer's forward and feedback weights (right), per layer."""
     fa = rules["feedback_alignment"]
     epochs = sorted(fa["gradient_alignment"])

@@ -93,6 +93,7 @@ def nothing_silent_section(ctx: Context):
     ctx.put("nothing_silent", "refused", xr.DataArray(np.asarray([not a.startswith("returned") for _, a in rows],
                                                                  np.int8), dims="mistake",
                                                       coords={"mistake": [w for w, _ in rows]}), file="nothing_silent")
-    s.takeaway = (f"{refused} of {len(rows)} mistakes (the stale store among them) are refused with a named "
+    stale = "the stale store among them" if not rows[-1][1].startswith("returned") else "the stale store NOT among them"
+    s.takeaway = (f"{refused} of {len(rows)} mistakes ({stale}) are refused with a named "
                   f"error; SVCCA of two independent populations reaches {scores[i99]:.2f} at 99 units over 100 "
                   f"stimuli, and a warning flags {sum(warned)} of the {len(widths)} widths.")

@@ -27,7 +27,7 @@ def _split(seed: int):
 def four_elements_section(ctx: Context):
     """Architecture and learning rule, trained on the spot on scikit-learn's digits (offline): a recurrent BLT
     network vs the same network without recurrence, read out at every time step; an MLP trained by
-    backpropagation vs feedback alignment, with the angle between their updates."""
+    backpropagation vs feedback alignment, with the angle between their kernel gradients."""
     import matplotlib.pyplot as plt
 
     from ..models import MLP, BLTNet
@@ -45,7 +45,7 @@ def four_elements_section(ctx: Context):
                     f"Trained here on scikit-learn's 8x8 digits ({len(train.y)} training, {len(test.y)} held-out, "
                     f"{epochs} epochs of Adam). Left: a recurrent BLT network (bottom-up, lateral and top-down "
                     f"connections, widths {widths}, {TIME_STEPS} time steps) and the same network without recurrence "
-                    "(B), read out at every step — the site logits/t{k}. Right: the angle between the weight updates "
+                    "(B), read out at every step — the site logits/t{k}. Right: the angle between the kernel gradients "
                     "of an MLP trained by feedback alignment (a fixed random feedback matrix) and backpropagation's, "
                     "per epoch; 90° is no better than a random direction.")
     rows, per_step = [], {}
@@ -75,10 +75,10 @@ def four_elements_section(ctx: Context):
         ax.plot(list(angles), [a[layer] for a in angles.values()], marker="o", label=layer)
     ax.axhline(90, color="k", lw=0.5, ls=":", label="90° (random direction)")
     integer_ticks(ax, "x")
-    ax.set(xlabel="epoch", ylabel="angle to backprop's update (°)", ylim=(0, 100),
+    ax.set(xlabel="epoch", ylabel="angle to backprop's gradient (°)", ylim=(0, 100),
            title="Feedback alignment vs backpropagation")
     legend_outside(ax, title="layer")
-    ctx.report.figure(s, fig, "four_elements", "Angle between the kernel updates of feedback alignment and "
+    ctx.report.figure(s, fig, "four_elements", "Angle between the kernel gradients of feedback alignment and "
                       "backpropagation on the held-out digits, per layer, after each epoch")
     s.tables.append(("Held-out accuracy", ("element", "variant", "accuracy"), rows))
     ctx.put("four_elements", "accuracy_per_time_step",
@@ -95,8 +95,8 @@ def four_elements_section(ctx: Context):
     last = angles[max(angles)] if angles else {}
     s.takeaway = (f"After {epochs} epochs BLT reads out {num(per_step['BLT'][-1])} at its last step vs "
                   f"{num(per_step['B'][-1])} without recurrence; feedback alignment reaches "
-                  f"{num(final['feedback_alignment'])} vs {num(final['backprop'])} by backprop, its first-layer update "
-                  f"{num(last.get('fc1/dense', float('nan')), '.0f')}° from backprop's.")
+                  f"{num(final['feedback_alignment'])} vs {num(final['backprop'])} by backprop, its first-layer "
+                  f"gradient {num(last.get('fc1/dense', float('nan')), '.0f')}° from backprop's.")
 
 
 def _nnx_digits_cnn(key):

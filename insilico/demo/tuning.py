@@ -163,5 +163,6 @@ def receptive_fields_section(ctx: Context):
     if ratios:
         label, r = next(iter(ratios.items()))
         r = r[np.isfinite(r)]
-        parts.append(f"{np.mean(r > 1):.0%} of {label} units are simple-cell-like (F1/F0 > 1)")
+        parts.append(f"{np.mean(r > 1):.0%} of {len(r)} {label} units are simple-cell-like (F1/F0 > 1)" if len(r)
+                     else f"no {label} unit has an F1/F0 ratio (none responds to the gratings)")
     s.takeaway = "; ".join(parts) + "."

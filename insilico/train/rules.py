@@ -1,4 +1,4 @@
-"""Measurements of learning rules: how far feedback alignment's weights and updates are from backpropagation's.
+"""Measurements of learning rules: how far feedback alignment's weights and gradients are from backpropagation's.
 
 Lillicrap et al. (2016): under feedback alignment the forward weights W come to align with the fixed feedback
 weights B, so the error signals the network sends approach backpropagation's. Both angles are in degrees
@@ -44,8 +44,8 @@ def gradient_alignment(model: nn.Module, variables: dict, x, y, *, key=None) -> 
     signal approximates the true gradient.
 
     The model runs as it does while learning (``train=True``: batch norm on the batch's statistics; dropout and
-    noise, if any, drawn from ``key`` — the same draws under both rules), so the angle is that of the updates
-    training applies. A model with dropout or stochastic units needs ``key``."""
+    noise, if any, drawn from ``key`` — the same draws under both rules), so the angle is that of the gradients
+    training computes (of its updates too under plain SGD; Adam rescales them). A model with dropout or stochastic units needs ``key``."""
     if not hasattr(model, "learning_rule"):
         raise ValueError(f"{type(model).__name__} has no learning_rule field to compare with backpropagation")
     bp = model.clone(learning_rule="backprop")
