@@ -45,7 +45,8 @@ def gradient_alignment(model: nn.Module, variables: dict, x, y, *, key=None) -> 
 
     The model runs as it does while learning (``train=True``: batch norm on the batch's statistics; dropout and
     noise, if any, drawn from ``key`` — the same draws under both rules), so the angle is that of the gradients
-    training computes (of its updates too under plain SGD; Adam rescales them). A model with dropout or stochastic units needs ``key``."""
+    training computes (of its updates too under plain SGD; Adam rescales them). A model with dropout or
+    stochastic units needs ``key``."""
     if not hasattr(model, "learning_rule"):
         raise ValueError(f"{type(model).__name__} has no learning_rule field to compare with backpropagation")
     bp = model.clone(learning_rule="backprop")
