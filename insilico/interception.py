@@ -264,7 +264,12 @@ class NNXGraph:
                 rng.append(jnp.asarray(a, b))
             elif key is not None:
                 typed = key if _is_key(key) else jax.random.wrap_key_data(jnp.asarray(key, jnp.uint32))
-                rng.append(jax.random.wrap_key_data(jax.random.key_data(jax.random.fold_in(typed, n_keys)), impl=a))
+                folded = jax.random.fold_in(typed, n_keys)
+                if str(jax.random.key_impl(folded)) != a:      # another key type: the stream's own, drawn from it
+                    size = jax.random.key_data(jax.random.key(0, impl=a)).shape
+                    rng.append(jax.random.wrap_key_data(jax.random.bits(folded, size, jnp.uint32), impl=a))
+                else:
+                    rng.append(jax.random.wrap_key_data(jax.random.key_data(folded), impl=a))
                 n_keys += 1
             else:
                 rng.append(jax.random.wrap_key_data(jnp.asarray(b, jnp.uint32), impl=a))

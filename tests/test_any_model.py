@@ -376,3 +376,20 @@ def test_replacement_weights_of_another_shape_are_refused(kind):
         el.run(s, x, variables=wrong)
     scaled = jax.tree.map(lambda a: a * 1.5, s.variables)                    # the same shapes: fine
     assert np.isfinite(np.asarray(el.run(s, x, variables=scaled)[0])).all()
+
+
+def test_an_nnx_model_takes_a_key_of_another_type_than_its_streams():
+    """The model's streams are threefry keys; a caller's rbg key (the demo's) reseeds them in their own type."""
+    class Dropping(nnx.Module):
+        def __init__(self, rngs):
+            self.fc, self.drop = nnx.Linear(12, 3, rngs=rngs), nnx.Dropout(0.5, rngs=rngs)
+
+        def __call__(self, x):
+            return self.drop(self.fc(x.reshape(x.shape[0], -1)))
+
+    s = make_subject("dropping", Dropping(nnx.Rngs(0)), None, InputSpec((2, 2, 3)))
+    x = jax.random.uniform(jax.random.key(0), (4, 2, 2, 3))
+    a = el.run(s, x, key=jax.random.key(3, impl="rbg"))[0]
+    b = el.run(s, x, key=jax.random.key(3, impl="rbg"))[0]
+    assert a.shape == (4, 3) and np.array_equal(np.asarray(a), np.asarray(b))       # reproducible
+    assert np.isfinite(np.asarray(el.run(s, x, key=jax.random.key(3))[0])).all()
