@@ -58,6 +58,6 @@ def test_resnet_twin_pads_as_xla_at_odd_sizes_and_unsupported_convnets_are_refus
     np.testing.assert_allclose(np.asarray(el.run(odd, x)[0]), ref, rtol=1e-4, atol=1e-4)
     for settings in ({"pools": "avg"}, {"divisive": True}):
         model = ConvNet(widths=(4,), fc=(8,), num_classes=3, **settings)
-        v = model.init(jax.random.PRNGKey(0), np.zeros((1, 8, 8, 3)))
+        v = model.init(jax.random.PRNGKey(0), np.zeros((1, 8, 8, 3), np.float32))
         with pytest.raises(ValueError, match="no PyTorch twin for this ConvNet"):
             to_torch(make_subject("c", model, v, InputSpec((8, 8, 3))))
