@@ -167,14 +167,18 @@ def main(argv=None):
         h, w = sta.shape[1:3]
         y0, x0 = h // 2 - (kh - 1) // 2, w // 2 - (kh - 1) // 2       # SAME padding: the centre unit's footprint
         sta_crop = sta[:, y0:y0 + kh, x0:x0 + kh, :]
-        fit_f, fit_s = fit_gabor(filters), fit_gabor(sta_crop)
-        corr = gabor_similarity(sta_crop, filters)
+        has = np.isfinite(sta_crop).all((1, 2, 3))          # a unit that never responds to the noise has no STA
+        fit_f = fit_gabor(filters)
+        r2_sta, corr = np.full(len(has), np.nan), np.full(len(has), np.nan)
+        if has.any():
+            r2_sta[has] = fit_gabor(sta_crop[has]).r2.values
+            corr[has] = gabor_similarity(sta_crop[has], filters[has])
         gabor_rows.append((name, site, kh, float(np.nanmedian(fit_f.r2.values)),
-                           float(np.mean(fit_f.r2.values > 0.5)), float(np.nanmedian(fit_s.r2.values)),
+                           float(np.mean(fit_f.r2.values > 0.5)), float(np.nanmedian(r2_sta)),
                            float(np.nanmedian(corr))))
         tag = f"{name}_{site}".replace("/", "_")
         nc[f"gabor_r2_filters_{tag}"] = xr.DataArray(fit_f.r2.values, dims=f"k_{tag}")
-        nc[f"gabor_r2_sta_{tag}"] = xr.DataArray(fit_s.r2.values, dims=f"k_{tag}")
+        nc[f"gabor_r2_sta_{tag}"] = xr.DataArray(r2_sta, dims=f"k_{tag}")
         nc[f"sta_filter_corr_{tag}"] = xr.DataArray(corr, dims=f"k_{tag}")
     summary["gabor"] = {f"{r[0]} {r[1]}": {"kernel": r[2], "median_r2_filters": r[3], "fraction_r2_over_0.5": r[4],
                                            "median_r2_sta": r[5], "median_sta_filter_corr": r[6]}
