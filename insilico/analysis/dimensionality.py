@@ -24,14 +24,16 @@ def _responses(x, what: str, min_stimuli: int = 3) -> np.ndarray:
 
 
 def pca_spectrum(x: Responses) -> Spectrum:
-    """Eigenvalues of the unit covariance (variance along each principal axis), largest first."""
+    """Eigenvalues of the unit covariance (variance along each principal axis), largest first: min(stimuli,
+    units) of them (those past stimuli − 1 are 0)."""
     x = _responses(x, "pca_spectrum", 2)
     s = np.linalg.svd(x - x.mean(0), compute_uv=False)
     return s ** 2 / (x.shape[0] - 1)
 
 
 def participation_ratio(x: Responses) -> float:
-    """(Σλ)² / Σλ² of the covariance eigenvalues: how many dimensions the variance is spread over (1 … units)."""
+    """(Σλ)² / Σλ² of the covariance eigenvalues: how many dimensions the variance is spread over (1 …
+    min(units, stimuli − 1))."""
     lam = pca_spectrum(x)
     return float(lam.sum() ** 2 / np.sum(lam ** 2))
 

@@ -19,8 +19,9 @@ from .datasets import Dataset
 
 
 def radial_amplitude(images, n_bins: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Mean Fourier amplitude of ``images`` (N, H, W, C) by spatial frequency (cycles/pixel, radial bins of
-    width 1/H): ``(frequencies, amplitudes)``, without the DC term. Natural images fall as ~1/f."""
+    """Mean Fourier amplitude of ``images`` (N, H, W, C) by spatial frequency (cycles/pixel, ``n_bins`` radial
+    bins over [0, 0.5], by default min(H, W) // 2 of them, each 0.5 / n_bins wide): ``(frequencies,
+    amplitudes)``, without the DC term. Natural images fall as ~1/f."""
     x = check_finite("images", images, ndim=4).astype(np.float64)
     if n_bins is not None:
         n_bins = check_count("n_bins", n_bins)
