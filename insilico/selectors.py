@@ -49,11 +49,17 @@ class Call:
     module: object
     method: str
     output: object
+    index: int | None = None      # k of a module called several times in one forward pass (None: called once)
 
     @property
     def name(self) -> str:
         """The module path joined by ``/`` (``path.method`` for other methods than ``__call__``)."""
         return site_name(self.path, self.method)
+
+    @property
+    def site(self) -> str:
+        """The site's name: :attr:`name`, with ``@k`` for the k-th call of a module called several times."""
+        return self.name if self.index is None else f"{self.name}@{self.index}"
 
     @property
     def type_name(self) -> str:
@@ -137,10 +143,12 @@ def of_type(*types: type) -> Selector:
 
 def at_path(*patterns: str) -> Selector:
     """Calls whose site name matches any of the glob ``patterns`` (``"conv*"``, ``"stage2/*"``, ``"blocks/0"``).
-    ``*`` also matches ``/``, so ``"features/*"`` selects everything inside ``features``."""
+    ``*`` also matches ``/``, so ``"features/*"`` selects everything inside ``features``. A module called several
+    times gives sites ``name@0``, ``name@1``, ...: ``"name"`` selects every call, ``"name@1"`` the second."""
     if not patterns or not all(isinstance(p, str) and p for p in patterns):
         raise TypeError(f"at_path needs one or more non-empty path patterns; got {patterns!r}")
-    return Selector(lambda c: any(fnmatch.fnmatchcase(c.name, p) for p in patterns),
+    return Selector(lambda c: any(fnmatch.fnmatchcase(c.name, p) or fnmatch.fnmatchcase(c.site, p)
+                                  for p in patterns),
                     frozenset({"__call__"}) | {p.rsplit(".", 1)[1] for p in patterns if "." in p.rsplit("/", 1)[-1]},
                     "at_path(" + ", ".join(repr(p) for p in patterns) + ")", ("at_path", patterns))
 

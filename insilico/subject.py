@@ -286,8 +286,8 @@ def _select(name_of_subject: str, tap: Tap, out, selector
     modules: dict[str, str] = {}
     for path, module, method, y, k in tap.calls:
         base = sel.site_name(path, method)
-        name = f"{base}@{k}" if counts[base] > 1 else base
-        call = sel.Call(path, module, method, y)
+        call = sel.Call(path, module, method, y, k if counts[base] > 1 else None)
+        name = call.site
         modules.setdefault(name, type(module).__name__)
         if not selector(call):
             continue

@@ -258,3 +258,21 @@ def test_nnx_list_sites_and_parameter_paths():
     assert float(jnp.abs(out).max()) == 0.0
     with pytest.raises(KeyError, match="unknown parameter path 'blocks/2/kernel'; valid: blocks/0/bias"):
         el.parameter(s, "blocks/2/kernel")
+
+
+def test_one_call_of_a_module_called_several_times_is_selected_by_its_site_name():
+    """A module called at every time step gives sites name@0, name@1, ...: the error listed them, but a
+    pattern could only match the bare name (every call)."""
+    from insilico.models import BLTNet
+
+    model = BLTNet(widths=(2, 4), steps=3)
+    v = model.init(jax.random.key(0), jnp.zeros((1, 8, 8, 3)))
+    spec = InputSpec((8, 8, 3))
+    assert list(make_subject("b", model, v, spec, sites="readout@1").sites) == ["readout@1"]
+    assert list(make_subject("b", model, v, spec, sites="readout").sites) == ["readout@0", "readout@1", "readout@2"]
+    assert list(make_subject("b", model, v, spec, sites=sel.at_path("readout@[02]")).sites) == ["readout@0",
+                                                                                               "readout@2"]
+    x = jax.random.uniform(jax.random.key(1), (2, 8, 8, 3))
+    one = el.record(make_subject("b", model, v, spec, sites="readout@1"), x)[1]["readout@1"]
+    every = el.record(make_subject("b", model, v, spec, sites="readout"), x)[1]["readout@1"]
+    np.testing.assert_array_equal(np.asarray(one), np.asarray(every))
