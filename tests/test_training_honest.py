@@ -235,6 +235,18 @@ def test_a_checkpoint_of_nan_weights_is_not_resumed(good_checkpoint, tmp_path):
         fit(MODEL, TRAIN, TEST, CFG, checkpoint_dir=tmp_path, progress=False)
 
 
+def test_a_checkpoint_whose_step_count_does_not_match_its_epochs_is_not_resumed(good_checkpoint, tmp_path):
+    """The learning-rate schedule resumes from the optimizer's step count: one that is not epochs × steps per
+    epoch is another run's state under this run's identity."""
+    ckpt = tmp_path / "last.ckpt"
+    ckpt.write_bytes(good_checkpoint)
+    state = serialization.msgpack_restore(_read(ckpt)[1])
+    state["step"] = np.asarray(np.asarray(state["step"]) + 3, np.int32)
+    save_checkpoint(ckpt, state, read_meta(ckpt))
+    with pytest.raises(CheckpointError, match="optimizer steps for .* epochs of .* it does not belong to this run"):
+        fit(MODEL, TRAIN, TEST, CFG, checkpoint_dir=tmp_path, progress=False)
+
+
 # ------------------------------------------------------------------------------------------- bad arguments
 
 VARIABLES = jax.device_get(MODEL.init(jax.random.PRNGKey(0), jnp.zeros((1, 4, 4, 1))))

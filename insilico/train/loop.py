@@ -208,6 +208,9 @@ def fit(model: nn.Module, train, test=None, cfg: TrainConfig = _DEFAULT_CONFIG, 
             if meta.get("identity") != stored:          # another process replaced the file in between
                 raise CheckpointError(f"{ckpt} changed while it was read (another run writing it?); run again")
             history, start = meta["history"], meta["epoch"]
+            if int(state.step) != start * steps_per_epoch:     # the schedule resumes from the step count
+                raise CheckpointError(f"{ckpt} holds {int(state.step)} optimizer steps for {start} epochs of "
+                                      f"{steps_per_epoch}; it does not belong to this run")
             ours = True
     step_fn = make_train_step(model, tx, cfg, objective)
     if on_epoch is not None and start == 0:
