@@ -46,29 +46,7 @@ def test_objects92(data_dir):
     assert abs(small.x.mean() - full.x.mean()) < 0.01                         # resizing keeps the mean
 
 
-def test_decoded_cache_is_reused_and_a_corrupt_file_rebuilt(tmp_path, monkeypatch):
-    from insilico.data import datasets
-
-    monkeypatch.setenv("INSILICO_CACHE", str(tmp_path / "cache"))
-    source = tmp_path / "source.bin"
-    source.write_bytes(b"abc")
-    calls = []
-
-    def build(src):
-        calls.append(src)
-        return np.arange(6.0).reshape(2, 3), np.array([0, 1])
-
-    x, y = datasets._cached("toy", source, build)
-    x2, y2 = datasets._cached("toy", source, build)
-    assert len(calls) == 1 and np.array_equal(x, x2) and np.array_equal(y, y2)
-    (cached,) = (tmp_path / "cache").glob("toy-*.npz")
-    assert not list((tmp_path / "cache").glob("*.tmp.npz"))         # no temporary file left behind
-    cached.write_bytes(cached.read_bytes()[:40])                     # truncated (e.g. an interrupted copy)
-    x3, _ = datasets._cached("toy", source, build)
-    assert len(calls) == 2 and np.array_equal(x3, x)
-
-
-def test_decoded_cache_follows_its_source_and_works_without_a_writable_cache(tmp_path, monkeypatch):
+def test_decoded_cache_is_reused_follows_its_source_and_works_without_a_writable_cache(tmp_path, monkeypatch):
     import os
 
     from insilico.data import datasets
@@ -78,22 +56,26 @@ def test_decoded_cache_follows_its_source_and_works_without_a_writable_cache(tmp
     source.write_bytes(b"abc")
     calls = []
 
-    def build(src):
+    def build(src):                                                  # each build's arrays hold its number
         calls.append(src)
         return np.full((2, 3), len(calls), np.float32), np.array([0, 1])
 
     assert datasets._cached("toy", source, None) is None and not calls            # only read: nothing there
-    x, _ = datasets._cached("toy", source, build)
-    assert np.array_equal(datasets._cached("toy", source, None)[0], x) and len(calls) == 1
+    x, y = datasets._cached("toy", source, build)
+    x2, y2 = datasets._cached("toy", source, build)
+    assert len(calls) == 1 and np.array_equal(x, x2) and np.array_equal(y, y2)
+    (cached,) = (tmp_path / "cache").glob("toy-*.npz")
+    assert not list((tmp_path / "cache").glob("*.tmp.npz"))         # no temporary file left behind
+    cached.write_bytes(cached.read_bytes()[:40])                     # truncated (e.g. an interrupted copy)
+    assert datasets._cached("toy", source, build)[0][0, 0] == 2 and len(calls) == 2
     os.utime(source, ns=(1, 1))                                                  # the source changed
     assert datasets._cached("toy", source, None) is None
-    x2, _ = datasets._cached("toy", source, build)
-    assert len(calls) == 2 and x2[0, 0] == 2
+    assert datasets._cached("toy", source, build)[0][0, 0] == 3 and len(calls) == 3
     blocker = tmp_path / "file"
     blocker.write_text("")
     monkeypatch.setenv("INSILICO_CACHE", str(blocker / "cache"))                # under a file: cannot be made
-    x3, _ = datasets._cached("toy", source, build)
-    assert len(calls) == 3 and x3[0, 0] == 3 and datasets._cached("toy", source, None) is None
+    x4, _ = datasets._cached("toy", source, build)
+    assert len(calls) == 4 and x4[0, 0] == 4 and datasets._cached("toy", source, None) is None
 
 
 def test_a_cached_entry_without_its_arrays_is_rebuilt_and_a_read_only_cache_is_read(tmp_path, monkeypatch):
