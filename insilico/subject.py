@@ -26,7 +26,6 @@ Example:
 from __future__ import annotations
 
 import dataclasses
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -36,6 +35,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from . import selectors as sel
+from .engine.fingerprint import stable_text
 from .interception import NNXGraph, SubjectError, Tap, apply, inference_kwargs, is_nnx_module
 from .types import SiteShapes
 
@@ -218,7 +218,7 @@ class _Aux:
         return hash(self.key)
 
     def __repr__(self):             # what the static part is, without object addresses: sweep stores hash it
-        return re.sub(r" at 0x[0-9a-fA-F]+", "", f"Subject{self.key.fields!r}")
+        return stable_text(f"Subject{self.key.fields!r}")
 
 
 def _flatten(s: Subject):

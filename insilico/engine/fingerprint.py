@@ -14,7 +14,7 @@ import numpy as np
 
 from ..validation import ArgumentError
 
-__all__ = ["FORMAT", "describe", "describe_static"]
+__all__ = ["FORMAT", "describe", "describe_static", "stable_text"]
 
 FORMAT = 3                      # the manifest layout; a store of another is refused
 
@@ -111,7 +111,7 @@ def _describe_fn(fn, hasher: _Hasher, depth: int = 0) -> str:
     return f"{module}.{name}" + (f"({', '.join(parts)})" if parts else "")
 
 
-def _stable(text: str) -> str:
+def stable_text(text: str) -> str:
     """``text`` without object addresses (they change from process to process)."""
     return re.sub(r" at 0x[0-9a-fA-F]+", "", text)
 
@@ -149,7 +149,7 @@ def _code(fn) -> str:
     code = getattr(target, "__code__", None)
     if code is None:
         return ""
-    return _hash_text(code.co_code.hex() + _stable(repr(code.co_consts)))
+    return _hash_text(code.co_code.hex() + stable_text(repr(code.co_consts)))
 
 
 def _describe_setting(value, hasher: _Hasher) -> dict:
@@ -187,7 +187,7 @@ def describe(fn, items, shared, n, chunk_size, tag, identity) -> dict:
                   "shared": {name: _hash_text(json.dumps(v)) for name, v in groups.items()},
                   # the static part of ``shared`` (a subject's model and sites: the same weights in another
                   # architecture compute other numbers) and the code that ran
-                  "shared_static": _hash_text(_stable(str(jax.tree.structure(shared)))),
+                  "shared_static": _hash_text(stable_text(str(jax.tree.structure(shared)))),
                   "versions": f"insilico {__version__}, jax {jax.__version__}"}
     settings = {str(k): _describe_setting(v, hasher) for k, v in (identity or {}).items()}
     fingerprint = _hash_text(json.dumps({"components": components,

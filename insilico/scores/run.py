@@ -15,7 +15,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -25,6 +24,7 @@ import numpy as np
 import xarray as xr
 
 from .. import __version__ as _insilico_version
+from ..engine.fingerprint import stable_text
 from ..validation import ArgumentError, check_choice, check_count
 from . import _features
 from .benchmark import Benchmark, MissingDataError, get, missing_data
@@ -59,8 +59,7 @@ def model_settings(subject) -> str:
     normalization), the input spec, the sites and how they were chosen, the call's keyword arguments."""
     parts = (subject.architecture, subject.api, subject.model, subject.graph, subject.input_spec,
              tuple(subject.sites.items()), subject.selector, subject.call_kwargs, subject.output_shape)
-    text = re.sub(r" at 0x[0-9a-fA-F]+", "", repr(parts))               # object addresses change between runs
-    return hashlib.sha256(text.encode()).hexdigest()
+    return hashlib.sha256(stable_text(repr(parts)).encode()).hexdigest()       # no object addresses
 
 
 def data_files(benchmark: Benchmark, root: str | os.PathLike | None = None) -> str:
