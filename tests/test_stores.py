@@ -84,6 +84,27 @@ def test_closure_values_are_part_of_the_function(tmp_path):
         run_sweep(scaled(3.0), ITEMS, SHARED, batch_size=2, store=tmp_path, progress=False)
 
 
+class Settings:
+    """A settings object of a user's own class (not a dataclass)."""
+
+    def __init__(self, gain):
+        self.gain = gain
+
+
+def with_settings(settings):
+    def fn(item, shared):
+        return {"y": settings.gain * item * shared["b"]}
+    return fn
+
+
+def test_attributes_of_objects_in_the_closure_are_part_of_the_function(tmp_path):
+    run_sweep(with_settings(Settings(2.0)), ITEMS, SHARED, batch_size=2, store=tmp_path, progress=False)
+    again = run_sweep(with_settings(Settings(2.0)), ITEMS, SHARED, batch_size=2, store=tmp_path, progress=False)
+    assert again.attrs["resumed_chunks"] == 1                                   # another object, the same settings
+    with pytest.raises(SweepError, match=r"function: .*Settings\(gain=2\.0\).* then, .*Settings\(gain=3\.0\).* now"):
+        run_sweep(with_settings(Settings(3.0)), ITEMS, SHARED, batch_size=2, store=tmp_path, progress=False)
+
+
 def test_overwrite_starts_over_and_keeps_other_files(tmp_path, fresh):
     store = tmp_path / "s"
     sweep(store, items=jnp.linspace(0.0, 1.0, 20))                              # 5 chunks

@@ -68,6 +68,21 @@ def _old_format(path):
     save_checkpoint(path, serialization.msgpack_restore(payload), meta)
 
 
+@dataclass(frozen=True)
+class Classification2(Classification):
+    """Another objective class with the fields of Classification, named like it (below)."""
+
+
+Classification2.__name__ = Classification2.__qualname__ = "Classification"
+
+
+class MLPElsewhere(MLP):
+    """A user's model class named like the zoo's MLP, with its fields (another class all the same)."""
+
+
+MLPElsewhere.__name__ = MLPElsewhere.__qualname__ = "MLP"
+
+
 # what changes between the run that wrote the checkpoint and the run that resumes it -> what the refusal names
 # (None: the same run, which resumes)
 RESUMES = {
@@ -75,6 +90,10 @@ RESUMES = {
     "label content, same name": (dict(train=_with(TRAIN, y=_changed_label())), r"the training data: content differs"),
     "test data content": (dict(test=_with(TEST, x=TEST.x[::-1].copy())), r"the test data"),
     "objective": (dict(objective=Classification(label_smoothing=0.3)), r"the objective .*0\.3"),
+    "objective of another class, same name and fields": (dict(objective=Classification2(CFG.label_smoothing)),
+                                                          r"the objective .*objectives\.Classification.*test_training"),
+    "model of another class, same name and fields": (dict(model=MLPElsewhere(widths=(8,), num_classes=4)),
+                                                     r"the model .*test_training_honest\.MLP"),
     "config": (dict(cfg=replace(CFG, lr=2e-2)), r"config\.lr \(0\.01 in the checkpoint, 0\.02 now\)"),
     "checkpoint of an older format": (dict(mutate=_old_format), r"earlier version of insilico.*cannot be verified"),
     "same content, another name": (dict(train=_with(TRAIN, name="renamed")), None),
@@ -224,6 +243,27 @@ def test_zoo_train_quick_form_sets_epochs_and_the_number_of_images(toy_recipe, t
     assert stored["test_accuracy"] == meta["test_accuracy"] == meta["history"][-1]["test_acc"]
     with pytest.raises(ArgumentError, match="limit"):
         zoo.train(toy_recipe, tmp_path, limit=len(TRAIN.y) + 1, progress=False)
+
+class SmoothedLoss:
+    """An objective of a user's own class (not a dataclass: its repr holds its memory address)."""
+    uses_labels = True
+
+    def __init__(self, smoothing):
+        self.smoothing = smoothing
+
+    def __call__(self, apply, x, y, key):
+        return Classification(self.smoothing)(apply, x, y, key)
+
+
+def test_an_objective_of_a_users_class_is_identified_by_its_attributes(tmp_path):
+    """Another instance with the same attributes (another address) resumes; another attribute is refused."""
+    first = fit(MODEL, TRAIN, TEST, CFG, checkpoint_dir=tmp_path, progress=False, objective=SmoothedLoss(0.0))
+    again = fit(MODEL, TRAIN, TEST, CFG, checkpoint_dir=tmp_path, progress=False, objective=SmoothedLoss(0.0))
+    assert again.history == first.history
+    with pytest.raises(CheckpointError, match=r"the objective .*SmoothedLoss\(smoothing=0\.0\).* in the checkpoint, "
+                                              r".*SmoothedLoss\(smoothing=0\.2\).* now"):
+        fit(MODEL, TRAIN, TEST, CFG, checkpoint_dir=tmp_path, progress=False, objective=SmoothedLoss(0.2))
+
 
 def test_a_checkpoint_of_nan_weights_is_not_resumed(good_checkpoint, tmp_path):
     ckpt = tmp_path / "last.ckpt"

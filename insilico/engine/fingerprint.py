@@ -16,7 +16,7 @@ from ..validation import ArgumentError
 
 __all__ = ["FORMAT", "describe", "describe_static", "stable_text"]
 
-FORMAT = 3                      # the manifest layout; a store of another is refused
+FORMAT = 4                      # the manifest layout (4: objects by their attributes); a store of another is refused
 
 
 def _is_key_array(a) -> bool:
@@ -106,8 +106,11 @@ def _describe_fn(fn, hasher: _Hasher, depth: int = 0) -> str:
         parts.append(f"{k}={_describe_value(value, hasher, depth)}")
     if owner is not None:
         parts.insert(0, f"self={_describe_value(owner, hasher, depth)}")
-    if code is None and dataclasses.is_dataclass(target) and not isinstance(target, type):    # a callable object
-        parts.append(_describe_value(target, hasher, depth + 1))
+    if code is None and not isinstance(target, type):                        # a callable object: its fields
+        if dataclasses.is_dataclass(target):
+            parts.append(_describe_value(target, hasher, depth + 1))
+        elif depth < 3:
+            parts.append(_describe_object(target, hasher, depth + 1))
     return f"{module}.{name}" + (f"({', '.join(parts)})" if parts else "")
 
 
@@ -118,7 +121,8 @@ def stable_text(text: str) -> str:
 
 def _describe_value(value, hasher: _Hasher, depth: int) -> str:
     """Simple values by repr, arrays by content hash, sequences, dicts with simple keys and dataclasses (settings
-    objects, Flax modules) by their parts, functions by :func:`_describe_fn`; anything else by its type only."""
+    objects, Flax modules) by their parts, functions by :func:`_describe_fn`, other objects by their attributes
+    (:func:`_describe_object`); three levels deep, below that by type only."""
     if _simple(value):
         return repr(_plain(value))
     if isinstance(value, (np.ndarray, jax.Array)):
@@ -136,7 +140,18 @@ def _describe_value(value, hasher: _Hasher, depth: int) -> str:
         return f"{type(value).__module__}.{type(value).__qualname__}({', '.join(fields)})"
     if callable(value) and (hasattr(value, "__code__") or hasattr(value, "__func__") or hasattr(value, "__wrapped__")):
         return _describe_fn(value, hasher, depth + 1)
-    return f"<{type(value).__qualname__}>"
+    return _describe_object(value, hasher, depth)
+
+
+def _describe_object(value, hasher: _Hasher, depth: int) -> str:
+    """Any other object by its type and its attributes (``vars``, each described the same way), so that an object a
+    function closes over (a settings object of the user's own class) is part of what made a sweep; an object
+    without attributes (a lock, a C object) by its type only."""
+    attributes = getattr(value, "__dict__", None)
+    if not isinstance(attributes, dict) or not attributes or not all(isinstance(k, str) for k in attributes):
+        return f"<{type(value).__qualname__}>"
+    parts = [f"{k}={_describe_value(v, hasher, depth + 1)}" for k, v in sorted(attributes.items())]
+    return f"{type(value).__module__}.{type(value).__qualname__}({', '.join(parts)})"
 
 
 def _code(fn) -> str:

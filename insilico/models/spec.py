@@ -29,8 +29,9 @@ def model_spec(model: nn.Module) -> dict:
     True
     """
     name = type(model).__name__
-    if name not in MODEL_CLASSES:
-        raise ValueError(f"no spec for model class {name}; known: {', '.join(MODEL_CLASSES)}")
+    if MODEL_CLASSES.get(name) is not type(model):          # a class of another module with a zoo class's name
+        raise ValueError(f"no spec for model class {type(model).__module__}.{type(model).__qualname__}; known: "
+                         f"{', '.join(f'insilico.models.{k}' for k in MODEL_CLASSES)}")
 
     def plain(v):
         return [plain(i) for i in v] if isinstance(v, (tuple, list)) else v

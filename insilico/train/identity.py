@@ -10,10 +10,12 @@ from pathlib import Path
 
 import numpy as np
 
+from ..engine.fingerprint import describe_static, stable_text
 from ..models.spec import model_spec
 from .checkpoint import CheckpointError
 
-IDENTITY_FORMAT = 2          # checkpoints' identity records: 2 = data by content hash, objective always recorded
+IDENTITY_FORMAT = 3          # checkpoints' identity records: 2 = data by content hash, objective always recorded;
+                             # 3 = classes by module and qualified name, other objects without memory addresses
 
 
 def data_fingerprint(x, y, name: str | None = None) -> dict:
@@ -29,21 +31,26 @@ def data_fingerprint(x, y, name: str | None = None) -> dict:
 
 
 def _plain(value):
-    """A JSON-able copy (tuples as lists; other objects by repr)."""
-    return json.loads(json.dumps(value, default=lambda v: v.tolist() if hasattr(v, "tolist") else repr(v)))
+    """A JSON-able copy (tuples as lists; arrays as lists; other objects as :func:`describe_static` describes them:
+    by type, fields and attributes, never by memory address)."""
+    return json.loads(json.dumps(value, default=lambda v: v.tolist() if hasattr(v, "tolist") else describe_static(v)))
+
+
+def _class(obj) -> str:
+    return f"{type(obj).__module__}.{type(obj).__qualname__}"
 
 
 def _objective_identity(objective) -> dict:
     if is_dataclass(objective) and not isinstance(objective, type):
-        return {"class": type(objective).__name__, "fields": _plain(asdict(objective))}
-    return {"class": type(objective).__name__, "repr": repr(objective)}
+        return {"class": _class(objective), "fields": _plain(asdict(objective))}
+    return {"class": _class(objective), "repr": describe_static(objective)}
 
 
 def _model_identity(model) -> dict:
     try:
         return _plain(model_spec(model))
     except ValueError:                                     # a model class outside insilico.models
-        return {"class": f"{type(model).__module__}.{type(model).__qualname__}", "repr": repr(model)}
+        return {"class": _class(model), "repr": stable_text(repr(model))}
 
 
 def _run_identity(model, cfg, objective, train: dict, test: dict | None) -> dict:
