@@ -190,7 +190,8 @@ def check_fraction(name: str, value, *, open_low: bool = False, open_high: bool 
 def check_choice(name: str, value, valid):
     """``value`` must be one of ``valid``."""
     valid = tuple(valid)
-    if not isinstance(value, (str, int, float, tuple, type(None))) or value not in valid:
+    if not isinstance(value, (str, int, float, tuple, type(None))) or value not in valid or \
+            (isinstance(value, bool) and not any(isinstance(v, bool) for v in valid)):     # True is not the 1 of 1, 3
         raise ArgumentError(f"{name} must be one of {', '.join(map(repr, valid))}; got {value!r}")
     return value
 

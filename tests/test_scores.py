@@ -296,13 +296,105 @@ def test_store_refuses_a_result_of_other_model_settings_or_data_files(tiny_convn
     (root / "rdms").mkdir(parents=True)
     (root / "rdms" / "a.mat").write_bytes(b"12345")
     with_data = dataclasses.replace(bench, folders=("rdms",))
-    assert scores.data_files(bench, root) == "" and len(scores.data_files(with_data, root)) == 64
+    assert scores.data_files(bench, root).startswith("content:") and len(scores.data_files(with_data, root)) == 64
     before = scores.data_files(with_data, root)
     (root / "rdms" / "a.mat").write_bytes(b"123456")                               # replaced by another file
     assert scores.data_files(with_data, root) != before
     monkeypatch.setenv("INSILICO_DATA", str(root))
     fp = scores.fingerprint("w", with_data, 0, "area", 0, data=scores.data_files(with_data))
     assert fp["data_files"] == scores.data_files(with_data, root) and fp["insilico_version"]
+
+
+CURRENT: dict = {}                                   # what the in-memory benchmark's loader returns
+
+
+def test_a_benchmark_of_data_in_memory_is_fingerprinted_by_content(tiny_convnet, fake_stimuli, tmp_path):
+    """A benchmark that reads no data folder (its loaders return arrays) is not reused once its data change, even
+    under the same name and the same loaders."""
+    bench = scores.Benchmark(name="fake-rsa", region="fake IT", stimuli=lambda: fake_stimuli,
+                             data=lambda: CURRENT["rdms"], metric="rsa", rdm_method="correlation",
+                             comparator="tau-a", ceiling="subject RDMs", selection="stimuli", folders=(),
+                             citation="none")
+    CURRENT["rdms"] = _random_rdms(0, N_SUBJ, N_STIM)
+    log = []
+    first, _, _ = scores.score_model(tiny_convnet, [bench], tmp_path, n_boot=0, log=log.append)
+    before = scores.data_files(bench)
+    CURRENT["rdms"] = CURRENT["rdms"].copy()
+    assert scores.data_files(bench) == before                          # the same content
+    CURRENT["rdms"] = _random_rdms(7, N_SUBJ, N_STIM)
+    again, _, _ = scores.score_model(tiny_convnet, [bench], tmp_path, n_boot=0, log=log.append)
+    assert "refused — it differs in data_files; recomputing" in log[-3]
+    assert again["fake-rsa"].attrs["raw_score"] == scores.run_benchmark(tiny_convnet, bench, n_boot=0).attrs["raw_score"]
+    assert again["fake-rsa"].attrs["raw_score"] != first["fake-rsa"].attrs["raw_score"]
+
+
+def test_scoring_arguments_are_checked(tiny_convnet, fake_stimuli, tmp_path):
+    bench, key = _rsa_bench(_random_rdms(0, N_SUBJ, N_STIM), fake_stimuli), jax.random.PRNGKey(0)
+    for seed in (1.9, True, -1):
+        with pytest.raises(ArgumentError, match="seed must be an integer"):
+            scores.score_model(tiny_convnet, [bench], tmp_path, seed=seed, n_boot=0, log=lambda _: None)
+        with pytest.raises(ArgumentError, match="seed must be an integer"):
+            scores.run_benchmark(tiny_convnet, bench, seed=seed, n_boot=0)
+    data, halves = _random_rdms(0, N_SUBJ, 20), (np.arange(10), np.arange(10, 20))
+    for rdms, d, message in [({"a": _random_rdms(1, 1, 30)[0]}, data, r"every site's RDM must be \(20, 20\)"),
+                             ({}, data, "rdms must be a non-empty dict"),
+                             ({"a": data[0]}, data[0], r"data must hold the subjects' RDMs .* got shape \(20, 20\)")]:
+        with pytest.raises(ArgumentError, match=message):
+            scores.score_rsa(rdms, d, halves, comparator="tau-a", n_boot=0, key=key)
+    with pytest.raises(ArgumentError, match=r"every site's RDM must be \(24, 24\)"):       # 12 images, 24 stimuli
+        scores.run_benchmark(tiny_convnet, _rsa_bench(_random_rdms(0, N_SUBJ, N_STIM),
+                                                      (fake_stimuli[0][:12], fake_stimuli[1][:12])), n_boot=0)
+    halves = (np.arange(6), np.arange(6, 12))
+    nan_site = {"a": np.full((3, 12), np.nan), "b": np.zeros((3, 12))}
+    nan_site["a"][:, :6] = 0.5                                        # chosen on its selection half, NaN held out
+    with pytest.raises(ArgumentError, match="chosen site 'a' has no finite held-out score"):
+        scores.score_encoding(nan_site, halves, n_boot=0, key=key)
+    with pytest.raises(ArgumentError, match=r"per_split\['a'\] \(held-out correlations\) must be in \[-1, 1\]"):
+        scores.score_encoding({"a": np.full((3, 12), 7.0)}, halves, n_boot=0, key=key)
+    with pytest.raises(ArgumentError, match="ceiling .* must be at most 1; got values from 5 to 5"):
+        scores.score_encoding({"a": np.full((3, 12), 0.5)}, halves, ceiling=np.full(12, 5.0), n_boot=0, key=key)
+    negative = scores.score_encoding({"a": np.full((3, 12), 0.5)}, halves, ceiling=np.full(12, -0.2), n_boot=0,
+                                     key=key)
+    assert np.isnan(negative.attrs["normalized"]) and "ceiling -0.2 ≤ 0" in negative.attrs["normalization"]
+
+
+def test_stimuli_and_splits_check_their_arguments():
+    x = np.asarray(jax.random.uniform(jax.random.PRNGKey(0), (2, 8, 8, 3)))
+    for images, shape, bounds, message in [
+            ((x * 255).astype(np.uint8), (8, 8, 3), (0, 1), r"pixels in \[0, 1\].*divide by 255"),
+            (np.where(x > 0.5, np.nan, x), (8, 8, 3), (0, 1), "images contains .* NaN"),
+            (x, (0, 4, 3), (0, 1), r"shape\[0\] must be an integer ≥ 1; got 0"),
+            (x, (8, 8), (0, 1), "shape must be the model's input"),
+            (x, (8, 8, 3), (1, 0), "low < high"),
+            (x, (8, 8, 3), (np.nan, 1), r"bounds\[0\] must be a number")]:
+        with pytest.raises(ArgumentError, match=message):
+            scores.prepare_images(images, shape, bounds)
+    key = jax.random.PRNGKey(0)
+    for n in (0, -3, 2.5, "5", 1):
+        with pytest.raises(ArgumentError, match=r"n \(stimuli to split\) must be an integer ≥ 2"):
+            scores.split_stimuli(n, key)
+        with pytest.raises(ArgumentError, match=r"n \(neurons to split\) must be an integer ≥ 2"):
+            scores.split_neurons(n, key)
+    with pytest.raises(ArgumentError, match="selection half empty"):
+        scores.split_stimuli(4, key, [0, 1, 2, 3])
+    with pytest.raises(ArgumentError, match="groups must be finite labels"):
+        scores.split_stimuli(4, key, [0.0, np.nan, 1.0, 1.0])
+
+
+def test_benchmark_and_loader_options_are_checked(monkeypatch, tmp_path):
+    from insilico.data.neural import cowley2023
+
+    with pytest.raises(ArgumentError, match="visual_degrees .* must be a number > 0; got None"):
+        dataclasses.replace(scores.get("goris2015-v1v2-sf"), options=())
+    with pytest.raises(ArgumentError, match=r"level .* must be a number > 0.0 and < 1.0; got 1.5"):
+        dataclasses.replace(scores.get("goris2015-v1v2-sf"), options=(("visual_degrees", 4.0), ("level", 1.5)))
+    monkeypatch.setenv("INSILICO_DATA", str(tmp_path))                  # refused before anything is read
+    for raw in ("False", None):
+        with pytest.raises(ArgumentError, match="raw must be one of False, True"):
+            cowley2023("210325", raw=raw)
+    from insilico.data import objects92
+    with pytest.raises(ArgumentError, match="channels must be one of 1, 3; got True"):
+        objects92(channels=True)
 
 
 def test_missing_data_names_the_folder_and_the_fetch_command(tmp_path, monkeypatch, capsys):

@@ -12,11 +12,11 @@ import json
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
-from functools import partial
 from pathlib import Path
 from typing import Any
 
-from ..validation import ArgumentError, UnknownNameError
+from ..engine.fingerprint import describe_static
+from ..validation import ArgumentError, UnknownNameError, check_fraction, check_positive
 
 __all__ = ["Benchmark", "BENCHMARKS", "METRICS", "register", "get", "available", "missing_data",
            "MissingDataError", "UnknownBenchmarkError"]
@@ -107,6 +107,14 @@ class Benchmark:
                                     f"{self.comparator!r}")
         if not isinstance(self.folders, tuple) or not all(isinstance(f, str) for f in self.folders):
             raise ArgumentError(f"folders must be a tuple of folder names; got {self.folders!r}")
+        if not isinstance(self.options, tuple) or not all(isinstance(o, tuple) and len(o) == 2 and
+                                                          isinstance(o[0], str) for o in self.options):
+            raise ArgumentError(f"options must be a tuple of (name, value) pairs; got {self.options!r:.80}")
+        if self.metric == "tuning-shape":              # gratings need the input's size in degrees of visual angle
+            check_positive("options' visual_degrees (degrees of visual angle the input spans)",
+                           self.option("visual_degrees"))
+            check_fraction("options' level (the fraction of the peak that bounds the bandwidth)",
+                           self.option("level", 0.5), open_low=True, open_high=True)
 
     def option(self, name: str, default=None):
         return dict(self.options).get(name, default)
@@ -128,13 +136,9 @@ class Benchmark:
 
 
 def _loader_name(f) -> str:
-    """A loader by its qualified name; a ``functools.partial`` by its function and arguments (its repr holds a
-    memory address, which would give the benchmark another fingerprint in every process)."""
-    if isinstance(f, partial):
-        args = [_loader_name(a) if callable(a) else repr(a) for a in f.args]
-        args += [f"{k}={_loader_name(a) if callable(a) else repr(a)}" for k, a in sorted(f.keywords.items())]
-        return f"{_loader_name(f.func)}({', '.join(args)})"
-    return f"{getattr(f, '__module__', '')}.{getattr(f, '__qualname__', repr(f))}"
+    """A loader by module, qualified name, closure values and defaults; a ``functools.partial`` by its function and
+    arguments — never by memory address, which would give the benchmark another fingerprint in every process."""
+    return describe_static(f)
 
 
 BENCHMARKS: dict[str, Benchmark] = {}

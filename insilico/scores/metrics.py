@@ -66,10 +66,15 @@ def _result(sites, selection, heldout, full, held_samples, full_samples, *, ceil
     h_lo, h_hi = _interval(held_samples)
     f_lo, f_hi = _interval(full_samples)
     raw = float(heldout[best])
+    if not np.isfinite(raw):
+        raise ArgumentError(f"the chosen site {sites[best]!r} has no finite held-out score ({raw}; its held-out "
+                            f"{unit} give no finite value) — a NaN is not a score")
     if np.isfinite(ceiling) and ceiling > 0:
         normalized = raw / np.sqrt(ceiling) if normalization.startswith("raw / sqrt") else raw / ceiling
     else:
         normalized = np.nan
+        if np.isfinite(ceiling):
+            ceiling_note = f"ceiling {ceiling:.3g} ≤ 0: {ceiling_note}"
     samples = held_samples[:, best] if held_samples.size else np.zeros(0)
     ds = xr.Dataset(
         {"selection_score": ("site", selection), "heldout_score": ("site", heldout),
@@ -109,6 +114,14 @@ def score_rsa(rdms: dict, data, split, *, comparator: str, n_boot: int, key) -> 
     stimuli. Ceiling: :func:`insilico.analysis.rsa.noise_ceiling` of the subject RDMs on the held-out stimuli
     (none for one subject); normalized = raw / lower bound."""
     data = np.asarray(data, np.float64)
+    if data.ndim != 3 or data.shape[1] != data.shape[2] or not data.shape[0]:
+        raise ArgumentError(f"data must hold the subjects' RDMs (subjects, n, n); got shape {data.shape}")
+    if not isinstance(rdms, dict) or not rdms:
+        raise ArgumentError(f"rdms must be a non-empty dict {{site: (n, n) RDM}}; got {rdms!r:.80}")
+    wrong = {k: np.shape(v) for k, v in rdms.items() if np.shape(v) != data.shape[1:]}
+    if wrong:
+        raise ArgumentError(f"every site's RDM must be {data.shape[1:]} like the subjects' (the same stimuli in the "
+                            f"same order); got {wrong}")
     sel, held = _check_split(split, data.shape[-1], "stimuli", n_boot)
     every = np.arange(data.shape[-1])
     k_held, k_full = jax.random.split(key)
@@ -138,6 +151,14 @@ def _neuron_boot(per_neuron: np.ndarray, idx: np.ndarray, n_boot: int, key) -> n
         return np.stack([np.nanmedian(per_neuron[:, d], 1) for d in draw])
 
 
+def _check_at_most_one(name: str, values, *, low) -> None:
+    v = np.asarray(values, np.float64)
+    v = v[np.isfinite(v)]
+    if (v > 1 + 1e-6).any() or (low is not None and (v < low - 1e-6).any()):
+        valid = "in [-1, 1]" if low is not None else "at most 1"
+        raise ArgumentError(f"{name} must be {valid}; got values from {v.min():.3g} to {v.max():.3g}")
+
+
 def score_encoding(per_split: dict, split, *, ceiling=None, n_boot: int, key) -> xr.Dataset:
     """Encoding: ``per_split`` {site: (splits, neurons) held-out r}; per neuron the mean over splits, per site
     the median over the selection neurons (choice of site), the held-out neurons (the score) and all neurons.
@@ -149,6 +170,10 @@ def score_encoding(per_split: dict, split, *, ceiling=None, n_boot: int, key) ->
         raise ArgumentError(f"per_split must hold (splits, neurons) for every site with one neuron count; got "
                             f"{ {k: np.shape(v) for k, v in per_split.items()} }")
     sel, held = _check_split(split, n.pop(), "neurons", n_boot)
+    for name, v in per_split.items():                       # correlations (NaN: a constant neuron)
+        _check_at_most_one(f"per_split[{name!r}] (held-out correlations)", v, low=-1.0)
+    if ceiling is not None:                                  # Spearman-Brown reliabilities: ≤ 1, maybe below -1
+        _check_at_most_one("ceiling (per-neuron reliabilities)", ceiling, low=None)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         per_neuron = np.stack([np.nanmean(v, 0) for v in per_split.values()])        # (site, neuron)

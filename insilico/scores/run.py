@@ -25,7 +25,7 @@ import xarray as xr
 
 from .. import __version__ as _insilico_version
 from ..engine.fingerprint import stable_text
-from ..validation import ArgumentError, check_choice, check_count
+from ..validation import ArgumentError, check_choice, check_count, check_number
 from . import _features
 from .benchmark import Benchmark, MissingDataError, get, missing_data
 from .metrics import score_encoding, score_rsa, score_tuning
@@ -62,11 +62,43 @@ def model_settings(subject) -> str:
     return hashlib.sha256(stable_text(repr(parts)).encode()).hexdigest()       # no object addresses
 
 
+def _hash_content(value, h) -> None:
+    """Feed ``value`` (arrays, xarray objects, dicts, sequences, numbers, strings) into the hash ``h`` by content."""
+    if isinstance(value, (xr.DataArray, xr.Dataset)):
+        value = value.to_dataset(name="_") if isinstance(value, xr.DataArray) else value
+        for name in sorted(map(str, value.variables)):
+            h.update(f"var {name}|".encode())
+            _hash_content(value.variables[name].values, h)
+        h.update(stable_text(repr(sorted(value.attrs.items()))).encode())
+    elif isinstance(value, dict):
+        for k in sorted(value, key=repr):
+            h.update(f"key {k!r}|".encode())
+            _hash_content(value[k], h)
+    elif isinstance(value, (list, tuple)):
+        h.update(f"seq {len(value)}|".encode())
+        for v in value:
+            _hash_content(v, h)
+    elif isinstance(value, (np.ndarray, jax.Array, np.generic)):
+        a = np.asarray(value)
+        if a.dtype == object:
+            h.update(f"objects {stable_text(repr(a.tolist()))}|".encode())
+        else:
+            h.update(f"array {a.dtype.str}{a.shape}|".encode())
+            h.update(np.ascontiguousarray(a).tobytes())
+    else:
+        h.update(f"value {stable_text(repr(value))}|".encode())
+
+
 def data_files(benchmark: Benchmark, root: str | os.PathLike | None = None) -> str:
     """sha256 of every file the benchmark's data folders hold under ``root`` (default ``INSILICO_DATA``): path
-    relative to the root, size and modification time ("" for a benchmark that reads no data)."""
+    relative to the root, size and modification time. A benchmark that reads no data folder (its loaders return
+    data held in memory) is hashed by the content of what its loaders return instead, so that a stored result of
+    other data is never reused."""
     if not benchmark.folders:
-        return ""
+        h = hashlib.sha256()
+        for loader in (benchmark.stimuli, benchmark.data, benchmark.ceiling_data):
+            _hash_content(None if loader is None else loader(), h)
+        return "content:" + h.hexdigest()
     base = Path(root if root is not None else os.environ.get("INSILICO_DATA", "")).expanduser()
     h = hashlib.sha256()
     for folder in benchmark.folders:
@@ -80,9 +112,15 @@ def fingerprint(weights_sha256: str, benchmark: Benchmark, seed: int, resize: st
                 model: str = "", data: str = "") -> dict:
     """The components a stored result must share with a rerun to be reused: ``model`` from
     :func:`model_settings`, ``data`` from :func:`data_files`, and insilico's version."""
+    seed = check_seed(seed)
     return {"weights_sha256": weights_sha256, "model_settings": model, "benchmark": benchmark.fingerprint(),
-            "data_files": data, "seed": int(seed), "resize": resize, "n_boot": int(n_boot),
+            "data_files": data, "seed": seed, "resize": resize, "n_boot": int(n_boot),
             "insilico_version": _insilico_version}
+
+
+def check_seed(seed) -> int:
+    """A seed is an integer ≥ 0 (1.9 would be stored as 1; True as 1)."""
+    return check_number("seed", seed, low=0, integer=True)
 
 
 def _sites(subject, metric: str) -> list[str]:
@@ -137,7 +175,7 @@ def run_benchmark(subject, benchmark: Benchmark | str, *, seed: int = 0, resize:
     elif not isinstance(benchmark, Benchmark):
         raise ArgumentError(f"benchmark must be a Benchmark or a registered benchmark's name; got "
                             f"{type(benchmark).__name__}")
-    resize = check_choice("resize", resize, RESIZE_METHODS)
+    resize, seed = check_choice("resize", resize, RESIZE_METHODS), check_seed(seed)
     n_boot = check_count("n_boot", n_boot, minimum=0)
     if n_boot == 1:
         raise ArgumentError("n_boot must be 0 (no intervals) or at least 2; got 1")
@@ -207,7 +245,7 @@ def score_model(subject, benchmarks: Sequence[str | Benchmark], out, *, seed: in
     fingerprint; a stored result is reused only when its fingerprint equals this run's (otherwise the differing
     components are named and it is recomputed). A benchmark whose data are missing is skipped with the message
     naming the folder and the fetch command. Returns ({name: Dataset}, {name: why skipped}, model identity)."""
-    resize = check_choice("resize", resize, RESIZE_METHODS)
+    resize, seed = check_choice("resize", resize, RESIZE_METHODS), check_seed(seed)
     benches = [b if isinstance(b, Benchmark) else get(b) for b in benchmarks]
     out = Path(out)
     (out / "benchmarks").mkdir(parents=True, exist_ok=True)

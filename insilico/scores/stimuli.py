@@ -6,7 +6,7 @@ from __future__ import annotations
 import jax
 import numpy as np
 
-from ..validation import ArgumentError, check_choice, check_key
+from ..validation import ArgumentError, check_choice, check_count, check_finite, check_key, check_number
 
 __all__ = ["RESIZE_METHODS", "prepare_images", "split_stimuli", "split_neurons"]
 
@@ -28,10 +28,18 @@ def prepare_images(images, shape, bounds=(0.0, 1.0), method: str = "antialiased-
     from skimage.transform import resize, resize_local_mean
 
     method = check_choice("resize", method, RESIZE_METHODS)
-    x = np.asarray(images, np.float32)
-    if x.ndim != 4:
-        raise ArgumentError(f"images must be (N, height, width, channels); got shape {x.shape}")
-    h, w, c = (int(s) for s in shape)
+    x = check_finite("images", images, ndim=4).astype(np.float32)
+    if x.min() < 0 or x.max() > 1:
+        raise ArgumentError(f"images must have pixels in [0, 1]; got values from {x.min():g} to {x.max():g}"
+                            + (" (8-bit images? divide by 255)" if x.max() > 1 and x.max() <= 255 else ""))
+    if not isinstance(shape, (tuple, list)) or len(shape) != 3:
+        raise ArgumentError(f"shape must be the model's input (height, width, channels); got {shape!r}")
+    h, w, c = (check_count(f"shape[{i}]", v) for i, v in enumerate(shape))
+    if not isinstance(bounds, (tuple, list)) or len(bounds) != 2:
+        raise ArgumentError(f"bounds must be the model's pixel range (low, high); got {bounds!r}")
+    lo, hi = (check_number(f"bounds[{i}]", b) for i, b in enumerate(bounds))
+    if not lo < hi:
+        raise ArgumentError(f"bounds must be (low, high) with low < high; got {bounds!r}")
     done = []
     if x.shape[1:3] != (h, w):
         if method == "area":
@@ -39,7 +47,7 @@ def prepare_images(images, shape, bounds=(0.0, 1.0), method: str = "antialiased-
         else:
             x = np.stack([resize(im, (h, w), order=1, anti_aliasing=method == "antialiased-bilinear")
                           for im in x]).astype(np.float32)
-        done.append(f"resized from {images.shape[1]}x{images.shape[2]} to {h}x{w} px by {method} "
+        done.append(f"resized from {np.shape(images)[1]}x{np.shape(images)[2]} to {h}x{w} px by {method} "
                     f"({RESIZE_METHODS[method]})")
     if x.shape[-1] != c:
         if x.shape[-1] == 3 and c == 1:
@@ -51,7 +59,7 @@ def prepare_images(images, shape, bounds=(0.0, 1.0), method: str = "antialiased-
         else:
             raise ArgumentError(f"images have {x.shape[-1]} channels and the model takes {c}: only grey <-> colour "
                                 f"(1 <-> 3) is converted")
-    lo, hi = (float(b) for b in bounds)
+    lo, hi = float(lo), float(hi)
     if (lo, hi) != (0.0, 1.0):
         x = (lo + (hi - lo) * x).astype(np.float32)
         done.append(f"pixels mapped from [0, 1] to the model's [{lo}, {hi}]")
@@ -62,15 +70,22 @@ def split_stimuli(n: int, key, groups=None) -> tuple[np.ndarray, np.ndarray]:
     """Two disjoint sorted index sets (selection, held-out) of ``n`` stimuli, each half of every group in
     ``groups`` (n,) (an odd group gives its extra stimulus to the held-out half), drawn with ``key``."""
     check_key("key", key)
+    n = check_count("n (stimuli to split)", n, minimum=2)
     groups = np.zeros(n, int) if groups is None else np.asarray(groups)
     if groups.shape != (n,):
         raise ArgumentError(f"groups must give one group per stimulus ({n}); got shape {groups.shape}")
+    if groups.dtype.kind == "f" and not np.isfinite(groups).all():
+        raise ArgumentError(f"groups must be finite labels; got NaN or inf at stimulus "
+                            f"{int(np.flatnonzero(~np.isfinite(groups))[0])}")
     sel = []
     for k, g in enumerate(np.unique(groups)):
         idx = np.flatnonzero(groups == g)
         perm = idx[np.asarray(jax.random.permutation(jax.random.fold_in(key, k), len(idx)))]
         sel.append(perm[:len(idx) // 2])
     selection = np.sort(np.concatenate(sel))
+    if not selection.size:
+        raise ArgumentError(f"groups leave the selection half empty (every group holds one stimulus: "
+                            f"{len(np.unique(groups))} groups of {n} stimuli); a site would be chosen on nothing")
     return selection, np.setdiff1d(np.arange(n), selection)
 
 
@@ -78,7 +93,6 @@ def split_neurons(n: int, key) -> tuple[np.ndarray, np.ndarray]:
     """Two disjoint sorted halves (selection, held-out) of ``n`` neurons (the held-out half takes an odd one),
     drawn with ``key``."""
     check_key("key", key)
-    if n < 2:
-        raise ArgumentError(f"a split of neurons needs at least 2 neurons; got {n}")
+    n = check_count("n (neurons to split)", n, minimum=2)
     perm = np.asarray(jax.random.permutation(key, n))
     return np.sort(perm[:n // 2]), np.sort(perm[n // 2:])

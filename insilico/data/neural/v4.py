@@ -48,6 +48,7 @@ def cowley2023(session: str, root: str | os.PathLike | None = None, raw: bool = 
     ``r = cowley2023("190923"); x = cowley2023_images("190923")[r.stimulus_id.values]``.
     """
     session = _cowley_session(session)
+    raw = check_choice("raw", raw, (False, True))
     if raw and session not in _COWLEY_RAW:
         raise ValueError(f"raw repeats exist only for Cowley 2023 session(s) {', '.join(_COWLEY_RAW)}; "
                          f"got {session!r} (use raw=False for the repeat-averaged responses)")
