@@ -279,3 +279,105 @@ def test_checked_functions_stay_traceable():
     assert rho == pytest.approx(scipy.stats.spearmanr(R[:, 0], R[:, 1]).statistic, abs=1e-5)
     g = jax.jit(jax.grad(lambda x: sim.cka_jax(x, jnp.asarray(Y, jnp.float32))))(jnp.asarray(X, jnp.float32))
     assert bool(jnp.all(jnp.isfinite(g)))
+
+
+# ------------------------------------------------------------------------- readings that could not be told apart
+
+def test_stacked_condensed_vectors_are_not_read_as_one_square_rdm():
+    """S condensed vectors of length S: as (S, 1, m) they are vectors; as (S, m) the refusal says so. A weighted
+    fit whose held-out pairs number as many as the subjects runs (it used to be refused)."""
+    rng = np.random.default_rng(1)
+    a, b = rng.normal(size=(1, 6)), rng.normal(size=(6, 6))
+    with pytest.raises(ValueError, match=r"must be symmetric .*\(6, 1, 6\)"):
+        rsa.compare(a, b)
+    got = rsa.compare(a, b[:, None])
+    want = [[np.corrcoef(a[0], row)[0, 1] for row in b]]
+    np.testing.assert_allclose(got, want, atol=1e-12)
+    fit = rsa.fit_weighted(rng.normal(size=(2, 66)), rng.normal(size=(3, 66)), n_folds=4)   # 12 stimuli, 3 subjects
+    assert np.isfinite(fit.fold_scores.values).all()
+
+
+def test_bootstrap_samples_with_an_undefined_score_are_counted_and_left_out():
+    """A category model with 2 of 10 stimuli in one class is constant in some resamples: those samples are NaN,
+    counted, warned about and left out of the interval (as rsatoolbox drops them), never spread into it."""
+    labels = np.array([0, 0] + [1] * 8)
+    model = (labels[:, None] != labels[None, :]).astype(float)
+    data = np.stack([rsa.rdm(np.random.default_rng(s).normal(size=(10, 6))) for s in range(3)])
+    with pytest.warns(RuntimeWarning, match=r"samples leave a model's corr score undefined"):
+        b = rsa.bootstrap(model[None], data, method="corr", n_samples=400, key=jax.random.PRNGKey(0),
+                          with_ceiling=False)
+    samples = b.samples.values[:, 0]
+    undefined = int(np.isnan(samples).sum())
+    assert undefined > 0 and int(b.undefined_samples.values[0]) == undefined
+    np.testing.assert_allclose([b.ci_low.values[0], b.ci_high.values[0]],
+                               np.percentile(samples[np.isfinite(samples)], [2.5, 97.5]))
+    assert np.isfinite(b.sem.values).all()
+
+
+def test_permutation_test_counts_a_draw_of_the_observed_labelling():
+    """Of 3 stimuli's 6 labellings, the draws that are the identity reproduce the observed score exactly and
+    count as ≥ it (a float32 null against a float64 score used to miss some)."""
+    rng = np.random.default_rng(4)
+    model, data = rsa.rdm(rng.normal(size=(3, 4))), np.stack([rsa.rdm(rng.normal(size=(3, 4))) for _ in range(2)])
+    key, n = jax.random.PRNGKey(4), 200
+    out = rsa.permutation_test(model, data, method="corr", n_permutations=n, key=key)
+    perms = [np.asarray(jax.random.permutation(k, 3)) for k in jax.random.split(key, n)]
+    identity = sum(bool((p == np.arange(3)).all()) for p in perms)
+    at_least = int(np.sum(out["null"] >= out["score"] - 1e-6))
+    assert identity > 0 and out["p"] == (1 + at_least) / (1 + n)
+
+
+def test_near_constant_responses_are_constant():
+    """A unit fixed at 0.1 has a float std of about 1e-17: it is constant all the same."""
+    x, y = np.full((10, 3), 0.1), RNG.normal(size=(10, 4))
+    for f in (sim.cka, sim.cca):
+        with pytest.raises(ValueError, match="constant"):
+            f(x, y)
+    neurons = np.c_[RNG.normal(size=(40, 1)), np.full((40, 1), 0.1)]
+    with pytest.raises(ValueError, match=r"neurons \[1\] respond identically"):
+        enc.encode(RNG.normal(size=(40, 5)), neurons, key=jax.random.PRNGKey(0))
+    repeated = np.r_[np.zeros((7, 3)), RNG.normal(size=(2, 3))]            # 7 of 9 stimuli the same
+    with pytest.raises(ValueError, match="median squared distance between stimuli is 0"):
+        sim.cka(repeated, RNG.normal(size=(9, 3)), kernel="rbf")
+
+
+def test_rank_statistics_rank_in_float64():
+    from scipy import stats
+
+    for x in (1e8 + np.arange(10.0), 0.1 + np.arange(4) * 1e-9):
+        y = np.arange(len(x), dtype=float)
+        assert float(sel.spearman(x, y)) == pytest.approx(stats.spearmanr(x, y).statistic)
+        np.testing.assert_array_equal(np.asarray(sel.rankdata(x)), stats.rankdata(x))
+    rho, _, dist = sel.spearman_bootstrap(1e8 + np.arange(10.0), np.arange(10.0), jax.random.PRNGKey(0), n_boot=20)
+    assert float(rho) == 1.0 and np.all(np.asarray(dist) == 1.0)
+
+
+def test_indices_outside_their_range_are_refused_or_infinite():
+    separated = sel.category_dprime(np.array([[1.0, 3.0], [1.0, 3.0], [2.0, 3.0], [2.0, 3.0]]),
+                                    np.array([True, True, False, False]))
+    assert np.isneginf(separated[0]) and np.isnan(separated[1])           # no floor that makes d' = -1e6
+    negative = np.array([[-1.0, 2.0], [1.0, -1.0], [-1.0, 0.5], [1.0, 0.3]])
+    for f in (sel.lifetime_sparseness, sel.population_sparseness):
+        with pytest.raises(ArgumentError, match="needs non-negative responses .* minimum of -1"):
+            f(negative)
+    with pytest.raises(ArgumentError, match="class_selectivity needs non-negative responses"):
+        sel.class_selectivity(np.array([[-1.0], [-1.0], [1.01], [1.01]]), np.array([0, 0, 1, 1]), 2)
+
+
+MORE_BAD = {
+    "pearson_columns shapes": (lambda: enc.pearson_columns(np.ones((10, 3)), np.ones((10, 1))),
+                               r"a and b must be \(n, k\) of one shape"),
+    "pearson_columns NaN": (lambda: enc.pearson_columns(np.full((10, 1), np.nan), np.ones((10, 1))), "a contains"),
+    "noise with euclidean": (lambda: rsa.rdm(X[:5], "euclidean", noise=np.eye(12)),
+                             "noise .* 'mahalanobis' and 'crossnobis' only"),
+    "model_names a string": (lambda: rsa.bootstrap(rsa.rdm(X[:6])[None], np.stack([rsa.rdm(X[:6])] * 2),
+                                                   model_names="abc", key=jax.random.PRNGKey(0)),
+                             "model_names must be a sequence of names"),
+}
+
+
+@pytest.mark.parametrize("case", MORE_BAD)
+def test_more_bad_arguments_are_refused_by_name(case):
+    call, message = MORE_BAD[case]
+    with pytest.raises(ArgumentError, match=message):
+        call()

@@ -88,7 +88,11 @@ def _xy(x, y, what: str):
 def pearson_columns(a, b) -> np.ndarray:
     """Pearson r between matching columns of a and b (n, k); NaN where a column is constant
     (:func:`insilico.analysis.stats.pearson`, computed with NumPy in the arrays' dtype: float64 here)."""
-    return pearson(np.asarray(a), np.asarray(b), axis=0)
+    a, b = check_finite("a", a, ndim=2), check_finite("b", b, ndim=2)
+    if a.shape != b.shape or a.shape[0] < 2:
+        raise ArgumentError(f"a and b must be (n, k) of one shape with n ≥ 2 rows (matching columns); got "
+                            f"{a.shape} and {b.shape}")
+    return pearson(a, b, axis=0)
 
 
 # --------------------------------------------------------------------------------------------------------- ridge
@@ -333,7 +337,7 @@ def encode(features, responses, *, method: str = "ridge", n_splits: int = 10, te
     alphas = _alphas(alphas) if method == "ridge" else alphas
     n_components = check_count("n_components", n_components)
     x, y = _xy(features, responses, "encode")
-    const = np.flatnonzero(y.std(0) == 0)
+    const = np.flatnonzero(np.ptp(y, 0) == 0)                 # exact: a constant 0.1 has a std of 1e-17
     if len(const):
         raise ValueError(f"encode: neurons {const.tolist()} respond identically to every stimulus")
     ceiling_formula = getattr(ceiling, "formula", None)

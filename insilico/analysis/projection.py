@@ -15,6 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .. import rng
+from ..validation import check_choice, check_count
 from .sufficient import pca_from_rotated
 
 __all__ = ["CHUNK", "random_matrix", "project", "pca_components"]
@@ -26,6 +27,8 @@ def random_matrix(key, index: int, units: int, dims: int) -> np.ndarray:
     """The (units, dims) Gaussian projection of site number ``index`` (its position in ``subject.sites``), scaled
     by 1/√dims: the matrix :func:`project` draws block by block (of :data:`CHUNK` units) from
     ``fold_in(key, index)``."""
+    index, units, dims = (check_count(n, v, minimum=m) for n, v, m in (("index", index, 0), ("units", units, 1),
+                                                                        ("dims", dims, 1)))
     k, blocks = jax.random.fold_in(key, index), -(-units // CHUNK)
     rows = CHUNK if units > CHUNK else units
     w = [np.asarray(rng.normal(jax.random.fold_in(k, c), (rows, dims), jnp.float32)) for c in range(blocks)]
@@ -34,6 +37,7 @@ def random_matrix(key, index: int, units: int, dims: int) -> np.ndarray:
 
 def project(f, kind: str, dims: int, arrays):
     """Features ``f`` (batch, units) float32 projected as ``kind`` says: (batch, dims) (traceable)."""
+    check_choice("kind", kind, ("none", "pca", "matrix", "random"))
     if kind == "none":
         return f
     if kind == "pca":

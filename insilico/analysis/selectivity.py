@@ -12,6 +12,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 import numpy as np
+import scipy.stats
 
 from .. import rng
 from ..validation import ArgumentError, check_count, check_finite, check_fraction, check_key, check_labels, check_number
@@ -31,6 +32,16 @@ def _responses(responses, name: str = "responses"):
     if _concrete(responses):
         check_finite(name, responses, ndim=2)
     return jnp.asarray(responses)
+
+
+def _non_negative(responses, what: str):
+    """Responses checked to be ≥ 0 when concrete (the index assumes rates: a negative one moves it out of its
+    range)."""
+    r = _responses(responses)
+    if _concrete(responses) and (np.asarray(responses) < 0).any():
+        raise ArgumentError(f"{what} needs non-negative responses (rates, or activations after a ReLU); got a minimum "
+                            f"of {float(np.min(responses)):g}: shift or rectify them first")
+    return r
 
 
 def unit_responses(activation):
@@ -70,14 +81,15 @@ def class_selectivity(responses, labels, n_classes: int, eps: float = 1e-7):
             raise ArgumentError(f"labels hold no stimulus of class(es) {empty[:8]} of n_classes={n_classes}: the "
                                 f"index needs every class's mean; pass the classes present (relabelled) or their "
                                 f"number")
-    mu = class_means(responses, labels, n_classes)
+    mu = class_means(_non_negative(responses, "class_selectivity"), labels, n_classes)
     top = mu.max(0)
     rest = (mu.sum(0) - top) / (n_classes - 1)
     return (top - rest) / (top + rest + eps)
 
 
 def category_dprime(responses, is_a):
-    """d′ per unit between stimuli where ``is_a`` is True and the rest: (μ_a − μ_b) / sqrt((σ²_a + σ²_b)/2)."""
+    """d′ per unit between stimuli where ``is_a`` is True and the rest: (μ_a − μ_b) / sqrt((σ²_a + σ²_b)/2);
+    ±inf for a unit whose classes differ without varying within either, NaN for one that does not vary at all."""
     responses = _responses(responses)
     if _concrete(is_a):
         mask = check_finite("is_a", is_a, ndim=1)
@@ -93,7 +105,7 @@ def category_dprime(responses, is_a):
     ma, mb = wa @ responses, wb @ responses
     va = wa @ (responses - ma) ** 2 * is_a.sum() / jnp.maximum(is_a.sum() - 1, 1)
     vb = wb @ (responses - mb) ** 2 * (~is_a).sum() / jnp.maximum((~is_a).sum() - 1, 1)
-    return (ma - mb) / jnp.sqrt(jnp.maximum((va + vb) / 2, 1e-12))
+    return (ma - mb) / jnp.sqrt((va + vb) / 2)
 
 
 def _sparseness(r, axis):
@@ -107,21 +119,21 @@ def _sparseness(r, axis):
 def lifetime_sparseness(responses):
     """Per unit, across stimuli (Vinje & Gallant 2000): (1 − (Σr/n)² / (Σr²/n)) / (1 − 1/n). Shape (units,);
     NaN for a unit that never responds (undefined: 0/0)."""
-    return _sparseness(_responses(responses), 0)
+    return _sparseness(_non_negative(responses, "lifetime_sparseness"), 0)
 
 
 def population_sparseness(responses):
     """Per stimulus, across units (same formula as :func:`lifetime_sparseness`). Shape (stimuli,); NaN for a
     stimulus no unit responds to."""
-    return _sparseness(_responses(responses), 1)
+    return _sparseness(_non_negative(responses, "population_sparseness"), 1)
 
 
 def rankdata(x):
     """Average ranks (1-based, ties get their mean rank) like ``scipy.stats.rankdata``, of a 1-D ``x``, in JAX
     (:func:`insilico.analysis.stats.rankdata`); vmappable. NaN would have no rank: concrete inputs with NaN/inf are
     an error."""
-    if _concrete(x):
-        check_finite("x", x, ndim=1)
+    if _concrete(x):                  # ranked in float64: distinct values that float32 would tie keep their order
+        return jnp.asarray(scipy.stats.rankdata(check_finite("x", x, ndim=1).astype(np.float64)), jnp.float32)
     return stats.rankdata(jnp.asarray(x))
 
 
@@ -154,6 +166,8 @@ def spearman_bootstrap(x, y, key, n_boot: int = 1000, ci: float = 0.95):
     ci = check_fraction("ci", ci, open_low=True, open_high=True)
     check_key("key", key)
     _pair(x, y)
+    if _concrete(x) and _concrete(y):        # the ranks (exact in float32) order every resample as the values do
+        x, y = rankdata(x), rankdata(y)
     x, y = jnp.asarray(x, jnp.float32), jnp.asarray(y, jnp.float32)
     idx = rng.randint(key, (n_boot, x.shape[0]), 0, x.shape[0])
     dist = jax.vmap(lambda i: spearman(x[i], y[i]))(idx)

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import warnings
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -60,7 +61,7 @@ def _matrices(x, y, what: str, min_stimuli: int = 3) -> tuple[np.ndarray, np.nda
     if x.shape[0] < min_stimuli:
         raise ValueError(f"{what} needs at least {min_stimuli} stimuli; got {x.shape[0]}")
     for name, m in (("x", x), ("y", y)):
-        if np.all(m.std(0) == 0):
+        if np.all(np.ptp(m, 0) == 0):                   # exact: a constant 0.1 has a std of 1e-17
             raise ValueError(f"{what}: every unit of {name} responds identically to all stimuli (constant "
                              "responses); the score is undefined")
     return x, y
@@ -83,7 +84,20 @@ def gram_rbf(x: Features, threshold: float = 1.0) -> Gram:
     x = x - x.mean(0)
     sq = xp.sum(x ** 2, 1)
     d2 = xp.maximum(sq[:, None] + sq[None, :] - 2 * x @ x.T, 0.0)
-    return xp.exp(-d2 / (2 * threshold ** 2 * xp.median(d2)))
+    median = xp.median(d2)
+    if _concrete_zero(median):
+        raise ValueError("gram_rbf: the median squared distance between stimuli is 0 (more than half the pairs "
+                         "of stimuli have identical responses), so the kernel's width is undefined; use the "
+                         "linear kernel or drop the repeated responses")
+    return xp.exp(-d2 / (2 * threshold ** 2 * median))
+
+
+def _concrete_zero(value) -> bool:
+    """``value`` is a concrete 0 (False when it is traced: the check is then left to the caller's inputs)."""
+    try:
+        return float(value) == 0
+    except jax.errors.ConcretizationTypeError:
+        return False
 
 
 def center_gram(gram: Gram, unbiased: bool = False) -> Gram:

@@ -22,6 +22,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..validation import check_choice, check_count
+
 __all__ = ["rdm_from_gram", "helmert", "pca_from_rotated", "FoldMoments", "ridge_scores", "assign_folds",
            "check_folds", "check_responses", "check_alphas", "y_moments", "scores_dataset", "RAW_FORMULA"]
 
@@ -33,6 +35,8 @@ def rdm_from_gram(gram, method: str, n_units: int) -> np.ndarray:
     d = 1 − gram (a stimulus whose pattern is constant has a zero row: its distances are NaN). "euclidean":
     ``gram`` holds raw dot products and d = (G_ii + G_jj − 2 G_ij) / units (squared, per channel, as
     :func:`insilico.analysis.rsa.rdm`)."""
+    method = check_choice("method", method, ("correlation", "euclidean"))
+    n_units = check_count("n_units", n_units)
     g = np.triu(np.asarray(gram, np.float64))
     g = g + np.triu(g, 1).T
     if method == "correlation":
@@ -69,6 +73,7 @@ def pca_from_rotated(bt_b, k: int) -> tuple[np.ndarray, np.ndarray]:
 def assign_folds(order: np.ndarray, k: int) -> np.ndarray:
     """Fold of every stimulus: the stimuli in ``order`` (a permutation) dealt to folds 0, 1, …, k − 1 in turn, so
     fold sizes differ by at most one."""
+    k = check_count("k (folds)", k)
     folds = np.empty(len(order), np.int32)
     folds[np.asarray(order)] = np.arange(len(order)) % k
     return folds

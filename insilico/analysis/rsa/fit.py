@@ -63,7 +63,7 @@ def fit_weighted(components, data_rdms, *, method: str = "corr", n_folds: int = 
         train_pairs, test_pairs = ~is_test[i] & ~is_test[j], is_test[i] & is_test[j]
         w = fit(train_pairs)
         pred = w[:-1] @ vc[:, test_pairs] + w[-1]
-        sub = vd[:, test_pairs]
+        sub = vd[:, None, test_pairs]            # (S, 1, pairs): condensed vectors, never read as one square RDM
         if np.ptp(pred) == 0:                    # all weights zero on this fold: a constant prediction
             flat.append(k)
             fold_scores.append(0.0)

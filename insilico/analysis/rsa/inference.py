@@ -10,6 +10,7 @@ key (``sampling``), and any number of them runs through one compiled function ov
 """
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from functools import partial
 
@@ -188,6 +189,9 @@ def bootstrap(model_rdms, data_rdms, *, method: str = "corr", n_samples: int = 1
         raise ValueError(f"bootstrap: models have RDMs over {n} stimuli but the data over {nd}")
     if over != "stimuli" and vd.shape[0] < 2:
         raise ValueError("resampling subjects needs RDMs of at least 2 subjects")
+    if isinstance(model_names, str):
+        raise ArgumentError(f"model_names must be a sequence of names, one per model RDM; got the string "
+                            f"{model_names!r} (for one model pass [{model_names!r}])")
     names = list(model_names) if model_names is not None else [f"model {i}" for i in range(vm.shape[0])]
     if len(names) != vm.shape[0]:
         raise ValueError(f"{len(names)} model names for {vm.shape[0]} model RDMs")
@@ -198,9 +202,10 @@ def bootstrap(model_rdms, data_rdms, *, method: str = "corr", n_samples: int = 1
     score, ceiling, block = _prepare(vm, vd, n, method, over, ks, kj, ceil, with_ceiling, size)
     out = run_blocks(block, n_samples, size)
     samples = out[0]
-    lo_q, hi_q = np.percentile(samples, [50 * (1 - ci), 50 * (1 + ci)], axis=0)
+    lo_q, hi_q, sem, undefined = _sample_statistics(samples, ci, names, method)
     ds = xr.Dataset({"score": ("model", score), "samples": (("sample", "model"), samples),
-                     "ci_low": ("model", lo_q), "ci_high": ("model", hi_q), "sem": ("model", samples.std(0, ddof=1))},
+                     "ci_low": ("model", lo_q), "ci_high": ("model", hi_q), "sem": ("model", sem),
+                     "undefined_samples": ("model", undefined)},
                     coords={"model": names},
                     attrs={"method": method, "over": over, "n_samples": n_samples, "n_stimuli": n,
                            "n_subjects": int(vd.shape[0]), "ci": ci})
@@ -210,6 +215,24 @@ def bootstrap(model_rdms, data_rdms, *, method: str = "corr", n_samples: int = 1
             ds["ceiling_lower_samples"] = ("sample", out[1])
             ds["ceiling_upper_samples"] = ("sample", out[2])
     return ds
+
+
+def _sample_statistics(samples, ci: float, names, method: str):
+    """Percentile interval, standard deviation and count of the samples in which a model's score is undefined
+    (NaN: a resampled model RDM without two distinct dissimilarities), over the defined ones (as rsatoolbox
+    drops them), with a warning naming how many; a model without two defined samples is an error."""
+    finite = np.isfinite(samples)
+    undefined = (~finite).sum(0)
+    if (finite.sum(0) < 2).any():
+        bad = [names[i] for i in np.flatnonzero(finite.sum(0) < 2)]
+        raise ValueError(f"bootstrap: the {method} score of {', '.join(map(str, bad))} is undefined in all but "
+                         f"{int(finite.sum(0).min())} of {len(samples)} samples (resampled RDMs that are constant)")
+    if undefined.any():
+        warnings.warn(f"bootstrap: {int(undefined.max())} of {len(samples)} samples leave a model's {method} score "
+                      f"undefined (a resampled RDM that is constant); the interval and sem use the other samples "
+                      f"(undefined_samples counts them per model)", RuntimeWarning, stacklevel=3)
+    lo, hi = np.nanpercentile(samples, [50 * (1 - ci), 50 * (1 + ci)], axis=0)
+    return lo, hi, np.nanstd(samples, 0, ddof=1), undefined
 
 
 def permutation_test(model_rdm, data_rdms, *, method: str = "corr", n_permutations: int = 1000, key) -> dict:
@@ -229,14 +252,14 @@ def permutation_test(model_rdm, data_rdms, *, method: str = "corr", n_permutatio
     i, j = _pair_index(n)
     data = jnp.asarray(vd, jnp.float32)
 
-    @jax.jit
-    def null(keys):
-        def one(k):
-            p = jax.random.permutation(k, n)
-            v = sq[p][:, p][i, j]
-            return jax.vmap(lambda b: _compare_one(v, b, method, n))(data).mean()
-        return jax.lax.map(one, keys)
+    def statistic(p):
+        v = sq[p][:, p][i, j]
+        return jax.vmap(lambda b: _compare_one(v, b, method, n))(data).mean()
 
+    null = jax.jit(lambda keys: jax.lax.map(lambda k: statistic(jax.random.permutation(k, n)), keys))
     score = float(compare(vm, vd, method).mean())
     dist = np.asarray(null(jax.random.split(key, n_permutations)))
-    return {"score": score, "null": dist, "p": float((1 + np.sum(dist >= score)) / (1 + n_permutations))}
+    # the null is counted against the observed labelling computed the same way (float32), so that a permutation
+    # that reproduces it counts as ≥ the score; the float64 score is what is reported
+    same_way = np.asarray(jax.jit(statistic)(jnp.arange(n)))
+    return {"score": score, "null": dist, "p": float((1 + np.sum(dist >= same_way)) / (1 + n_permutations))}

@@ -83,6 +83,9 @@ def rdm(patterns, method: str = "correlation", *, noise=None, prior_lambda: floa
     x = _patterns(patterns, f"rdm({method!r})", 3 if method == "crossnobis" else 2)
     n_ch = x.shape[-1]
     prec = None
+    if noise is not None and method not in ("mahalanobis", "crossnobis"):
+        raise ArgumentError(f"noise (a precision matrix) is used by 'mahalanobis' and 'crossnobis' only; got it with "
+                            f"method={method!r} (for a Mahalanobis distance pass method='mahalanobis')")
     if noise is not None:
         prec = check_finite("noise", noise, ndim=2).astype(np.float64)
         if prec.shape != (n_ch, n_ch):
@@ -155,7 +158,8 @@ def _as_vectors(r, what: str) -> tuple[np.ndarray, int]:
     if r.ndim >= 2 and r.shape[-1] == r.shape[-2] and r.shape[-1] > 2:
         n = r.shape[-1]
         if not np.allclose(r, np.swapaxes(r, -1, -2), atol=1e-8, equal_nan=True):
-            raise ValueError(f"{what}: square RDMs must be symmetric")
+            raise ValueError(f"{what}: square RDMs must be symmetric (shape {r.shape}; {n} condensed vectors of "
+                             f"length {n} go as shape ({n}, 1, {n}))")
         v = upper(r)
     else:
         v = r
