@@ -41,7 +41,8 @@ def default_weights_dir() -> Path:
     return cache_dir() / "weights"
 
 
-def _outside_package(name: str, path) -> Path:
+def outside_package(name: str, path) -> Path:
+    """``path`` (as a Path), refused when it lies inside the installed package (training never writes there)."""
     path = Path(path).expanduser()
     resolved = path.resolve()
     if resolved == PACKAGE_DIR or PACKAGE_DIR in resolved.parents:
@@ -115,10 +116,11 @@ def load(name: str, weights=None) -> Subject:
     (8, 8, 128)
     """
     path = weights_path(name, weights)
+    recipe = RECIPES[_base(name)]                          # part of the cache key: a changed recipe rebuilds
     if path is None:
-        return _load(name, None, None)
+        return _load(name, None, None, recipe)
     stat = path.stat()
-    return _load(name, str(path), (stat.st_mtime_ns, stat.st_size))    # a rewritten file reloads
+    return _load(name, str(path), (stat.st_mtime_ns, stat.st_size), recipe)    # a rewritten file reloads
 
 
 def weights_path(name: str, weights=None) -> Path | None:
@@ -160,7 +162,7 @@ def _base(name: str) -> str:
 _ABSTRACT: dict = {}
 
 
-def _abstract_subject(name: str) -> Subject:
+def abstract_subject(name: str) -> Subject:
     """The subject ``name`` with ``jax.ShapeDtypeStruct`` variables: its sites, input spec and class names, from
     ``jax.eval_shape`` alone (nothing initialized, read or compiled). Cached per name and recipe."""
     recipe = RECIPES[_base(name)]
@@ -181,13 +183,12 @@ def _initial_variables(model: nn.Module, input_shape, key) -> dict:
 
 
 @cache
-def _load(name: str, weights: str | None, version) -> Subject:
+def _load(name: str, weights: str | None, version, recipe: Recipe) -> Subject:
     from .models.spec import model_spec
     from .train.checkpoint import load_checkpoint
 
     base = _base(name)
-    recipe = RECIPES[base]
-    abstract = _abstract_subject(name)
+    abstract = abstract_subject(name)
     meta = dict(abstract.meta)
     if base != name:
         variables = _initial_variables(recipe.model, recipe.input_spec.shape, jax.random.PRNGKey(0))
@@ -251,9 +252,9 @@ def train(name: str, weights_dir=None, *, epochs: int | None = None, limit: int 
 
     if not isinstance(name, str) or name not in RECIPES:
         raise UnknownModelError(f"unknown zoo recipe {name!r}; valid: {', '.join(RECIPES)}")
-    weights_dir = _outside_package("weights_dir", default_weights_dir() if weights_dir is None else weights_dir)
+    weights_dir = outside_package("weights_dir", default_weights_dir() if weights_dir is None else weights_dir)
     if checkpoint_dir is not None:
-        checkpoint_dir = _outside_package("checkpoint_dir", checkpoint_dir)
+        checkpoint_dir = outside_package("checkpoint_dir", checkpoint_dir)
     if limit is not None:
         check_count("limit", limit)
     recipe = RECIPES[name]

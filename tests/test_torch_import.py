@@ -204,3 +204,33 @@ def test_half_precision_checkpoints_load_and_a_module_is_not_a_state_dict():
         assert a.dtype == np.float32 and np.array_equal(a, b)
     with pytest.raises(TypeError, match=r"got a TorchAlexNet module: pass its .state_dict\(\)"):
         load_state_dict("alexnet", net, input_shape=(64, 64, 3))
+
+
+def test_non_finite_weights_and_bad_arguments_are_refused_by_name():
+    sd = {k: v.numpy().copy() for k, v in _random_net(TorchAlexNet, 4, 4).state_dict().items()}
+    sd["features.3.weight"][0, 0, 0, 0] = np.nan
+    sd["classifier.6.bias"][:] = np.inf
+    with pytest.raises(StateDictError) as err:
+        load_state_dict("alexnet", sd, input_shape=(64, 64, 3))
+    assert "features.3.weight: 1 NaN/inf value(s)" in str(err.value)
+    assert "classifier.6.bias: 4 NaN/inf value(s) of 4" in str(err.value)
+    from insilico.interop.torch_import import build
+    from insilico.validation import ArgumentError
+
+    with pytest.raises(ValueError, match=r"input_shape must be \(height, width, 3\) for alexnet; got 64"):
+        load_state_dict("alexnet", sd, input_shape=64)
+    with pytest.raises(ValueError, match=r"unknown architecture \['alexnet'\]"):
+        load_state_dict(["alexnet"], sd)
+    with pytest.raises(TypeError, match="keys must be tensor names"):
+        load_state_dict("alexnet", {0: np.zeros(3)})
+    for n in (-3, "10", 0):
+        with pytest.raises(ArgumentError, match="num_classes must be an integer ≥ 1"):
+            build("resnet18", num_classes=n)
+
+
+def test_resnet_layers_and_widths_of_unequal_length_are_refused():
+    from insilico.models import ResNet18
+
+    with pytest.raises(ValueError, match=r"layers \(3, 4, 6, 3\) and widths \(64, 128, 256\) must give one entry"):
+        ResNet18(layers=(3, 4, 6, 3), widths=(64, 128, 256)).init(jax.random.PRNGKey(0),
+                                                                  np.zeros((1, 32, 32, 3), np.float32))

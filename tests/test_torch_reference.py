@@ -61,3 +61,20 @@ def test_resnet_twin_pads_as_xla_at_odd_sizes_and_unsupported_convnets_are_refus
         v = model.init(jax.random.PRNGKey(0), np.zeros((1, 8, 8, 3), np.float32))
         with pytest.raises(ValueError, match="no PyTorch twin for this ConvNet"):
             to_torch(make_subject("c", model, v, InputSpec((8, 8, 3))))
+
+
+@pytest.mark.parametrize("widths", [(8, 16), (8, 16, 16, 16)])
+def test_resnet_twin_has_every_stage(widths):
+    """The twin builds one stage per width, as the Flax ResNet does (it used to build three, whatever the widths)."""
+    from insilico.models import ResNet
+    from insilico.subject import InputSpec, make_subject
+
+    model = ResNet(depth=8, widths=widths, num_classes=5)
+    v = model.init(jax.random.PRNGKey(0), np.zeros((1, 16, 16, 3), np.float32))
+    s = make_subject("r", model, v, InputSpec((16, 16, 3)))
+    x = np.asarray(jax.random.uniform(jax.random.PRNGKey(3), (2, 16, 16, 3)))
+    twin = to_torch(s)
+    assert set(twin.sites()) == set(s.sites)
+    with torch.no_grad():
+        ref = twin(to_nchw(x)).numpy()
+    np.testing.assert_allclose(np.asarray(el.run(s, x)[0]), ref, rtol=1e-4, atol=1e-4)

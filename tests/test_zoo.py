@@ -90,7 +90,7 @@ def test_trained_load_reads_the_weights_the_concrete_load_read(caplog):
 
 
 def test_restoring_into_shapes_keeps_every_check(tmp_path):
-    abstract = zoo._abstract_subject("mnist_convnet").variables
+    abstract = zoo.abstract_subject("mnist_convnet").variables
     assert all(isinstance(v, jax.ShapeDtypeStruct) for v in jax.tree.leaves(abstract))
     variables = jax.tree.map(np.array, zoo.load("mnist_convnet").variables)
     as_int = jax.tree.map(np.array, variables)
@@ -104,7 +104,7 @@ def test_restoring_into_shapes_keeps_every_check(tmp_path):
     del variables["params"]["fc1"]
     with pytest.raises(CheckpointError, match="/params/fc1: missing in checkpoint"):
         load_checkpoint(save_checkpoint(tmp_path / "less.ckpt", variables), abstract)
-    other = zoo._abstract_subject("cifar_convnet").variables
+    other = zoo.abstract_subject("cifar_convnet").variables
     with pytest.raises(CheckpointError, match=r"/batch_stats/conv3: missing in checkpoint; /batch_stats/conv1/bn/mean: "
                                               r"shape \(16,\) in checkpoint, \(32,\) in model"):
         load_checkpoint(zoo.WEIGHTS_DIR / "mnist_convnet.ckpt", other)
@@ -117,3 +117,15 @@ def test_weights_path_checks_without_loading(tmp_path):
         zoo.weights_path("vgg99")
     with pytest.raises(ArgumentError, match=f"no checkpoint at {tmp_path}/mnist_convnet.ckpt"):
         zoo.weights_path("mnist_convnet", tmp_path)
+
+
+def test_a_changed_recipe_is_loaded_anew(monkeypatch):
+    from dataclasses import replace
+
+    before = zoo.load("mnist_convnet_untrained")
+    recipe = zoo.RECIPES["mnist_convnet"]
+    monkeypatch.setitem(zoo.RECIPES, "mnist_convnet", replace(recipe, model=recipe.model.clone(widths=(4, 8))))
+    after = zoo.load("mnist_convnet_untrained")
+    assert after.sites["conv1"][-1] == 4 and before.sites["conv1"][-1] != 4
+    monkeypatch.setitem(zoo.RECIPES, "mnist_convnet", recipe)
+    assert zoo.load("mnist_convnet_untrained") is before                   # the same recipe: the cached subject

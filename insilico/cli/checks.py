@@ -45,7 +45,7 @@ def shapes_of(name: str):
     """The zoo model ``name`` with shapes only (sites, input spec, classes): ``jax.eval_shape``, nothing loaded."""
     from .. import zoo
 
-    return zoo._abstract_subject(name)
+    return zoo.abstract_subject(name)
 
 
 def check_site(name: str, site: str):

@@ -36,7 +36,7 @@ def train(args):
         raise CommandError(f"unknown zoo recipe {args.name!r}; valid: {', '.join(zoo.RECIPES)}")
     for option, path in (("--out", args.out), ("--checkpoint-dir", args.checkpoint_dir)):
         if path is not None:
-            check_dir(option, zoo._outside_package(option, path), create=False)
+            check_dir(option, zoo.outside_package(option, path), create=False)
     dataset = zoo.RECIPES[args.name].dataset
     check_data(f"training {args.name}", RECIPE_DATA.get(dataset, dataset))
     meta = zoo.train(args.name, args.out, epochs=args.epochs, limit=args.limit, checkpoint_dir=args.checkpoint_dir)

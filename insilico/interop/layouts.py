@@ -71,6 +71,8 @@ def read_state_dict(state_dict) -> tuple[dict[str, np.ndarray], list[str]]:
     out: dict[str, np.ndarray] = {}
     clashes = []
     for k, v in state_dict.items():
+        if not isinstance(k, str):
+            raise TypeError(f"state_dict's keys must be tensor names (str); got {k!r} ({type(k).__name__})")
         key = k[len(PREFIX):] if k.startswith(PREFIX) else k
         if key in out:
             clashes.append(key)

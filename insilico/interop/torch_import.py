@@ -30,6 +30,7 @@ import numpy as np
 from ..models.imagenet import IMAGENET_MEAN, IMAGENET_STD, VGG16, VGG16_BLOCKS, AlexNet, ResNet18, ResNet50
 from ..models.vit import ViT
 from ..subject import InputSpec, Subject, make_subject
+from ..validation import check_count
 from .cornet_import import CORNETS
 from .layouts import PREFIX, Layout, StateDictError, as_is, conv_kernel, linear_kernel, read_state_dict
 
@@ -169,7 +170,7 @@ ARCHITECTURES = tuple(TABLE)
 
 
 def _row(arch: str):
-    if arch not in TABLE:
+    if not isinstance(arch, str) or arch not in TABLE:
         raise ValueError(f"unknown architecture {arch!r}; available: {', '.join(TABLE)}")
     return TABLE[arch]
 
@@ -178,7 +179,7 @@ def build(arch: str, num_classes: int = 1000) -> tuple[nn.Module, Callable[[Any]
     """The Flax model for ``arch`` (a key of :data:`TABLE`: "alexnet", "vgg16", "resnet18", "resnet50",
     "vit_b_16") and its state-dict mapping (a function of that model)."""
     factory, mapping_of, _ = _row(arch)
-    return factory(num_classes), mapping_of
+    return factory(check_count("num_classes", num_classes)), mapping_of
 
 
 def _torch_shape(flax_shape, convert) -> tuple[int, ...]:
@@ -203,6 +204,8 @@ def _input_shape(arch: str, model: nn.Module, input_shape, sd: dict) -> tuple[in
     if not isinstance(model, ViT):
         if input_shape is None:
             return (224, 224, 3)
+        if not isinstance(input_shape, (tuple, list)):
+            raise ValueError(f"input_shape must be (height, width, 3) for {arch}; got {input_shape!r}")
         shape = tuple(input_shape)
         if len(shape) != 3 or shape[2] != 3 or not all(isinstance(d, (int, np.integer)) and d > 0 for d in shape):
             raise ValueError(f"input_shape must be (height, width, 3) for {arch} (an RGB image, as its weights "
@@ -210,6 +213,8 @@ def _input_shape(arch: str, model: nn.Module, input_shape, sd: dict) -> tuple[in
         return tuple(int(d) for d in shape)
     s, p = model.image_size, model.patch_size
     valid = (s, s, 3)
+    if input_shape is not None and not isinstance(input_shape, (tuple, list)):
+        raise ValueError(f"input_shape must be (height, width, 3) for {arch}; got {input_shape!r}")
     if input_shape is None or tuple(input_shape) == valid:
         return valid
     msg = (f"input_shape {tuple(input_shape)} does not fit {arch}'s position embedding of {model.tokens} tokens "
@@ -262,6 +267,10 @@ def load_state_dict(arch: str, state_dict, *, input_shape=None, name: str | None
             want = _torch_shape(target.shape, convert)
             if tuple(sd[key].shape) != want:
                 problems.append(f"{key}: shape {tuple(sd[key].shape)}, expected {want}")
+                break
+            bad = int(np.size(sd[key]) - np.count_nonzero(np.isfinite(sd[key])))
+            if bad:
+                problems.append(f"{key}: {bad} NaN/inf value(s) of {np.size(sd[key])}")
                 break
             node = variables[collection]
             for p in path[:-1]:

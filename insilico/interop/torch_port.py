@@ -141,7 +141,7 @@ class TorchResNet(nn.Module):
         self.normalize = Normalize(model.mean, model.std)
         self.stem = ConvStage(P["conv1"], S["conv1"])
         self.blocks = nn.ModuleDict()
-        for st in range(1, 4):
+        for st in range(1, len(model.widths) + 1):                  # one stage per width, as the Flax model
             for b in range(1, n + 1):
                 p, s = P[f"stage{st}"][f"block{b}"], S[f"stage{st}"][f"block{b}"]
                 self.blocks[f"stage{st}_block{b}"] = BasicBlock(p, s, 2 if (b == 1 and st > 1) else 1)
