@@ -23,6 +23,7 @@ because it selects array outputs by definition.
 from __future__ import annotations
 
 import fnmatch
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -147,10 +148,18 @@ def at_path(*patterns: str) -> Selector:
     times gives sites ``name@0``, ``name@1``, ...: ``"name"`` selects every call, ``"name@1"`` the second."""
     if not patterns or not all(isinstance(p, str) and p for p in patterns):
         raise TypeError(f"at_path needs one or more non-empty path patterns; got {patterns!r}")
+    methods = {"__call__"}
+    for p in patterns:
+        last = p.rsplit("/", 1)[-1]
+        if "." in last:                                  # "path.method" or "path.method@k": the method's name
+            name = re.sub(r"@\d+$", "", last.rsplit(".", 1)[1])
+            if not name.isidentifier():
+                raise TypeError(f"at_path: the method in {p!r} must be a method's name (no glob; '@k' may follow); "
+                                f"got {name!r}")
+            methods.add(name)
     return Selector(lambda c: any(fnmatch.fnmatchcase(c.name, p) or fnmatch.fnmatchcase(c.site, p)
                                   for p in patterns),
-                    frozenset({"__call__"}) | {p.rsplit(".", 1)[1] for p in patterns if "." in p.rsplit("/", 1)[-1]},
-                    "at_path(" + ", ".join(repr(p) for p in patterns) + ")", ("at_path", patterns))
+                    frozenset(methods), "at_path(" + ", ".join(repr(p) for p in patterns) + ")", ("at_path", patterns))
 
 
 def where(predicate: Callable[[Call], bool], *, methods=("__call__",), description: str | None = None) -> Selector:

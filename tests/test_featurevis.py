@@ -199,6 +199,14 @@ def test_bad_input_errors(tiny_convnet):
         fv.visualize(tiny_convnet, fv.channel("conv2"), param=fv.pixel((8, 8, 1)), **kw)
     with pytest.raises(ArgumentError, match=r"kind \(the parameterization\) must be one of"):
         fv.ImageParam("fft", (8, 8, 3))
+    with pytest.raises(ArgumentError, match=r"transforms\[1\] = Jitter\(12\) would crop a 12x12 px image"):
+        fv.visualize(tiny_convnet, fv.channel("conv2"), transforms=[fv.Pad(2), fv.Jitter(12)], **kw)
+    with pytest.raises(ArgumentError, match="no colour variance"):
+        fv.color_matrix(np.full((2, 4, 4, 3), 0.5))
+    with pytest.raises(ArgumentError, match="color must be a C x C colour matrix"):
+        fv.pixel(tiny_convnet, color="rgb")
+    with pytest.raises(ArgumentError, match=r"subject_or_shape must be a subject or an image shape \(H, W, C\)"):
+        fv.default_param("x")
     boom = fv.Objective(lambda a, img, u: jnp.log(a["conv2"].mean(axis=(1, 2, 3)) - 1e9), "log(-1e9)",
                         frozenset(["conv2"]))
     with pytest.raises(fv.OptimizationError, match="NaN/inf at step 0 for unit 0"):

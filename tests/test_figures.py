@@ -354,3 +354,37 @@ def test_style_is_one_idempotent_setting():
     with pytest.raises(ArgumentError, match="side"):
         style.legend_outside(ax, side="left")
     plt.close("all")
+
+
+BAD_FIGURES = {
+    "labels shorter than the columns": (lambda: F.image_rows({"a": np.zeros((3, 4, 4, 3))}, labels=["x"]),
+                                        r"labels must give one label per column \(3\)"),
+    "NaN images": (lambda: F.image_rows({"a": np.full((2, 4, 4, 3), np.nan)}), r"rows\['a'\] contains"),
+    "two-channel images": (lambda: F.image_rows({"a": np.zeros((2, 4, 4, 2))}), "1 or 3 channels"),
+    "OSI values as text": (lambda: F.osi_histograms({"a": "abc"}), r"osi_by_label\['a'\] must be numbers"),
+    "OSI above 1": (lambda: F.osi_histograms({"a": [0.2, 1.4]}), r"must be OSIs in \[0, 1\]"),
+    "bandwidths as text": (lambda: F.bandwidth_comparison({"a": [1.0]}, "x"), "real_bw must be numbers"),
+    "a statistic as text": (lambda: F.site_statistics({"s": {"mean": "a", "active": 0.5, "silent_units": 0.1}}),
+                            r"stats\['s'\]\['mean'\] must be a number"),
+    "one class for every pair": (lambda: F.controversial_images(np.zeros((2, 4, 4, 3)), [0.9, 0.8], 1, [0, 1],
+                                                                "a", "b"), "class_a must have one entry per image"),
+    "a metric that is not a name": (lambda: F.ablation_curves({"m": ("s", None)}, metric=3), "metric must be a string"),
+}
+
+
+@pytest.mark.parametrize("case", BAD_FIGURES)
+def test_figures_refuse_bad_arguments_by_name(case):
+    call, message = BAD_FIGURES[case]
+    with pytest.raises(ArgumentError, match=message):
+        call()
+
+
+def test_a_report_checks_its_title_directory_and_figures(tmp_path):
+    from insilico.report.html import Report
+
+    with pytest.raises(ArgumentError, match="out must be a directory path"):
+        Report("r", 3)
+    with pytest.raises(ArgumentError, match="title must be a non-empty string"):
+        Report(None, tmp_path)
+    with pytest.raises(ArgumentError, match="figure takes a Section"):
+        Report("r", tmp_path).figure(None, None, "a")

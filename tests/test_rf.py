@@ -75,9 +75,12 @@ def test_reverse_correlation_matches_numpy_reference(tiny_convnet):
     d = (xs - 0.5).reshape(96, -1)
     sta = (resp.T @ d) / resp.sum(0)[:, None]
     assert_close(r.sta.values.reshape(6, -1), sta, rtol=1e-3, atol=1e-5)
-    w = (xs - 0.5)[:, 2:6, 2:6, :].reshape(96, -1)
+    # the centre unit (2, 2) of conv2 sees input rows and columns 1-7 (clipped at 7): a 4-px window centred on 4
+    y0, x0, size = r.attrs["stc_window"]
+    assert (y0, x0, size) == (3, 3, 4)
+    w = (xs - 0.5)[:, 3:7, 3:7, :].reshape(96, -1)
     k = 1
-    s_w = sta[k].reshape(8, 8, 3)[2:6, 2:6].ravel()
+    s_w = sta[k].reshape(8, 8, 3)[3:7, 3:7].ravel()
     noise_cov = w.T @ w / 96                          # the noise's own covariance (clipped: not 0.04 I)
     stc = np.einsum("b,bd,be->de", resp[:, k], w - s_w, w - s_w) / resp[:, k].sum() - noise_cov
     vals = np.linalg.eigvalsh(stc)
@@ -160,3 +163,64 @@ def test_gratings_span_the_subjects_pixel_range(gabor_subject):
     kwargs = dict(orientations=(0, 45, 90), sfs=(0.1, 0.2), phases=(0, 180))
     a, b = rf.grating_tuning(subject, "conv1", **kwargs)["conv1"], rf.grating_tuning(wide, "conv1", **kwargs)["conv1"]
     np.testing.assert_allclose(b.values, a.values, rtol=1e-4, atol=1e-5)
+
+
+def _support(subject, site, x, pos, unit):
+    """Rows and columns (start, stop) where the input gradient of ``unit`` (None: all channels) at map position
+    ``pos`` is non-zero for any of the images ``x``."""
+    def r(img):
+        out = el.forward(subject, img[None], record=(site,))[1][site][0, pos[0], pos[1]]
+        return out.sum() if unit is None else out[unit]
+    g = np.abs(np.asarray(jax.vmap(jax.grad(r))(jnp.asarray(x)))).sum((0, 3)) > 0
+    ys, xs = np.nonzero(g)
+    return (ys.min(), ys.max() + 1), (xs.min(), xs.max() + 1)
+
+
+def test_crops_and_stc_windows_sit_on_the_units_field():
+    """With even kernels and strides the field is not centred on the image: the crop of an exemplar at any
+    position and the STC window of the centre unit are the pixels the unit's input gradient reaches."""
+    from insilico.models import ConvNet
+    from insilico.subject import InputSpec, make_subject
+
+    model = ConvNet(widths=(3, 4), kernels=(4, 3), pools="max", fc=(), num_classes=2)
+    v = model.init(jax.random.key(0), jnp.zeros((1, 16, 16, 3)))
+    s = make_subject("even", model, v, InputSpec((16, 16, 3)))
+    x = np.asarray(jax.random.uniform(jax.random.key(1), (48, 16, 16, 3)))
+    ex = rf.exemplars(s, "conv2", x, k=4, progress=False)
+    size = ex.top_crop.shape[2]
+    checked = 0
+    for u in range(4):
+        for rank in range(4):
+            pos = tuple(ex.top_position.sel(unit=u).values[rank])
+            (y0, y1), (x0, x1) = _support(s, "conv2", x, pos, u)
+            if y1 - y0 == size and x1 - x0 == size:                        # a whole field inside the image
+                img = x[ex.top_index.sel(unit=u).values[rank]]
+                np.testing.assert_array_equal(ex.top_crop.sel(unit=u).values[rank], img[y0:y1, x0:x1])
+                checked += 1
+    assert checked >= 3
+    r = rf.reverse_correlation(s, "conv1", 64, key=jax.random.key(2), batch_size=32, stc=True, progress=False)
+    (y0, y1), (x0, x1) = _support(s, "conv1", x[:8], (8, 8), None)             # the centre unit, all channels
+    assert r.attrs["stc_window"] == (y0, x0, y1 - y0) and y1 - y0 == 4
+
+
+def test_rf_arguments_are_checked(tiny_convnet):
+    with pytest.raises(ValueError, match="sites must name one or more sites of tiny; got none"):
+        rf.receptive_field_size(tiny_convnet, [], key=jax.random.key(0))
+    x = np.asarray(jax.random.uniform(jax.random.key(0), (6, 8, 8, 3)))
+    ex = rf.exemplars(tiny_convnet, "conv2", x, k=2, units=(i for i in range(3)), crop=False, progress=False)
+    assert ex.unit.values.tolist() == [0, 1, 2]
+
+
+def test_gratings_need_a_square_input_and_finite_tuning(tiny_convnet):
+    from insilico.models import ConvNet
+    from insilico.subject import InputSpec, make_subject
+
+    model = ConvNet(widths=(4,), kernels=(3,), fc=(), num_classes=2)
+    wide = make_subject("wide", model, model.init(jax.random.key(0), jnp.zeros((1, 8, 12, 3))), InputSpec((8, 12, 3)))
+    with pytest.raises(ValueError, match="square gratings; wide takes 8x12 px images"):
+        rf.grating_tuning(wide, "conv1", orientations=(0.0, 90.0), sfs=(0.25,), phases=(0.0,), progress=False)
+    tuning = rf.grating_tuning(tiny_convnet, "conv1", orientations=(0.0, 90.0), sfs=(0.25,), phases=(0.0, 3.0),
+                               progress=False)["conv1"]
+    for f in (rf.orientation_selectivity, rf.tuning_summary):
+        with pytest.raises(ValueError, match="tuning contains .* NaN"):
+            f(tuning * np.nan)

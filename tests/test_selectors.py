@@ -108,6 +108,28 @@ def test_method_sites_are_named_path_dot_method():
     assert_close(out, 2.0 * rec["encoder.encode"])
 
 
+class _EncodesTwice(nn.Module):
+    def setup(self):
+        self.enc = _Encoder()
+
+    def __call__(self, x):
+        return self.enc.encode(x) + self.enc.encode(2 * x)
+
+
+def test_a_method_path_may_name_one_call():
+    """``"enc.encode@1"`` is the second call of the method (``@k`` is not part of the method's name); a glob in
+    the method's name is refused."""
+    model = _EncodesTwice()
+    v = model.init(jax.random.key(0), jnp.zeros((1, 2, 2, 1)))
+    s = make_subject("m", model, v, InputSpec((2, 2, 1)), sites=sel.at_path("enc.encode@1"))
+    assert list(s.sites) == ["enc.encode@1"]
+    x = jax.random.uniform(jax.random.key(1), (2, 2, 2, 1))
+    _, rec = el.record(s, x, "enc.encode@1")
+    assert_close(rec["enc.encode@1"], model.apply(v, 2 * x, method=lambda m, y: m.enc.encode(y)))
+    with pytest.raises(TypeError, match="must be a method's name \\(no glob"):
+        sel.at_path("enc.enc*")
+
+
 def test_nnx_model_is_not_changed_and_runs_in_inference_mode():
     model = NNXCNN(rngs=nnx.Rngs(0))
     s = make_subject("n", model, None, SPEC)

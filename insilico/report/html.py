@@ -72,6 +72,10 @@ class Report:
     summary: str = ""
 
     def __post_init__(self):
+        if not isinstance(self.title, str) or not self.title.strip():
+            raise ArgumentError(f"title must be a non-empty string; got {self.title!r}")
+        if not isinstance(self.out, (str, Path)):
+            raise ArgumentError(f"out must be a directory path; got {type(self.out).__name__} {self.out!r}")
         self.out = Path(self.out)
         self.out.mkdir(parents=True, exist_ok=True)
 
@@ -88,6 +92,9 @@ class Report:
 
         if not re.fullmatch(r"[A-Za-z0-9_.-]+", str(name)):
             raise ArgumentError(f"name must be a file name of letters, digits, '_', '.' and '-'; got {name!r}")
+        if not isinstance(section, Section) or not hasattr(fig, "savefig"):
+            raise ArgumentError(f"figure takes a Section from Report.section and a matplotlib Figure; got "
+                                f"{type(section).__name__} and {type(fig).__name__}")
         fname = f"{name}.png"
         fig.savefig(self.out / fname, dpi=100, bbox_inches="tight")
         plt.close(fig)

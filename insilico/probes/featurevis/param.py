@@ -35,7 +35,11 @@ def color_matrix(images) -> np.ndarray:
     cov = np.cov(flat, rowvar=False)
     w, v = np.linalg.eigh(cov)
     root = (v * np.sqrt(np.maximum(w, 0))) @ v.T
-    return root / np.linalg.norm(root, axis=0).max()
+    norm = np.linalg.norm(root, axis=0).max()
+    if not norm > 0:
+        raise ArgumentError("images have no colour variance (every pixel the same): a colour matrix cannot be "
+                            "estimated from them")
+    return root / norm
 
 
 def _freqs(h: int, w: int) -> np.ndarray:
@@ -145,11 +149,18 @@ def _shape_bounds(subject_or_shape, bounds):
     if hasattr(subject_or_shape, "input_spec"):
         spec = subject_or_shape.input_spec
         return tuple(spec.shape), tuple(bounds or spec.bounds)
+    if isinstance(subject_or_shape, str) or not hasattr(subject_or_shape, "__len__") or len(subject_or_shape) != 3:
+        raise ArgumentError(f"subject_or_shape must be a subject or an image shape (H, W, C); got "
+                            f"{subject_or_shape!r}")
     return tuple(subject_or_shape), tuple(bounds or (0.0, 1.0))
 
 
 def _color(color):
-    return None if color is None else tuple(map(tuple, np.asarray(color, float).tolist()))
+    if color is None:
+        return None
+    if isinstance(color, str):
+        raise ArgumentError(f"color must be a C x C colour matrix (e.g. color_matrix(images)) or None; got {color!r}")
+    return tuple(map(tuple, check_finite("color", color, ndim=2).astype(float).tolist()))
 
 
 def pixel(subject_or_shape, *, color=None, output="sigmoid", sd=0.01, bounds=None) -> ImageParam:

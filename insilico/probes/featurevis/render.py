@@ -278,7 +278,7 @@ def visualize(subject, objective: Objective, units: Sequence[int] | int = 1, *, 
     progress = bool(check_choice("progress", progress, (False, True)))
     snapshots = _check_snapshots(snapshots, steps)
     transforms = (standard_transforms(subject.input_spec.shape[0]) if transforms is None
-                  else check_transforms(transforms))
+                  else check_transforms(transforms, tuple(subject.input_spec.shape[:2])))
     unit_index = _check(subject, objective, units)
     if param is not None:
         _check_param(subject, param)

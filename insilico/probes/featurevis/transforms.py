@@ -199,7 +199,9 @@ def standard_transforms(size: int) -> tuple:
             RandomAffine((1.0, 0.975, 1.025, 0.95, 1.05), tuple(float(a) for a in range(-5, 6))), Jitter(px(8)))
 
 
-def check_transforms(transforms) -> tuple:
+def check_transforms(transforms, size: tuple[int, int] | None = None) -> tuple:
+    """``transforms`` as a tuple of callables; with the image ``size`` (H, W), every :class:`Jitter` must leave
+    an image of at least one pixel (the size followed through the :class:`Pad` and :class:`Jitter` before it)."""
     try:
         transforms = tuple(transforms)
     except TypeError:
@@ -208,17 +210,27 @@ def check_transforms(transforms) -> tuple:
     for k, t in enumerate(transforms):
         if not callable(t):
             raise ArgumentError(f"transforms[{k}] must be a transform (key, img, bounds) -> img; got {t!r}")
+    if size is not None:
+        h, w = size
+        for k, t in enumerate(transforms):
+            if isinstance(t, Pad):
+                h, w = h + 2 * t.width, w + 2 * t.width
+            elif isinstance(t, Jitter):
+                if t.d >= min(h, w):
+                    raise ArgumentError(f"transforms[{k}] = Jitter({t.d}) would crop a {h}x{w} px image (after the "
+                                        f"transforms before it) to nothing; d must be below {min(h, w)}")
+                h, w = h - t.d, w - t.d
     return transforms
 
 
 def apply_transforms(transforms: Sequence, key, img, bounds=(0.0, 1.0)):
     """Apply ``transforms`` to one image (H, W, C), then centre crop/pad back to (H, W): :func:`apply_batch` on a
     batch of one (the same numbers)."""
-    check_transforms(transforms)
     check_key("key", key)
     bounds = check_bounds("bounds", bounds)
     if len(img.shape) != 3:
         raise ArgumentError(f"img must be one image (H, W, C); got shape {tuple(img.shape)}")
+    check_transforms(transforms, tuple(img.shape[:2]))
     return apply_batch(transforms, key[None], img[None], bounds)[0]
 
 

@@ -1,6 +1,7 @@
 """What every receptive-field probe checks and shares: site and unit arguments, images, the centre unit of a map."""
 from __future__ import annotations
 
+import math
 from functools import lru_cache
 
 import jax.numpy as jnp
@@ -30,12 +31,21 @@ def centre_units(activation):
     return activation
 
 
+def window_start(centre: float, size: int) -> int:
+    """The first pixel of a ``size``-pixel window centred on ``centre`` (a pixel, or halfway between two): rounded
+    half up, never to even, so that windows of neighbouring units move one stride each."""
+    return int(math.floor(centre - (size - 1) / 2 + 0.5))
+
+
 def _sites(subject, sites) -> tuple:
     el.validate(subject, purpose="receptive fields")
     if sites is None:
         raise ArgumentError(f"sites must name one or more sites of {subject.name}; got None. Valid: "
                             f"{', '.join(subject.sites)}")
     sites = (sites,) if isinstance(sites, str) else tuple(sites)
+    if not sites:
+        raise ArgumentError(f"sites must name one or more sites of {subject.name}; got none. Valid: "
+                            f"{', '.join(subject.sites)}")
     el.validate(subject, sites=sites, purpose="receptive fields")
     return sites
 
@@ -57,7 +67,7 @@ def _units(subject, site: str, units):
     n = subject.sites[site][-1]
     if units is None:
         return np.arange(n)
-    if not hasattr(units, "__len__") and np.ndim(units) != 0:
+    if not hasattr(units, "__len__") and hasattr(units, "__iter__"):
         units = list(units)                                               # a generator or other iterable
     return check_indices(f"units (of {site!r}, {n} units)", units, n)
 

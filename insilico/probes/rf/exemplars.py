@@ -13,7 +13,7 @@ import xarray as xr
 from ... import electrode as el
 from ...engine import EmptyStream, Stream, map_batches
 from ...validation import check_count
-from ._common import _batch_size, _images, _site, _units, centre_units
+from ._common import _batch_size, _images, _site, _units, centre_units, window_start
 from .size import receptive_field_size
 
 
@@ -35,7 +35,7 @@ def _best_positions(images, subject, site: str):
 def _crop(image, cy: float, cx: float, size: int, fill: float):
     h, w, c = image.shape
     out = np.full((size, size, c), fill, np.float32)
-    y0, x0 = int(round(cy - (size - 1) / 2)), int(round(cx - (size - 1) / 2))
+    y0, x0 = window_start(cy, size), window_start(cx, size)
     ys, xs = max(0, y0), max(0, x0)
     ye, xe = min(h, y0 + size), min(w, x0 + size)
     if ye > ys and xe > xs:
@@ -50,9 +50,10 @@ def exemplars(subject, site: str, images, k: int = 9, *, units: Sequence[int] | 
 
     A conv unit's score for an image is its maximum over positions; the exemplar is cropped to the site's
     theoretical receptive field (``crop_size``, default from :func:`receptive_field_size`) around that
-    position, mapped to input pixels. Returns ``top_index``/``bottom_index`` (unit, rank) into the stream,
-    ``top_score``/``bottom_score``, ``top_position`` (unit, rank, yx) in the site's map and, with ``crop``, the
-    ``top_crop``/``bottom_crop`` images (unit, rank, cy, cx, channel).
+    position's field: the centre unit's field (where its input gradient reaches) moved by the site's stride.
+    Returns ``top_index``/``bottom_index`` (unit, rank) into the stream, ``top_score``/``bottom_score``,
+    ``top_position`` (unit, rank, yx) in the site's map and, with ``crop``, the ``top_crop``/``bottom_crop``
+    images (unit, rank, cy, cx, channel).
     """
     site = _site(subject, site)
     k = check_count("k", k)
@@ -91,17 +92,17 @@ def exemplars(subject, site: str, images, k: int = 9, *, units: Sequence[int] | 
         h, w, _ = subject.input_spec.shape
         shape = subject.sites[site]
         conv = len(shape) == 3
-        size = crop_size or (int(receptive_field_size(subject, site, allimg[:32])
-                                 ["theoretical_size"].values[0]) if conv else h)
+        field = receptive_field_size(subject, site, allimg[:32]) if conv else None
+        size = crop_size or (int(field["theoretical_size"].values[0]) if field is not None else h)
         size = max(1, min(size, h))
         fill = 0.5 * sum(subject.input_spec.bounds)
         for which, idx, pos in (("top", top, tp), ("bottom", bottom, bp)):
             crops = np.zeros((len(units), k, size, size, allimg.shape[-1]), np.float32)
             for i in range(len(units)):
                 for j in range(k):
-                    if conv:
-                        cy = (pos[i, j, 0] + 0.5) * h / shape[0] - 0.5
-                        cx = (pos[i, j, 1] + 0.5) * w / shape[1] - 0.5
+                    if field is not None:        # the centre unit's field moved by the stride per position
+                        cy = field["centre_y"].values[0] + (pos[i, j, 0] - shape[0] // 2) * h / shape[0]
+                        cx = field["centre_x"].values[0] + (pos[i, j, 1] - shape[1] // 2) * w / shape[1]
                         crops[i, j] = _crop(allimg[idx[i, j]], cy, cx, size, fill)
                     else:
                         crops[i, j] = _crop(allimg[idx[i, j]], (h - 1) / 2, (w - 1) / 2, size, fill)

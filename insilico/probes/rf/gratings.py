@@ -35,7 +35,10 @@ def grating_tuning(subject, sites: Sequence[str] | str, orientations: Sequence[f
     contrasts = check_finite("contrast", contrast, ndim=(0, 1))
     contrasts = tuple(check_fraction("contrast", c) for c in contrasts.reshape(-1))
     batch_size = _batch_size(batch_size)
-    h, _, c = subject.input_spec.shape
+    h, w, c = subject.input_spec.shape
+    if h != w:
+        raise ArgumentError(f"grating_tuning draws square gratings; {subject.name} takes {h}x{w} px images: "
+                            f"give the subject a square input_spec (a crop or a resize of the stimuli)")
     images, _ = grating_set(h, orientations, sfs, phases, contrasts, channels=c)
     lo, hi = subject.input_spec.bounds                      # gratings in [0, 1] span the subject's pixel range
     images = lo + (hi - lo) * jnp.asarray(images)
@@ -104,6 +107,7 @@ def _check_tuning(tuning):
                             f"[, contrast]); got {got}")
     if tuning.sizes["unit"] == 0:
         raise ArgumentError("tuning has no units (an empty unit axis)")
+    check_finite("tuning", tuning.values)
 
 
 def orientation_selectivity(tuning: xr.DataArray) -> xr.Dataset:

@@ -13,7 +13,7 @@ from ... import electrode as el
 from ... import rng
 from ...engine import fold
 from ...validation import check_count, check_key, check_positive
-from ._common import _site, centre_units
+from ._common import _site, centre_units, window_start
 from .size import receptive_field_size
 
 
@@ -42,11 +42,12 @@ def reverse_correlation(subject, site: str, n_images: int = 8192, *, key, std: f
 
     STA = Σ r (x − μ) / Σ r: for a linear-nonlinear unit it is proportional to the linear filter (Bussgang;
     Chichilnisky 2001); NaN for a unit whose summed response is ≤ 0 (never active, or signed responses that
-    cancel: record a rectified site). STC (``stc=True``) is computed in a ``window`` x ``window`` crop around the
-    map centre (default: the site's theoretical receptive field, at most 16 px): Σ r (x−μ−STA)(x−μ−STA)ᵀ / Σ r
-    minus the noise's own covariance, measured over the same images (clipped to the bounds, its variance is
-    below σ²) (Schwartz et al. 2006), with its eigenvalues and leading eigenvectors; complex-cell-like units
-    show large positive eigenvalues with a flat STA. Noise batch ``i`` is drawn from ``fold_in(key, i)``.
+    cancel: record a rectified site). STC (``stc=True``) is computed in a ``window`` x ``window`` crop centred on
+    the centre unit's receptive field (default: the site's theoretical receptive field, at most 16 px):
+    Σ r (x−μ−STA)(x−μ−STA)ᵀ / Σ r minus the noise's own covariance, measured over the same images (clipped to the
+    bounds, its variance is below σ²) (Schwartz et al. 2006), with its eigenvalues and leading eigenvectors;
+    complex-cell-like units show large positive eigenvalues with a flat STA. Noise batch ``i`` is drawn from
+    ``fold_in(key, i)``.
     Returns ``sta`` (unit, y, x, channel), ``n_spikes`` (Σ r), ``mean_rate`` and with ``stc`` the
     ``stc_eigenvalues`` (unit, component) and ``stc_eigenvectors`` (unit, component, wy, wx, channel).
     """
@@ -63,10 +64,10 @@ def reverse_correlation(subject, site: str, n_images: int = 8192, *, key, std: f
     n_units = subject.sites[site][-1]
     win = None
     if stc:
-        size = window or min(16, int(receptive_field_size(subject, site, key=jax.random.fold_in(key, 0x5EED))
-                                     ["theoretical_size"].values[0]))
-        size = int(min(size, h, w))
-        win = ((h - size) // 2, (w - size) // 2, size)
+        field = receptive_field_size(subject, site, key=jax.random.fold_in(key, 0x5EED))
+        size = int(min(window or min(16, int(field["theoretical_size"].values[0])), h, w))
+        inside = lambda centre, n: min(max(window_start(centre, size), 0), n - size)      # within the image
+        win = (inside(field["centre_y"].values[0], h), inside(field["centre_x"].values[0], w), size)
     acc = {"n": jnp.zeros(()), "r": jnp.zeros(n_units), "r2": jnp.zeros(n_units),
            "rx": jnp.zeros((n_units, h * w * c))}
     if win:

@@ -73,3 +73,11 @@ def check_images(name: str, images, ndim=4) -> np.ndarray:
     if a.shape[-1] not in (1, 3):
         raise ArgumentError(f"{name} must hold images (..., H, W, C) with 1 or 3 channels; got shape {a.shape}")
     return a
+
+
+def check_values(name: str, values) -> np.ndarray:
+    """Numbers (NaN allowed: a unit without the statistic) as a flat float array."""
+    try:
+        return np.asarray(values, float).ravel()
+    except (TypeError, ValueError):
+        raise ArgumentError(f"{name} must be numbers; got {values!r:.80}") from None

@@ -12,10 +12,13 @@ from ._common import FAILED_COLOR, check_images, check_mapping, check_text, show
 
 def image_rows(rows: dict, title: str = "", labels=None, normalize: bool = False, size: float = 0.9):
     """One row of images per entry of ``rows`` ({row label: (N, H, W, C)}), e.g. unit visualizations per site."""
-    rows = check_mapping("rows", rows, "images (N, H, W, C)")
+    rows = {label: check_images(f"rows[{label!r}]", imgs) for label, imgs in
+            check_mapping("rows", rows, "images (N, H, W, C)").items()}
     check_text("title", title)
     size = check_positive("size", size)
     n = max(len(v) for v in rows.values())
+    if labels is not None and (isinstance(labels, str) or len(labels) < n):
+        raise ArgumentError(f"labels must give one label per column ({n}); got {labels!r:.80}")
     fig, axes = plt.subplots(len(rows), n, figsize=(n * size + 1.2, len(rows) * size + 0.7), squeeze=False)
     for r, (label, imgs) in enumerate(rows.items()):
         for c in range(n):
@@ -55,6 +58,9 @@ def exemplar_grid(visualizations, top, bottom=None, units=(), title: str = "", f
     check_text("title", title)
     size = check_positive("size", size)
     vis = np.asarray(visualizations, float)
+    if vis.ndim == 4 and vis.shape[-1] not in (1, 3):
+        raise ArgumentError(f"visualizations must hold images (units, H, W, C) with 1 or 3 channels; got shape "
+                            f"{vis.shape}")
     top = check_images("top", top, ndim=5)
     if bottom is not None:
         bottom = check_images("bottom", bottom, ndim=5)

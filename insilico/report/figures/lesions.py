@@ -43,6 +43,7 @@ def ablation_curves(curves: dict, metric: str = "agreement"):
     ``curves``: {model: (site, Dataset from :func:`insilico.probes.lesion.ablation_curve`)}.
     """
     curves = check_mapping("curves", curves, "(site, Dataset from ablation_curve)")
+    check_text("metric", metric)
     for name, entry in curves.items():
         if not (isinstance(entry, tuple) and len(entry) == 2):
             raise ArgumentError(f"curves[{name!r}] must be (site, Dataset); got {type(entry).__name__}")

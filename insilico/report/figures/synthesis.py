@@ -75,6 +75,8 @@ def controversial_images(images, acceptance, class_a, class_b, name_a: str, name
     acc = check_finite("acceptance", np.asarray(acceptance, float), ndim=1)
     n = len(imgs)
     for name, v in (("acceptance", acc), ("class_a", class_a), ("class_b", class_b)):
+        if isinstance(v, str) or not hasattr(v, "__len__"):
+            raise ArgumentError(f"{name} must have one entry per image ({n}); got {v!r:.80}")
         if len(v) != n:
             raise ArgumentError(f"{name} must have one entry per image ({n}); got {len(v)}")
     for name, text in (("name_a", name_a), ("name_b", name_b), ("title", title)):

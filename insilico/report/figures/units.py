@@ -8,7 +8,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import xarray as xr
 
-from ...validation import ArgumentError, check_count, check_finite, check_fraction
+from ...validation import ArgumentError, check_count, check_finite, check_fraction, check_number
 from .. import style
 from ..style import CONTROL_COLOR, caption, integer_ticks, legend_outside
 from ._common import (
@@ -17,6 +17,7 @@ from ._common import (
     check_dataset,
     check_mapping,
     check_text,
+    check_values,
     grid,
     hide,
 )
@@ -55,6 +56,8 @@ def site_statistics(stats: dict, title: str = ""):
     for s, v in stats.items():
         if not isinstance(v, Mapping) or any(k not in v for k in keys):
             raise ArgumentError(f"stats[{s!r}] must be a mapping with {', '.join(keys)}; got {v!r}")
+        for k in keys:
+            check_number(f"stats[{s!r}][{k!r}]", v[k])
     sites = list(stats)
     fig, axes = plt.subplots(1, 3, figsize=(max(9.0, 3 * (1.0 + 0.35 * len(sites))), 3.4), layout="constrained")
     panels = (("mean", "Mean activation", "activation (a.u.)"),
@@ -154,7 +157,7 @@ def _histogram_panels(values: dict, bins, xlabel: str, title: str, describe, ref
     fig, axes = plt.subplots(rows, cols, figsize=(3.0 * cols + 0.3, 2.6 * rows + 0.6), squeeze=False,
                              sharex=True, layout="constrained")
     for k, (ax, (label, v)) in enumerate(zip(axes.ravel(), values.items())):
-        v = np.asarray(v, float).ravel()
+        v = check_values(f"values of {label!r}", v)
         finite = v[np.isfinite(v)]
         lo, hi = bins[0], bins[-1]
         ax.hist(np.clip(finite, lo, hi), bins=bins, color=style.COLORS[k % len(style.COLORS)], alpha=0.85)
@@ -182,8 +185,13 @@ def _histogram_panels(values: dict, bins, xlabel: str, title: str, describe, ref
 def osi_histograms(osi_by_label: dict, title: str = ""):
     """Orientation selectivity per label (e.g. trained vs untrained), one panel each on a shared x axis [0, 1],
     the median marked (solid line) and written. NaN OSIs (units that never respond) are counted and left out."""
-    data = check_mapping("osi_by_label", osi_by_label, "OSI values")
+    data = {k: check_values(f"osi_by_label[{k!r}]", v) for k, v in
+            check_mapping("osi_by_label", osi_by_label, "OSI values").items()}
     check_text("title", title)
+    for k, v in data.items():
+        if ((v < 0) | (v > 1)).any():
+            raise ArgumentError(f"osi_by_label[{k!r}] must be OSIs in [0, 1] (NaN for silent units); got values from "
+                                f"{np.nanmin(v):.3g} to {np.nanmax(v):.3g}")
 
     def median(v):
         m = float(np.median(v))
@@ -262,9 +270,10 @@ def bandwidth_comparison(model_bw: dict, real_bw, real_label: str = "macaque V1/
     model_bw = check_mapping("model_bw", model_bw, "bandwidths (octaves)")
     check_text("real_label", real_label)
     check_text("title", title)
-    real = np.asarray(real_bw, float).ravel()
+    real = check_values("real_bw", real_bw)
     labels = list(model_bw) + [real_label]
-    data = [np.asarray(v, float)[np.isfinite(v)] for v in model_bw.values()] + [real[np.isfinite(real)]]
+    model = [check_values(f"model_bw[{k!r}]", v) for k, v in model_bw.items()]
+    data = [v[np.isfinite(v)] for v in model] + [real[np.isfinite(real)]]
     fig, ax = plt.subplots(figsize=(6.4, 0.5 * len(labels) + 1.4), layout="constrained")
     shown = [d if len(d) else np.array([np.nan]) for d in data]
     ax.boxplot(shown, orientation="horizontal", widths=0.5, showfliers=False)
