@@ -60,6 +60,9 @@ class Edit:
     @staticmethod
     def stack(edits: Sequence[Edit]) -> Edit:
         """Stack edits of one shape along a new leading axis (for ``jax.vmap``)."""
+        edits = list(edits)
+        if not edits or not all(isinstance(e, Edit) for e in edits):
+            raise ArgumentError(f"Edit.stack needs one or more Edits; got {edits!r:.80}")
         return jax.tree.map(lambda *a: jnp.stack(a), *edits)
 
 
@@ -84,6 +87,8 @@ def check_fields(name: str, e: Edit):
 
 def identity(shape: tuple[int, ...] = ()) -> Edit:
     """The edit that changes nothing, with fields of ``shape`` (e.g. ``(C,)``)."""
+    if not isinstance(shape, tuple) or not all(isinstance(d, (int, np.integer)) and d >= 0 for d in shape):
+        raise ArgumentError(f"shape must be a tuple of sizes ≥ 0, e.g. (C,); got {shape!r}")
     return _edit(jnp.zeros(shape))
 
 

@@ -59,6 +59,7 @@ from .validation import (
     UnknownNameError,
     check_choice,
     check_count,
+    check_finite,
     check_images,
     check_key,
     check_sites,
@@ -151,6 +152,10 @@ def _check_edits(subject, edits: Mapping):
     for name, e in edits.items():
         if not isinstance(e, Edit):
             raise TypeError(f"edit for site {name!r} must be an insilico.electrode.Edit; got {type(e).__name__}")
+        fields = {f: np.shape(getattr(e, f)) for f in ("clamp_mask", "clamp_value", "gain", "bias", "noise_std")}
+        if len(set(fields.values())) != 1:           # applied field by field: another shape would act per image
+            raise ValueError(f"edit for site {name!r} must have fields of one shape (the constructors make them so: "
+                             f"lesion, clamp, gain, ...); got {fields}")
         site_shape = tuple(subject.sites[name])
         try:
             ok = jnp.broadcast_shapes(e.shape, site_shape) == site_shape
@@ -264,6 +269,9 @@ def site_means(subject: Subject, x: Images, sites: Sequence[str] | str, over: st
         raise ArgumentError(f"sites must name one or more sites of {getattr(subject, 'name', 'the subject')}; "
                             "got None")
     names = _prepare(subject, x, None, sites)[1] or ()           # sites is not None: a tuple of names
+    if not names:
+        raise ArgumentError(f"sites must name one or more sites of {subject.name}; got none. Valid: "
+                            f"{', '.join(subject.sites)}")
     zeros = {s: jnp.zeros(subject.sites[s], jnp.float32) for s in names}
     sums = fold(_add_site_sums, zeros, jnp.asarray(x), subject, names, batch_size=batch_size)
     n = np.shape(x)[0]
@@ -287,6 +295,7 @@ def synapse_paths(subject: Subject, site: str | None = None) -> list[str]:
     """Parameter paths (``"conv2/conv/kernel"``) of ``subject``, optionally only those inside ``site`` — a time
     step's site of a recurrent network holds only that step's own parameters (its batch norm, say), not the
     weights the steps share; a site with none is an error that names where the parameters are."""
+    check_subject(subject)
     if site is not None:
         check_sites(subject, [site], "synapses")
     paths = [_path_name(path) for path, _ in jax.tree_util.tree_flatten_with_path(subject.params)[0]]
@@ -317,6 +326,13 @@ def lesion_synapses(variables: dict, masks: Mapping[str, ArrayLike]) -> dict:
     :func:`synapse_paths`. E.g. zero the connections from input channel 3 to every conv2 unit:
     ``lesion_synapses(v, {"conv2/conv/kernel": jnp.ones((3, 3, 32, 1)).at[:, :, 3].set(0)})``.
     """
+    if not isinstance(variables, Mapping) or "params" not in variables:
+        raise ArgumentError(f"variables must be a subject's variables (a mapping with 'params'); got "
+                            f"{type(variables).__name__}{'' if not isinstance(variables, Mapping) else ' ' + str(list(variables))}")
+    if not isinstance(masks, Mapping):
+        raise ArgumentError(f"masks must be a mapping {{param path: mask}}; got {type(masks).__name__}")
+    for name, m in masks.items():
+        check_finite(f"masks[{name!r}]", m, allow_empty=True)                # traced masks pass unchecked
     shapes = {_path_name(path): np.shape(a) for path, a in jax.tree_util.tree_flatten_with_path(variables["params"])[0]}
     unknown = [m for m in masks if m not in shapes]
     if unknown:

@@ -56,6 +56,8 @@ class Tap:
         self.calls: list = []
         self.stack: list = []
         self.failed_at: tuple | None = None
+        self.root_trace = None                  # a Linen model's trace at its own call (apply_linen)
+        self.lifted: set = set()                # calls inside a Flax lifted transform: not sites
 
     def wrap(self, module, path: tuple, method: str, call: Callable):
         """Run ``call()`` (the module's method) and return its output, edited when it is a site."""
@@ -92,11 +94,30 @@ def apply_linen(model, variables, x, tap: Tap, rngs: dict, call_kwargs: dict):
     import flax.linen as nn
 
     def interceptor(next_fun, args, kwargs, context):
-        module = context.module
-        return tap.wrap(module, tuple(module.path), context.method_name, lambda: next_fun(*args, **kwargs))
+        module, path = context.module, tuple(context.module.path)
+        if trace is not None:
+            now = trace()
+            if not path and tap.root_trace is None:
+                tap.root_trace = now
+            elif path and now != tap.root_trace:
+                # inside nn.scan, nn.remat, nn.vmap, ...: Flax traces the body apart (nn.scan twice, neither call a
+                # time step), so an edit there may change nothing and a recording escapes its trace — not a site
+                tap.lifted.add(site_name(path, context.method_name))
+                return next_fun(*args, **kwargs)
+        return tap.wrap(module, path, context.method_name, lambda: next_fun(*args, **kwargs))
+
+    trace = getattr(_flax_tracers(), "current_trace", None)
 
     with nn.intercept_methods(interceptor):
         return model.apply(variables, x, rngs=rngs, **call_kwargs)
+
+
+def _flax_tracers():
+    try:
+        from flax.core import tracers
+    except ImportError:                                       # a Flax without it: no lifted calls are told apart
+        return None
+    return tracers
 
 
 def apply(subject, x, tap: Tap, key=None):

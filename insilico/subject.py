@@ -38,6 +38,7 @@ from . import selectors as sel
 from .engine.fingerprint import stable_text
 from .interception import NNXGraph, SubjectError, Tap, apply, inference_kwargs, is_nnx_module
 from .types import SiteShapes
+from .validation import ArgumentError, check_finite, check_number
 
 __all__ = ["InputSpec", "Subject", "make_subject", "SubjectError", "discover"]
 
@@ -55,10 +56,13 @@ class InputSpec:
     std: tuple[float, ...] = (0.25,)
 
     def __post_init__(self):
+        if isinstance(self.shape, str) or not hasattr(self.shape, "__len__") or len(self.shape) != 3 or not all(
+                isinstance(s, (int, np.integer)) and not isinstance(s, bool) and s >= 1 for s in self.shape):
+            raise ValueError(f"InputSpec shape must be (H, W, C) of positive integer sizes; got {self.shape!r}")
         shape = tuple(int(s) for s in self.shape)
-        if len(shape) != 3 or min(shape) < 1:
-            raise ValueError(f"InputSpec shape must be (H, W, C) of positive sizes; got {self.shape!r}")
-        lo, hi = (float(b) for b in self.bounds)
+        if isinstance(self.bounds, str) or not hasattr(self.bounds, "__len__") or len(self.bounds) != 2:
+            raise ValueError(f"InputSpec bounds must be (low, high); got {self.bounds!r}")
+        lo, hi = (check_number(f"InputSpec bounds[{i}]", b) for i, b in enumerate(self.bounds))
         if not lo < hi:
             raise ValueError(f"InputSpec bounds must be (low, high) with low < high; got {self.bounds!r}")
         object.__setattr__(self, "shape", shape)
@@ -170,6 +174,9 @@ class _ById:
     def __hash__(self):
         return id(self.value)
 
+    def __repr__(self):             # the value, not "an object": a sweep store tells two such models apart by it
+        return f"_ById({self.value!r})"
+
 
 def _hashable(value):
     try:
@@ -180,13 +187,25 @@ def _hashable(value):
 
 
 def _check_like(old, new, name: str) -> None:
-    """``new`` variables with the paths and shapes of ``old``."""
-    want = {jax.tree_util.keystr(p): np.shape(a) for p, a in jax.tree_util.tree_flatten_with_path(old)[0]}
+    """``new`` variables with the paths, shapes and kinds of dtype (float, integer, ...) of ``old``, and (when
+    concrete) no NaN or inf."""
+    olds = {jax.tree_util.keystr(p): a for p, a in jax.tree_util.tree_flatten_with_path(old)[0]}
+    want = {k: np.shape(a) for k, a in olds.items()}
     try:
-        got = {jax.tree_util.keystr(p): np.shape(a) for p, a in jax.tree_util.tree_flatten_with_path(new)[0]}
+        news = {jax.tree_util.keystr(p): a for p, a in jax.tree_util.tree_flatten_with_path(new)[0]}
+        got = {k: np.shape(a) for k, a in news.items()}
     except Exception as e:      # e.g. not a pytree of arrays
         raise SubjectError(f"{name}: variables must be a tree of arrays like the subject's; got {type(new).__name__}"
                            f" ({e})") from None
+    for path in want.keys() & got.keys():
+        a, b = np.dtype(getattr(olds[path], "dtype", np.float32)), np.dtype(getattr(news[path], "dtype", np.float64))
+        if a.kind != b.kind:
+            raise SubjectError(f"{name}: variables{path} has dtype {b}; the model's is {a} (another kind of number)")
+        if b.kind == "f":
+            try:
+                check_finite(f"variables{path}", news[path], allow_empty=True)
+            except ArgumentError as e:
+                raise SubjectError(f"{name}: {e}") from None
     if got.keys() != want.keys():
         extra, missing = sorted(got.keys() - want.keys()), sorted(want.keys() - got.keys())
         raise SubjectError(f"{name}: variables must hold the subject's arrays; missing {missing[:4]}, "
@@ -307,6 +326,12 @@ def _select(name_of_subject: str, tap: Tap, out, selector
     if not hasattr(out, "shape"):
         raise SubjectError(f"{name_of_subject}: the model returns a {type(out).__name__}; probes need a model "
                            "whose output is one array (N, ...) (e.g. class logits)")
+    if not sites:
+        lifted = sorted(tap.lifted)
+        raise SubjectError(f"{name_of_subject}: the selector {selector.description} matches no module call; the "
+                           f"model's modules: {', '.join(f'{n} ({c})' for n, c in modules.items()) or 'none'}"
+                           + (f"; calls inside Flax lifted transforms (nn.scan, nn.remat, nn.vmap, ...) are not "
+                              f"sites: {', '.join(lifted[:8])}" if lifted else ""))
     return sites, tuple(modules.items()), tuple(int(d) for d in out.shape[1:])
 
 
@@ -352,6 +377,9 @@ def make_subject(name: str, model, variables: dict | None, input_spec: InputSpec
         raise TypeError(f"{name}: call_kwargs must be a mapping of keyword names to values (e.g. {{'train': False}}); "
                         f"got {call_kwargs!r}")
     kwargs = inference_kwargs(fn) if call_kwargs is None else dict(call_kwargs)
+    if isinstance(class_names, str) or not all(isinstance(c, str) for c in class_names):
+        raise TypeError(f"{name}: class_names must be a sequence of names (str), one per output unit; got "
+                        f"{class_names!r:.80}")
     draft = Subject(name, model, variables, input_spec, tuple(class_names), {}, dict(meta or {}),
                     sel.everything(), api, tuple(sorted(kwargs.items())), graph)
     if sites is None:                      # insilico's Stage sites when the model has any, else every array
@@ -363,9 +391,6 @@ def make_subject(name: str, model, variables: dict | None, input_spec: InputSpec
     else:
         selector = sel.as_selector(sites)
         found, modules, out_shape = discover(draft, selector)
-    if not found:
-        raise SubjectError(f"{name}: the selector {selector.description} matches no module call; the model's "
-                           f"modules: {', '.join(f'{n} ({c})' for n, c in modules) or 'none'}")
     if class_names and out_shape and len(class_names) != out_shape[-1]:
         raise ValueError(f"{name}: {len(class_names)} class names for an output of {out_shape[-1]} units")
     return dataclasses.replace(draft, sites=found, selector=selector, modules=modules, output_shape=out_shape)

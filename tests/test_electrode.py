@@ -257,3 +257,57 @@ def test_synapse_arguments_are_checked(tiny_convnet, images):
     with pytest.raises(ArgumentError, match="record must be a site name, a sequence of site names or None"):
         el.run(tiny_convnet, images, record=5)
     assert set(el.run(tiny_convnet, images, record={"conv1": 0})[1]) == {"conv1"}
+
+
+def test_models_with_list_fields_are_told_apart_by_a_sweep_store(tmp_path):
+    """A Linen model with list fields cannot be hashed; two such models of other settings made one sweep
+    fingerprint, and a store of one was reused for the other."""
+    from insilico.models import ConvNet
+    from insilico.subject import InputSpec, make_subject
+    from insilico.sweep import SweepError, run_sweep
+
+    def convnet(mean):
+        return ConvNet(widths=[4], kernels=[3], fc=[], num_classes=2, mean=[mean], std=[0.25])
+
+    v = convnet(0.5).init(jax.random.key(0), jnp.zeros((1, 8, 8, 1)))
+    a, b = (make_subject("m", convnet(m), v, InputSpec((8, 8, 1))) for m in (0.5, 0.1))
+    x = jax.random.uniform(jax.random.key(1), (2, 8, 8, 1))
+    fn = lambda i, s: {"y": el.forward(s, x)[0].sum() * i}                         # noqa: E731
+    run_sweep(fn, jnp.arange(1.0, 3.0), a, store=tmp_path, progress=False)
+    with pytest.raises(SweepError, match="holds another sweep"):
+        run_sweep(fn, jnp.arange(1.0, 3.0), b, store=tmp_path, progress=False)
+
+
+def test_edits_variables_and_specs_are_checked(tiny_convnet, images):
+    from insilico.edits import Edit
+    from insilico.subject import InputSpec, SubjectError, make_subject
+
+    rows = jnp.zeros((2, 8)).at[0].set(1.0)
+    uneven = Edit(rows, jnp.zeros((2, 8)), jnp.ones(8), jnp.zeros(8), jnp.zeros(8))
+    with pytest.raises(ValueError, match="fields of one shape"):
+        el.run(tiny_convnet, images, edits={"fc1": uneven})
+    with pytest.raises(ValueError, match="Edit.stack needs one or more Edits"):
+        Edit.stack([])
+    for shape in ((-1,), "abc"):
+        with pytest.raises(ValueError, match="shape must be a tuple of sizes"):
+            el.identity(shape)
+    as_int = jax.tree.map(lambda a: a.astype(jnp.int32), tiny_convnet.variables)
+    with pytest.raises(SubjectError, match="has dtype int32; the model's is float32"):
+        tiny_convnet.replace(variables=as_int)
+    with pytest.raises(SubjectError, match="contains .* NaN"):
+        el.run(tiny_convnet, images, variables=jax.tree.map(lambda a: a * jnp.nan, tiny_convnet.variables))
+    with pytest.raises(ValueError, match=r"masks\['fc1/dense/kernel'\] contains"):
+        el.lesion_synapses(tiny_convnet.variables, {"fc1/dense/kernel": jnp.nan})
+    with pytest.raises(ValueError, match="variables must be a subject's variables"):
+        el.lesion_synapses({"x": 1}, {})
+    with pytest.raises(TypeError, match="subject must be an insilico Subject"):
+        el.synapse_paths(None)
+    for shape in ((8.7, 8, 3), "abc", (8, 8)):
+        with pytest.raises(ValueError, match="InputSpec shape must be"):
+            InputSpec(shape)
+    with pytest.raises(ValueError, match=r"InputSpec bounds must be \(low, high\)"):
+        InputSpec((8, 8, 3), (0, 1, 2))
+    with pytest.raises(TypeError, match="class_names must be a sequence of names"):
+        make_subject("t", tiny_convnet.model, tiny_convnet.variables, tiny_convnet.input_spec, class_names="abcde")
+    with pytest.raises(ValueError, match="sites must name one or more sites of tiny; got none"):
+        el.site_means(tiny_convnet, images, [])

@@ -121,6 +121,22 @@ def test_cowley2023_bad_arguments():
         cowley2023("190923", raw=True)
 
 
+def test_cowley2023_images_refuse_an_image_number_given_twice(tmp_path):
+    import io
+
+    from PIL import Image
+
+    folder = tmp_path / "cowley2023_v4" / "images"
+    folder.mkdir(parents=True)
+    jpeg = io.BytesIO()
+    Image.new("RGB", (4, 4)).save(jpeg, "JPEG")
+    with zipfile.ZipFile(folder / "images_210325.zip", "w") as z:
+        for name in ("image0001.jpg", "extra/image1.jpg", "image0002.jpg"):
+            z.writestr(name, jpeg.getvalue())
+    with pytest.raises(ValueError, match="image number 1 appears twice"):
+        cowley2023_images("210325", root=tmp_path)
+
+
 def test_cowley2023_images(data_dir):
     folder = Path(data_dir) / "cowley2023_v4" / "images"
     from PIL import Image

@@ -99,4 +99,4 @@ def test_benchmark_fingerprints_hold_no_memory_address(pvb):
     assert pvb.quick_v4(160).fingerprint() != pvb.quick_v4(120).fingerprint()
     b = pvb.quick_v4(40)
     assert b.n_splits == 3 and b.name == "cowley2023-v4-210325-first40"
-    assert b.definition()["stimuli"].endswith("_first(40, '210325', 'images')")
+    assert b.definition()["stimuli"].endswith("_first, 40, '210325', 'images')")

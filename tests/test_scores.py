@@ -530,3 +530,12 @@ def test_compare_models_draws_each_models_chosen_site_and_the_ceiling(tiny_convn
         scores.compare_models({})
     with pytest.raises(ValueError, match=r"cards\['b'\] must be a scorecard Dataset"):
         scores.compare_models({"a": cards["a"], "b": cards["b"].raw_score})
+
+
+def test_tuning_scores_need_every_statistic_of_the_cells():
+    cells = {"preferred_sf": np.arange(6.0), "sf_bandwidth": np.arange(6.0)}
+    halves, key = (np.arange(3), np.arange(3, 6)), jax.random.PRNGKey(0)
+    with pytest.raises(ArgumentError, match=r"model\['s'\] lacks the statistic\(s\) \['sf_bandwidth'\]"):
+        scores.score_tuning({"s": {"preferred_sf": np.arange(4.0)}}, cells, halves, n_boot=0, key=key)
+    with pytest.raises(ArgumentError, match="cells must give every statistic for every cell"):
+        scores.score_tuning({"s": cells}, {**cells, "sf_bandwidth": np.arange(5.0)}, halves, n_boot=0, key=key)

@@ -298,3 +298,32 @@ def test_one_call_of_a_module_called_several_times_is_selected_by_its_site_name(
     one = el.record(make_subject("b", model, v, spec, sites="readout@1"), x)[1]["readout@1"]
     every = el.record(make_subject("b", model, v, spec, sites="readout"), x)[1]["readout@1"]
     np.testing.assert_array_equal(np.asarray(one), np.asarray(every))
+
+
+class _ScanCell(nn.Module):
+    @nn.compact
+    def __call__(self, c, x):
+        h = nn.relu(nn.Dense(4, name="w")(c) + x)
+        return h, h
+
+
+class _Scanned(nn.Module):
+    """A recurrence by nn.scan: Flax traces its body apart (twice), so no call inside is a time step."""
+
+    @nn.compact
+    def __call__(self, x):
+        x = x.reshape(x.shape[0], -1)
+        scan = nn.scan(_ScanCell, variable_broadcast="params", split_rngs={"params": False}, in_axes=1, out_axes=1,
+                       length=3)
+        c, _ = scan(name="cell")(jnp.zeros((x.shape[0], 4)), jnp.repeat(x[:, None, :4], 3, 1))
+        return nn.Dense(2, name="out")(c)
+
+
+def test_calls_inside_lifted_transforms_are_not_sites():
+    """Editing ``cell/w@0`` of an nn.scan used to change nothing and recording it escaped its trace: such calls
+    are no sites, and selecting them names why."""
+    model = _Scanned()
+    v = model.init(jax.random.key(0), jnp.zeros((1, 2, 2, 1)))
+    assert list(make_subject("scan", model, v, InputSpec((2, 2, 1))).sites) == ["out"]
+    with pytest.raises(SubjectError, match="calls inside Flax lifted transforms .* are not sites: cell, cell/w"):
+        make_subject("scan", model, v, InputSpec((2, 2, 1)), sites=sel.at_path("cell/*"))

@@ -81,8 +81,12 @@ def _cached(key: str, source, build):
     """``build(source)``'s ``(x, y)``, decoded once and kept in the cache while the source file's path, size and
     modification time are unchanged (:func:`~._paths.cached_arrays`); ``build`` None: what the cache holds, or
     None."""
+    import PIL
+
     stat = source.stat()
-    identity = {"source": str(source), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+    # the decoder is part of what made the arrays: another Pillow (libjpeg) may decode other pixels
+    identity = {"source": str(source), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns,
+                "decoder": f"Pillow {PIL.__version__}"}
     decode = None if build is None else lambda: dict(zip("xy", build(source)))
     got = cached_arrays(key, identity, decode, keys=("x", "y"))
     return None if got is None else (got["x"], got["y"])

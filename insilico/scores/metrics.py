@@ -217,7 +217,17 @@ def score_tuning(model: dict, cells: dict, split, *, n_boot: int, key) -> xr.Dat
     """Tuning shape: ``model`` {site: {stat: (units,)}}, ``cells`` {stat: (cells,)}; per site
     :func:`tuning_shape_score` against the selection cells (choice of site), the held-out cells (the score) and
     all cells. Intervals: the cells (held-out or all) and the site's units resampled with replacement."""
-    n_cells = len(next(iter(cells.values())))
+    if not isinstance(cells, dict) or not cells or not isinstance(model, dict) or not model:
+        raise ArgumentError("model and cells must be non-empty dicts ({site: {statistic: values}} and "
+                            "{statistic: values})")
+    sizes = {k: len(np.asarray(v).reshape(-1)) for k, v in cells.items()}
+    if len(set(sizes.values())) != 1:
+        raise ArgumentError(f"cells must give every statistic for every cell; got counts {sizes}")
+    for site, stats_ in model.items():
+        missing = [k for k in cells if k not in stats_]
+        if missing:
+            raise ArgumentError(f"model[{site!r}] lacks the statistic(s) {missing} that cells give")
+    n_cells = next(iter(sizes.values()))
     sel, held = _check_split(split, n_cells, "cells", n_boot)
     sub = lambda idx: {k: np.asarray(v)[idx] for k, v in cells.items()}
     scores = {name: np.array([tuning_shape_score(m, sub(idx)) for m in model.values()])

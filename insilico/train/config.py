@@ -61,8 +61,9 @@ def make_optimizer(cfg: TrainConfig, steps: int) -> optax.GradientTransformation
     """The optimizer of ``cfg`` for a run of ``steps`` steps (the schedule's length)."""
     _check_config(cfg)
     steps = check_count("steps", steps)
-    warmup = min(max(1, int(cfg.warmup * steps)), steps - 1)      # a one-step run has no warm-up (lr 0 would
-    schedule = optax.warmup_cosine_decay_schedule(                   # train nothing)
+    # a warm-up, when asked for, of at least one step; a one-step run has none (lr 0 would train nothing)
+    warmup = 0 if cfg.warmup == 0 else min(max(1, int(cfg.warmup * steps)), steps - 1)
+    schedule = optax.warmup_cosine_decay_schedule(
         0.0, cfg.lr, warmup, steps, end_value=cfg.lr * 1e-3)
     decay_mask = lambda params: jax.tree_util.tree_map_with_path(
         lambda path, _: getattr(path[-1], "key", None) == "kernel", params)

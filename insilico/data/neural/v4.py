@@ -94,6 +94,9 @@ def cowley2023_images(session: str, root: str | os.PathLike | None = None) -> np
         for name in z.namelist():
             m = re.fullmatch(r"(?:.*/)?image(\d+)\.jpg", name)
             if m:
+                if int(m[1]) - 1 in members:                 # one number twice: which image is row i?
+                    raise ValueError(f"{path}: image number {int(m[1])} appears twice ({members[int(m[1]) - 1]} and "
+                                     f"{name}); the archive does not say which is the stimulus")
                 members[int(m[1]) - 1] = name
         if not members or sorted(members) != list(range(len(members))):
             raise ValueError(f"{path}: expected images numbered image0001.jpg ... without gaps; found "

@@ -47,7 +47,8 @@ def reverse_correlation(subject, site: str, n_images: int = 8192, *, key, std: f
     Σ r (x−μ−STA)(x−μ−STA)ᵀ / Σ r minus the noise's own covariance, measured over the same images (clipped to the
     bounds, its variance is below σ²) (Schwartz et al. 2006), with its eigenvalues and leading eigenvectors;
     complex-cell-like units show large positive eigenvalues with a flat STA. Noise batch ``i`` is drawn from
-    ``fold_in(key, i)``.
+    ``fold_in(key, i)``; ``n_images`` is rounded up to whole batches of ``batch_size`` (attrs ``n_images`` says
+    how many were shown).
     Returns ``sta`` (unit, y, x, channel), ``n_spikes`` (Σ r), ``mean_rate`` and with ``stc`` the
     ``stc_eigenvalues`` (unit, component) and ``stc_eigenvectors`` (unit, component, wy, wx, channel).
     """
