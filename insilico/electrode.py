@@ -327,8 +327,8 @@ def lesion_synapses(variables: dict, masks: Mapping[str, ArrayLike]) -> dict:
     ``lesion_synapses(v, {"conv2/conv/kernel": jnp.ones((3, 3, 32, 1)).at[:, :, 3].set(0)})``.
     """
     if not isinstance(variables, Mapping) or "params" not in variables:
-        raise ArgumentError(f"variables must be a subject's variables (a mapping with 'params'); got "
-                            f"{type(variables).__name__}{'' if not isinstance(variables, Mapping) else ' ' + str(list(variables))}")
+        got = list(variables) if isinstance(variables, Mapping) else type(variables).__name__
+        raise ArgumentError(f"variables must be a subject's variables (a mapping with 'params'); got {got}")
     if not isinstance(masks, Mapping):
         raise ArgumentError(f"masks must be a mapping {{param path: mask}}; got {type(masks).__name__}")
     for name, m in masks.items():

@@ -356,3 +356,71 @@ def test_bad_arguments_are_named(case):
     message = str(err.value)
     assert re.search(rf"(^|\W){re.escape(name)}\W", message), message
     assert value in message, message
+
+
+def test_training_helpers_check_their_arguments():
+    from insilico.train import init_variables
+    from insilico.train.augment import random_crop, random_flip
+    from insilico.train.objectives import nt_xent, shifted_pair
+    from insilico.train.rules import gradient_alignment
+
+    v = init_variables(MODEL, (4, 4, 1), jax.random.PRNGKey(0))
+    with pytest.raises(ArgumentError, match=r"variables\['params'\].* contains .* NaN"):
+        evaluate(MODEL, jax.tree.map(lambda a: a * jnp.nan, v), TRAIN.x, TRAIN.y)
+    with pytest.raises(ArgumentError, match="variables must be the model's variables"):
+        evaluate(MODEL, None, TRAIN.x, TRAIN.y)
+    fa = MLP(widths=(8,), num_classes=4, learning_rule="feedback_alignment")
+    vf = init_variables(fa, (4, 4, 1), jax.random.PRNGKey(0))
+    for labels in (np.full(40, 5), np.full(40, -1), np.zeros(3, int)):
+        with pytest.raises(ArgumentError, match="y"):
+            gradient_alignment(fa, vf, TRAIN.x, labels)
+    with pytest.raises(ArgumentError, match="x contains"):
+        gradient_alignment(fa, vf, TRAIN.x * np.nan, TRAIN.y)
+    x, key = jnp.ones((2, 4, 4, 1)), jax.random.PRNGKey(0)
+    for bad in (dict(pad=-1), dict(pad=2.5)):
+        with pytest.raises(ArgumentError, match="pad must be an integer"):
+            random_crop(key, x, **bad)
+    with pytest.raises(ArgumentError, match=r"x must be a batch of images \(N, H, W, C\)"):
+        random_flip(key, x[0])
+    with pytest.raises(ArgumentError, match="key must be a PRNG key"):
+        random_flip(None, x)
+    for t in (0, -1):
+        with pytest.raises(ArgumentError, match="temperature must be a number > 0"):
+            nt_xent(jnp.ones((4, 3)), jnp.ones((4, 3)), t)
+    with pytest.raises(ArgumentError, match="paired embeddings"):
+        nt_xent(jnp.ones((4, 3)), jnp.ones((5, 3)), 0.5)
+    with pytest.raises(ArgumentError, match="shift must be an integer"):
+        shifted_pair(key, x, 0)
+    with pytest.raises(ArgumentError, match=r"input_shape\[0\] must be an integer ≥ 1"):
+        init_variables(MODEL, (0, 4, 1), key)
+    with pytest.raises(ArgumentError, match="key must be a PRNG key"):
+        init_variables(MODEL, (4, 4, 1), None)
+
+
+def test_a_zero_warm_up_trains_from_the_first_step():
+    cfg = replace(CFG, warmup=0.0, lr=0.1, optimizer="sgd", weight_decay=0.0)
+    opt = make_optimizer(cfg, 100)
+    params = {"w": jnp.ones(3)}
+    update, _ = opt.update({"w": jnp.ones(3)}, opt.init(params), params)
+    # Nesterov's first step: lr (1 + momentum) times the gradient, at lr 0.1 from step 0 (it was 0)
+    assert float(update["w"][0]) == pytest.approx(-0.1 * (1 + cfg.momentum))
+
+
+def test_worlds_and_downloads_check_their_arguments(tmp_path):
+    from insilico.data import fetch
+    from insilico.data.registry import verify
+    from insilico.data.worlds import transform
+
+    ds = toy()
+    with pytest.raises(ArgumentError, match="grayscale must be one of False, True; got 'no'"):
+        transform(ds, grayscale="no")
+    with pytest.raises(ArgumentError, match="whiten must be one of False, True; got 2"):
+        transform(ds, whiten=2)
+    with pytest.raises(ArgumentError, match="key is used only to resample by class_weights"):
+        transform(ds, key=jax.random.PRNGKey(0))
+    with pytest.raises(ArgumentError, match="dest must be a directory path"):
+        fetch("mnist_test", None)
+    with pytest.raises(KeyError, match=r"unknown dataset \['x'\]"):
+        verify(["x"])
+    with pytest.raises(FileNotFoundError, match="is not a directory"):
+        verify("mnist_test", root=tmp_path / "nowhere")

@@ -38,7 +38,7 @@ import urllib.request
 from pathlib import Path, PurePosixPath
 from types import ModuleType
 
-from ..validation import check_count, check_positive
+from ..validation import ArgumentError, check_choice, check_count, check_positive
 from .registry import DATASETS
 
 try:                                                    # POSIX advisory file locks
@@ -317,6 +317,9 @@ def fetch(name: str, dest: str | os.PathLike, *, source: str | None = None, prog
         raise UnknownDatasetError(f"unknown dataset {name!r}; valid: {', '.join(DATASETS)}")
     timeout = check_positive("timeout", timeout)
     cap_default = DEFAULT_MAX_BYTES if max_bytes is None else check_count("max_bytes", max_bytes)
+    if not isinstance(dest, (str, os.PathLike)):
+        raise ArgumentError(f"dest must be a directory path; got {type(dest).__name__} {dest!r}")
+    progress = check_choice("progress", progress, (False, True))
     entry = DATASETS[name]
     base = _base(name, entry, source)
     folder = Path(dest).expanduser() / name

@@ -181,9 +181,12 @@ def verify(name: str, root=None) -> dict[str, str]:
 
     from ._paths import data_dir
 
-    if name not in DATASETS:
+    if not isinstance(name, str) or name not in DATASETS:
         raise KeyError(f"unknown dataset {name!r}; valid: {', '.join(DATASETS)}")
-    folder = Path(root or data_dir()) / name
+    base = Path(root or data_dir()).expanduser()
+    if not base.is_dir():                    # not "every file missing": the root itself is not there
+        raise FileNotFoundError(f"root {str(base)!r} is not a directory (pass the directory holding {name}/)")
+    folder = base / name
     status = {}
     for rel, expected in DATASETS[name]["files"].items():
         path = folder / rel

@@ -78,6 +78,13 @@ def transform(ds: Dataset, *, blur: float | None = None, grayscale: bool = False
         raise ArgumentError(f"ds must be an insilico.data.Dataset; got {type(ds).__name__}")
     if blur is not None:
         blur = check_number("blur", blur, low=0)
+    grayscale, whiten = check_choice("grayscale", grayscale, (False, True)), check_choice("whiten", whiten,
+                                                                                         (False, True))
+    if key is not None:
+        check_key("key", key)
+        if class_weights is None:
+            raise ArgumentError("key is used only to resample by class_weights; got a key without class_weights "
+                                "(nothing else here is random)")
     x, y = np.asarray(ds.x, np.float32), np.asarray(ds.y)
     names = list(ds.class_names)
     parts = []

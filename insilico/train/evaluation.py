@@ -5,19 +5,25 @@ from __future__ import annotations
 from functools import lru_cache
 
 import flax.linen as nn
+import jax
 import jax.numpy as jnp
 
 from ..engine import fold
-from ..validation import check_count
+from ..validation import ArgumentError, check_count, check_finite
 from ._checks import _check_images, _check_labels, _check_model, _n_outputs
 
 
 def evaluate(model: nn.Module, variables: dict, x, y, batch_size: int = 500) -> float:
     """Top-1 accuracy of ``model`` on images ``x`` (N, H, W, C) with labels ``y`` (N,) in its class range."""
     _check_model(model)
+    if not hasattr(variables, "items") or "params" not in variables:
+        raise ArgumentError(f"variables must be the model's variables (a mapping with 'params'); got "
+                            f"{type(variables).__name__}")
     batch_size = check_count("batch_size", batch_size)
     x = _check_images("x", x)
     y = _check_labels("y", y, len(x), _n_outputs(model, variables, x))
+    for path, leaf in jax.tree_util.tree_flatten_with_path(variables)[0]:    # NaN logits would all be class 0
+        check_finite(f"variables{jax.tree_util.keystr(path)}", leaf, allow_empty=True)
     return _accuracy(model, variables, x, y, batch_size)
 
 

@@ -22,7 +22,7 @@ import optax
 from flax import struct
 
 from ..models.feedback import learning_rule_gradients
-from ..validation import ArgumentError
+from ..validation import ArgumentError, check_count, check_key
 
 # F401 below: the helpers once defined in this module stay importable from it
 from ._checks import (  # noqa: F401
@@ -87,7 +87,11 @@ def init_variables(model: nn.Module, input_shape, key, *, eager: bool = False) -
     bit). ``eager=True`` (also the way to call it inside a trace such as ``jax.eval_shape``), and backends where
     that identity is not established, run ``model.init`` eagerly.
     """
-    shape = (1, *tuple(input_shape))
+    _check_model(model)
+    if isinstance(input_shape, str) or not hasattr(input_shape, "__len__") or len(input_shape) != 3:
+        raise ArgumentError(f"input_shape must be (H, W, C); got {input_shape!r}")
+    shape = (1, *(check_count(f"input_shape[{i}]", d) for i, d in enumerate(input_shape)))
+    check_key("key", key)
     if eager or jax.default_backend() != "cpu":
         return dict(model.init(key, jnp.zeros(shape, jnp.float32)))
     lowered = jax.jit(lambda k: model.init(k, jnp.zeros(shape, jnp.float32))).lower(key)

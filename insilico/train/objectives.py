@@ -77,6 +77,10 @@ class SparseAutoencoder:
 def nt_xent(z1, z2, temperature: float):
     """SimCLR's normalized-temperature cross-entropy for paired embeddings (N, D): each view must pick its
     partner among the other 2N − 1; returns (loss, top-1 accuracy of that choice)."""
+    temperature = check_positive("temperature", temperature)         # ≤ 0 would train the opposite objective
+    if jnp.ndim(z1) != 2 or jnp.shape(z1) != jnp.shape(z2):
+        raise ArgumentError(f"z1 and z2 must be paired embeddings (N, D) of one shape; got {jnp.shape(z1)} and "
+                            f"{jnp.shape(z2)}")
     z = jnp.concatenate([z1, z2])
     z = z / jnp.linalg.norm(z, axis=-1, keepdims=True).clip(1e-8)
     sim = z @ z.T / temperature
@@ -116,6 +120,7 @@ class Contrastive:
 def shifted_pair(key, x, shift: int):
     """Two consecutive frames of a translation sequence per image: a random crop (of the image reflected
     across its borders) and the same crop moved by ``shift`` pixels in a random one of four directions."""
+    shift = check_count("shift", shift)
     n, h, w, c = x.shape
     pad = jnp.pad(x, ((0, 0), (2 * shift, 2 * shift), (2 * shift, 2 * shift), (0, 0)), mode="reflect")
     k1, k2 = jax.random.split(key)

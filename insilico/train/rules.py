@@ -15,6 +15,7 @@ import optax
 from flax import traverse_util
 
 from ..models.feedback import learning_rule_gradients
+from ._checks import _check_images, _check_labels, _n_outputs
 
 
 def _angle(a, b) -> float:
@@ -49,8 +50,9 @@ def gradient_alignment(model: nn.Module, variables: dict, x, y, *, key=None) -> 
     stochastic units needs ``key``."""
     if not hasattr(model, "learning_rule"):
         raise ValueError(f"{type(model).__name__} has no learning_rule field to compare with backpropagation")
+    x = _check_images("x", x)
+    labels = jnp.asarray(_check_labels("y", y, len(x), _n_outputs(model, variables, x)))
     bp = model.clone(learning_rule="backprop")
-    labels = jnp.asarray(y)
     rngs = {} if key is None else {"dropout": key, "noise": jax.random.fold_in(key, 1)}
 
     def grads(m, v):

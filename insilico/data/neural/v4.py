@@ -90,7 +90,7 @@ def cowley2023_images(session: str, root: str | os.PathLike | None = None) -> np
     rel = f"images/images_{session}.zip"
     path = _folder(COWLEY2023, [rel], root) / rel
     with zipfile.ZipFile(path) as z:
-        members = {}
+        members: dict[int, str] = {}
         for name in z.namelist():
             m = re.fullmatch(r"(?:.*/)?image(\d+)\.jpg", name)
             if m:
