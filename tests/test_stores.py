@@ -105,6 +105,19 @@ def test_attributes_of_objects_in_the_closure_are_part_of_the_function(tmp_path)
         run_sweep(with_settings(Settings(3.0)), ITEMS, SHARED, batch_size=2, store=tmp_path, progress=False)
 
 
+def with_loss(loss):
+    def fn(item, shared):
+        return {"y": loss(item * shared["b"])}
+    return fn
+
+
+def test_the_code_of_functions_in_the_closure_is_part_of_the_function(tmp_path):
+    """Two lambdas of one name with other bodies (a user's loss edited between runs) are other functions."""
+    run_sweep(with_loss(lambda v: v * 2.0), ITEMS, SHARED, batch_size=2, store=tmp_path, progress=False)
+    with pytest.raises(SweepError, match=r"function: .*<lambda>\(code=\w+\)\)' then, .*<lambda>\(code=\w+\)\)' now"):
+        run_sweep(with_loss(lambda v: -v * 2.0), ITEMS, SHARED, batch_size=2, store=tmp_path, progress=False)
+
+
 def test_overwrite_starts_over_and_keeps_other_files(tmp_path, fresh):
     store = tmp_path / "s"
     sweep(store, items=jnp.linspace(0.0, 1.0, 20))                              # 5 chunks

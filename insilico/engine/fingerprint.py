@@ -78,8 +78,8 @@ def _plain(value):
 
 
 def _describe_fn(fn, hasher: _Hasher, depth: int = 0) -> str:
-    """Module and qualified name of ``fn``, with its simple closure values and defaults (repr), array closure
-    values (content hash) and closed-over functions (described the same way, two levels deep)."""
+    """Module and qualified name of ``fn``, a hash of its code, its simple closure values and defaults (repr),
+    array closure values (content hash) and closed-over functions (described the same way, two levels deep)."""
     import functools
 
     if isinstance(fn, functools.partial):
@@ -93,6 +93,8 @@ def _describe_fn(fn, hasher: _Hasher, depth: int = 0) -> str:
     module = getattr(target, "__module__", None) or type(target).__module__
     parts = []
     code = getattr(target, "__code__", None)
+    if code is not None:                # its body: an edited loss under the same name is another function
+        parts.append(f"code={_code(target)[:12]}")
     if code is not None and getattr(target, "__closure__", None):
         for var, cell in zip(code.co_freevars, target.__closure__):
             try:

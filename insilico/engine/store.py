@@ -44,6 +44,17 @@ def _differ(name: str) -> str:
     return f"{name} {'differ' if name.endswith('s') else 'differs'}"
 
 
+def _around_difference(a: str, b: str, width: int = 160) -> tuple[str, str]:
+    """``a`` and ``b`` cut to about ``width`` characters around where they first differ (two long descriptions
+    that differ late would otherwise show the same cut-off start)."""
+    if len(a) <= width and len(b) <= width:
+        return a, b
+    first = next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
+    start = max(0, first - width // 2)
+    cut = lambda t: ("..." if start else "") + t[start:start + width] + ("..." if len(t) > start + width else "")
+    return cut(a), cut(b)
+
+
 def _differences(old: dict, new: dict) -> list:
     """What differs between two manifests, in words: named settings first (when any differs, the generic
     components they explain are not repeated)."""
@@ -65,7 +76,7 @@ def _differences(old: dict, new: dict) -> list:
     oc, nc = old.get("components", {}), new["components"]
     for name in ("n", "chunk_size", "tag", "function"):
         if oc.get(name) != nc.get(name):
-            a, b = (repr(v) if len(repr(v)) <= 160 else repr(v)[:157] + "..." for v in (oc.get(name), nc.get(name)))
+            a, b = _around_difference(repr(oc.get(name)), repr(nc.get(name)))
             hint = (" (the chunk layout follows batch_size, chunk_size and the number of devices)"
                     if name == "chunk_size" else "")
             out.append(f"{name}: {a} then, {b} now{hint}")
