@@ -172,3 +172,50 @@ def test_a_new_image_count_in_the_same_bucket_compiles_nothing():
         np.testing.assert_allclose(float(ds.logit_change[2]), float(jnp.abs(lesioned - out).mean()), rtol=1e-5)
         assert float(ds.accuracy[2]) == float(jnp.mean(lesioned.argmax(-1) == labels[:17]))
         assert ds.attrs["intact_accuracy"] == float(jnp.mean(out.argmax(-1) == labels[:17]))
+
+
+def test_a_silenced_layer_breaks_ties_as_the_whole_network():
+    """Every channel ablated leaves an untrained network (zero biases) with logits exactly 0 on the plain path,
+    argmax class 0; the intact output plus every channel's change left a residue of 1e-8 that picked a class
+    at random, and the accuracy differed."""
+    subject = zoo.load("cifar_resnet_untrained")
+    x = images(subject, 16)
+    labels = np.arange(16) % 10
+    orders = {"random": np.stack([np.random.default_rng(i).permutation(64) for i in range(2)])}
+    a = ablation_curve(subject, x, "stage3/block1", orders, labels=labels, fractions=[0.5, 1.0], progress=False)
+    b = ablation_curve(subject, x, "stage3/block1", orders, labels=labels, fractions=[0.5, 1.0], progress=False,
+                       method="plain")
+    assert a.attrs["propagation"].startswith("factored")
+    _same(a, b)
+
+
+def test_sweeps_refuse_repeated_sites_and_pad_inside_the_bounds():
+    from insilico.subject import InputSpec, make_subject
+
+    subject = zoo.load("mnist_convnet")
+    x = images(subject, 4)
+    with pytest.raises(ArgumentError, match="site names each site once; got 'fc1' more than once"):
+        single_unit_sweep(subject, x, ["fc1", "fc1"], progress=False)
+    with pytest.raises(ArgumentError, match="site must be a site name or a list of site names; got 3"):
+        single_unit_sweep(subject, x, 3, progress=False)
+    # a subject whose pixel range excludes 0: 9 images are padded to 12 with copies, not zeros
+    tight = make_subject("tight", subject.model, subject.variables, InputSpec((28, 28, 1), (0.2, 1.0)))
+    x9 = 0.2 + 0.8 * np.asarray(jax.random.uniform(jax.random.key(3), (9, 28, 28, 1)))
+    a = single_unit_sweep(tight, x9, "conv2", units=[0, 5], progress=False)
+    loop = [np.abs(np.asarray(el.run(tight, x9, {"conv2": el.lesion(jnp.zeros(32).at[u].set(1))})[0])
+                   - np.asarray(el.run(tight, x9)[0])).mean() for u in (0, 5)]
+    np.testing.assert_allclose(a.logit_change.values, loop, rtol=1e-5)
+    with pytest.raises(ValueError, match=r"x must lie in tight's pixel bounds"):
+        single_unit_sweep(tight, x9 - 0.2, "conv2", progress=False)
+
+
+def test_masks_of_another_width_go_the_plain_way_and_sizes_are_checked():
+    subject = zoo.load("cifar_convnet")
+    x = images(subject, 4)
+    masks = jnp.array([[1.0], [0.0]])                 # (M, 1): broadcast over the channels
+    a = mask_sweep(subject, x, "conv3", masks, progress=False)
+    assert a.attrs["propagation"].startswith("whole network") and a.agreement.values.tolist()[1] == 1.0
+    with pytest.raises(ArgumentError, match="memory_budget must be a number > 0"):
+        mask_sweep(subject, x, "conv3", masks, progress=False, memory_budget=-1)
+    with pytest.raises(ArgumentError, match=r"coords must give one coordinate per item \(2\)"):
+        mask_sweep(subject, x, "conv3", masks, progress=False, coords=[1, 2, 3])

@@ -115,6 +115,12 @@ def run_sweep(fn: Callable, items, shared=None, *, dim: str = "item", coords=Non
     n = n_items(items)
     devices = list(devices if devices is not None else jax.devices())
     n_dev = len(devices)
+    if not n_dev:
+        raise ArgumentError("devices must hold at least one device (None: every device); got none")
+    if coords is not None and len(np.asarray(coords).reshape(len(coords), -1)) != n:
+        raise ArgumentError(f"coords must give one coordinate per item ({n}); got {len(coords)}")
+    if not (isinstance(dim, str) and dim.isidentifier()):
+        raise ArgumentError(f"dim must be a dimension name (an identifier); got {dim!r}")
     if batch_size is None:
         batch_size = choose_batch_size(fn, take(items, 0, 1), shared, memory_budget / n_dev,
                                        compile=estimate == "compile")

@@ -282,12 +282,15 @@ def precompute(p: Plan, flat: list, activation, ablated) -> dict:
     cut = eqns[-1]
     reread = _reread(p)
     intact = _run(eqns, _start(p, flat, activation), _needed(eqns, [cut.outvars[0], *reread]))
-    alt = _run(eqns[:-1], _start(p, flat, ablated), _needed(eqns[:-1], [cut.invars[p.operand], *reread]))
+    alt = _run(eqns, _start(p, flat, ablated), _needed(eqns, [cut.outvars[0], cut.invars[p.operand], *reread]))
     delta = alt[cut.invars[p.operand]] - intact[cut.invars[p.operand]]
     weights = _read(intact, cut.invars[1 - p.operand])
     contrib = (_conv_contributions if cut.primitive.name == "conv_general_dilated" else _dot_contributions)(
         p, cut, delta, weights)
-    return {"out": intact[cut.outvars[0]], "contrib": contrib,
+    # "out_ablated": the map's output with every channel ablated, as the plain path computes it — the intact
+    # output plus every channel's change would leave a rounding residue where the plain path's is exact (a
+    # silenced layer's logits all equal its bias: the tie that argmax breaks must be broken the same way)
+    return {"out": intact[cut.outvars[0]], "out_ablated": alt[cut.outvars[0]], "contrib": contrib,
             "reread": tuple(intact[v] for v in reread), "reread_alt": tuple(alt[v] for v in reread)}
 
 
@@ -356,14 +359,16 @@ def lesioned_output(p: Plan, flat: list, shared: dict, mask=None, index=None):
     if index is not None:
         extra = jnp.take(contrib, index, axis=axis)
         chosen = lambda ids: ids == index
+        every = contrib.shape[axis] == 1                                   # the one channel is every channel
     else:
         extra = jnp.tensordot(mask.astype(contrib.dtype), contrib, axes=([0], [axis]))
         padded = jnp.concatenate([mask, jnp.zeros((1,), mask.dtype)])
         chosen = lambda ids: padded[ids] > 0
+        every = jnp.all(mask >= 1)
     env = dict(zip(jaxpr.constvars, p.jaxpr.consts))
     env.update(zip(jaxpr.invars[:-1], flat))
     cut = jaxpr.eqns[p.cut]
-    env[cut.outvars[0]] = shared["out"] + extra
+    env[cut.outvars[0]] = jnp.where(every, shared["out_ablated"], shared["out"] + extra)
     for v, a, b in zip(_reread(p), shared["reread"], shared["reread_alt"]):
         env[v] = jnp.where(chosen(jnp.asarray(p.channels[v])), b, a)
     independent = _independent(p)

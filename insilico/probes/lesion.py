@@ -30,6 +30,7 @@ from ..validation import (
     check_labels,
     check_mask,
     check_number,
+    check_positive,
 )
 from .lesion_metrics import intact_metrics, metrics
 from .lesion_paths import METHODS, ablation, choose_path, factored_fn, shared_values
@@ -95,13 +96,13 @@ def _check_inputs(subject, x, labels, mode, reference, key, noise_scale
     """The arguments every lesion probe shares, checked before anything is computed; returns ``(x, labels,
     reference, noise_scale)`` converted (labels as int32, or None)."""
     x = x if hasattr(x, "dtype") else np.asarray(x)
-    el.validate(subject, x, purpose="lesions", name="x")
+    el.validate(subject, x, purpose="lesions", name="x", in_bounds=True)
     if labels is not None:
         labels = to_device(check_labels("labels", labels, subject.n_outputs, n=int(x.shape[0])))
     _check_mode(mode)
     if reference is not None:
         reference = reference if hasattr(reference, "dtype") else np.asarray(reference)
-        el.validate(subject, reference, purpose="lesions", name="reference")
+        el.validate(subject, reference, purpose="lesions", name="reference", in_bounds=True)
         reference = to_device(reference)
     noise_scale = check_number("noise_scale", noise_scale, low=0)
     if mode == "noise" and key is None:
@@ -132,17 +133,18 @@ def _unit_stats(subject, site, mode, reference, noise_scale):
 
 
 def _padded(x, labels) -> tuple:
-    """Images (and labels) padded with zeros to the batch-size bucket of their count (8, 12, 16, 24, 32, 48, ...),
-    and the weight of each row (0 for padding): a new image count in the same bucket compiles nothing new."""
+    """Images (and labels) padded to the batch-size bucket of their count (8, 12, 16, 24, 32, 48, ...) with copies
+    of the first (an image inside the pixel bounds, which zeros need not be), and the weight of each row (0 for
+    padding): a new image count in the same bucket compiles nothing new."""
     n = int(x.shape[0])
     pad = bucket(n) - n
     weight = to_device(np.arange(n + pad) < n, np.float32)
     if pad:             # on CPU in NumPy: a jnp concatenation would compile a program (engine.host)
         xp = np if on_host() else jnp
-        zeros = lambda a: xp.zeros((pad, *a.shape[1:]), a.dtype)
-        x = to_device(xp.concatenate([xp.asarray(x), zeros(x)]))
+        first = lambda a: xp.repeat(xp.asarray(a)[:1], pad, axis=0)
+        x = to_device(xp.concatenate([xp.asarray(x), first(x)]))
         if labels is not None:
-            labels = to_device(xp.concatenate([xp.asarray(labels), zeros(labels)]))
+            labels = to_device(xp.concatenate([xp.asarray(labels), first(labels)]))
     return x, (labels, weight)
 
 
@@ -150,6 +152,7 @@ def _sweep(subject, x, sites: tuple, items, index_shapes, labels, mode, referenc
            identity: dict, method: str = "auto", **kwargs) -> xr.Dataset:
     """The compiled lesion sweep; ``x``, ``labels``, ``reference``, ``noise_scale`` come checked (``_check_inputs``)."""
     method = check_choice("method", method, METHODS)
+    kwargs["memory_budget"] = check_positive("memory_budget", kwargs.get("memory_budget", 2e9))
     stats = tuple(_unit_stats(subject, s, mode, x if reference is None else reference, noise_scale) for s in sites)
     ident = {**(kwargs.pop("identity", None) or {}),
              **_identity(subject, x, labels, sites=sites, mode=mode, reference=reference, noise_scale=noise_scale,
@@ -157,8 +160,8 @@ def _sweep(subject, x, sites: tuple, items, index_shapes, labels, mode, referenc
     n_images = int(x.shape[0])
     x, target = _padded(x, labels)
     intact, first = _intact_and_prefix(subject, x, sites, key)
-    plan, route = choose_path(subject, x, sites, items, index_shapes, key, method,
-                              kwargs.get("memory_budget", 2e9) / 2, first)
+    plan, route = choose_path(subject, x, sites, items, index_shapes, key, method, kwargs["memory_budget"] / 2,
+                              first)
     ident["method"] = "plain" if plan is None else "factored"
     fn: Callable
     shared: tuple
@@ -250,9 +253,14 @@ def single_unit_sweep(subject: Subject, x: Images, site: str | Sequence[str], la
     see :func:`mask_sweep` for metrics and options.
     Example: ``single_unit_sweep(load("cifar_convnet"), x, ["conv2", "conv3"], labels=y).accuracy``.
     """
+    if not isinstance(site, str) and not (isinstance(site, (list, tuple)) and all(isinstance(s, str) for s in site)):
+        raise ArgumentError(f"site must be a site name or a list of site names; got {site!r:.80}")
     sites = (site,) if isinstance(site, str) else tuple(site)
     if not sites:
         raise ArgumentError("site must name at least one site")
+    if len(set(sites)) != len(sites):                 # one edit per site: a repeated site's first units do nothing
+        raise ArgumentError(f"site names each site once; got {next(s for s in sites if sites.count(s) > 1)!r} "
+                            f"more than once in {list(sites)}")
     for s in sites:
         _check_site(subject, s)
         if spatial and len(subject.sites[s]) != 3:

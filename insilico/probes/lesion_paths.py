@@ -65,7 +65,8 @@ def choose_path(subject, x, sites: tuple, items, index_shapes, key, method: str,
     if len(sites) > 1 or (index_shapes is not None and len(index_shapes[0]) != 1):
         why = "several sites" if len(sites) > 1 else "single units (spatial=True)"
         reason = f"whole network per lesion: {why} are not channel groups of one site"
-    elif index_shapes is None and (items.ndim != 2 or not bool(jnp.all((items == 0) | (items == 1)))):
+    elif index_shapes is None and (items.ndim != 2 or items.shape[1] != subject.sites[sites[0]][-1]
+                                   or not bool(jnp.all((items == 0) | (items == 1)))):
         reason = "whole network per lesion: the masks are not 0/1 channel masks (M, C)"
     else:
         p = _plan(subject, x, sites[0], key, first[sites[0]], max_bytes)

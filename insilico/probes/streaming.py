@@ -47,13 +47,13 @@ class SiteDict(dict):
 class _Source:
     """Images as an array (checked at once) or any sequence with ``len`` and slicing (checked batch by batch)."""
 
-    def __init__(self, subject, images, purpose: str):
-        self.subject, self.purpose, self.images = subject, purpose, images
+    def __init__(self, subject, images, purpose: str, name: str = "images"):
+        self.subject, self.purpose, self.images, self.name = subject, purpose, images, name
         self.checked = hasattr(images, "dtype") and hasattr(images, "shape")
         if self.checked:
-            el.validate(subject, images, in_bounds=True, purpose=purpose, name="images")
+            el.validate(subject, images, in_bounds=True, purpose=purpose, name=name)
         elif not (hasattr(images, "__len__") and hasattr(images, "__getitem__")) or not len(images):
-            raise ArgumentError(f"images must be an array (N, H, W, C) or a non-empty sequence of images with len() "
+            raise ArgumentError(f"{name} must be an array (N, H, W, C) or a non-empty sequence of images with len() "
                                 f"and slicing; got {type(images).__name__}")
         self.n = len(images)
 
@@ -63,7 +63,7 @@ class _Source:
             j = min(i + size, stop)
             x = np.asarray(self.images[i:j], np.float32)
             if not self.checked:
-                el.validate(self.subject, x, in_bounds=True, purpose=self.purpose, name=f"images[{i}:{j}]")
+                el.validate(self.subject, x, in_bounds=True, purpose=self.purpose, name=f"{self.name}[{i}:{j}]")
             parts = [x] + [np.asarray(e[i:j]) for e in extras]
             if j - i < size:
                 fill = [np.zeros((size - j + i, *x.shape[1:]), x.dtype)] + [
@@ -235,8 +235,8 @@ def _setup(subject, src, sites, purpose, dims, projection, key, reference, reduc
                            check_positive("max_bytes", 2e9 if max_bytes is None else max_bytes))
     pca = [s for s, kind, _ in kinds if kind == "pca"]
     if pca:
-        kinds = _fit_pca(subject, _Source(subject, reference, f"{purpose} (PCA reference)"), pca, kinds, arrays,
-                         batch_size, max_bytes, progress)
+        source = _Source(subject, reference, f"{purpose} (PCA reference)", "reference")
+        kinds = _fit_pca(subject, source, pca, kinds, arrays, batch_size, max_bytes, progress)
     return kinds, arrays, _plan(subject, src.n, kinds, arrays, reducer, k, q, batch_size, max_bytes)
 
 
