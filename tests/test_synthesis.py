@@ -7,6 +7,7 @@ import pytest
 
 from insilico import electrode as el
 from insilico.probes import synthesis as syn
+from insilico.subject import SubjectError, make_subject
 from insilico.validation import ArgumentError
 
 from conftest import assert_close
@@ -120,7 +121,10 @@ def test_bad_input(tiny_convnet, batch):
         syn.pgd(tiny_convnet, x, y, 0.1)
     params = jax.tree_util.tree_map(lambda a: a, tiny_convnet.variables["params"])
     params["fc1"]["dense"]["kernel"] = params["fc1"]["dense"]["kernel"].at[0, 0].set(jnp.nan)
-    broken = tiny_convnet.replace(variables={**tiny_convnet.variables, "params": params})
+    nan_weights = {**tiny_convnet.variables, "params": params}
+    with pytest.raises(SubjectError, match=r"variables\['params'\]\['fc1'\].* NaN"):
+        tiny_convnet.replace(variables=nan_weights)                         # refused before anything runs
+    broken = make_subject("tiny", tiny_convnet.model, nan_weights, tiny_convnet.input_spec)
     with pytest.raises(FloatingPointError, match="step 0"):
         syn.pgd(broken, x, y, 0.1, steps=3, key=jax.random.key(0))
 
@@ -157,6 +161,23 @@ def test_eigendistortions_match_the_explicit_fisher_matrix(tiny_convnet):
         assert v_min @ (jm.T @ jm) @ v_min <= 1e-3 * w[-1]
     with pytest.raises(el.SiteError, match="valid"):
         syn.eigendistortions(tiny_convnet, "conv9", x, key=jax.random.key(0))
+
+
+def test_the_least_eigendistortion_of_a_full_rank_site_is_found():
+    """conv2 of the MNIST net has a full-rank Fisher matrix whose least eigenvalues are 1e-3 of the largest: power
+    iteration on λ_max·I − JᵀJ returned 1.68 for a least eigenvalue of 0.39 after 100 steps; Lanczos finds it."""
+    from insilico import zoo
+
+    s = zoo.load("mnist_convnet")
+    x = jax.random.uniform(jax.random.PRNGKey(0), (1, 28, 28, 1))
+    ds = syn.eigendistortions(s, "conv2", x, n_iter=100, key=jax.random.PRNGKey(1))
+    rep = lambda img: el.forward(s, img[None], record=("conv2",))[1]["conv2"][0].reshape(-1)
+    jm = np.asarray(jax.jacfwd(rep)(x[0])).reshape(-1, 784).astype(np.float64)
+    w, v = np.linalg.eigh(jm.T @ jm)
+    assert ds.eigenvalue.values[0, 1] == pytest.approx(w[0], abs=0.1 * (w[1] - w[0]))
+    assert abs(ds.distortion.values[0, 1].ravel() @ v[:, 0]) > 0.9
+    assert ds.eigenvalue.values[0, 0] == pytest.approx(w[-1], rel=1e-4)
+    assert (ds.residual.values < 1e-2).all()
 
 
 def test_metamers_match_the_representation_not_the_pixels(tiny_convnet):

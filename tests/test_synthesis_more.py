@@ -165,3 +165,37 @@ def test_a_new_learning_rate_compiles_nothing_in_controversial_stimuli_and_mad(t
     with at_most_traces(0):
         fast = syn.mad_competition(tiny_convnet, "conv1", tiny_convnet, "conv2", x, lr=0.05, **kw)
     assert not np.allclose(slow.images.values, fast.images.values)
+
+
+def test_rounding_keeps_off_grid_images_near_and_in_bounds(tiny_convnet):
+    """Clean images off the 8-bit grid: L2 rounding moves no pixel more than half a level from the clean image
+    (it moved one up to a whole level), L∞'s step back stays inside the pixel bounds (it went a float step above
+    1), and ε = 0 is judged on the same image with early stopping and without."""
+    x = np.asarray(jax.random.uniform(jax.random.key(0), (12, 8, 8, 3)))
+    y = np.asarray(el.run(tiny_convnet, x)[0]).argmax(-1)
+    k = jax.random.key(1)
+    l2 = syn.pgd(tiny_convnet, x, y, 0.0, norm="l2", steps=2, key=k)
+    assert np.abs(l2.images.values - x).max() * 255 <= 0.5 + 1e-3
+    on_grid = np.round(x * 255) / 255
+    linf = syn.pgd(tiny_convnet, on_grid.astype(np.float32), y, 0.5 / 255, norm="linf", steps=5, restarts=2, key=k)
+    assert linf.images.values.max() <= 1.0 and linf.images.values.min() >= 0.0
+    early = syn.accuracy_vs_eps(tiny_convnet, x, y, [0.0, 2 / 255], steps=2, key=k, early_stop=True)
+    plain = syn.accuracy_vs_eps(tiny_convnet, x, y, [0.0, 2 / 255], steps=2, key=k, early_stop=False)
+    assert early.accuracy.values[0] == plain.accuracy.values[0] == syn.pgd(tiny_convnet, x, y, 0.0, steps=1,
+                                                                            key=k).attrs["accuracy"]
+    targeted = syn.pgd(tiny_convnet, x, (y + 1) % 5, 4 / 255, steps=2, targeted=True, key=k)
+    assert np.isnan(targeted.attrs["clean_accuracy"])                    # its labels are the targets
+
+
+def test_metamer_losses_and_controversial_scores_are_checked(tiny_convnet):
+    t = np.asarray(jax.random.uniform(jax.random.key(0), (1, 8, 8, 3)))
+    k = jax.random.key(1)
+    out = syn.metamers(tiny_convnet, ["fc1", "conv1"], t, loss="cosine", coarse_to_fine="sites", steps=4, key=k)
+    assert np.isfinite(out.rel_error.values).all()                     # the gradient at a switched-off site is 0
+    with pytest.raises(ArgumentError, match="loss must return one number"):
+        syn.metamers(tiny_convnet, ["fc1"], t, loss=lambda reps, goals: reps[0] - goals[0], steps=2, key=k)
+    score = syn.ResponseScore(tiny_convnet, "fc1", 1)
+    with pytest.raises(el.InputError, match=r"shape \(16, 16, 3\) is not the input of score_a's subject tiny"):
+        syn.controversial_scores(score, score, (16, 16, 3), steps=2, key=k)
+    with pytest.raises(el.InputError, match="bounds .* leave the pixel range of score_a's subject"):
+        syn.controversial_scores(score, score, (8, 8, 3), bounds=(-1.0, 2.0), steps=2, key=k)

@@ -15,9 +15,9 @@ from ...validation import ArgumentError, check_choice, check_count, check_finite
 __all__ = ["quantize", "check_images"]
 
 
-def _quantize(x, bounds, levels: int = 256):
+def _quantize(x, bounds, levels: int = 256, xp=jnp):
     lo, hi = bounds
-    return lo + jnp.round((jnp.clip(x, lo, hi) - lo) / (hi - lo) * (levels - 1)) / (levels - 1) * (hi - lo)
+    return lo + xp.round((xp.clip(x, lo, hi) - lo) / (hi - lo) * (levels - 1)) / (levels - 1) * (hi - lo)
 
 
 def quantize(x, bounds=(0.0, 1.0), levels: int = 256):

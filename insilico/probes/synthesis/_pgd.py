@@ -48,21 +48,23 @@ def _unit_starts(key, x, *, restarts: int, norm: str):
     return jax.vmap(lambda k: _random_start(k, x.shape, 1.0, norm))(jax.random.split(key, restarts))
 
 
-def _round_in_ball(xa, x, eps, norm: str, bounds):
+def _round_in_ball(xa, x, eps, norm: str, bounds, xp=jnp):
     """8-bit rounding of attacked images that keeps them in their ε ball (``eps`` broadcasts against the images):
     in L∞ a pixel that rounding pushed out of the ball steps back one level; in L2 an image that nearest rounding
     pushed out is rounded toward the clean image instead, pixel by pixel, which for an 8-bit clean image never
     moves a pixel further from it than the attack did (clean images off the 8-bit grid may still end up to half a
-    level outside, as may an L∞ ball narrower than half a level)."""
+    level outside, as may an L∞ ball narrower than half a level). ``xp``: NumPy for images on the host."""
     lo, hi = bounds
-    xq = _quantize(xa, (lo, hi))
+    xq = _quantize(xa, (lo, hi), xp=xp)
     level = (hi - lo) / 255.0
-    if norm == "linf":
-        return jnp.where(xq - x > eps + 1e-6, xq - level, jnp.where(x - xq > eps + 1e-6, xq + level, xq))
-    t = (jnp.clip(xa, lo, hi) - lo) / level                        # in levels; a hair's tolerance for float error
-    toward = lo + jnp.where(xa >= x, jnp.floor(t + 1e-4), jnp.ceil(t - 1e-4)) * level
-    outside = jnp.sqrt(jnp.sum((xq - x) ** 2, axis=(1, 2, 3), keepdims=True)) > eps + 1e-6
-    return jnp.where(outside, toward, xq)
+    if norm == "linf":                          # the step back stays inside the bounds (a float step above hi)
+        back = xp.where(xq - x > eps + 1e-6, xq - level, xp.where(x - xq > eps + 1e-6, xq + level, xq))
+        return xp.clip(back, lo, hi)
+    t = (xp.clip(xa, lo, hi) - lo) / level                        # in levels; a hair's tolerance for float error
+    xc = _quantize(x, (lo, hi), xp=xp)          # toward the clean image's level: half a level from it at most
+    toward = lo + xp.where(xa >= xc, xp.floor(t + 1e-4), xp.ceil(t - 1e-4)) * level
+    outside = xp.sqrt(xp.sum((xq - x) ** 2, axis=(1, 2, 3), keepdims=True)) > eps + 1e-6
+    return xp.where(outside, toward, xq)
 
 
 _col = lambda v: v[:, None, None, None]

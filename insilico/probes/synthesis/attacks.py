@@ -20,7 +20,7 @@ from ...validation import (
     check_positive,
 )
 from ._common import _check_flag, _check_loop, _logits, _prepare
-from ._pgd import _attack, _RowPGD, _run_rows, _unit_starts
+from ._pgd import _attack, _round_in_ball, _RowPGD, _run_rows, _unit_starts
 
 __all__ = ["fgsm", "pgd", "accuracy_vs_eps"]
 
@@ -42,7 +42,8 @@ def _result(subject, x, adv, labels, targeted, eps, attack: str, norm: str, extr
                        "linf": ("image", np.abs(diff).max(1)), "l2": ("image", np.sqrt((diff ** 2).sum(1)))},
                       attrs={"subject": subject.name, "attack": attack, "norm": norm, "eps": float(eps),
                              "targeted": int(targeted), "accuracy": float(np.mean(pred == labels)) if not targeted
-                             else float("nan"), "clean_accuracy": float(np.mean(clean == labels)),
+                             else float("nan"),          # labels are the targets then, not the true classes
+                             "clean_accuracy": float(np.mean(clean == labels)) if not targeted else float("nan"),
                              "quantized": "8-bit", **(extra or {})})
 
 
@@ -107,8 +108,11 @@ def _sweep_early_stop(subject, x, labels, eps_values, size, key, *, norm: str, s
     until a pair stops, so the accuracy is at most PGD's last-iterate accuracy. Returns the 8-bit images
     (E, N, ...) and whether each is misclassified (E, N), NumPy; ε = 0 pairs are the clean images."""
     e_n, n = len(eps_values), x.shape[0]
-    out = np.broadcast_to(np.asarray(x)[None], (e_n, *x.shape)).reshape(e_n * n, *x.shape[1:]).copy()
-    broken = np.tile(np.asarray(_predict(subject, x)) != np.asarray(labels), e_n)   # ε = 0: the clean image
+    # ε = 0: the clean image rounded into its ball as every attacked image is (the plain path's rows of ε = 0)
+    xn = np.asarray(x)              # in NumPy: nothing to compile for these few operations
+    clean = _round_in_ball(xn, xn, np.float32(0.0), norm, subject.input_spec.bounds, xp=np).astype(np.float32)
+    out = np.broadcast_to(np.asarray(clean)[None], (e_n, *x.shape)).reshape(e_n * n, *x.shape[1:]).copy()
+    broken = np.tile(np.asarray(_predict(subject, clean)) != np.asarray(labels), e_n)
     ids = np.flatnonzero(np.repeat(eps_values, n) > 0)              # the pairs to attack, ε-major
     if len(ids):
         image, per_eps = ids % n, ids // n

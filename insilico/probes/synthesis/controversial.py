@@ -125,6 +125,15 @@ def controversial_scores(score_a, score_b, shape, *, bounds=(0.0, 1.0), n_images
         raise el.InputError(f"shape must be (H, W, C) of one image; got {tuple(dims.tolist())}")
     shape = tuple(check_count(f"shape[{k}]", d) for k, d in enumerate(dims))
     bounds = _check_bounds("bounds", bounds)
+    for name, score in (("score_a", score_a), ("score_b", score_b)):      # a model's own input, where it has one
+        spec = getattr(getattr(score, "subject", None), "input_spec", None)
+        if isinstance(score, ResponseScore) and spec is not None:
+            if shape != tuple(spec.shape):
+                raise el.InputError(f"shape {shape} is not the input of {name}'s subject {score.subject.name} "
+                                    f"({tuple(spec.shape)})")
+            if bounds[0] < spec.bounds[0] or bounds[1] > spec.bounds[1]:
+                raise el.InputError(f"bounds {tuple(bounds)} leave the pixel range of {name}'s subject "
+                                    f"{score.subject.name} ({spec.bounds})")
     n_images, n_seeds = check_count("n_images", n_images), check_count("n_seeds", n_seeds)
     sc = check_finite("scale", scale, ndim=1)
     if sc.shape != (2,):

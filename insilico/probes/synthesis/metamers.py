@@ -45,10 +45,14 @@ METAMER_LOSSES = {
     "l1": lambda reps, goals: sum(jnp.sum(jnp.abs(r - g)) for r, g in zip(reps, goals)) / sum(
         g.size for g in goals),
     # 1 − cosine similarity per site, averaged (matches the pattern, ignores its gain)
-    "cosine": lambda reps, goals: sum(1 - jnp.vdot(r, g) / jnp.maximum(jnp.linalg.norm(r) * jnp.linalg.norm(g),
-                                                                        1e-12) for r, g in zip(reps, goals)) / len(
-        goals),
+    "cosine": lambda reps, goals: sum(1 - jnp.vdot(r, g) / jnp.maximum(_norm(r) * _norm(g), 1e-12)
+                                      for r, g in zip(reps, goals)) / len(goals),
 }
+
+
+def _norm(v):
+    """The Euclidean norm with a gradient of 0, not NaN, at 0 (a site not yet switched on by coarse-to-fine)."""
+    return jnp.sqrt(jnp.maximum(jnp.sum(v ** 2), 1e-30))
 
 
 def _coarse(g, factor: int):
@@ -232,6 +236,12 @@ def metamers(subject, sites: Sequence[str] | str, targets, *, n_seeds: int = 1, 
                             f"{tuple(start.shape)}")
     check_images(subject, start.reshape(-1, *shape), "start images")
     program = _Metamer(sites, steps, float(tol), coarse_to_fine, loss, scales)
+    if callable(loss):                 # a function of the sites' responses and goals to one number: checked here
+        reps = jax.eval_shape(lambda img: program._reps(subject, img), jax.ShapeDtypeStruct(shape, jnp.float32))
+        out = jax.eval_shape(loss, reps, reps)
+        if getattr(out, "shape", None) != ():
+            raise ArgumentError(f"loss must return one number for (reps, goals); got "
+                                f"{getattr(out, 'shape', type(out).__name__)}")
     (x, err, done_at, _), trace = _run(program, (t, start), (subject, jnp.float32(lr)), chunking, tag="metamers",
                                        identity={**_subject_identity(subject), "key": key, "lr": float(lr)},
                                        check=_no_nan_step, loop=loop, progress=progress)
