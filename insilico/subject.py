@@ -197,15 +197,6 @@ def _check_like(old, new, name: str) -> None:
     except Exception as e:      # e.g. not a pytree of arrays
         raise SubjectError(f"{name}: variables must be a tree of arrays like the subject's; got {type(new).__name__}"
                            f" ({e})") from None
-    for path in want.keys() & got.keys():
-        a, b = np.dtype(getattr(olds[path], "dtype", np.float32)), np.dtype(getattr(news[path], "dtype", np.float64))
-        if a.kind != b.kind:
-            raise SubjectError(f"{name}: variables{path} has dtype {b}; the model's is {a} (another kind of number)")
-        if b.kind == "f":
-            try:
-                check_finite(f"variables{path}", news[path], allow_empty=True)
-            except ArgumentError as e:
-                raise SubjectError(f"{name}: {e}") from None
     if got.keys() != want.keys():
         extra, missing = sorted(got.keys() - want.keys()), sorted(want.keys() - got.keys())
         raise SubjectError(f"{name}: variables must hold the subject's arrays; missing {missing[:4]}, "
@@ -213,6 +204,36 @@ def _check_like(old, new, name: str) -> None:
     for path, shape in want.items():
         if tuple(got[path]) != tuple(shape):
             raise SubjectError(f"{name}: variables{path} has shape {tuple(got[path])}; the model's is {tuple(shape)}")
+    for path in want.keys() & got.keys():
+        a, b = (v[path].dtype if hasattr(v[path], "dtype") else np.asarray(v[path]).dtype for v in (olds, news))
+        if _kind(a) != _kind(b):
+            raise SubjectError(f"{name}: variables{path} has dtype {b}; the model's is {a} (another kind of number)")
+    _check_finite_variables(new, name)
+
+
+def _kind(dtype) -> str:
+    """float (bfloat16 included), integer, bool, ... of a dtype."""
+    for kind, of in (("float", jnp.floating), ("integer", jnp.integer), ("bool", jnp.bool_),
+                     ("complex", jnp.complexfloating)):
+        if jnp.issubdtype(dtype, of):
+            return kind
+    return str(dtype)
+
+
+def _check_finite_variables(variables, name: str) -> None:
+    """No NaN or inf in the concrete float arrays of ``variables`` (shapes alone and traced arrays pass)."""
+    for path, leaf in jax.tree_util.tree_flatten_with_path(variables)[0]:
+        dtype = getattr(leaf, "dtype", None)
+        if isinstance(leaf, jax.ShapeDtypeStruct) or dtype is None or _kind(dtype) != "float":
+            continue
+        try:
+            values = np.asarray(leaf, np.float32)        # bfloat16 included
+        except jax.errors.TracerArrayConversionError:    # traced (inside jit or vmap): its values are not known
+            continue
+        try:
+            check_finite(f"variables{jax.tree_util.keystr(path)}", values, allow_empty=True)
+        except ArgumentError as e:
+            raise SubjectError(f"{name}: {e}") from None
 
 
 def _static_key(s: Subject) -> _StaticKey:
@@ -376,6 +397,7 @@ def make_subject(name: str, model, variables: dict | None, input_spec: InputSpec
     if call_kwargs is not None and not (hasattr(call_kwargs, "items") and all(isinstance(k, str) for k in call_kwargs)):
         raise TypeError(f"{name}: call_kwargs must be a mapping of keyword names to values (e.g. {{'train': False}}); "
                         f"got {call_kwargs!r}")
+    _check_finite_variables(variables, name)
     kwargs = inference_kwargs(fn) if call_kwargs is None else dict(call_kwargs)
     if isinstance(class_names, str) or not all(isinstance(c, str) for c in class_names):
         raise TypeError(f"{name}: class_names must be a sequence of names (str), one per output unit; got "

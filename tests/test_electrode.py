@@ -294,6 +294,8 @@ def test_edits_variables_and_specs_are_checked(tiny_convnet, images):
     as_int = jax.tree.map(lambda a: a.astype(jnp.int32), tiny_convnet.variables)
     with pytest.raises(SubjectError, match="has dtype int32; the model's is float32"):
         tiny_convnet.replace(variables=as_int)
+    half = tiny_convnet.replace(variables=jax.tree.map(lambda a: a.astype(jnp.bfloat16), tiny_convnet.variables))
+    assert half.variables["params"]["fc1"]["dense"]["kernel"].dtype == jnp.bfloat16      # a float all the same
     with pytest.raises(SubjectError, match="contains .* NaN"):
         el.run(tiny_convnet, images, variables=jax.tree.map(lambda a: a * jnp.nan, tiny_convnet.variables))
     with pytest.raises(ValueError, match=r"masks\['fc1/dense/kernel'\] contains"):

@@ -2,6 +2,7 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
+import flax.linen as nn
 import optax
 import pytest
 
@@ -124,7 +125,16 @@ def test_bad_input(tiny_convnet, batch):
     nan_weights = {**tiny_convnet.variables, "params": params}
     with pytest.raises(SubjectError, match=r"variables\['params'\]\['fc1'\].* NaN"):
         tiny_convnet.replace(variables=nan_weights)                         # refused before anything runs
-    broken = make_subject("tiny", tiny_convnet.model, nan_weights, tiny_convnet.input_spec)
+    with pytest.raises(SubjectError, match=r"variables\['params'\]\['fc1'\].* NaN"):
+        make_subject("tiny", tiny_convnet.model, nan_weights, tiny_convnet.input_spec)
+
+    class Root(nn.Module):                      # finite weights, a NaN gradient wherever a pixel is below 0.5
+        @nn.compact
+        def __call__(self, x):
+            return nn.Dense(5)(jnp.sqrt(x.reshape(x.shape[0], -1) - 0.5))
+
+    root = Root()
+    broken = make_subject("root", root, root.init(jax.random.key(0), x[:1]), tiny_convnet.input_spec)
     with pytest.raises(FloatingPointError, match="step 0"):
         syn.pgd(broken, x, y, 0.1, steps=3, key=jax.random.key(0))
 
