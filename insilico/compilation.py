@@ -51,6 +51,11 @@ def enable(directory: str | os.PathLike | None = None) -> Path:
         jax.config.update("jax_compilation_cache_max_size", MAX_BYTES)
         jax.config.update("jax_persistent_cache_min_compile_time_secs",
                           float(settings["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"]))
+        # JAX opens its cache once, at the first compilation: a cache opened already keeps its old directory
+        # until it is reset (the next compilation opens the new one)
+        from jax.experimental.compilation_cache import compilation_cache
+
+        compilation_cache.reset_cache()
     else:
         os.environ.update(settings)
     return target

@@ -55,3 +55,24 @@ def test_a_cache_the_user_chose_is_kept(tmp_path):
     mine = tmp_path / "mine"
     got = run(tmp_path, JAX_COMPILATION_CACHE_DIR=str(mine))
     assert got["dir"] == str(mine) == got["path"] and not entries(tmp_path / "xla")
+
+
+SWITCH = textwrap.dedent("""
+    import sys
+    import insilico
+    import jax, jax.numpy as jnp
+    from insilico import compilation
+    jax.jit(lambda x: jnp.tanh(x) + 1.0)(jnp.ones(4)).block_until_ready()       # the cache is open now
+    compilation.enable(sys.argv[1])
+    jax.jit(lambda x: jnp.tanh(x) @ x.T + 3.0)(jnp.ones((8, 8))).block_until_ready()
+""")
+
+
+def test_enable_after_a_compilation_moves_the_cache(tmp_path):
+    """JAX opens its cache at the first compilation; enable(new directory) later must still take effect."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("JAX_COMPILATION_CACHE", "JAX_PERSISTENT",
+                                                                   "INSILICO_COMPILATION"))}
+    out = subprocess.run([sys.executable, "-c", SWITCH, str(tmp_path / "new")], capture_output=True, text=True,
+                         timeout=300, env={**base, "INSILICO_CACHE": str(tmp_path / "old"), "JAX_PLATFORMS": "cpu"})
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert entries(tmp_path / "new"), "the program compiled after enable() went to the old cache"

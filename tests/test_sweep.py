@@ -214,3 +214,12 @@ def test_a_store_refuses_another_model_with_the_same_weights_and_other_settings_
         return {"y": i + 2}
     with pytest.raises(SweepError, match="the function's code differs"):
         run_sweep(f, jnp.arange(3.0), None, store=tmp_path / "f", progress=False)
+
+
+def test_batch_sizes_count_the_items_themselves():
+    """A 4 MB item costs 4 MB a batch slot however little ``fn`` computes from it."""
+    items = jnp.zeros((4, 1000, 1000))
+    for compile in (True, False):
+        b = choose_batch_size(lambda it, sh: jnp.sum(it), items, None, budget_bytes=100e6, max_batch=100000,
+                              compile=compile)
+        assert 1 <= b <= 25, b

@@ -165,3 +165,22 @@ def test_goris2015_real_cells(data_dir):
         ref = brentq(f, x[hi_side], x[hi_side + 1]) - brentq(f, x[lo_side - 1], x[lo_side])
         assert bw[i] == pytest.approx(ref, abs=1e-9)
     assert ((out["peak"] > 0.3) & (out["peak"] < 8)).all()
+
+
+def test_curves_in_any_order_give_one_answer_and_log_values_are_positive():
+    """The walk outwards from the peak needs the values in order: sorted here, so a curve given from high to low
+    or shuffled gives the answer of the sorted one (it gave -2.47 octaves reversed, NaN shuffled)."""
+    v = np.array([0.5, 1, 2, 4, 8, 16])
+    r = np.exp(-0.5 * (np.log2(v) - np.log2(2.5)) ** 2)
+    want = log_bandwidth(v, r)
+    for order in (np.arange(6)[::-1], np.array([3, 0, 5, 1, 4, 2])):
+        got = log_bandwidth(v[order], r[order])
+        for k in ("peak", "low", "high", "bandwidth_octaves"):
+            np.testing.assert_allclose(got[k], want[k], err_msg=k)
+        np.testing.assert_allclose(preferred_log_peak(v[order], r[order]), preferred_log_peak(v, r))
+    with pytest.raises(ArgumentError, match="values must be > 0 .* got -1"):
+        log_bandwidth([-1.0, 2, 4, 8], [5.0, 1, 3, 1])
+    with pytest.raises(ArgumentError, match="values must be > 0"):
+        preferred_log_peak([0.0, 1, 2, 4], [5.0, 1, 0.5, 0.2])
+    with pytest.raises(ArgumentError, match=r"phases_deg must be 3 or more equally spaced .* \[0.0, 10.0, 20.0, 30.0\]"):
+        modulation_ratio([[0, 90, 180, 270], [0, 10, 20, 30]], [[2.0, 3, 2, 1]] * 2)

@@ -72,11 +72,19 @@ def _orientations(angles, responses) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _log_curve(values, responses) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """log2(values) and responses broadcast to a common (..., n); samples that are not finite are missing."""
+    """log2(values) and responses broadcast to a common (..., n), sorted by value along the last axis (the
+    responses carried along); samples that are not finite are missing. Values must be > 0 (a log axis)."""
     r = _numeric("responses", responses)
+    v = _numeric("values", values)
+    finite = v[np.isfinite(v)]
+    if (finite <= 0).any():
+        raise ArgumentError(f"values must be > 0 (a log2 axis: spatial frequencies, sizes); got "
+                            f"{float(finite[finite <= 0][0]):g}")
     with np.errstate(divide="ignore", invalid="ignore"):
-        x = np.log2(_numeric("values", values))
+        x = np.log2(v)
     x, r = _broadcast("values", x, r)
+    order = np.argsort(np.where(np.isfinite(x), x, np.inf), -1, kind="stable")     # walks outwards need the order
+    x, r = np.take_along_axis(x, order, -1), np.take_along_axis(r, order, -1)
     valid = np.isfinite(x) & np.isfinite(r)
     return x, np.where(valid, r, -np.inf), valid
 
@@ -186,9 +194,11 @@ def modulation_ratio(phases_deg, responses) -> np.ndarray:
     negative responses: the ratio is defined for rates). The phases must be n ≥ 3 equally spaced angles that
     cover one cycle (any order, any start), as F1 at the fundamental needs."""
     phases, r = _circular("phases_deg", phases_deg, responses)
-    p = np.sort(np.mod(np.broadcast_to(phases, r.shape).reshape(-1, r.shape[-1])[0], 360.0))
-    gaps = np.diff(np.r_[p, p[0] + 360.0])
-    if len(p) < 3 or not np.allclose(gaps, 360.0 / len(p), atol=1e-6):
+    rows = np.sort(np.mod(np.broadcast_to(phases, r.shape).reshape(-1, r.shape[-1]), 360.0), -1)
+    gaps = np.diff(np.concatenate([rows, rows[:, :1] + 360.0], -1), axis=-1)
+    bad = ~np.isclose(gaps, 360.0 / rows.shape[-1], atol=1e-6).all(-1)              # every row, not the first
+    if rows.shape[-1] < 3 or bad.any():
+        p = rows[int(np.argmax(bad))]
         raise ArgumentError(f"phases_deg must be 3 or more equally spaced phases covering one cycle (e.g. 0, 45, "
                             f"..., 315); got {np.round(p, 3).tolist()[:10]}")
     phi = np.deg2rad(phases)

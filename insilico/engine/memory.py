@@ -59,9 +59,9 @@ def choose_batch_size(fn: Callable, items, shared=None, budget_bytes: float = 2e
     Per-item memory is the larger of two estimates: the growth of the compiled temporaries
     (``compiled.memory_analysis()`` of ``vmap(fn)`` at B = 1 and 8), and 4x the largest intermediate value of
     one item (XLA:CPU's analysis can miss convolution workspaces; a few activations of the largest layer are
-    live at once). ``compile=False`` skips the two compilations and takes the sum of every intermediate of
-    one item instead (an upper bound on what is live at once; loop bodies counted once) — for expensive-to-
-    compile functions such as optimization loops. Cached per (fn, item and shared shapes, budget).
+    live at once), plus the item itself. ``compile=False`` skips the two compilations and takes the sum of every
+    intermediate of one item instead (an upper bound on what is live at once; loop bodies counted once) — for
+    expensive-to-compile functions such as optimization loops. Cached per (fn, item and shared shapes, budget).
     """
     key = (fn, jax.tree.structure(items), shapes(struct(items, 1)), jax.tree.structure(shared),
            shapes(struct(shared)), budget_bytes, max_batch, compile)
@@ -83,6 +83,8 @@ def choose_batch_size(fn: Callable, items, shared=None, budget_bytes: float = 2e
         if m1 is not None and m8 is not None:
             per_item = max(per_item, (m8 - m1) / 7.0)
         base = m1 or 0.0
+    # the batch's own items are in memory too (a 4 MB item is 4 GB at a batch of 1,024, whatever fn computes)
+    per_item += float(sum(np.prod(a.shape) * np.dtype(a.dtype).itemsize for a in jax.tree.leaves(struct(items, 1))))
     _BATCH_CACHE[key] = int(max(1, min(max_batch, (budget_bytes - base) // max(per_item, 1.0))))
     return _BATCH_CACHE[key]
 
