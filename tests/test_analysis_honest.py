@@ -370,6 +370,8 @@ MORE_BAD = {
     "pearson_columns NaN": (lambda: enc.pearson_columns(np.full((10, 1), np.nan), np.ones((10, 1))), "a contains"),
     "noise with euclidean": (lambda: rsa.rdm(X[:5], "euclidean", noise=np.eye(12)),
                              "noise .* 'mahalanobis' and 'crossnobis' only"),
+    "two held-out stimuli": (lambda: enc.encode(X[:10], Y[:10], test_fraction=0.2, key=jax.random.PRNGKey(0)),
+                             r"holds out 2; a held-out r needs at least 3"),
     "model_names a string": (lambda: rsa.bootstrap(rsa.rdm(X[:6])[None], np.stack([rsa.rdm(X[:6])] * 2),
                                                    model_names="abc", key=jax.random.PRNGKey(0)),
                              "model_names must be a sequence of names"),

@@ -80,7 +80,7 @@ def test_reliability_of_noise_neurons_stays_a_correlation_and_encode_takes_it():
     low = raw > -1 / 3
     np.testing.assert_allclose(rel[low], 2 * raw[low] / (1 + raw[low]))
     x = np.concatenate([signal, rng.normal(size=(20, 3))], 1)
-    enc.encode(x, trials.mean(2), n_splits=2, key=jax.random.key(1), ceiling=rel)        # no error
+    enc.encode(x, trials.mean(2), n_splits=2, test_fraction=0.2, key=jax.random.key(1), ceiling=rel)   # no error
     full = enc.split_half_reliability(trials, key=jax.random.key(0))
     assert "the means of 2 and 2 repetitions" in full.formula and "a 4-repetition mean" in full.formula
     padded = trials.copy()

@@ -52,3 +52,19 @@ def test_bad_configs():
         ResNet(depth=10).init(jax.random.PRNGKey(0), X)
     with pytest.raises(ValueError, match=r"widths \(2\), kernels \(3\)"):
         ConvNet(widths=(4, 4), kernels=(3, 3, 3)).init(jax.random.PRNGKey(0), X)
+
+
+@pytest.mark.parametrize("model, message", [
+    (lambda: ConvNet(widths=(0, 16)), "features must be an integer ≥ 1; got 0"),
+    (lambda: ConvNet(kernels=0), "kernel must be an integer ≥ 1; got 0"),
+    (lambda: ConvNet(std=(0.0,)), "std must be > 0 for every channel"),
+    (lambda: ConvNet(noise=-1.0), "noise must be a standard deviation ≥ 0; got -1.0"),
+    (lambda: MLP(dropout=1.5), r"dropout must be in \[0, 1\); got 1.5"),
+    (lambda: MLP(dropout=-0.5), r"dropout must be in \[0, 1\); got -0.5"),
+    (lambda: MLP(num_classes=0), "num_classes must be an integer ≥ 1; got 0"),
+])
+def test_model_fields_are_checked_at_init(model, message):
+    """A zero width failed deep in an initializer (division by zero), a dropout of 1.5 zeroed every unit, a noise
+    of -1 or a dropout of -0.5 were silently none, a std of 0 gave NaN."""
+    with pytest.raises(ValueError, match=message):
+        model().init(jax.random.key(0), jnp.zeros((1, 8, 8, 1)))

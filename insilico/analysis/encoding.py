@@ -353,7 +353,10 @@ def encode(features, responses, *, method: str = "ridge", n_splits: int = 10, te
             raise ArgumentError(f"ceiling must hold reliabilities in [-1, 1] (NaN for neurons without one), not all "
                                 f"NaN; got values in [{np.nanmin(ceiling):.4g}, {np.nanmax(ceiling):.4g}]")
     n = x.shape[0]
-    n_test = max(2, int(round(test_fraction * n)))
+    n_test = int(round(test_fraction * n))
+    if n_test < 3:                   # a Pearson r over two points is ±1 whatever the model predicts
+        raise ArgumentError(f"encode: test_fraction={test_fraction} of {n} stimuli holds out {n_test}; a held-out r "
+                            f"needs at least 3 (over 2 it is always ±1): raise test_fraction or add stimuli")
     if n - n_test < 3:
         raise ArgumentError(f"encode: {n} stimuli leave too few for training with test_fraction={test_fraction}")
     scores: list[np.ndarray] = []

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from .. import rng
 from .feedback import check_rule, conv, dense
@@ -69,6 +70,21 @@ class Stage(nn.Module):
     """Marker base class: the output of a ``Stage`` submodule is a recordable, editable site."""
 
 
+def check_sizes(module: nn.Module, **sizes) -> None:
+    """Each of ``sizes`` (widths, kernels, strides, class counts) an integer ≥ 1: a zero width would fail deep
+    in an initializer (a division by zero), a negative one in broadcasting."""
+    for field, value in sizes.items():
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+            raise ValueError(f"{type(module).__name__} {module.name or ''}: {field} must be an integer ≥ 1; got "
+                             f"{value!r}")
+
+
+def check_dropout(module: nn.Module, rate) -> None:
+    """A dropout rate in [0, 1): at 1 every unit is dropped, below 0 none (silently)."""
+    if not 0 <= rate < 1:
+        raise ValueError(f"{type(module).__name__} {module.name or ''}: dropout must be in [0, 1); got {rate!r}")
+
+
 class Normalize(nn.Module):
     """Fixed per-channel input normalization ``(x - mean) / std`` (no parameters).
 
@@ -85,6 +101,8 @@ class Normalize(nn.Module):
             if len(v) not in (1, c):      # broadcasting would turn a 1-channel input into len(v) channels
                 raise ValueError(f"Normalize: {name} has {len(v)} values for an input of {c} channel(s); give 1 "
                                  f"or {c}")
+        if not all(v > 0 for v in self.std):                # 0 gives NaN, a negative one flips the input
+            raise ValueError(f"Normalize: std must be > 0 for every channel; got {tuple(self.std)}")
         mean = jnp.asarray(self.mean, x.dtype)
         std = jnp.asarray(self.std, x.dtype)
         return (x - mean) / std
@@ -119,7 +137,10 @@ def noisy(x, std: float, module: nn.Module):
     """x + std·ε with ε ~ N(0, 1) from the module's ``"noise"`` PRNG stream when one is given (the electrode
     passes it when ``run`` gets a key); without a key the stage responds noise-free (its deterministic mean
     drive), so every probe also works on stochastic models."""
-    if std <= 0 or not module.has_rng("noise"):
+    if std < 0:
+        raise ValueError(f"{type(module).__name__} {module.name or ''}: noise must be a standard deviation ≥ 0; got "
+                         f"{std!r}")
+    if std == 0 or not module.has_rng("noise"):
         return x
     return x + std * rng.normal(module.make_rng("noise"), x.shape, x.dtype)
 
@@ -159,6 +180,7 @@ class ConvStage(Stage):
 
     @nn.compact
     def __call__(self, x, train: bool = False):
+        check_sizes(self, features=self.features, kernel=self.kernel, stride=self.stride)
         if self.local:
             if self.padding is not None:
                 raise ValueError(f"{self.name}: a locally connected stage (local=True) pads 'SAME'; padding="
@@ -187,6 +209,8 @@ class DenseStage(Stage):
 
     @nn.compact
     def __call__(self, x, train: bool = False):
+        check_sizes(self, features=self.features)
+        check_dropout(self, self.dropout)
         if self.dropout > 0:
             x = nn.Dropout(self.dropout, deterministic=not train)(x)
         return relu(dense(self.features, self.learning_rule, "dense")(x))
@@ -201,6 +225,8 @@ class Readout(Stage):
 
     @nn.compact
     def __call__(self, x, train: bool = False):
+        check_sizes(self, num_classes=self.num_classes)
+        check_dropout(self, self.dropout)
         if self.dropout > 0:
             x = nn.Dropout(self.dropout, deterministic=not train)(x)
         return dense(self.num_classes, self.learning_rule, "dense")(x)

@@ -117,9 +117,11 @@ class ResNet18(nn.Module):
 
     @nn.compact
     def __call__(self, x, train: bool = False):
-        if len(self.layers) != len(self.widths):             # zip would drop the stages of the longer one
+        if len(self.layers) != len(self.widths) or not self.layers or min(self.layers) < 1:
+            # zip would drop the stages of the longer one, and a stage of 0 blocks its downsampling
             raise ValueError(f"{type(self).__name__}: layers {tuple(self.layers)} and widths {tuple(self.widths)} "
-                             f"must give one entry per stage (as many layers as widths)")
+                             f"must give one entry per stage (as many layers as widths, at least one stage, each of "
+                             f"at least one block)")
         x = Normalize(self.mean, self.std, name="normalize")(x)
         x = ConvStage(self.widths[0], 7, stride=2, padding=3, name="conv1")(x, train)
         x = _max_pool3(x, padding=1)
