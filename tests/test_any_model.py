@@ -287,7 +287,7 @@ def test_brain_comparison(user_subject):
     ds = brain.rsa_by_site(subject, x, {"region": rdms}, sites=sites, method="spearman")
     assert ds.score.shape == (2, 1) and np.isfinite(ds.score.values).all()
     enc = brain.encoding_by_site(subject, x, {"region": rng.random((10, 3))}, sites=sites[1:], n_splits=2,
-                                 key=jax.random.key(0))
+                                 test_fraction=0.3, key=jax.random.key(0))
     assert enc.raw.shape == (1, 1)
 
 

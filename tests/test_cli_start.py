@@ -106,6 +106,14 @@ MISTAKES = [   # argv (with {afile}, {tmp} and {nan} filled in), environment cha
     (["sweep", "mnist_convnet", "conv1", "--mode", "half"], {}, "argument --mode: invalid choice: 'half'"),
     (["controversial", "mnist_convnet", "cifar_convnet"], {}, ("controversial stimuli need two models of one input "
                                                               "space")),
+    (["controversial", "mnist_convnet", "mnist_convnet"], {}, "two models against each other; got mnist_convnet "
+                                                              "twice"),
+    (["sweep", "mnist_convnet", "conv1", "--seed", "99999999999999999999999"], {}, "argument --seed: must be an "
+                                                                                   "integer ≥ 0 and ≤ 4294967295"),
+    (["rsa", "mnist_convnet", "--n-boot", "1"], {}, "--n-boot must be 0 (no intervals) or at least 2; got 1"),
+    (["score", "mnist_convnet", "--input-size", "7"], {}, "--input-size 7 is the input of --state-dict weights"),
+    (["score", "--state-dict", "{afile}", "--arch", "alexnet"], {}, "--state-dict '{afile}': not a readable PyTorch "
+                                                                     "state dict"),
     (["demo", "--models", "vgg99"], {}, "unknown zoo model 'vgg99'"),
     (["data", "list", "imagenet"], {}, "unknown dataset 'imagenet'; valid: allen_boc_v1_natural_scenes_31px"),
     (["data", "fetch"], {}, "name the datasets to fetch"),

@@ -60,6 +60,7 @@ def test_quick_demo_sections_figures_and_data(quick_demo):
     assert "images differ" in page                                     # the stale store is refused, not reused
     if os.environ.get("INSILICO_DATA"):                  # with the data: every site against four regions
         assert (out / "rsa_mnist_convnet.png").stat().st_size > 1000
+        assert "mnist_convnet: 28 px grey" in _text(_sections(page)["Comparison with brains"])   # not "32 px"
         assert ds.rsa_score.shape == (4, 4) and np.all(np.abs(ds.rsa_score.values) < 1)
         held = ds.benchmark_heldout_score                # scored on held-out halves, one site chosen per benchmark
         assert held.sizes["benchmark"] == 4 and np.isfinite(held.values).all() and np.all(np.abs(held.values) < 1)

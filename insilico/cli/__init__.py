@@ -18,6 +18,7 @@ from .checks import (
     EPSILON,
     NON_NEGATIVE_INT,
     SECONDS,
+    SEED,
     CommandError,
     Parser,
 )
@@ -31,7 +32,7 @@ def _weights(p) -> None:
 
 
 def _seed_and_out(p, out: str) -> None:
-    p.add_argument("--seed", type=NON_NEGATIVE_INT, default=0)
+    p.add_argument("--seed", type=SEED, default=0)
     p.add_argument("--out", default=out)
 
 
@@ -66,7 +67,7 @@ def main(argv=None):
     p.add_argument("--n", type=COUNT, default=256, help="number of images")
     p.add_argument("--curve", type=NON_NEGATIVE_INT, default=0, metavar="SEEDS",
                    help="cumulative ablation curves over SEEDS random orders instead of single units")
-    p.add_argument("--seed", type=NON_NEGATIVE_INT, default=0)
+    p.add_argument("--seed", type=SEED, default=0)
     p.add_argument("--store", default=None, help="stream chunks here; a rerun of the same sweep resumes, a sweep "
                    "whose images, weights or settings changed is refused")
     p.add_argument("--overwrite", action="store_true", help="start the store over (its chunks are deleted)")

@@ -94,7 +94,7 @@ def check_dir(option: str, path, create: bool = True) -> Path:
     return path
 
 
-def option(integer: bool, low: float, low_open: bool = False):
+def option(integer: bool, low: float, low_open: bool = False, high: float | None = None):
     """An argparse ``type``: parse a number and check it with :func:`insilico.validation.check_number`, so a bad
     value is refused by the parser naming the option, the value and what is valid."""
     def parse(text: str):
@@ -106,7 +106,7 @@ def option(integer: bool, low: float, low_open: bool = False):
             kind = "an integer" if integer else "a number"
             raise argparse.ArgumentTypeError(f"must be {kind}; got {text!r}") from None
         try:
-            return check_number("it", value, low=low, low_open=low_open, integer=integer)
+            return check_number("it", value, low=low, low_open=low_open, high=high, integer=integer)
         except ArgumentError as e:
             raise argparse.ArgumentTypeError(str(e)[len("it "):]) from None
     parse.__name__ = "integer" if integer else "number"
@@ -114,7 +114,8 @@ def option(integer: bool, low: float, low_open: bool = False):
 
 
 COUNT = option(integer=True, low=1)                # images, units, steps, seeds, epochs
-NON_NEGATIVE_INT = option(integer=True, low=0)     # optional counts (0 = none) and PRNG seeds
+NON_NEGATIVE_INT = option(integer=True, low=0)     # optional counts (0 = none)
+SEED = option(integer=True, low=0, high=2 ** 32 - 1)     # PRNG seeds (jax.random.PRNGKey takes 32 bits of them)
 EPSILON = option(integer=False, low=0.0)           # attack budgets: finite and >= 0
 SECONDS = option(integer=False, low=0.0, low_open=True)     # time limits: finite and > 0
 

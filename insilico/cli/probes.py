@@ -132,6 +132,8 @@ def attack(args):
 def controversial(args):
     check_model(args.model_a, option="model_a")
     check_model(args.model_b, option="model_b")
+    if args.model_a == args.model_b:
+        raise CommandError(f"controversial stimuli set two models against each other; got {args.model_a} twice")
     a, b = shapes_of(args.model_a), shapes_of(args.model_b)
     space = lambda s: (s.input_spec.shape, s.input_spec.bounds, len(s.class_names))
     if space(a) != space(b):
@@ -166,6 +168,8 @@ RSA_DATA = ("kriegeskorte2008_92images", "cichy2014_fmri_rdms_92images")
 
 def rsa(args):
     check_model(args.model, args.weights)
+    if args.n_boot == 1:
+        raise CommandError("--n-boot must be 0 (no intervals) or at least 2; got 1")
     check_data("insilico rsa", *RSA_DATA)
     out = check_dir("--out", args.out)
 

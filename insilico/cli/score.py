@@ -66,6 +66,9 @@ def _check_source(args) -> str:
         return "state-dict"
     if args.arch is not None:
         raise CommandError(f"--arch {args.arch} names the architecture of --state-dict weights: give --state-dict PATH")
+    if args.input_size != 224:
+        raise CommandError(f"--input-size {args.input_size} is the input of --state-dict weights; a zoo model or "
+                           f"factory has its own")
     if args.model is None:
         raise CommandError("name a model: insilico score MODEL (a zoo model, or module:factory), or --list")
     if ":" in args.model:
@@ -96,10 +99,18 @@ def _load(args, kind: str):
         return load_subject(args.model, args.weights), f"zoo {args.model}" + (f" ({args.weights})" if args.weights
                                                                                else "")
     if kind == "state-dict":
+        from ..interop.layouts import StateDictError
         from ..interop.torch_import import load_state_dict
 
         size = args.input_size
-        subject = load_state_dict(args.arch, args.state_dict, input_shape=(size, size, 3), name=args.model or args.arch)
+        try:
+            subject = load_state_dict(args.arch, args.state_dict, input_shape=(size, size, 3),
+                                      name=args.model or args.arch)
+        except StateDictError:
+            raise                                           # names every tensor that does not fit
+        except Exception as e:                              # not a state dict at all (torch.load, np.load failed)
+            raise CommandError(f"--state-dict {args.state_dict!r}: not a readable PyTorch state dict (.pth, .pt or "
+                               f".npz): {type(e).__name__}: {str(e)[:200]}") from None
         return subject, f"torchvision {args.arch} state dict {args.state_dict}"
     module, name = args.model.split(":")
     factory = getattr(importlib.import_module(module), name, None)

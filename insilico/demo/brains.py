@@ -41,7 +41,9 @@ def brain_section(ctx: Context):
                     "Cichy et al. 2014): correlation-distance RDM of every site vs each region's subject RDMs, "
                     f"{label} averaged over subjects, 95% intervals from {n_boot} stimulus bootstraps; noise "
                     "ceilings (lower–upper) under each region's name in the heatmaps and in the table. The models see "
-                    "32 px versions of the photos.")
+                    "the photos at their own input size (" + ", ".join(
+                        f"{n}: {sub.input_spec.shape[0]} px{' grey' if sub.input_spec.shape[2] == 1 else ''}"
+                        for n, sub in ctx.subjects.items() if not n.endswith(UNTRAINED)) + ").")
     rows, best = [], []
     for name, sub in ctx.subjects.items():
         if name.endswith(UNTRAINED):

@@ -30,7 +30,8 @@ def models_section(ctx: Context):
     best = max(acc, key=lambda n: acc[n]) if acc else None
     worst = min(acc, key=lambda n: acc[n]) if acc else None
     untrained = [n for n in names if n.endswith(UNTRAINED)]
-    s.takeaway = (f"{len(names)} models with {min(n_sites)}–{max(n_sites)} sites each"
+    n_trained = len(names) - len([n for n in names if n.endswith(UNTRAINED)])
+    s.takeaway = (f"{n_trained} model{'s' if n_trained != 1 else ''} with {min(n_sites)}–{max(n_sites)} sites each"
                   + (f"; held-out accuracy from {acc[worst]:.3f} ({worst}) to {acc[best]:.3f} ({best})"
                      if acc else "") + (f", plus {len(untrained)} untrained control{'s' if len(untrained) > 1 else ''} "
                                         f"({', '.join(untrained)})" if untrained else "") + ".")

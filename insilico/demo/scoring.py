@@ -55,6 +55,7 @@ def scoring_section(ctx: Context):
         out = ctx.report.out / f"scores_{name}"
         results, skipped, identity = scores.score_model(ctx.compute_subject(name), names, out, n_boot=n_boot,
                                                         source=f"zoo {name}", log=lambda m: None)
+        identity = {**identity, "model": name}        # a control computed on its trained twin's static part
         card = scores.combine(results, identity, seed=0, resize="antialiased-bilinear",
                               task=(float("nan"), "not measured in the demo"), skipped=skipped,
                               sites=list(sub.sites))
@@ -81,7 +82,8 @@ def scoring_section(ctx: Context):
                       f"{first}: every site's held-out score on every benchmark; the chosen site framed.")
     s.tables.append((f"Per model and benchmark: the site chosen on the selection half and its held-out score "
                      f"(Kendall τ-a for RSA, median r for encoding, 1 − mean KS distance for tuning shapes); "
-                     f"normalized = the score over the ceiling; {MISSING}: no ceiling",
+                     f"normalized = the score over its ceiling (RSA: the noise ceiling's lower bound; encoding: "
+                     f"√ of the median reliability, the ceiling of a correlation); {MISSING}: no ceiling",
                      ("model", "benchmark", "area", "chosen site", "held-out", "95% interval", "normalized"), rows))
     s.takeaway = _takeaway(cards)
 

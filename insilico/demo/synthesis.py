@@ -48,7 +48,8 @@ def _pgd(ctx: Context, s, n_images: int) -> str:
     controls = [n for n in curves if n.endswith(UNTRAINED)]
     text = ", ".join(f"{n} {num(curves[n].accuracy.values[e])}" for n in trained)
     if controls:
-        text += " (untrained control " + ", ".join(num(curves[n].accuracy.values[e]) for n in controls) + ")"
+        control = ", ".join(f"{n} {num(curves[n].accuracy.values[e])}" for n in controls)
+        text = f"{text} (untrained control {control})" if trained else f"the untrained control {control}"
     return f"At ε = {255 * eps[e]:.3g}/255 PGD leaves agreement of {text}"
 
 

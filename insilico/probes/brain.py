@@ -146,13 +146,15 @@ def rsa_by_site(subject: Subject, images: Images, regions: Mapping[str, RDMs | x
 def encoding_by_site(subject: Subject, images: Images, regions: Mapping[str, NeuronResponses | xr.DataArray], *,
                      sites: Sequence[str] | None = None, method: str = "ridge", n_splits: int = 10,
                      ceilings: Mapping[str, Reliabilities | xr.DataArray] | None = None,
-                     max_units: int | None = 2000, key: PRNGKey, batch_size: int = 128) -> xr.Dataset:
+                     max_units: int | None = 2000, test_fraction: float = 0.1, key: PRNGKey,
+                     batch_size: int = 128) -> xr.Dataset:
     """Held-out encoding predictivity of every region's neurons from every site (:func:`insilico.analysis.encoding.
     encode`): ``regions`` {name: responses (stimuli, neurons)} to ``images`` in the same order; ``ceilings``
     {name: per-neuron reliability} to normalize. Sites with more than ``max_units`` units are reduced to their top
     ``max_units`` principal components (fitted on the same stimuli; the split between train and test is not
     involved, as PCA is unsupervised). Returns a Dataset (site, region) with ``raw`` (median r over neurons),
-    ``normalized`` and the per-split ``distribution`` (site, region, split)."""
+    ``normalized`` and the per-split ``distribution`` (site, region, split). ``test_fraction``: the stimuli held
+    out per split (at least 3 of them: a correlation over 2 is ±1)."""
     x, sites = _images(subject, images, sites, "encoding_by_site")
     batch_size = check_count("batch_size", batch_size)
     method = check_choice("method", method, ("ridge", "pls"))
@@ -186,7 +188,8 @@ def encoding_by_site(subject: Subject, images: Images, regions: Mapping[str, Neu
         for j, r in enumerate(rnames):
             y = regions[r]
             c = None if ceilings is None else ceilings.get(r)
-            res = enc.encode(f, y, method=method, n_splits=n_splits, ceiling=c, key=jax.random.fold_in(key, i))
+            res = enc.encode(f, y, method=method, n_splits=n_splits, test_fraction=test_fraction, ceiling=c,
+                             key=jax.random.fold_in(key, i))
             raw[i, j], norm[i, j], dist[i, j] = res.raw, res.normalized, res.distribution
             formula = getattr(res, "formula", None) or formula
     return xr.Dataset({"raw": (("site", "region"), raw), "normalized": (("site", "region"), norm),
