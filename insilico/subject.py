@@ -38,7 +38,8 @@ from . import selectors as sel
 from .engine.fingerprint import stable_text
 from .interception import NNXGraph, SubjectError, Tap, apply, inference_kwargs, is_nnx_module
 from .types import SiteShapes
-from .validation import ArgumentError, check_finite, check_number
+from .validation import check_number
+from .variables import check_finite_variables, check_like
 
 __all__ = ["InputSpec", "Subject", "make_subject", "SubjectError", "discover"]
 
@@ -132,7 +133,7 @@ class Subject:
         arrays and shapes of the old (:class:`SubjectError` names the first that differs): a Flax module would
         broadcast a batch-norm statistic or an NNX bias of another shape without a word."""
         if "variables" in changes:
-            _check_like(self.variables, changes["variables"], self.name)
+            check_like(self.variables, changes["variables"], self.name)
         if set(changes) == {"variables"}:                       # the static part, and its key, are unchanged
             return _unflatten(_flatten(self)[1], (changes["variables"],))
         return dataclasses.replace(self, **changes)
@@ -184,56 +185,6 @@ def _hashable(value):
         return value
     except TypeError:
         return _ById(value)
-
-
-def _check_like(old, new, name: str) -> None:
-    """``new`` variables with the paths, shapes and kinds of dtype (float, integer, ...) of ``old``, and (when
-    concrete) no NaN or inf."""
-    olds = {jax.tree_util.keystr(p): a for p, a in jax.tree_util.tree_flatten_with_path(old)[0]}
-    want = {k: np.shape(a) for k, a in olds.items()}
-    try:
-        news = {jax.tree_util.keystr(p): a for p, a in jax.tree_util.tree_flatten_with_path(new)[0]}
-        got = {k: np.shape(a) for k, a in news.items()}
-    except Exception as e:      # e.g. not a pytree of arrays
-        raise SubjectError(f"{name}: variables must be a tree of arrays like the subject's; got {type(new).__name__}"
-                           f" ({e})") from None
-    if got.keys() != want.keys():
-        extra, missing = sorted(got.keys() - want.keys()), sorted(want.keys() - got.keys())
-        raise SubjectError(f"{name}: variables must hold the subject's arrays; missing {missing[:4]}, "
-                           f"unexpected {extra[:4]}")
-    for path, shape in want.items():
-        if tuple(got[path]) != tuple(shape):
-            raise SubjectError(f"{name}: variables{path} has shape {tuple(got[path])}; the model's is {tuple(shape)}")
-    for path in want.keys() & got.keys():
-        a, b = (v[path].dtype if hasattr(v[path], "dtype") else np.asarray(v[path]).dtype for v in (olds, news))
-        if _kind(a) != _kind(b):
-            raise SubjectError(f"{name}: variables{path} has dtype {b}; the model's is {a} (another kind of number)")
-    _check_finite_variables(new, name)
-
-
-def _kind(dtype) -> str:
-    """float (bfloat16 included), integer, bool, ... of a dtype."""
-    for kind, of in (("float", jnp.floating), ("integer", jnp.integer), ("bool", jnp.bool_),
-                     ("complex", jnp.complexfloating)):
-        if jnp.issubdtype(dtype, of):
-            return kind
-    return str(dtype)
-
-
-def _check_finite_variables(variables, name: str) -> None:
-    """No NaN or inf in the concrete float arrays of ``variables`` (shapes alone and traced arrays pass)."""
-    for path, leaf in jax.tree_util.tree_flatten_with_path(variables)[0]:
-        dtype = getattr(leaf, "dtype", None)
-        if isinstance(leaf, jax.ShapeDtypeStruct) or dtype is None or _kind(dtype) != "float":
-            continue
-        try:
-            values = np.asarray(leaf, np.float32)        # bfloat16 included
-        except jax.errors.TracerArrayConversionError:    # traced (inside jit or vmap): its values are not known
-            continue
-        try:
-            check_finite(f"variables{jax.tree_util.keystr(path)}", values, allow_empty=True)
-        except ArgumentError as e:
-            raise SubjectError(f"{name}: {e}") from None
 
 
 def _static_key(s: Subject) -> _StaticKey:
@@ -397,7 +348,7 @@ def make_subject(name: str, model, variables: dict | None, input_spec: InputSpec
     if call_kwargs is not None and not (hasattr(call_kwargs, "items") and all(isinstance(k, str) for k in call_kwargs)):
         raise TypeError(f"{name}: call_kwargs must be a mapping of keyword names to values (e.g. {{'train': False}}); "
                         f"got {call_kwargs!r}")
-    _check_finite_variables(variables, name)
+    check_finite_variables(variables, name)
     kwargs = inference_kwargs(fn) if call_kwargs is None else dict(call_kwargs)
     if isinstance(class_names, str) or not all(isinstance(c, str) for c in class_names):
         raise TypeError(f"{name}: class_names must be a sequence of names (str), one per output unit; got "

@@ -117,7 +117,7 @@ def run_sweep(fn: Callable, items, shared=None, *, dim: str = "item", coords=Non
     n_dev = len(devices)
     if not n_dev:
         raise ArgumentError("devices must hold at least one device (None: every device); got none")
-    if coords is not None and len(np.asarray(coords).reshape(len(coords), -1)) != n:
+    if coords is not None and len(coords) != n:
         raise ArgumentError(f"coords must give one coordinate per item ({n}); got {len(coords)}")
     if not (isinstance(dim, str) and dim.isidentifier()):
         raise ArgumentError(f"dim must be a dimension name (an identifier); got {dim!r}")

@@ -84,7 +84,8 @@ def choose_batch_size(fn: Callable, items, shared=None, budget_bytes: float = 2e
             per_item = max(per_item, (m8 - m1) / 7.0)
         base = m1 or 0.0
     # the batch's own items are in memory too (a 4 MB item is 4 GB at a batch of 1,024, whatever fn computes)
-    per_item += float(sum(np.prod(a.shape) * np.dtype(a.dtype).itemsize for a in jax.tree.leaves(struct(items, 1))))
+    per_item += float(sum(int(np.prod(a.shape)) * (getattr(a.dtype, "itemsize", None) or 4)     # keys: assume 4
+                          for a in jax.tree.leaves(struct(items, 1))))
     _BATCH_CACHE[key] = int(max(1, min(max_batch, (budget_bytes - base) // max(per_item, 1.0))))
     return _BATCH_CACHE[key]
 

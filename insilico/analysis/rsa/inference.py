@@ -256,10 +256,14 @@ def permutation_test(model_rdm, data_rdms, *, method: str = "corr", n_permutatio
         v = sq[p][:, p][i, j]
         return jax.vmap(lambda b: _compare_one(v, b, method, n))(data).mean()
 
-    null = jax.jit(lambda keys: jax.lax.map(lambda k: statistic(jax.random.permutation(k, n)), keys))
+    @jax.jit
+    def null(keys):
+        # the permutations, then the observed labelling computed the same way (float32) in the same call, so that
+        # a permutation that reproduces it counts as ≥ it; the float64 score is what is reported
+        perms = jax.vmap(lambda k: jax.random.permutation(k, n))(keys)
+        return jax.lax.map(statistic, jnp.concatenate([perms, jnp.arange(n)[None]]))
+
     score = float(compare(vm, vd, method).mean())
-    dist = np.asarray(null(jax.random.split(key, n_permutations)))
-    # the null is counted against the observed labelling computed the same way (float32), so that a permutation
-    # that reproduces it counts as ≥ the score; the float64 score is what is reported
-    same_way = np.asarray(jax.jit(statistic)(jnp.arange(n)))
+    values = np.asarray(null(jax.random.split(key, n_permutations)))
+    dist, same_way = values[:-1], values[-1]
     return {"score": score, "null": dist, "p": float((1 + np.sum(dist >= same_way)) / (1 + n_permutations))}
